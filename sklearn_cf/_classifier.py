@@ -1,0 +1,762 @@
+"""ContinualClassifier: a skorch classifier that is updated month by month."""
+
+import copy
+import threading
+import time
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import get_len, unpack_data
+from skorch.utils import to_numpy
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from torch.utils.data import DataLoader, Subset
+
+from ._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor
+from ._mlp import MLP
+from ._validation import (
+    check_choice,
+    check_features,
+    check_in_range,
+    check_months,
+    check_positive_int,
+    check_targets,
+    group_by_month,
+)
+from .strategies import EWC, Combined, Strategy, make_strategy
+
+__all__ = ["ContinualClassifier", "MonthSnapshot"]
+
+# Building a user's module class draws from torch's process-wide RNG; the
+# lock keeps two fits in threads from interleaving their seeded draws.
+_GLOBAL_RNG_LOCK = threading.Lock()
+_FISHER_KINDS = ("empirical", "true", "hessian")
+_MIN_PREDICT_BATCH = 4096
+
+
+class MonthSnapshot(NamedTuple):
+    """The weights that predicted after training through ``month``.
+
+    ``states`` is a list of CPU state dicts whose predicted probabilities
+    are averaged: one for most strategies, one per member for ensembles.
+    """
+
+    month: object
+    states: list
+
+
+class _EpochLog(PrintLog):
+    """skorch's per-epoch table, shown only from ``verbose=2``."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if net.verbose >= 2:
+            super().on_epoch_end(net, **kwargs)
+
+
+def _cpu_state(module):
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _strategy_parts(strategy):
+    return strategy.parts if isinstance(strategy, Combined) else [strategy]
+
+
+class ContinualClassifier(NeuralNetClassifier):
+    """Neural network classifier updated month by month without forgetting.
+
+    A skorch ``NeuralNetClassifier`` for tabular data that is trained on a
+    base month and then updated with each new month of labelled rows by a
+    chosen *strategy*: naive fine-tuning, joint retraining, model averaging,
+    data rehearsal (replay), an L2 or Fisher-weighted (EWC) pull toward the
+    previous weights, or replay combined with a pull. Its weights after
+    every month are kept (on CPU) so that the forgetting matrix -- the score
+    on every month after every month of training -- needs one fit.
+
+    Parameters
+    ----------
+    module : torch module class, instance or None, default=None
+        None builds an :class:`~sklearn_cf._mlp.MLP` sized from the data
+        (``hidden_units``, ``dropout``) that returns logits. Any module
+        accepted by skorch works (``module__*`` parameters reach it); with
+        the default criterion it must return logits.
+    strategy : str or Strategy, default="naive"
+        How each month after the first updates the network:
+
+        - ``"naive"``: keep training on the new month only (forgets).
+        - ``"joint"``: retrain from a fresh initialization on every month
+          seen so far (accurate; cost grows every month).
+        - ``"ensemble"``: a separate network per month; probabilities are
+          averaged.
+        - ``"replay"``: mix rows drawn from memory into each fine-tune epoch.
+        - ``"l2"``: add ``reg_lambda/2 * sum((theta - theta_prev)^2)``.
+        - ``"ewc"``: add ``reg_lambda/2 * sum(F * (theta - theta_prev)^2)``.
+        - ``"replay+l2"``, ``"replay+ewc"``: replay with a pull.
+
+        A :class:`~sklearn_cf.strategies.Strategy` instance may be passed.
+    reg_lambda : float >= 0, default=1.0
+        Strength of the l2/ewc pull. Larger: less forgetting, less learning
+        of the new month. Used by "l2", "ewc" and their replay combinations.
+    rehearsal_ratio : float in [0, 1), default=0.5
+        Share of past rows in each replay epoch. Larger: less forgetting,
+        and with ``epoch_size=None`` a longer epoch (2x rows at 0.5).
+    epoch_size : int or None, default=None
+        Replay only. None: each epoch has every new row plus past rows in
+        ``rehearsal_ratio``. int: exactly this many rows per fine-tune epoch,
+        so the monthly cost is fixed.
+    memory_size : int or None, default=None
+        Replay only. None: remember every past training row. int: keep a
+        uniform reservoir sample of at most this many rows (bounded memory).
+    finetune_lr : float or None, default=None
+        Learning rate of every month after the first for strategies that
+        fine-tune (all but "joint" and "ensemble"); None keeps ``lr``. The
+        study found a lower rate (e.g. 1e-4 after 1e-3) forgets less.
+    finetune_epochs : int or None, default=None
+        Epochs of every fine-tune month; None uses ``max_epochs``.
+    fisher : {"empirical", "true", "hessian"}, default="empirical"
+        EWC only: how the Fisher diagonal is estimated, see
+        :func:`sklearn_cf.fisher_diagonal`.
+    hidden_units : sequence of int, default=(256, 256)
+        Hidden layer widths of the default MLP.
+    dropout : float in [0, 1), default=0.0
+        Dropout after each hidden layer of the default MLP.
+    max_snapshots : int or None, default=100
+        How many per-month weight snapshots to keep (the most recent ones);
+        None keeps all, 0 none. Each costs one copy of the weights in host
+        memory (ensembles share member copies).
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling, dropout and replay sampling. With an
+        int, the same data give identical predictions on CPU, also for fits
+        running in parallel threads (for the default MLP; a custom module
+        that draws from torch's global RNG is seeded but not isolated).
+    criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
+    optimizer : torch optimizer class, default=torch.optim.Adam
+    lr : float, default=1e-3
+        Learning rate of the base fit and of fresh-model strategies.
+    max_epochs : int, default=10
+        Epochs per month (the base month, and others unless
+        ``finetune_epochs`` is set).
+    batch_size : int, default=256
+        Training batch size. Prediction uses batches of at least 4096 rows
+        unless ``iterator_valid__batch_size`` is set.
+    train_split : callable or None, default=None
+        skorch's internal validation split, off by default: evaluation
+        belongs to :class:`~sklearn_cf.SequentialSplit`.
+    verbose : int, default=0
+        0: silent. 1: a line per month. 2: also skorch's table per epoch.
+    device : str, default="cpu"
+        Torch device, e.g. "cuda". Anchors and Fisher weights live there;
+        replay memory and snapshots stay in host memory.
+    classes : array-like or None, default=None
+        All class labels, for a sequence of ``partial_fit_month`` calls
+        whose first month lacks some of them.
+    **kwargs
+        Other skorch parameters (``callbacks``, ``iterator_train__*``,
+        ``optimizer__*``, ``module__*`` ...).
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels, sorted.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    months_seen_ : list
+        Labels of the months trained, in order.
+    cost_ : list of dict
+        Per month: ``month``, ``rows`` (training rows processed, all
+        epochs), ``epochs`` and ``seconds`` (including consolidation).
+    snapshots_ : list of MonthSnapshot
+        Weights after each month (see ``max_snapshots``).
+    strategy_ : Strategy
+        The fitted strategy object, with its month-to-month state.
+
+    See Also
+    --------
+    SequentialSplit : hold out part of every month for evaluation.
+    forgetting_matrix : score every snapshot on every month.
+
+    Notes
+    -----
+    ``fit`` always starts from scratch; ``partial_fit_month`` continues.
+    Month-to-month state is set up at the base fit, never in skorch's
+    ``initialize`` (skorch fires ``on_train_begin`` on every month).
+
+    Examples
+    --------
+    >>> from sklearn_cf import ContinualClassifier
+    >>> from sklearn_cf.datasets import make_monthly_drift
+    >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=300, random_state=0)
+    >>> clf = ContinualClassifier(strategy="replay", max_epochs=3, random_state=0)
+    >>> clf = clf.fit(X, y, months=months)
+    >>> clf.months_seen_
+    [0, 1, 2]
+    >>> clf.predict(X[:5]).shape
+    (5,)
+    >>> bool(clf.score(X, y) > 0.6)
+    True
+    """
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        strategy="naive",
+        reg_lambda=1.0,
+        rehearsal_ratio=0.5,
+        epoch_size=None,
+        memory_size=None,
+        finetune_lr=None,
+        finetune_epochs=None,
+        fisher="empirical",
+        hidden_units=(256, 256),
+        dropout=0.0,
+        max_snapshots=100,
+        random_state=None,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=10,
+        batch_size=256,
+        train_split=None,
+        verbose=0,
+        device="cpu",
+        classes=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            verbose=verbose,
+            device=device,
+            classes=classes,
+            **kwargs,
+        )
+        self.strategy = strategy
+        self.reg_lambda = reg_lambda
+        self.rehearsal_ratio = rehearsal_ratio
+        self.epoch_size = epoch_size
+        self.memory_size = memory_size
+        self.finetune_lr = finetune_lr
+        self.finetune_epochs = finetune_epochs
+        self.fisher = fisher
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.max_snapshots = max_snapshots
+        self.random_state = random_state
+
+    # skorch keeps these through pickling with torch's map_location, so a
+    # model fitted on a GPU loads on a CPU-only machine.
+    cuda_dependent_attributes_ = NeuralNetClassifier.cuda_dependent_attributes_ + [
+        "strategy_"
+    ]
+
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("print_log", _EpochLog()),
+        ]
+
+    @property
+    def classes_(self):
+        try:
+            return self.classes_inferred_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no classes_ before it is fitted."
+            ) from None
+
+    @property
+    def fisher_negative_share_(self):
+        """Share of negative Hessian-diagonal entries per month (EWC with
+        ``fisher="hessian"``), before they were clipped to 0."""
+        for part in _strategy_parts(getattr(self, "strategy_", None) or Strategy()):
+            if isinstance(part, EWC) and part.fisher == "hessian":
+                return np.asarray(part.negative_shares)
+        raise AttributeError(
+            "fisher_negative_share_ exists only for a fitted EWC strategy with "
+            "fisher='hessian'."
+        )
+
+    def __sklearn_is_fitted__(self):
+        return bool(getattr(self, "months_seen_", None))
+
+    # ------------------------------------------------------------------
+    # Public training API
+    # ------------------------------------------------------------------
+    def fit(self, X, y, months=None):
+        """Train from scratch: on one base month, or on a whole sequence.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (any sortable type). ``classes_`` are taken from all
+            of ``y`` (or the ``classes`` parameter).
+        months : array-like of shape (n_samples,), default=None
+            Month label of each row (ints, strings, datetimes, pandas
+            Periods: anything sortable). The months are trained in sorted
+            order: the first is the base fit, each later one goes through
+            :meth:`partial_fit_month`. None: all rows are one base month.
+
+        Returns
+        -------
+        self : ContinualClassifier
+        """
+        X_arr, names = check_features(X)
+        y_arr = check_targets(y, len(X_arr))
+        self._check_hyperparameters()
+        classes = self._resolve_classes(y_arr, self.classes)
+        if months is None:
+            labels, rows = [0], [np.arange(len(X_arr))]
+        else:
+            labels, rows = group_by_month(check_months(months, len(X_arr)))
+        codes = np.searchsorted(classes, y_arr)
+
+        self._start_sequence(X_arr.shape[1], names, classes)
+        for k, (label, idx) in enumerate(zip(labels, rows)):
+            if self.verbose:
+                print(f"[{type(self).__name__}] month {k + 1}/{len(labels)}", end=" ")
+            label = label.item() if isinstance(label, np.generic) else label
+            self._train_month(X_arr[idx], codes[idx], label)
+        return self
+
+    def partial_fit_month(self, X, y, classes=None, month=None):
+        """Update the model with one new month, as the strategy says.
+
+        On an unfitted estimator this is the base fit.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like, default=None
+            Every class label, needed at the first call when later months
+            bring labels the first lacks (or use the ``classes`` parameter).
+        month : object, default=None
+            Label of this month, which must sort after the months already
+            seen. None: the next integer (0 for the base fit).
+
+        Returns
+        -------
+        self : ContinualClassifier
+        """
+        first = not self.__sklearn_is_fitted__()
+        if first:
+            X_arr, names = check_features(X)
+            y_arr = check_targets(y, len(X_arr))
+            self._check_hyperparameters()
+            given = classes if classes is not None else self.classes
+            fitted_classes = self._resolve_classes(y_arr, given)
+            label = 0 if month is None else month
+        else:
+            X_arr, names = check_features(
+                X,
+                n_features=self.n_features_in_,
+                feature_names=getattr(self, "feature_names_in_", None),
+            )
+            y_arr = check_targets(y, len(X_arr))
+            self._check_hyperparameters()
+            fitted_classes = self.classes_
+            if classes is not None and not np.array_equal(np.unique(classes), fitted_classes):
+                raise ValueError(
+                    f"classes={list(np.unique(classes))} differs from the classes "
+                    f"fixed at the base fit, {list(fitted_classes)}."
+                )
+            label = self._next_month_label(month)
+        codes = self._encode(y_arr, fitted_classes)
+
+        if first:
+            self._start_sequence(X_arr.shape[1], names, fitted_classes)
+        self._train_month(X_arr, codes, label)
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Alias of :meth:`partial_fit_month`: each call is one new month."""
+        if fit_params:
+            raise TypeError(
+                f"partial_fit got unexpected arguments {sorted(fit_params)}; "
+                "use partial_fit_month(X, y, classes=..., month=...)."
+            )
+        return self.partial_fit_month(X, y, classes=classes)
+
+    # ------------------------------------------------------------------
+    # Prediction
+    # ------------------------------------------------------------------
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        X_t = self._prediction_input(X)
+        states = self.strategy_.predictive_states(self)
+        if states is None:
+            return super().predict_proba(X_t)
+        return self._proba_from_states(X_t, states)
+
+    def predict(self, X):
+        """Predicted class labels (values of ``classes_``, not indices).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_proba_after(self, X, month):
+        """Probabilities of the model as it was after training through ``month``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        month : object
+            A label in ``months_seen_`` whose snapshot is kept.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        X_t = self._prediction_input(X)
+        for snapshot in self.snapshots_:
+            if snapshot.month == month:
+                return self._proba_from_states(X_t, snapshot.states)
+        if month in self.months_seen_:
+            raise ValueError(
+                f"The snapshot of month {month!r} was dropped (max_snapshots="
+                f"{self.max_snapshots}); refit with a larger max_snapshots."
+            )
+        raise ValueError(f"Month {month!r} was not trained; months_seen_={self.months_seen_}.")
+
+    # ------------------------------------------------------------------
+    # skorch seams
+    # ------------------------------------------------------------------
+    def initialize_module(self):
+        self.module_ = self._new_module()
+        return self
+
+    def check_data(self, X, y=None):
+        # Inputs are validated before training starts (see fit); skorch's
+        # check would re-infer the classes from a single month.
+        pass
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, torch.Tensor) and y is None:
+            return RowsDataset(X)
+        return super().get_dataset(X, y)
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            kwargs = self.get_params_for("iterator_train")
+            if (
+                isinstance(dataset, MonthData)
+                and self.iterator_train is DataLoader
+                and set(kwargs) <= {"batch_size", "shuffle"}
+            ):
+                batch_size = kwargs.get("batch_size", self.batch_size)
+                if batch_size == -1:
+                    batch_size = len(dataset)
+                return EpochIterator(
+                    dataset, batch_size, kwargs.get("shuffle", True), self.batch_generator_
+                )
+            return super().get_iterator(dataset, training=True)
+        kwargs = self.get_params_for("iterator_valid")
+        if (
+            isinstance(dataset, RowsDataset)
+            and self.iterator_valid is DataLoader
+            and set(kwargs) <= {"batch_size"}
+        ):
+            return SliceIterator(dataset, self._predict_batch_size())
+        return super().get_iterator(dataset, training=False)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        data = dataset_train.dataset if isinstance(dataset_train, Subset) else dataset_train
+        if isinstance(data, MonthData):
+            if self.epochs_run_in_month_ > 0:
+                data.resample(self.rng_)
+            self.epochs_run_in_month_ += 1
+
+    def train_step_single(self, batch, **fit_params):
+        step = super().train_step_single(batch, **fit_params)
+        self.rows_in_month_ += get_len(unpack_data(batch)[1])
+        return step
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if training and getattr(self, "strategy_", None) is not None:
+            term = self.strategy_.penalty(self)
+            if term is not None:
+                loss = loss + term
+        return loss
+
+    # ------------------------------------------------------------------
+    # Month bookkeeping
+    # ------------------------------------------------------------------
+    def _check_hyperparameters(self):
+        if not isinstance(self.strategy, Strategy):
+            make_strategy(self.strategy)  # raises for unknown names and types
+        check_in_range(self.reg_lambda, "reg_lambda", 0, np.inf)
+        check_in_range(self.rehearsal_ratio, "rehearsal_ratio", 0, 1, high_open=True)
+        check_positive_int(self.epoch_size, "epoch_size", allow_none=True)
+        check_positive_int(self.memory_size, "memory_size", allow_none=True)
+        if self.finetune_lr is not None:
+            check_in_range(self.finetune_lr, "finetune_lr", 0, np.inf, low_open=True)
+        check_positive_int(self.finetune_epochs, "finetune_epochs", allow_none=True)
+        check_positive_int(self.max_epochs, "max_epochs")
+        check_choice(self.fisher, "fisher", _FISHER_KINDS)
+        check_in_range(self.dropout, "dropout", 0, 1, high_open=True)
+        for units in self.hidden_units:
+            check_positive_int(units, "hidden_units entries")
+        check_positive_int(self.max_snapshots, "max_snapshots", allow_none=True, minimum=0)
+        self._check_device()
+
+    def _check_device(self):
+        device = str(self.device)
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={self.device!r} was requested but CUDA is not available "
+                f"to this torch build ({torch.__version__}); use device='cpu' or "
+                "install a CUDA build of torch on a machine with a GPU."
+            )
+
+    @staticmethod
+    def _resolve_classes(y, given):
+        if given is not None and len(given):
+            classes = np.unique(np.asarray(given))
+            unknown = np.setdiff1d(np.unique(y), classes)
+            if len(unknown):
+                raise ValueError(
+                    f"y contains labels {unknown[:10].tolist()} that are not in "
+                    f"classes={classes.tolist()}; add them to classes."
+                )
+        else:
+            classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(
+                f"The base fit needs at least 2 classes, got {classes.tolist()}. "
+                "If later months bring other labels, pass classes=[...] with all of them."
+            )
+        return classes
+
+    @staticmethod
+    def _encode(y, classes):
+        codes = np.searchsorted(classes, y)
+        codes = np.clip(codes, 0, len(classes) - 1)
+        unseen = classes[codes] != y
+        if np.any(unseen):
+            raise ValueError(
+                f"y contains labels {np.unique(y[unseen])[:10].tolist()} not seen at "
+                f"the base fit (classes_={classes.tolist()}). Pass every label up "
+                "front with classes=[...] at the first partial_fit_month call or "
+                "in the constructor."
+            )
+        return codes
+
+    def _next_month_label(self, month):
+        last = self.months_seen_[-1]
+        if month is None:
+            if isinstance(last, (int, np.integer)) and not isinstance(last, bool):
+                return int(last) + 1
+            raise ValueError(
+                f"Months so far are labelled like {last!r}; pass month=... to "
+                "partial_fit_month."
+            )
+        try:
+            in_order = bool(month > last)
+        except TypeError:
+            raise ValueError(
+                f"month={month!r} cannot be compared with the previous month {last!r}; "
+                "use labels of one sortable type."
+            ) from None
+        if not in_order:
+            raise ValueError(
+                f"month={month!r} does not come after the last month trained, {last!r}; "
+                "months must arrive in increasing order."
+            )
+        return month
+
+    def _start_sequence(self, n_features, names, classes):
+        """Forget everything and set up the state of a new sequence of months."""
+        self.n_features_in_ = n_features
+        if names is not None:
+            self.feature_names_in_ = names
+        elif "feature_names_in_" in vars(self):
+            del self.feature_names_in_
+        self.classes_inferred_ = classes
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        self.rng_ = np.random.default_rng(seed)
+        self.months_seen_ = []
+        self.cost_ = []
+        self.snapshots_ = []
+        self.batch_generator_ = None
+        self.strategy_ = make_strategy(
+            self.strategy,
+            reg_lambda=self.reg_lambda,
+            rehearsal_ratio=self.rehearsal_ratio,
+            epoch_size=self.epoch_size,
+            memory_size=self.memory_size,
+            fisher=self.fisher,
+        )
+        self.initialize()
+        self.strategy_.start(self)
+
+    def _new_module(self):
+        """A freshly initialized module, seeded from ``rng_``."""
+        if not hasattr(self, "rng_"):
+            raise NotFittedError(
+                f"{type(self).__name__} builds its module from the data: call fit "
+                "or partial_fit_month instead of initialize()."
+            )
+        seed = int(self.rng_.integers(np.iinfo(np.int64).max))
+        kwargs = self.get_params_for("module")
+        if self.module is None:
+            params = {"hidden_units": self.hidden_units, "dropout": self.dropout, **kwargs}
+            module = MLP(self.n_features_in_, len(self.classes_), **params)
+            return module.reset_parameters(torch.Generator().manual_seed(seed))
+        if isinstance(self.module, torch.nn.Module) and not kwargs:
+            # Never train the user's object itself; a copy also gives
+            # fresh-model strategies the same starting weights every month.
+            return copy.deepcopy(self.module)
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.initialized_instance(self.module, kwargs)
+
+    def _month_generators(self):
+        """Per-month generators for batch order and dropout masks."""
+        seeds = self.rng_.integers(np.iinfo(np.int64).max, size=3)
+        batches = torch.Generator().manual_seed(int(seeds[0]))
+        device = torch.device(self.device)
+        dropout = torch.Generator(device=device).manual_seed(int(seeds[1]))
+        return batches, dropout, int(seeds[2])
+
+    def _month_data(self, X_t, y_t):
+        data = self.strategy_.month_data(self, X_t, y_t)
+        if data is None:
+            data = MonthData([(X_t, y_t)])
+        elif not isinstance(data, MonthData):
+            data = MonthData([tuple(data)])
+        return data
+
+    def _train_month(self, X, codes, label):
+        start = time.perf_counter()
+        first = not self.months_seen_
+        strategy = self.strategy_
+        X_t, y_t = as_tensor(X), as_tensor(codes.astype(np.int64))
+
+        if not first and strategy.fresh_model:
+            self.initialize_module()
+            self.module_ = self.torch_compile(self.module_.to(self.device), name="module")
+            self.initialize_optimizer()
+        fine_tune = not first and not strategy.fresh_model
+        epochs = self.max_epochs
+        if fine_tune:
+            if self.finetune_epochs is not None:
+                epochs = self.finetune_epochs
+            if self.finetune_lr is not None:
+                for group in self.optimizer_.param_groups:
+                    group["lr"] = self.finetune_lr
+
+        data = self._month_data(X_t, y_t).resample(self.rng_)
+        self.batch_generator_, dropout_generator, global_seed = self._month_generators()
+        own_mlp = isinstance(self.module_, MLP)
+        if own_mlp:
+            self.module_.set_generator(dropout_generator)
+        self.rows_in_month_ = 0
+        self.epochs_run_in_month_ = 0
+        try:
+            device = torch.device(self.device)
+            devices = [device.index or 0] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices, enabled=not own_mlp):
+                if not own_mlp:
+                    torch.manual_seed(global_seed)
+                self.notify("on_train_begin", X=data, y=None)
+                self.fit_loop(data, None, epochs=epochs)
+                self.notify("on_train_end", X=data, y=None)
+        finally:
+            if own_mlp:
+                self.module_.set_generator(None)
+            self.batch_generator_ = None
+
+        strategy.end_month(self, X_t, y_t)
+        self._take_snapshot(label)
+        self.months_seen_.append(label)
+        seconds = time.perf_counter() - start
+        self.cost_.append(
+            {"month": label, "rows": self.rows_in_month_, "epochs": epochs, "seconds": seconds}
+        )
+        if self.verbose:
+            loss = self.history[-1, "train_loss"] if len(self.history) else float("nan")
+            print(
+                f"month {label!r}: {len(y_t)} new rows, {self.rows_in_month_} trained "
+                f"in {epochs} epochs, train loss {loss:.4f}, {seconds:.2f} s"
+            )
+
+    def _take_snapshot(self, label):
+        if self.max_snapshots == 0:
+            return
+        states = self.strategy_.predictive_states(self)
+        if states is None:
+            states = [_cpu_state(self.module_)]
+        self.snapshots_.append(MonthSnapshot(label, list(states)))
+        if self.max_snapshots is not None and len(self.snapshots_) > self.max_snapshots:
+            del self.snapshots_[0]
+
+    # ------------------------------------------------------------------
+    # Prediction helpers
+    # ------------------------------------------------------------------
+    def _predict_batch_size(self):
+        size = self.get_params_for("iterator_valid").get("batch_size", None)
+        if size is not None:
+            return size
+        return max(self.batch_size, _MIN_PREDICT_BATCH)
+
+    def _prediction_input(self, X):
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                "or 'partial_fit_month' first."
+            )
+        X_arr, _ = check_features(
+            X,
+            n_features=self.n_features_in_,
+            feature_names=getattr(self, "feature_names_in_", None),
+        )
+        return as_tensor(X_arr)
+
+    def _proba_from_states(self, X_t, states):
+        """Mean predicted probabilities of the given state dicts."""
+        nonlinearity = self._get_predict_nonlinearity()
+        scratch = copy.deepcopy(self.module_).eval()
+        total = None
+        batch_size = self._predict_batch_size()
+        with torch.no_grad():
+            for state in states:
+                scratch.load_state_dict(state)
+                parts = []
+                for start in range(0, len(X_t), batch_size):
+                    out = scratch(X_t[start : start + batch_size].to(self.device))
+                    out = out[0] if isinstance(out, tuple) else out
+                    parts.append(to_numpy(nonlinearity(out)))
+                proba = np.concatenate(parts)
+                total = proba if total is None else total + proba
+        return total / len(states)

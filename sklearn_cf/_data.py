@@ -1,0 +1,129 @@
+"""Training rows of one month, and batches served by slicing tensors.
+
+skorch's default ``DataLoader`` fetches and collates row by row, which costs
+about half the throughput of a hand-written loop on tabular data. Rows here
+stay in a few large CPU tensors; a batch is one fancy-indexing gather.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["MonthData", "RowsDataset", "EpochIterator", "SliceIterator", "as_tensor"]
+
+
+def as_tensor(array):
+    """Zero-copy view of a numpy array as a CPU tensor."""
+    if isinstance(array, torch.Tensor):
+        return array
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+class MonthData(Dataset):
+    """What one month trains on: some row sources and a per-epoch plan.
+
+    The rows of several sources (the new month, replay memory, earlier
+    months) are addressed as one virtual concatenation without copying them
+    into one tensor. ``plan`` holds the virtual row indices of the current
+    epoch; ``resample`` draws a new one, so replay can mix different past rows
+    into every epoch.
+
+    Parameters
+    ----------
+    sources : list of (Tensor, Tensor)
+        ``(X, y)`` pairs of CPU tensors.
+    sample_epoch : callable, default=None
+        ``sample_epoch(sizes, rng) -> ndarray of int`` gives the virtual row
+        indices of one epoch from the source sizes and a numpy Generator.
+        None trains on every row once per epoch.
+    """
+
+    def __init__(self, sources, sample_epoch=None):
+        self.sources = [(as_tensor(X), as_tensor(y)) for X, y in sources]
+        self.sizes = [len(y) for _, y in self.sources]
+        self.offsets = np.cumsum([0] + self.sizes)
+        self.sample_epoch = sample_epoch
+        self.plan = None
+
+    def resample(self, rng):
+        """Draw the rows of the next epoch."""
+        if self.sample_epoch is None:
+            plan = np.arange(self.offsets[-1])
+        else:
+            plan = np.asarray(self.sample_epoch(self.sizes, rng), dtype=np.int64)
+        self.plan = torch.from_numpy(plan)
+        return self
+
+    def rows(self, vidx):
+        """Gather rows by virtual index (order within the result may differ
+        from ``vidx`` when several sources are hit, X and y stay aligned)."""
+        if len(self.sources) == 1:
+            X, y = self.sources[0]
+            return X[vidx], y[vidx]
+        source = np.searchsorted(self.offsets, vidx.numpy(), side="right") - 1
+        parts_X, parts_y = [], []
+        for k in np.unique(source):
+            local = vidx[torch.from_numpy(source == k)] - int(self.offsets[k])
+            X, y = self.sources[k]
+            parts_X.append(X[local])
+            parts_y.append(y[local])
+        return torch.cat(parts_X), torch.cat(parts_y)
+
+    def __len__(self):
+        if self.plan is None:
+            raise RuntimeError("MonthData.resample must be called before use.")
+        return len(self.plan)
+
+    def __getitem__(self, i):
+        X, y = self.rows(self.plan[i : i + 1])
+        return X[0], y[0]
+
+
+class RowsDataset(Dataset):
+    """Rows of a single feature tensor, for prediction."""
+
+    def __init__(self, X):
+        self.X = as_tensor(X)
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], torch.zeros(())
+
+
+class EpochIterator:
+    """Shuffled mini-batches over a :class:`MonthData` epoch plan."""
+
+    def __init__(self, data, batch_size, shuffle=True, generator=None):
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self):
+        plan = self.data.plan
+        if self.shuffle:
+            plan = plan[torch.randperm(len(plan), generator=self.generator)]
+        for start in range(0, len(plan), self.batch_size):
+            yield self.data.rows(plan[start : start + self.batch_size])
+
+
+class SliceIterator:
+    """Consecutive slices of a :class:`RowsDataset`, in order."""
+
+    def __init__(self, dataset, batch_size):
+        self.X = dataset.X
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        for start in range(0, len(self.X), self.batch_size):
+            yield self.X[start : start + self.batch_size], None

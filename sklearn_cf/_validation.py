@@ -1,0 +1,192 @@
+"""Checks on user input that never touch a fitted estimator.
+
+Every function here returns converted copies and raises on bad input, so the
+classifier can validate a whole month before it changes any of its state.
+"""
+
+import difflib
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_array, column_or_1d
+
+from ._compat import get_feature_names
+
+__all__ = [
+    "check_features",
+    "check_targets",
+    "check_months",
+    "group_by_month",
+    "check_in_range",
+    "check_positive_int",
+    "check_choice",
+]
+
+
+def check_features(X, *, n_features=None, feature_names=None, what="X"):
+    """Return ``X`` as a C-contiguous float32 array and its column names.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_features : int, default=None
+        Expected number of columns (the base fit's); None accepts any.
+    feature_names : ndarray of str, default=None
+        Column names seen at the base fit, checked when both have names.
+
+    Returns
+    -------
+    X : ndarray of float32
+    names : ndarray of str or None
+    """
+    names = get_feature_names(X)
+    X = check_array(
+        X,
+        dtype=np.float32,
+        order="C",
+        ensure_all_finite=True,
+        input_name=what,
+    )
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{what} has {X.shape[1]} features, but the model was fitted with "
+            f"{n_features} features; every month must have the same columns "
+            "in the same order as the base fit."
+        )
+    if feature_names is not None and names is not None:
+        if len(names) != len(feature_names) or np.any(names != feature_names):
+            missing = sorted(set(feature_names) - set(names))
+            extra = sorted(set(names) - set(feature_names))
+            detail = []
+            if missing:
+                detail.append(f"missing: {missing[:5]}")
+            if extra:
+                detail.append(f"unexpected: {extra[:5]}")
+            if not detail:
+                detail.append("same names in a different order")
+            raise ValueError(
+                f"The feature names of {what} differ from those seen at the base "
+                f"fit ({'; '.join(detail)}). Pass the columns of the base fit, "
+                "in the same order."
+            )
+    return X, names
+
+
+def check_targets(y, n_samples, what="y"):
+    """Return ``y`` as a 1-d array of length ``n_samples``."""
+    if y is None:
+        raise ValueError(
+            f"{what} is None: ContinualClassifier needs the labels of every month."
+        )
+    y_arr = np.asarray(y)
+    if y_arr.ndim == 2 and y_arr.shape[1] != 1:
+        raise ValueError(
+            f"{what} has shape {y_arr.shape}; ContinualClassifier needs one label "
+            "per row (a 1-d array). Multi-output targets are not supported."
+        )
+    y_arr = column_or_1d(y_arr, warn=True)
+    if len(y_arr) != n_samples:
+        raise ValueError(
+            f"X has {n_samples} rows but {what} has {len(y_arr)} labels; "
+            "pass one label per row."
+        )
+    if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
+        raise ValueError(f"{what} contains NaN or infinity; drop unlabelled rows.")
+    if y_arr.dtype.kind == "O" and any(v is None or v != v for v in y_arr):
+        raise ValueError(f"{what} contains missing labels (None/NaN); drop them.")
+    return y_arr
+
+
+def _is_missing(value):
+    return value is None or value != value  # NaN, NaT compare unequal
+
+
+def check_months(months, n_samples):
+    """Return ``months`` as a 1-d array, checking length and missing values."""
+    if months is None:
+        raise ValueError("months is None.")
+    values = getattr(months, "to_numpy", None)
+    arr = values() if callable(values) else np.asarray(months)
+    if arr.ndim != 1:
+        arr = np.asarray(arr).reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
+    if arr.ndim != 1:
+        raise ValueError(f"months must be 1-d, got an array of shape {arr.shape}.")
+    if len(arr) != n_samples:
+        raise ValueError(
+            f"months has {len(arr)} entries but X has {n_samples} rows; pass one "
+            "month label per row."
+        )
+    if arr.dtype.kind in "fc" and np.isnan(arr).any():
+        raise ValueError(
+            "months contains NaN at rows "
+            f"{np.flatnonzero(np.isnan(arr))[:5].tolist()}; every row needs a month."
+        )
+    if arr.dtype.kind in "mM" and np.isnat(arr).any():
+        raise ValueError("months contains NaT; every row needs a month.")
+    if arr.dtype.kind == "O":
+        bad = [i for i, v in enumerate(arr) if _is_missing(v)]
+        if bad:
+            raise ValueError(
+                f"months contains missing values at rows {bad[:5]}; every row "
+                "needs a month."
+            )
+    return arr
+
+
+def group_by_month(months):
+    """Sort the distinct months and return them with each one's row indices.
+
+    Returns
+    -------
+    labels : ndarray
+        Distinct months in increasing order.
+    rows : list of ndarray of int
+        ``rows[k]`` indexes the rows of ``labels[k]``, in their original order.
+    """
+    try:
+        labels, inverse = np.unique(months, return_inverse=True)
+    except TypeError as exc:
+        kinds = sorted({type(v).__name__ for v in months})
+        raise ValueError(
+            f"months cannot be sorted (value types: {kinds}): {exc}. Use one "
+            "comparable type, e.g. integers, 'YYYY-MM' strings or pandas Periods."
+        ) from None
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse, minlength=len(labels)))[:-1]
+    return labels, np.split(order, bounds)
+
+
+def check_in_range(value, name, low, high, *, low_open=False, high_open=False):
+    """Check that a real number lies in an interval, naming it if not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or value != value:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    return float(value)
+
+
+def check_positive_int(value, name, *, allow_none=False, minimum=1):
+    """Check an integer hyperparameter (``None`` allowed when ``allow_none``)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = " or None" if allow_none else ""
+        raise TypeError(f"{name} must be an int >= {minimum}{hint}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_choice(value, name, choices):
+    """Check a string option, suggesting the closest valid one."""
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.4)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown {name}={value!r}. Valid values: {', '.join(map(repr, choices))}.{hint}"
+        )
+    return value

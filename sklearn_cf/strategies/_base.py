@@ -1,0 +1,139 @@
+"""The hooks a continual-learning strategy implements."""
+
+__all__ = ["Strategy", "Combined"]
+
+
+class Strategy:
+    """Base class of a monthly update rule.
+
+    A strategy decides three things and *returns* them; the classifier applies
+    them, so a strategy never reaches into the training loop:
+
+    * :meth:`month_data`: which rows to train on this month,
+    * :meth:`penalty`: a term added to the training loss,
+    * :meth:`end_month`: what to remember once a month is trained.
+
+    Month-to-month state lives on the strategy object; the classifier keeps a
+    private copy (``strategy_``) that :meth:`start` resets at every base fit.
+
+    Attributes
+    ----------
+    fresh_model : bool
+        True when every month trains a newly initialized network (joint
+        retraining, ensembles); such months use ``lr`` and ``max_epochs``
+        rather than ``finetune_lr`` and ``finetune_epochs``.
+
+    Examples
+    --------
+    A strategy that trains each month on the new rows plus the previous
+    month's is a few lines:
+
+    >>> import torch
+    >>> from sklearn_cf import ContinualClassifier
+    >>> from sklearn_cf.strategies import Strategy
+    >>> class LastTwoMonths(Strategy):
+    ...     def start(self, net):
+    ...         self.previous = None
+    ...     def month_data(self, net, X, y):
+    ...         if self.previous is None:
+    ...             return None
+    ...         return torch.cat([self.previous[0], X]), torch.cat([self.previous[1], y])
+    ...     def end_month(self, net, X, y):
+    ...         self.previous = (X, y)
+    >>> X = torch.randn(60, 3).numpy(); y = (X[:, 0] > 0).astype(int)
+    >>> clf = ContinualClassifier(strategy=LastTwoMonths(), max_epochs=2, random_state=0)
+    >>> clf = clf.fit(X, y, months=[0] * 20 + [1] * 20 + [2] * 20)
+    >>> [c["rows"] for c in clf.cost_]
+    [40, 80, 80]
+    """
+
+    fresh_model = False
+
+    def start(self, net):
+        """Forget every month: called before the base fit."""
+
+    def month_data(self, net, X, y):
+        """Rows to train on this month, or None for the new month's rows.
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+        X : Tensor of shape (n_rows, n_features)
+            The new month's rows (float32, CPU).
+        y : Tensor of shape (n_rows,)
+            Their labels as class indices (int64, CPU).
+
+        Returns
+        -------
+        None, a pair ``(X, y)`` of tensors, or a :class:`sklearn_cf._data.MonthData`.
+        """
+        return None
+
+    def penalty(self, net):
+        """Tensor added to every training batch's loss, or None."""
+        return None
+
+    def end_month(self, net, X, y):
+        """Consolidate after a month is trained (anchors, Fisher, memory...)."""
+
+    def predictive_states(self, net):
+        """State dicts whose probabilities are averaged to predict, or None
+        to predict with the network as it is."""
+        return None
+
+
+
+class Combined(Strategy):
+    """Several strategies at once: the first to choose the rows and the
+    prediction wins, penalties add up, every one consolidates.
+
+    Parameters
+    ----------
+    *parts : Strategy
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import Combined, Replay, EWC
+    >>> Combined(Replay(rehearsal_ratio=0.5), EWC(reg_lambda=10.0))
+    Combined(Replay(rehearsal_ratio=0.5, epoch_size=None, memory_size=None), EWC(reg_lambda=10.0, fisher='empirical'))
+    """
+
+    def __init__(self, *parts):
+        self.parts = list(parts)
+
+    @property
+    def fresh_model(self):
+        return any(part.fresh_model for part in self.parts)
+
+    def start(self, net):
+        for part in self.parts:
+            part.start(net)
+
+    def month_data(self, net, X, y):
+        for part in self.parts:
+            data = part.month_data(net, X, y)
+            if data is not None:
+                return data
+        return None
+
+    def penalty(self, net):
+        total = None
+        for part in self.parts:
+            term = part.penalty(net)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
+
+    def end_month(self, net, X, y):
+        for part in self.parts:
+            part.end_month(net, X, y)
+
+    def predictive_states(self, net):
+        for part in self.parts:
+            states = part.predictive_states(net)
+            if states is not None:
+                return states
+        return None
+
+    def __repr__(self):
+        return f"Combined({', '.join(map(repr, self.parts))})"

@@ -1,0 +1,42 @@
+"""Model averaging: one network per month, probabilities averaged."""
+
+from ._base import Strategy
+
+__all__ = ["Ensemble"]
+
+
+class Ensemble(Strategy):
+    """Train a separate network on each month and average their predictions.
+
+    ``predict_proba`` is the mean of the members' class probabilities. Each
+    member trains from scratch on its own month with ``lr`` and
+    ``max_epochs``; prediction cost grows with the number of months.
+
+    Attributes
+    ----------
+    members : list of dict
+        One CPU state dict per month trained. A member is loaded onto the
+        estimator's device when it predicts.
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import Ensemble
+    >>> Ensemble().fresh_model
+    True
+    """
+
+    fresh_model = True
+
+    def start(self, net):
+        self.members = []
+
+    def end_month(self, net, X, y):
+        self.members.append(
+            {k: v.detach().to("cpu", copy=True) for k, v in net.module_.state_dict().items()}
+        )
+
+    def predictive_states(self, net):
+        return list(self.members) if self.members else None
+
+    def __repr__(self):
+        return "Ensemble()"

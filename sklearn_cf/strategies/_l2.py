@@ -1,0 +1,63 @@
+"""L2 pull toward the weights of the previous month."""
+
+from ._base import Strategy
+
+__all__ = ["L2"]
+
+
+def anchor_parameters(net):
+    """Detached copies of the trainable parameters, on their device."""
+    return {
+        name: p.detach().clone()
+        for name, p in net.module_.named_parameters()
+        if p.requires_grad
+    }
+
+
+def weighted_distance(net, anchors, weights=None):
+    """sum_i w_i (theta_i - anchor_i)^2 over every anchored parameter."""
+    total = 0.0
+    for name, p in net.module_.named_parameters():
+        if name not in anchors:
+            continue
+        sq = (p - anchors[name]).pow(2)
+        total = total + (sq if weights is None else weights[name] * sq).sum()
+    return total
+
+
+class L2(Strategy):
+    """Fine-tune with an L2 penalty toward the previous month's weights.
+
+    ``loss += reg_lambda / 2 * sum_i (theta_i - theta_prev_i)^2``, where
+    ``theta_prev`` are the weights at the end of the previous month.
+
+    Parameters
+    ----------
+    reg_lambda : float >= 0, default=1.0
+        Strength of the pull. Larger: less forgetting and less learning of
+        the new month; 0 is naive fine-tuning. No extra cost beyond one
+        subtraction per parameter per step.
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import L2
+    >>> L2(reg_lambda=10.0)
+    L2(reg_lambda=10.0)
+    """
+
+    def __init__(self, reg_lambda=1.0):
+        self.reg_lambda = reg_lambda
+
+    def start(self, net):
+        self.anchors = None
+
+    def penalty(self, net):
+        if self.anchors is None or self.reg_lambda == 0:
+            return None
+        return 0.5 * self.reg_lambda * weighted_distance(net, self.anchors)
+
+    def end_month(self, net, X, y):
+        self.anchors = anchor_parameters(net)
+
+    def __repr__(self):
+        return f"L2(reg_lambda={self.reg_lambda})"

@@ -1,0 +1,126 @@
+"""Data rehearsal: mix remembered past rows into every fine-tune epoch."""
+
+import numpy as np
+
+from .._data import MonthData
+from ._base import Strategy
+from ._memory import make_memory
+
+__all__ = ["Replay", "epoch_composition"]
+
+
+def epoch_composition(n_new, n_memory, rehearsal_ratio, epoch_size):
+    """Number of new and past rows in one replay epoch.
+
+    Parameters
+    ----------
+    n_new, n_memory : int
+        Rows of the new month and rows in memory.
+    rehearsal_ratio : float in [0, 1)
+        Share of past rows in the epoch.
+    epoch_size : int or None
+        None: every new row once, plus past rows in the given ratio (the epoch
+        grows with ``rehearsal_ratio``); int: exactly that many rows.
+
+    Returns
+    -------
+    (n_new_epoch, n_past_epoch) : tuple of int
+
+    Examples
+    --------
+    >>> epoch_composition(1000, 5000, 0.5, None)
+    (1000, 1000)
+    >>> epoch_composition(1000, 5000, 0.25, 400)
+    (300, 100)
+    """
+    if epoch_size is None:
+        n_past = int(round(n_new * rehearsal_ratio / (1.0 - rehearsal_ratio)))
+        return n_new, n_past
+    n_past = int(round(epoch_size * rehearsal_ratio))
+    return epoch_size - n_past, n_past
+
+
+def _draw(rng, population, k):
+    """k indices from range(population): without replacement when possible."""
+    if k <= population:
+        return rng.choice(population, size=k, replace=False)
+    return rng.integers(0, population, size=k)
+
+
+class Replay(Strategy):
+    """Rehearse past rows while fine-tuning on the new month.
+
+    Each epoch of a month after the first holds the new month's rows and
+    rows drawn uniformly from memory (a new draw every epoch), past rows
+    making up ``rehearsal_ratio`` of the epoch. After each month its training
+    rows are added to memory.
+
+    Parameters
+    ----------
+    rehearsal_ratio : float in [0, 1), default=0.5
+        Share of past rows per epoch. Higher: less forgetting, slower
+        learning of the new month; with ``epoch_size=None`` also more rows
+        (cost) per epoch, 2x at 0.5.
+    epoch_size : int or None, default=None
+        None: every new row once per epoch plus past rows in the given ratio.
+        int: exactly this many rows per epoch (new rows drawn without
+        replacement when the month is larger), so the monthly cost is fixed
+        whatever the size of the month and the memory (the study fixed 4M).
+    memory_size : int or None, default=None
+        None: remember every past training row (memory grows with history).
+        int: a uniform reservoir sample of at most this many rows.
+
+    Notes
+    -----
+    Past rows are drawn without replacement when memory holds enough of
+    them, else uniformly with replacement, so the ratio is always exact.
+    Memory stays in host memory, like the training data; batches move to
+    the device as they are used.
+
+    Examples
+    --------
+    >>> from sklearn_cf import ContinualClassifier
+    >>> from sklearn_cf.datasets import make_monthly_drift
+    >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=200, random_state=0)
+    >>> clf = ContinualClassifier(strategy="replay", rehearsal_ratio=0.5, max_epochs=1,
+    ...                           random_state=0).fit(X, y, months=months)
+    >>> [c["rows"] for c in clf.cost_]
+    [200, 400, 400]
+    """
+
+    def __init__(self, rehearsal_ratio=0.5, epoch_size=None, memory_size=None):
+        self.rehearsal_ratio = rehearsal_ratio
+        self.epoch_size = epoch_size
+        self.memory_size = memory_size
+
+    def start(self, net):
+        self.memory = make_memory(self.memory_size)
+
+    def month_data(self, net, X, y):
+        n_memory = len(self.memory)
+        if n_memory == 0:  # the base fit trains on its month as usual
+            return None
+        n_new = len(y)
+        n_new_epoch, n_past_epoch = epoch_composition(
+            n_new, n_memory, self.rehearsal_ratio, self.epoch_size
+        )
+
+        def sample_epoch(sizes, rng):
+            new = (
+                np.arange(n_new)
+                if n_new_epoch == n_new and self.epoch_size is None
+                else _draw(rng, n_new, n_new_epoch)
+            )
+            past = n_new + _draw(rng, n_memory, n_past_epoch) if n_past_epoch else []
+            return np.concatenate([new, past]).astype(np.int64)
+
+        return MonthData([(X, y), *self.memory.sources()], sample_epoch)
+
+    def end_month(self, net, X, y):
+        self.memory.add(X, y, net.rng_)
+
+    def __repr__(self):
+        return (
+            f"Replay(rehearsal_ratio={self.rehearsal_ratio}, "
+            f"epoch_size={self.epoch_size}, memory_size={self.memory_size})"
+        )
