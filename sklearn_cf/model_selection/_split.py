@@ -1,0 +1,391 @@
+"""Cross-validation for continual (monthly) training."""
+
+import numbers
+
+import numpy as np
+from sklearn.model_selection import BaseCrossValidator
+
+__all__ = ["SequentialSplit"]
+
+
+def _fmt(value):
+    """Readable representation of one month label for error messages."""
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _fmt_list(values, limit=10):
+    shown = ", ".join(_fmt(v) for v in values[:limit])
+    if len(values) > limit:
+        shown += f", ... ({len(values)} in total)"
+    return f"[{shown}]"
+
+
+def _num_samples(X):
+    if X is None:
+        raise ValueError(
+            "SequentialSplit.split needs X (or any array with one entry per row) "
+            "to know the number of rows; got X=None."
+        )
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    try:
+        return len(X)
+    except TypeError as exc:
+        raise ValueError(
+            f"Cannot count the rows of X of type {type(X).__name__}; pass an "
+            f"array-like with one entry per row."
+        ) from exc
+
+
+def _missing_mask(months):
+    """Boolean mask of missing labels (None, NaN, NaT, pd.NA)."""
+    kind = months.dtype.kind
+    if kind in "fc":
+        return np.isnan(months)
+    if kind in "mM":
+        return np.isnat(months)
+    if kind != "O":
+        return np.zeros(months.shape, dtype=bool)
+    try:  # pandas knows every flavour of missing value, and is vectorized
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is installed for the tests
+        pd = None
+    if pd is not None:
+        return np.asarray(pd.isna(months), dtype=bool)
+
+    def is_missing(value):  # pragma: no cover
+        if value is None:
+            return True
+        try:
+            return bool(value != value)
+        except (TypeError, ValueError):
+            return True
+
+    return np.fromiter((is_missing(v) for v in months), bool, len(months))
+
+
+class SequentialSplit(BaseCrossValidator):
+    """Per-month train/test splitter for continual monthly training.
+
+    Every split holds out a ``test_size`` share of *every* month as that
+    month's test rows -- stratified by ``y`` within the month when ``y`` is
+    given -- and trains on the remaining rows of every month, so that a model
+    trained month after month can be scored on each month, old and new, to
+    fill a forgetting matrix (see :mod:`sklearn_cf.metrics`). The last
+    ``n_future_months`` months (in sorted order) are never trained on: all
+    their rows are test rows, to measure how the model does on months it has
+    not seen yet.
+
+    Each repetition draws a different hold-out; rows are never in both the
+    train and the test part of a split. The month of each row is passed to
+    :meth:`split` as ``months=`` (requested by default for metadata routing,
+    so ``GridSearchCV(...).fit(X, y, months=months)`` works once
+    ``sklearn.set_config(enable_metadata_routing=True)``) or, without
+    metadata routing, as ``groups=`` (e.g. ``cross_validate(..., groups=months)``).
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of repetitions (independently drawn hold-outs).
+
+    test_size : float, default=0.2
+        Share of each month's rows held out as its test rows, in the open
+        interval (0, 1). Within a month (and, with ``y``, within each class
+        of the month) the number of test rows is the share rounded down or
+        up at random, so that on average it is exactly ``test_size``; every
+        trained month keeps at least one train and one test row.
+
+    n_future_months : int, default=0
+        Number of last months (in sorted order) whose rows all go to the
+        test part. At least one month must remain to train on.
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the hold-outs. An int gives the same splits on every call,
+        each repetition drawn from its own seed derived from it (repetition
+        ``k`` does not depend on ``n_splits``). ``None`` gives fresh
+        randomness on every call.
+
+    See Also
+    --------
+    sklearn.model_selection.StratifiedShuffleSplit : Stratified random
+        hold-outs, without the per-month structure.
+    sklearn.model_selection.TimeSeriesSplit : Train on the past, test on the
+        future.
+
+    Notes
+    -----
+    Rows of a month (ordered by class, then at random) are selected by
+    systematic sampling with a random offset ``u ~ U[0, 1)``: the row at
+    position ``p`` is a test row when ``floor((p + 1) * t + u) - floor(p * t + u)
+    == 1``. Each class of ``c`` rows then gets ``floor(c * t)`` or
+    ``ceil(c * t)`` test rows (``c * t`` on average), and so does the month.
+    A month whose draw gives no test row (or no train row) gets one row moved,
+    which keeps those bounds. Months are sorted with :func:`numpy.unique`, so
+    labels may be integers, strings, ``numpy.datetime64`` or
+    ``pandas.Period`` objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf.model_selection import SequentialSplit
+    >>> X = np.zeros((9, 1))
+    >>> y = np.array([0, 0, 1, 0, 0, 1, 0, 1, 1])
+    >>> months = np.array(["2024-01"] * 3 + ["2024-02"] * 3 + ["2024-03"] * 3)
+    >>> cv = SequentialSplit(n_splits=2, test_size=0.3, n_future_months=1,
+    ...                      random_state=0)
+    >>> cv
+    SequentialSplit(n_future_months=1, n_splits=2, random_state=0, test_size=0.3)
+    >>> for train, test in cv.split(X, y, months=months):
+    ...     print("TRAIN:", train, "TEST:", test)
+    TRAIN: [1 2 4 5] TEST: [0 3 6 7 8]
+    TRAIN: [0 2 4 5] TEST: [1 3 6 7 8]
+    """
+
+    # ``months`` (metadata routing) and ``groups`` (legacy) are requested by
+    # default, so that no ``set_split_request`` call is needed.
+    __metadata_request__split = {"groups": True, "months": True}
+
+    def __init__(
+        self, n_splits=5, *, test_size=0.2, n_future_months=0, random_state=None
+    ):
+        self.n_splits = n_splits
+        self.test_size = test_size
+        self.n_future_months = n_future_months
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ API
+    def get_n_splits(self, X=None, y=None, groups=None, months=None):
+        """Return the number of splitting iterations.
+
+        Parameters
+        ----------
+        X, y, groups, months : object
+            Always ignored, exist for API compatibility.
+
+        Returns
+        -------
+        n_splits : int
+        """
+        self._check_params()
+        return int(self.n_splits)
+
+    def split(self, X, y=None, groups=None, months=None):
+        """Generate indices to split data into training and test set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; only its number of rows is used.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), \
+                default=None
+            Target used to stratify the hold-out within each month. Without
+            it each month is split at random.
+
+        groups : array-like of shape (n_samples,), default=None
+            Month label of each row, for callers without metadata routing
+            (e.g. ``cross_validate(..., groups=months)``). Ignored when
+            ``months`` is given.
+
+        months : array-like of shape (n_samples,), default=None
+            Month label of each row: sortable values such as integers,
+            strings, ``numpy.datetime64`` or ``pandas.Period``; no missing
+            values.
+
+        Yields
+        ------
+        train : ndarray of int
+            The sorted training set indices for that split.
+
+        test : ndarray of int
+            The sorted test set indices for that split.
+        """
+        self._check_params()
+        n_samples = _num_samples(X)
+        if months is None:
+            months = groups
+        month_idx, labels = self._check_months(months, n_samples)
+        classes = self._check_y(y, n_samples)
+
+        n_labels = len(labels)
+        n_trained = n_labels - self.n_future_months
+        counts = np.bincount(month_idx, minlength=n_labels)
+        small = np.flatnonzero(counts[:n_trained] < 2)
+        if small.size:
+            details = ", ".join(
+                f"{_fmt(labels[m])} ({counts[m]} row(s))" for m in small[:10]
+            )
+            raise ValueError(
+                f"Month(s) too small to split: {details}. Every trained month "
+                f"needs at least 2 rows (one train, one test row), and no "
+                f"test_size can split a month with fewer (test_size="
+                f"{self.test_size!r} is not the problem). Merge or drop these "
+                f"months, or, if they are the last months, keep them "
+                f"untrained with n_future_months."
+            )
+
+        t = float(self.test_size)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        is_future_row = month_idx >= n_trained
+        positions = np.arange(n_samples)
+
+        for rng in self._rngs():
+            # order rows by month, then class, then at random
+            order = np.lexsort((rng.random(n_samples), classes, month_idx))
+            sorted_month = month_idx[order]
+            pos = positions - starts[sorted_month]
+            offset = rng.random(n_labels)[sorted_month]
+            selected = (
+                np.floor((pos + 1) * t + offset) - np.floor(pos * t + offset)
+            ) >= 1
+            is_test = np.empty(n_samples, dtype=bool)
+            is_test[order] = selected
+            is_test[is_future_row] = True
+
+            # every trained month keeps at least one test and one train row
+            n_test = np.bincount(month_idx[is_test], minlength=n_labels)
+            for m in np.flatnonzero(
+                (n_test[:n_trained] == 0) | (n_test[:n_trained] == counts[:n_trained])
+            ):
+                rows = order[starts[m] : starts[m] + counts[m]]
+                want_test = n_test[m] == 0
+                candidates = rows[is_test[rows] != want_test]
+                is_test[candidates[rng.integers(len(candidates))]] = want_test
+
+            yield np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+    # ------------------------------------------------------------- helpers
+    def _check_params(self):
+        n_splits = self.n_splits
+        if (
+            not isinstance(n_splits, numbers.Integral)
+            or isinstance(n_splits, bool)
+            or n_splits < 1
+        ):
+            raise ValueError(
+                f"n_splits must be an integer >= 1; got n_splits={n_splits!r}."
+            )
+        test_size = self.test_size
+        if (
+            not isinstance(test_size, numbers.Real)
+            or isinstance(test_size, bool)
+            or not 0 < test_size < 1
+        ):
+            raise ValueError(
+                f"test_size must be a float in the open interval (0, 1), the "
+                f"share of each month held out for testing; got "
+                f"test_size={test_size!r}."
+            )
+        n_future = self.n_future_months
+        if (
+            not isinstance(n_future, numbers.Integral)
+            or isinstance(n_future, bool)
+            or n_future < 0
+        ):
+            raise ValueError(
+                f"n_future_months must be an integer >= 0; got "
+                f"n_future_months={n_future!r}."
+            )
+
+    def _check_months(self, months, n_samples):
+        if months is None:
+            raise ValueError(
+                "SequentialSplit needs the month of every row, but neither "
+                "`months` nor `groups` was given. Pass `months=` with metadata "
+                "routing enabled (sklearn.set_config(enable_metadata_routing="
+                "True), then e.g. GridSearchCV(...).fit(X, y, months=months)), "
+                "or pass the months as `groups=` (e.g. cross_validate(..., "
+                "groups=months) or cv.split(X, y, groups=months))."
+            )
+        months = np.asarray(months)
+        if months.ndim != 1:
+            raise ValueError(
+                f"months must be 1-D with one label per row; got an array of "
+                f"shape {months.shape}."
+            )
+        if months.shape[0] != n_samples:
+            raise ValueError(
+                f"months has {months.shape[0]} entries but X has {n_samples} "
+                f"rows; pass one month label per row."
+            )
+        missing = _missing_mask(months)
+        if missing.any():
+            where = np.flatnonzero(missing)
+            raise ValueError(
+                f"months contains {where.size} missing value(s) (None, NaN or "
+                f"NaT), e.g. at row(s) {where[:5].tolist()}; every row needs a "
+                f"month label. Drop those rows or fill in their months."
+            )
+        try:
+            labels, month_idx = np.unique(months, return_inverse=True)
+        except (TypeError, ValueError) as exc:
+            kinds = sorted({type(v).__name__ for v in months[:1000]})
+            raise ValueError(
+                f"months cannot be sorted: {exc} (value types seen: "
+                f"{', '.join(kinds)}). Use labels of one comparable type, e.g. "
+                f"all integers, all 'YYYY-MM' strings, numpy datetime64 or "
+                f"pandas Periods of one frequency."
+            ) from exc
+        month_idx = month_idx.reshape(-1)
+        if len(labels) < 2:
+            raise ValueError(
+                f"SequentialSplit needs at least two distinct months; got "
+                f"{len(labels)}: {_fmt_list(labels)}."
+            )
+        if self.n_future_months >= len(labels):
+            raise ValueError(
+                f"n_future_months={self.n_future_months} leaves no month to "
+                f"train on: there are only {len(labels)} distinct months "
+                f"{_fmt_list(labels)}. Use n_future_months <= "
+                f"{len(labels) - 1}."
+            )
+        return month_idx, labels
+
+    @staticmethod
+    def _check_y(y, n_samples):
+        """Integer class code per row (all 0 without ``y``)."""
+        if y is None:
+            return np.zeros(n_samples, dtype=np.intp)
+        y = np.asarray(y)
+        if y.ndim == 0 or y.shape[0] != n_samples:
+            length = "a scalar" if y.ndim == 0 else f"{y.shape[0]} entries"
+            raise ValueError(
+                f"y has {length} but X has {n_samples} rows; pass one target "
+                f"per row, or y=None to split without stratification."
+            )
+        if y.ndim > 1:
+            # one stratum per distinct row, as StratifiedShuffleSplit does
+            y = np.array([" ".join(map(str, row)) for row in y.reshape(n_samples, -1)])
+        try:
+            _, codes = np.unique(y, return_inverse=True)
+        except TypeError:
+            _, codes = np.unique(y.astype(str), return_inverse=True)
+        return codes.reshape(-1)
+
+    def _rngs(self):
+        """One independent generator per repetition."""
+        rs = self.random_state
+        if rs is None:
+            seed = np.random.SeedSequence()
+        elif isinstance(rs, numbers.Integral) and not isinstance(rs, bool):
+            if rs < 0:
+                raise ValueError(
+                    f"random_state must be a non-negative integer, a "
+                    f"RandomState instance or None; got random_state={rs!r}."
+                )
+            seed = np.random.SeedSequence(int(rs))
+        elif isinstance(rs, np.random.RandomState):
+            seed = np.random.SeedSequence(rs.randint(0, 2**32, size=4).tolist())
+        elif isinstance(rs, np.random.Generator):
+            seed = np.random.SeedSequence(rs.integers(0, 2**32, size=4).tolist())
+        else:
+            raise ValueError(
+                f"random_state must be a non-negative integer, a RandomState "
+                f"instance or None; got random_state={rs!r}."
+            )
+        return [np.random.default_rng(s) for s in seed.spawn(int(self.n_splits))]
