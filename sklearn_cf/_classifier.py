@@ -421,7 +421,8 @@ class ContinualClassifier(NeuralNetClassifier):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def predict_proba_after(self, X, month):
         """Probabilities of the model as it was after training through ``month``.
@@ -528,9 +529,9 @@ class ContinualClassifier(NeuralNetClassifier):
         for units in self.hidden_units:
             check_positive_int(units, "hidden_units entries")
         check_positive_int(self.max_snapshots, "max_snapshots", allow_none=True, minimum=0)
-        self._check_device()
+        self._check_device_available()
 
-    def _check_device(self):
+    def _check_device_available(self):
         device = str(self.device)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(
