@@ -4,6 +4,9 @@ Public names:
 
 * :class:`ContinualClassifier`: the estimator, updated month by month.
 * :func:`fisher_diagonal`: exact per-sample Fisher / Hessian diagonals (EWC).
+* :class:`SequentialSplit`: hold out part of every month, for sklearn's CV tools.
+* :func:`forgetting_matrix`, :func:`make_forgetting_scorer`: score every month
+  after every month of training, alone or inside ``GridSearchCV``.
 * :mod:`sklearn_cf.strategies`: the monthly update rules as small objects.
 """
 
@@ -11,5 +14,17 @@ __version__ = "0.1.0.dev0"
 
 from ._classifier import ContinualClassifier, MonthSnapshot
 from ._fisher import fisher_diagonal
+from .metrics import ForgettingMatrix, forgetting_matrix, make_forgetting_scorer, tpr_at_fpr
+from .model_selection import SequentialSplit
 
-__all__ = ["ContinualClassifier", "MonthSnapshot", "fisher_diagonal", "__version__"]
+__all__ = [
+    "ContinualClassifier",
+    "ForgettingMatrix",
+    "MonthSnapshot",
+    "SequentialSplit",
+    "fisher_diagonal",
+    "forgetting_matrix",
+    "make_forgetting_scorer",
+    "tpr_at_fpr",
+    "__version__",
+]

@@ -25,6 +25,7 @@ from ._validation import (
     check_positive_int,
     check_targets,
     group_by_month,
+    month_label,
 )
 from .strategies import EWC, Combined, Strategy, make_strategy
 
@@ -327,7 +328,7 @@ class ContinualClassifier(NeuralNetClassifier):
         for k, (label, idx) in enumerate(zip(labels, rows)):
             if self.verbose:
                 print(f"[{type(self).__name__}] month {k + 1}/{len(labels)}", end=" ")
-            label = label.item() if isinstance(label, np.generic) else label
+            label = month_label(label)
             self._train_month(X_arr[idx], codes[idx], label)
         return self
 
@@ -358,7 +359,7 @@ class ContinualClassifier(NeuralNetClassifier):
             self._check_hyperparameters()
             given = classes if classes is not None else self.classes
             fitted_classes = self._resolve_classes(y_arr, given)
-            label = 0 if month is None else month
+            label = 0 if month is None else month_label(month)
         else:
             X_arr, names = check_features(
                 X,
@@ -594,7 +595,7 @@ class ContinualClassifier(NeuralNetClassifier):
                 f"month={month!r} does not come after the last month trained, {last!r}; "
                 "months must arrive in increasing order."
             )
-        return month
+        return month_label(month)
 
     def _start_sequence(self, n_features, names, classes):
         """Forget everything and set up the state of a new sequence of months."""

@@ -17,6 +17,7 @@ __all__ = [
     "check_targets",
     "check_months",
     "group_by_month",
+    "month_label",
     "check_in_range",
     "check_positive_int",
     "check_choice",
@@ -155,6 +156,15 @@ def group_by_month(months):
     order = np.argsort(inverse, kind="stable")
     bounds = np.cumsum(np.bincount(inverse, minlength=len(labels)))[:-1]
     return labels, np.split(order, bounds)
+
+
+def month_label(value):
+    """A month label as plain Python where numpy wraps it (``np.int64(3)``
+    -> 3, ``np.str_`` -> str), so labels compare and print the same whether
+    they came from ``np.unique`` or from the user. Datetimes stay numpy."""
+    if isinstance(value, (np.integer, np.floating, np.str_, np.bool_)):
+        return value.item()
+    return value
 
 
 def check_in_range(value, name, low, high, *, low_open=False, high_open=False):

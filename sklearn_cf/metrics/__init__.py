@@ -13,8 +13,15 @@ from ._forgetting import (
     next_month_aut,
     summarize,
 )
+from ._matrix import ForgettingMatrix, forgetting_matrix
+from ._scorer import SUMMARY_KEYS, make_forgetting_scorer, tpr_at_fpr
 
 __all__ = [
+    "ForgettingMatrix",
+    "SUMMARY_KEYS",
+    "forgetting_matrix",
+    "make_forgetting_scorer",
+    "tpr_at_fpr",
     "average_accuracy",
     "backward_transfer",
     "forgetting",
