@@ -292,6 +292,11 @@ class ContinualClassifier(NeuralNetClassifier):
     def __sklearn_is_fitted__(self):
         return bool(getattr(self, "months_seen_", None))
 
+    def _get_param_names(self):
+        # skorch lists its internal set ``_params_to_validate`` as a
+        # hyperparameter; it is rebuilt from the keyword arguments instead.
+        return [k for k in super()._get_param_names() if k != "_params_to_validate"]
+
     # ------------------------------------------------------------------
     # Public training API
     # ------------------------------------------------------------------
@@ -555,7 +560,7 @@ class ContinualClassifier(NeuralNetClassifier):
             classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
-                f"The base fit needs at least 2 classes, got {classes.tolist()}. "
+                f"The base fit needs at least 2 classes, got one class: {classes.tolist()}. "
                 "If later months bring other labels, pass classes=[...] with all of them."
             )
         return classes

@@ -8,6 +8,7 @@ import difflib
 import numbers
 
 import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._compat import get_feature_names
@@ -24,7 +25,8 @@ __all__ = [
 ]
 
 
-def check_features(X, *, n_features=None, feature_names=None, what="X"):
+def check_features(X, *, n_features=None, feature_names=None, what="X",
+                   owner="ContinualClassifier"):
     """Return ``X`` as a C-contiguous float32 array and its column names.
 
     Parameters
@@ -50,9 +52,9 @@ def check_features(X, *, n_features=None, feature_names=None, what="X"):
     )
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
-            f"{what} has {X.shape[1]} features, but the model was fitted with "
-            f"{n_features} features; every month must have the same columns "
-            "in the same order as the base fit."
+            f"{what} has {X.shape[1]} features, but {owner} is expecting "
+            f"{n_features} features as input (those of the base fit); every month "
+            "must have the same columns in the same order."
         )
     if feature_names is not None and names is not None:
         if len(names) != len(feature_names) or np.any(names != feature_names):
@@ -77,7 +79,8 @@ def check_targets(y, n_samples, what="y"):
     """Return ``y`` as a 1-d array of length ``n_samples``."""
     if y is None:
         raise ValueError(
-            f"{what} is None: ContinualClassifier needs the labels of every month."
+            "ContinualClassifier requires y to be passed, but the target y is None: "
+            "it needs the labels of every month."
         )
     y_arr = np.asarray(y)
     if y_arr.ndim == 2 and y_arr.shape[1] != 1:
@@ -95,6 +98,7 @@ def check_targets(y, n_samples, what="y"):
         raise ValueError(f"{what} contains NaN or infinity; drop unlabelled rows.")
     if y_arr.dtype.kind == "O" and any(v is None or v != v for v in y_arr):
         raise ValueError(f"{what} contains missing labels (None/NaN); drop them.")
+    check_classification_targets(y_arr)
     return y_arr
 
 

@@ -138,7 +138,7 @@ class TestFitAndPredict:
     def test_wrong_number_of_features_is_rejected(self, stream):
         X, y, months = stream
         clf = ContinualClassifier(**FAST).partial_fit_month(X[months == 0], y[months == 0])
-        with pytest.raises(ValueError, match="has 5 features, but the model was fitted with 6"):
+        with pytest.raises(ValueError, match="has 5 features, but ContinualClassifier is expecting 6 features"):
             clf.partial_fit_month(X[months == 1][:, :5], y[months == 1])
         assert clf.months_seen_ == [0]
 

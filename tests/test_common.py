@@ -1,0 +1,26 @@
+"""scikit-learn's own estimator checks on ContinualClassifier."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_cf import ContinualClassifier
+
+# Every check that is expected to fail, with the reason. Keep this short.
+EXPECTED_FAILED_CHECKS = {
+    "check_no_attributes_set_in_init": (
+        "skorch's NeuralNet.__init__ sets history_, initialized_ and "
+        "virtual_params_; they are skorch's bookkeeping, not learned state."
+    ),
+}
+
+
+def _fast_estimator():
+    return ContinualClassifier(hidden_units=(16,), max_epochs=3, lr=1e-2, batch_size=64,
+                               random_state=0)
+
+
+@parametrize_with_checks(
+    [_fast_estimator()],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
