@@ -13,6 +13,7 @@ Public names:
 __version__ = "0.1.0.dev0"
 
 from ._classifier import ContinualClassifier, MonthSnapshot
+from ._checkpoint import load
 from ._fisher import fisher_diagonal
 from .metrics import ForgettingMatrix, forgetting_matrix, make_forgetting_scorer, tpr_at_fpr
 from .model_selection import SequentialSplit
@@ -23,6 +24,7 @@ __all__ = [
     "MonthSnapshot",
     "SequentialSplit",
     "fisher_diagonal",
+    "load",
     "forgetting_matrix",
     "make_forgetting_scorer",
     "tpr_at_fpr",

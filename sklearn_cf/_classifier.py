@@ -396,6 +396,26 @@ class ContinualClassifier(NeuralNetClassifier):
             )
         return self.partial_fit_month(X, y, classes=classes)
 
+    def save(self, path):
+        """Write the fitted model and its month-to-month state to ``path``.
+
+        The file holds only tensors and plain data and is read back with
+        ``torch.load(weights_only=True)`` by :func:`sklearn_cf.load`, so
+        loading it cannot run code. It records the package version, the
+        hyperparameters, the weights, the optimizer state, the strategy's
+        state (anchors, Fisher, memory, members), the snapshots and the
+        random generator, so that a sequence continued after loading gives
+        the same predictions as one that was never interrupted. skorch's
+        training ``history`` is not kept.
+
+        Parameters
+        ----------
+        path : str or path-like
+        """
+        from ._checkpoint import save
+
+        save(self, path)
+
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------

@@ -81,6 +81,18 @@ class Strategy:
         to predict with the network as it is."""
         return None
 
+    def state_dict(self):
+        """Month-to-month state for a checkpoint: tensors, numbers, strings
+        and lists/dicts of them (anything ``torch.load(weights_only=True)``
+        reads back). The default returns the attributes set by :meth:`start`
+        and the hooks; override it together with :meth:`load_state_dict` if
+        they hold other objects."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state, net):
+        """Restore what :meth:`state_dict` returned, on ``net``'s device."""
+        vars(self).update(state)
+
 
 
 class Combined(Strategy):
@@ -134,6 +146,13 @@ class Combined(Strategy):
             if states is not None:
                 return states
         return None
+
+    def state_dict(self):
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, state, net):
+        for part, part_state in zip(self.parts, state["parts"]):
+            part.load_state_dict(part_state, net)
 
     def __repr__(self):
         return f"Combined({', '.join(map(repr, self.parts))})"

@@ -6,7 +6,7 @@ import torch
 
 from .._fisher import fisher_diagonal
 from ._base import Strategy
-from ._l2 import anchor_parameters, weighted_distance
+from ._l2 import anchor_parameters, to_device, weighted_distance
 
 __all__ = ["EWC"]
 
@@ -103,6 +103,11 @@ class EWC(Strategy):
                 )
                 diag = {name: d.clamp_min(0) for name, d in diag.items()}
         self.fisher_diag = diag
+
+    def load_state_dict(self, state, net):
+        self.anchors = to_device(state["anchors"], net.device)
+        self.fisher_diag = to_device(state["fisher_diag"], net.device)
+        self.negative_shares = list(state["negative_shares"])
 
     def __repr__(self):
         return f"EWC(reg_lambda={self.reg_lambda}, fisher={self.fisher!r})"

@@ -33,5 +33,8 @@ class Joint(Strategy):
     def end_month(self, net, X, y):
         self.history.append((X.clone(), y.clone()))
 
+    def load_state_dict(self, state, net):
+        self.history = [tuple(pair) for pair in state["history"]]
+
     def __repr__(self):
         return "Joint()"

@@ -14,6 +14,13 @@ def anchor_parameters(net):
     }
 
 
+def to_device(tensors, device):
+    """A dict of tensors moved to ``device`` (None stays None)."""
+    if tensors is None:
+        return None
+    return {name: t.to(device) for name, t in tensors.items()}
+
+
 def weighted_distance(net, anchors, weights=None):
     """sum_i w_i (theta_i - anchor_i)^2 over every anchored parameter."""
     total = 0.0
@@ -58,6 +65,9 @@ class L2(Strategy):
 
     def end_month(self, net, X, y):
         self.anchors = anchor_parameters(net)
+
+    def load_state_dict(self, state, net):
+        self.anchors = to_device(state["anchors"], net.device)
 
     def __repr__(self):
         return f"L2(reg_lambda={self.reg_lambda})"

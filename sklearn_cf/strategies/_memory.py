@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-__all__ = ["AllRowsMemory", "ReservoirMemory", "make_memory"]
+__all__ = ["AllRowsMemory", "ReservoirMemory", "make_memory", "memory_from_state"]
 
 
 class AllRowsMemory:
@@ -27,6 +27,9 @@ class AllRowsMemory:
 
     def sources(self):
         return list(self.chunks)
+
+    def state_dict(self):
+        return {"kind": "all", "chunks": [list(chunk) for chunk in self.chunks]}
 
     def __len__(self):
         return sum(len(y) for _, y in self.chunks)
@@ -93,6 +96,10 @@ class ReservoirMemory:
             self.y[target] = y[rows]
         self.n_seen += n
 
+    def state_dict(self):
+        return {"kind": "reservoir", "capacity": self.capacity, "X": self.X, "y": self.y,
+                "size": self.size, "n_seen": self.n_seen}
+
     def sources(self):
         if self.size == 0:
             return []
@@ -107,3 +114,15 @@ def make_memory(memory_size):
     if memory_size is None:
         return AllRowsMemory()
     return ReservoirMemory(memory_size)
+
+
+def memory_from_state(state):
+    """Rebuild a memory from its ``state_dict()``."""
+    if state["kind"] == "all":
+        memory = AllRowsMemory()
+        memory.chunks = [tuple(chunk) for chunk in state["chunks"]]
+        return memory
+    memory = ReservoirMemory(state["capacity"])
+    memory.X, memory.y = state["X"], state["y"]
+    memory.size, memory.n_seen = state["size"], state["n_seen"]
+    return memory

@@ -4,7 +4,7 @@ import numpy as np
 
 from .._data import MonthData
 from ._base import Strategy
-from ._memory import make_memory
+from ._memory import make_memory, memory_from_state
 
 __all__ = ["Replay", "epoch_composition"]
 
@@ -118,6 +118,12 @@ class Replay(Strategy):
 
     def end_month(self, net, X, y):
         self.memory.add(X, y, net.rng_)
+
+    def state_dict(self):
+        return {"memory": self.memory.state_dict()}
+
+    def load_state_dict(self, state, net):
+        self.memory = memory_from_state(state["memory"])
 
     def __repr__(self):
         return (
