@@ -328,8 +328,11 @@ class ContinualClassifier(NeuralNetClassifier):
         else:
             labels, rows = group_by_month(check_months(months, len(X_arr)))
         codes = np.searchsorted(classes, y_arr)
+        strategy = self._make_strategy()
+        for idx in rows:
+            strategy.check_month(X_arr[idx], codes[idx], classes)
 
-        self._start_sequence(X_arr.shape[1], names, classes)
+        self._start_sequence(X_arr.shape[1], names, classes, strategy)
         for k, (label, idx) in enumerate(zip(labels, rows)):
             if self.verbose:
                 print(f"[{type(self).__name__}] month {k + 1}/{len(labels)}", end=" ")
@@ -381,9 +384,11 @@ class ContinualClassifier(NeuralNetClassifier):
                 )
             label = self._next_month_label(month)
         codes = self._encode(y_arr, fitted_classes)
+        strategy = self._make_strategy() if first else self.strategy_
+        strategy.check_month(X_arr, codes, fitted_classes)
 
         if first:
-            self._start_sequence(X_arr.shape[1], names, fitted_classes)
+            self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy)
         self._train_month(X_arr, codes, label)
         return self
 
@@ -622,7 +627,17 @@ class ContinualClassifier(NeuralNetClassifier):
             )
         return month_label(month)
 
-    def _start_sequence(self, n_features, names, classes):
+    def _make_strategy(self):
+        return make_strategy(
+            self.strategy,
+            reg_lambda=self.reg_lambda,
+            rehearsal_ratio=self.rehearsal_ratio,
+            epoch_size=self.epoch_size,
+            memory_size=self.memory_size,
+            fisher=self.fisher,
+        )
+
+    def _start_sequence(self, n_features, names, classes, strategy=None):
         """Forget everything and set up the state of a new sequence of months."""
         self.n_features_in_ = n_features
         if names is not None:
@@ -636,14 +651,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self.cost_ = []
         self.snapshots_ = []
         self.batch_generator_ = None
-        self.strategy_ = make_strategy(
-            self.strategy,
-            reg_lambda=self.reg_lambda,
-            rehearsal_ratio=self.rehearsal_ratio,
-            epoch_size=self.epoch_size,
-            memory_size=self.memory_size,
-            fisher=self.fisher,
-        )
+        self.strategy_ = strategy if strategy is not None else self._make_strategy()
         self.initialize()
         self.strategy_.start(self)
 

@@ -43,12 +43,18 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
     names : ndarray of str or None
     """
     names = get_feature_names(X)
+    if hasattr(X, "shape") and len(X.shape) >= 1 and X.shape[0] == 0:
+        raise ValueError(
+            f"{what} has no rows: every month needs at least one labelled row. "
+            "Skip empty months instead of passing them."
+        )
     X = check_array(
         X,
         dtype=np.float32,
         order="C",
         ensure_all_finite=True,
         input_name=what,
+        estimator=owner,
     )
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(

@@ -52,6 +52,13 @@ class Strategy:
     def start(self, net):
         """Forget every month: called before the base fit."""
 
+    def check_month(self, X, y, classes):
+        """Reject a month this strategy cannot use, before anything changes.
+
+        Raise ``ValueError`` naming the problem and the fix. ``X`` is a
+        float32 array, ``y`` the class indices into ``classes``.
+        """
+
     def month_data(self, net, X, y):
         """Rows to train on this month, or None for the new month's rows.
 
@@ -120,6 +127,10 @@ class Combined(Strategy):
     def start(self, net):
         for part in self.parts:
             part.start(net)
+
+    def check_month(self, X, y, classes):
+        for part in self.parts:
+            part.check_month(X, y, classes)
 
     def month_data(self, net, X, y):
         for part in self.parts:

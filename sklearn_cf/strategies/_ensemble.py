@@ -1,5 +1,8 @@
 """Model averaging: one network per month, probabilities averaged."""
 
+import numpy as np
+
+from .._validation import month_label
 from ._base import Strategy
 
 __all__ = ["Ensemble"]
@@ -29,6 +32,16 @@ class Ensemble(Strategy):
 
     def start(self, net):
         self.members = []
+
+    def check_month(self, X, y, classes):
+        if len(np.unique(y)) < 2:
+            label = month_label(classes[int(y[0])])  # a plain Python value to print
+            raise ValueError(
+                f"strategy='ensemble' trains a separate network on each month, but "
+                f"this month holds only class {label!r}; such a member could only "
+                "predict that class. Merge the month with its neighbour, or use "
+                "another strategy."
+            )
 
     def end_month(self, net, X, y):
         self.members.append(

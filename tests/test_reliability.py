@@ -1,0 +1,139 @@
+"""A monthly job that can run unattended: rejected months change nothing."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sklearn
+from conftest import FAST, make_stream
+from sklearn.model_selection import cross_validate
+
+from sklearn_cf import ContinualClassifier, SequentialSplit, make_forgetting_scorer
+
+
+def fingerprint(clf, X):
+    """Everything a rejected call must leave exactly as it was."""
+    memory = getattr(clf.strategy_, "memory", None)
+    return {
+        "proba": clf.predict_proba(X).tobytes(),
+        "months": list(clf.months_seen_),
+        "cost": [c["rows"] for c in clf.cost_],
+        "snapshots": [
+            (s.month, [b"".join(t.numpy().tobytes() for t in st.values()) for st in s.states])
+            for s in clf.snapshots_
+        ],
+        "memory": None if memory is None else [
+            (X_.numpy().tobytes(), y_.numpy().tobytes()) for X_, y_ in memory.sources()
+        ],
+        "rng": str(clf.rng_.bit_generator.state),
+        "weights": b"".join(p.detach().numpy().tobytes() for p in clf.module_.parameters()),
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted_state():
+    X, y, months = make_stream(n_months=2)
+    return X, y, months
+
+
+def _bad_calls(X, y):
+    Xm, ym = X[:50], y[:50]
+    nan_X = Xm.copy()
+    nan_X[3, 2] = np.nan
+    inf_X = Xm.copy()
+    inf_X[0, 0] = np.inf
+    return [
+        ("NaN in X", lambda c: c.partial_fit_month(nan_X, ym), ValueError, "contains NaN"),
+        ("inf in X", lambda c: c.partial_fit_month(inf_X, ym), ValueError, "infinity"),
+        ("fewer features", lambda c: c.partial_fit_month(Xm[:, :4], ym), ValueError,
+         "has 4 features, but ContinualClassifier is expecting 6"),
+        ("unseen label", lambda c: c.partial_fit_month(Xm, np.where(ym == 1, 5, ym)),
+         ValueError, r"labels \[5\] not seen at the base fit"),
+        ("empty month", lambda c: c.partial_fit_month(Xm[:0], ym[:0]), ValueError, "has no rows"),
+        ("y of the wrong length", lambda c: c.partial_fit_month(Xm, ym[:-1]), ValueError,
+         "X has 50 rows but y has 49 labels"),
+        ("y 2-d", lambda c: c.partial_fit_month(Xm, np.c_[ym, ym]), ValueError, "one label per row"),
+        ("sparse X", lambda c: c.partial_fit_month(sp.csr_matrix(Xm), ym), TypeError,
+         "dense data is required"),
+        ("month out of order", lambda c: c.partial_fit_month(Xm, ym, month=0), ValueError,
+         "does not come after"),
+        ("negative lambda", lambda c: c.set_params(reg_lambda=-1.0).partial_fit_month(Xm, ym),
+         ValueError, "reg_lambda must be in"),
+        ("ratio of 1", lambda c: c.set_params(rehearsal_ratio=1.0).partial_fit_month(Xm, ym),
+         ValueError, r"rehearsal_ratio must be in \[0, 1\)"),
+        ("memory_size 0", lambda c: c.set_params(memory_size=0).partial_fit_month(Xm, ym),
+         ValueError, "memory_size must be >= 1"),
+        ("epoch_size float", lambda c: c.set_params(epoch_size=10.5).partial_fit_month(Xm, ym),
+         TypeError, "epoch_size must be an int"),
+        ("unknown strategy", lambda c: c.set_params(strategy="replay+ewk").partial_fit_month(Xm, ym),
+         ValueError, "Did you mean 'replay\\+ewc'"),
+        ("refit with bad months", lambda c: c.fit(X, y, months=np.arange(len(X) - 1)),
+         ValueError, "months has"),
+        ("refit with unsortable months",
+         lambda c: c.fit(X, y, months=np.array([1, "a"] * (len(X) // 2), dtype=object)),
+         ValueError, "months cannot be sorted"),
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["replay+ewc", "ensemble"])
+@pytest.mark.parametrize("case", range(16))
+def test_rejected_call_leaves_the_model_exactly_as_it_was(fitted_state, strategy, case):
+    X, y, months = fitted_state
+    clf = ContinualClassifier(strategy=strategy, memory_size=60, **FAST)
+    clf.fit(X, y, months=months)
+    name, call, error, match = _bad_calls(X, y)[case]
+    params = clf.get_params()
+    before = fingerprint(clf, X)
+    with pytest.raises(error, match=match):
+        call(clf)
+    clf.set_params(**{k: params[k] for k in ["reg_lambda", "rehearsal_ratio", "memory_size",
+                                              "epoch_size", "strategy"]})
+    assert fingerprint(clf, X) == before, name
+
+
+def test_single_class_month_rejected_for_ensembles_only(fitted_state):
+    X, y, months = fitted_state
+    ones = np.flatnonzero(y == 1)[:30]
+    for strategy in ["ensemble", "replay"]:
+        clf = ContinualClassifier(strategy=strategy, **FAST).fit(X, y, months=months)
+        before = fingerprint(clf, X)
+        if strategy == "ensemble":
+            with pytest.raises(ValueError, match="only class 1"):
+                clf.partial_fit_month(X[ones], y[ones])
+            assert fingerprint(clf, X) == before
+        else:
+            clf.partial_fit_month(X[ones], y[ones])
+            assert clf.months_seen_ == [0, 1, 2]
+    with pytest.raises(ValueError, match="at least 2 classes, got one class"):
+        ContinualClassifier(**FAST).fit(X[ones], y[ones])
+
+
+def test_long_run_memory_stays_bounded_and_work_per_month_is_flat():
+    X, y, months = make_stream(n_months=50, n_per_month=40, n_features=4)
+    clf = ContinualClassifier(strategy="replay", memory_size=100, epoch_size=80,
+                              max_snapshots=5, **dict(FAST, max_epochs=1))
+    for m in range(50):
+        clf.partial_fit_month(X[months == m], y[months == m])
+        memory = clf.strategy_.memory
+        assert len(memory) == min(100, 40 * (m + 1))
+        assert memory.X.shape[0] == 100  # the buffer itself never grows
+        assert len(clf.snapshots_) == min(5, m + 1)
+    # Work per month is constant: every fine-tune month trains 80 rows.
+    assert {c["rows"] for c in clf.cost_[1:]} == {80}
+    assert memory.n_seen == 2000
+
+
+def test_same_seed_same_forgetting_matrices_with_two_jobs():
+    X, y, months = make_stream(n_months=3)
+    results = []
+    with sklearn.config_context(enable_metadata_routing=True):
+        for _ in range(2):
+            scores = cross_validate(
+                ContinualClassifier(strategy="replay+ewc", dropout=0.2, **FAST
+                                    ).set_fit_request(months=True),
+                X, y, params={"months": months},
+                cv=SequentialSplit(n_splits=2, random_state=0),
+                scoring=make_forgetting_scorer(include_matrix=True), n_jobs=2,
+            )
+            results.append(np.array([scores[f"test_R_{i}_{j}"] for i in range(3)
+                                     for j in range(3)]))
+    np.testing.assert_array_equal(results[0], results[1])
