@@ -68,6 +68,13 @@ def make_strategy(strategy, *, reg_lambda=1.0, rehearsal_ratio=0.5, epoch_size=N
             f"strategy must be one of {STRATEGIES} or a sklearn_cf.strategies.Strategy "
             f"instance, got {type(strategy).__name__}."
         )
+    if strategy not in STRATEGIES and "+" in strategy:
+        reordered = [name for name in STRATEGIES if set(name.split("+")) == set(strategy.split("+"))]
+        if reordered:
+            raise ValueError(
+                f"Unknown strategy={strategy!r}. Valid values: "
+                f"{', '.join(map(repr, STRATEGIES))}. Did you mean {reordered[0]!r}?"
+            )
     check_choice(strategy, "strategy", STRATEGIES)
     parts = {
         "naive": lambda: Naive(),

@@ -1,0 +1,75 @@
+"""GPU behaviour; runs only where CUDA is available (skipped elsewhere)."""
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, make_stream
+
+import sklearn_cf
+from sklearn_cf import ContinualClassifier
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("strategy", ["replay+ewc", "l2", "ensemble"])
+def test_strategy_state_lives_on_the_gpu(strategy):
+    X, y, months = make_stream(n_months=2)
+    clf = ContinualClassifier(strategy=strategy, device="cuda", **FAST).fit(X, y, months=months)
+    assert next(clf.module_.parameters()).is_cuda
+    parts = getattr(clf.strategy_, "parts", [clf.strategy_])
+    for part in parts:
+        for name in ("anchors", "fisher_diag"):
+            tensors = getattr(part, name, None)
+            if tensors:
+                assert all(t.is_cuda for t in tensors.values()), name
+    # Snapshots and ensemble members stay in host memory.
+    assert all(not t.is_cuda for s in clf.snapshots_ for st in s.states for t in st.values())
+
+
+def test_gpu_and_cpu_fits_agree_closely():
+    X, y, months = make_stream(n_months=2)
+    gpu = ContinualClassifier(device="cuda", **FAST).fit(X, y, months=months)
+    cpu = ContinualClassifier(device="cpu", **FAST).fit(X, y, months=months)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-3)
+
+
+def test_gpu_model_loads_on_a_cpu_only_machine(tmp_path):
+    X, y, months = make_stream(n_months=2)
+    clf = ContinualClassifier(strategy="replay+ewc", device="cuda", **FAST).fit(X, y, months=months)
+    expected = clf.predict_proba(X)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(clf))
+    clf.save(tmp_path / "model.pt")
+    np.save(tmp_path / "X.npy", X)
+    script = textwrap.dedent(f"""
+        import pickle, warnings, numpy as np, torch, sklearn_cf
+        assert not torch.cuda.is_available()
+        X = np.load({str(tmp_path / "X.npy")!r})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = pickle.loads(open({str(tmp_path / "model.pkl")!r}, "rb").read())
+            b = sklearn_cf.load({str(tmp_path / "model.pt")!r})
+        assert a.device == "cpu" and b.device == "cpu"
+        np.save({str(tmp_path / "a.npy")!r}, a.predict_proba(X))
+        np.save({str(tmp_path / "b.npy")!r}, b.predict_proba(X))
+    """)
+    env = {"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env)
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), expected, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "b.npy"), expected, atol=1e-6)
+
+
+def test_checkpoint_resume_on_gpu(tmp_path):
+    X, y, months = make_stream(n_months=3)
+    full = ContinualClassifier(strategy="replay+ewc", device="cuda", **FAST).fit(X, y, months=months)
+    clf = ContinualClassifier(strategy="replay+ewc", device="cuda", **FAST)
+    clf.partial_fit_month(X[months == 0], y[months == 0])
+    clf.partial_fit_month(X[months == 1], y[months == 1])
+    clf.save(tmp_path / "m.pt")
+    loaded = sklearn_cf.load(tmp_path / "m.pt")
+    loaded.partial_fit_month(X[months == 2], y[months == 2])
+    np.testing.assert_allclose(loaded.predict_proba(X), full.predict_proba(X), atol=1e-6)
