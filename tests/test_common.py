@@ -1,5 +1,6 @@
 """scikit-learn's own estimator checks on ContinualClassifier."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_cf import ContinualClassifier
@@ -18,6 +19,10 @@ def _fast_estimator():
                                random_state=0)
 
 
+# skorch validates some parameters eagerly in set_params; sklearn warns about
+# that in check_set_params, which still passes.
+@pytest.mark.filterwarnings("ignore:.*occurred during set_params:UserWarning")
+@pytest.mark.filterwarnings("ignore:Estimator's parameters changed:UserWarning")
 @parametrize_with_checks(
     [_fast_estimator()],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,

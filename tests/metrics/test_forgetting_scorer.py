@@ -71,7 +71,8 @@ def test_scorer_in_grid_search_equals_forgetting_matrix(routing):
     X, y, months = make_stream(n_months=3)
     estimator = ContinualClassifier(strategy="replay+l2", **PARAMS).set_fit_request(months=True)
     cv = SequentialSplit(n_splits=2, random_state=0)
-    grid = {"reg_lambda": [0.0, 10.0], "rehearsal_ratio": [0.25, 0.5]}
+    grid = [{"reg_lambda": [0.0], "rehearsal_ratio": [0.25]},
+            {"reg_lambda": [10.0], "rehearsal_ratio": [0.5]}]
     search = GridSearchCV(
         estimator, grid, cv=cv, scoring=make_forgetting_scorer(include_matrix=True),
         refit="average_accuracy",
