@@ -43,6 +43,16 @@ class MonthSnapshot(NamedTuple):
 
     ``states`` is a list of CPU state dicts whose predicted probabilities
     are averaged: one for most strategies, one per member for ensembles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf import ContinualClassifier
+    >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = ContinualClassifier(strategy="ensemble", max_epochs=1, random_state=0)
+    >>> clf = clf.fit(X, y, months=[0] * 30 + [1] * 30)
+    >>> [(s.month, len(s.states)) for s in clf.snapshots_]
+    [(0, 1), (1, 2)]
     """
 
     month: object
@@ -359,6 +369,17 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         self : ContinualClassifier
+
+        Examples
+        --------
+        >>> from sklearn_cf import ContinualClassifier
+        >>> from sklearn_cf.datasets import make_monthly_drift
+        >>> X, y, months = make_monthly_drift(n_months=2, n_samples_per_month=200, random_state=0)
+        >>> clf = ContinualClassifier(strategy="l2", reg_lambda=10.0, max_epochs=2, random_state=0)
+        >>> clf = clf.partial_fit_month(X[months == 0], y[months == 0], month="2024-01")
+        >>> clf = clf.partial_fit_month(X[months == 1], y[months == 1], month="2024-02")
+        >>> clf.months_seen_, [c["rows"] for c in clf.cost_]
+        (['2024-01', '2024-02'], [400, 400])
         """
         first = not self.__sklearn_is_fitted__()
         if first:
@@ -467,6 +488,16 @@ class ContinualClassifier(NeuralNetClassifier):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_cf import ContinualClassifier
+        >>> from sklearn_cf.datasets import make_monthly_drift
+        >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=200, random_state=0)
+        >>> clf = ContinualClassifier(max_epochs=2, random_state=0).fit(X, y, months=months)
+        >>> bool(np.array_equal(clf.predict_proba_after(X, 2), clf.predict_proba(X)))
+        True
         """
         X_t = self._prediction_input(X)
         for snapshot in self.snapshots_:
