@@ -88,9 +88,14 @@ def _is_plain(value):
 def _encode_params(clf):
     """Hyperparameters as plain data; the names of those that are not."""
     params, foreign = {}, []
-    for name, value in clf.get_params(deep=False).items():
+    current = clf.get_params(deep=False)
+    # The strategy and memory size in force are those of the base fit.
+    current.update(getattr(clf, "sequence_config_", {}))
+    for name, value in current.items():
         if isinstance(value, np.ndarray):
             value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
         if _is_plain(value):
             params[name] = value
         elif isinstance(value, type) and f"{value.__module__}.{value.__qualname__}" in _CLASSES:
@@ -107,6 +112,20 @@ def _decode_params(params):
             value = _CLASSES[value["class"]]
         decoded[name] = tuple(value) if name == "hidden_units" else value
     return decoded
+
+
+def _plain(obj):
+    """Nested containers with numpy scalars and arrays turned into Python
+    numbers and tensors, which weights-only loading accepts."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    return obj
 
 
 def save(clf, path):
@@ -139,7 +158,7 @@ def save(clf, path):
     }
     buffer = io.BytesIO()
     try:
-        torch.save(state, buffer)
+        torch.save(_plain(state), buffer)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise TypeError(
             f"The strategy state of {clf.strategy_!r} holds objects a safe "

@@ -404,6 +404,7 @@ class ContinualClassifier(NeuralNetClassifier):
                     f"fixed at the base fit, {list(fitted_classes)}."
                 )
             label = self._next_month_label(month)
+            self._check_strategy_unchanged()
         codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
@@ -541,14 +542,22 @@ class ContinualClassifier(NeuralNetClassifier):
                 return EpochIterator(
                     dataset, batch_size, kwargs.get("shuffle", True), self.batch_generator_
                 )
-            return super().get_iterator(dataset, training=True)
+            # Any other set-up (a train_split's Subset, DataLoader options):
+            # skorch's iterator, still shuffled by default and seeded.
+            kwargs.setdefault("batch_size", self.batch_size)
+            if kwargs["batch_size"] == -1:
+                kwargs["batch_size"] = len(dataset)
+            kwargs.setdefault("shuffle", True)
+            if kwargs["shuffle"] and self.iterator_train is DataLoader:
+                kwargs.setdefault("generator", self.batch_generator_)
+            return self.iterator_train(dataset, **kwargs)
         kwargs = self.get_params_for("iterator_valid")
         if (
             isinstance(dataset, RowsDataset)
             and self.iterator_valid is DataLoader
             and set(kwargs) <= {"batch_size"}
         ):
-            return SliceIterator(dataset, self._predict_batch_size())
+            return SliceIterator(dataset, self._predict_batch_size(len(dataset)))
         return super().get_iterator(dataset, training=False)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -575,9 +584,56 @@ class ContinualClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     # Month bookkeeping
     # ------------------------------------------------------------------
+    def _check_strategy_unchanged(self):
+        """The strategy and its memory are fixed from the base fit on."""
+        fixed = self.sequence_config_
+        changed = [
+            name
+            for name, value in fixed.items()
+            if not (getattr(self, name) is value or getattr(self, name) == value)
+        ]
+        if changed:
+            detail = ", ".join(f"{n}={fixed[n]!r} -> {getattr(self, n)!r}" for n in changed)
+            raise ValueError(
+                f"{detail} changed after the base fit; the state kept between months "
+                "depends on it. Call fit to start a new sequence, or set it back."
+            )
+
+    def _sync_strategy(self):
+        """Apply the current flat hyperparameters to a built-in strategy, so
+        set_params(reg_lambda=...) between months takes effect."""
+        if isinstance(self.strategy, Strategy):
+            return
+        for part in _strategy_parts(self.strategy_):
+            for name in ("reg_lambda", "rehearsal_ratio", "epoch_size", "fisher"):
+                if name in vars(part):
+                    setattr(part, name, getattr(self, name))
+
+    def set_params(self, **params):
+        fitted = self.__sklearn_is_fitted__()
+        rebuilt = sorted(k for k in params if k.startswith(("module__", "criterion__")))
+        if fitted and rebuilt:
+            raise ValueError(
+                f"set_params({', '.join(rebuilt)}) would re-initialize the network of a "
+                "fitted model (skorch rebuilds it), leaving months_seen_, snapshots_ "
+                "and the strategy's state about other weights. Set them before fit, "
+                "or call fit afterwards on a clone."
+            )
+        return super().set_params(**params)
+
     def _check_hyperparameters(self):
         if not isinstance(self.strategy, Strategy):
             make_strategy(self.strategy)  # raises for unknown names and types
+            if "ewc" in self.strategy:
+                criterion = self.criterion
+                kind = criterion if isinstance(criterion, type) else type(criterion)
+                if not issubclass(kind, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):
+                    raise TypeError(
+                        f"strategy={self.strategy!r} needs the log-likelihood of the "
+                        f"classes, but criterion is {kind.__name__}. Use "
+                        "torch.nn.CrossEntropyLoss (module returns logits) or "
+                        "torch.nn.NLLLoss (module returns probabilities)."
+                    )
         check_in_range(self.reg_lambda, "reg_lambda", 0, np.inf)
         check_in_range(self.rehearsal_ratio, "rehearsal_ratio", 0, 1, high_open=True)
         check_positive_int(self.epoch_size, "epoch_size", allow_none=True)
@@ -683,6 +739,8 @@ class ContinualClassifier(NeuralNetClassifier):
         self.snapshots_ = []
         self.batch_generator_ = None
         self.strategy_ = strategy if strategy is not None else self._make_strategy()
+        # What cannot change until the next fit (see _check_strategy_unchanged).
+        self.sequence_config_ = {"strategy": self.strategy, "memory_size": self.memory_size}
         self.initialize()
         self.strategy_.start(self)
 
@@ -729,6 +787,8 @@ class ContinualClassifier(NeuralNetClassifier):
         strategy = self.strategy_
         X_t, y_t = as_tensor(X), as_tensor(codes.astype(np.int64))
 
+        if not first:
+            self._sync_strategy()
         if not first and strategy.fresh_model:
             self.initialize_module()
             self.module_ = self.torch_compile(self.module_.to(self.device), name="module")
@@ -756,7 +816,14 @@ class ContinualClassifier(NeuralNetClassifier):
                 if not own_mlp:
                     torch.manual_seed(global_seed)
                 self.notify("on_train_begin", X=data, y=None)
-                self.fit_loop(data, None, epochs=epochs)
+                try:
+                    # The plan's labels let a user's train_split stratify.
+                    self.fit_loop(data, data.plan_labels(), epochs=epochs)
+                except KeyboardInterrupt:
+                    # skorch's EarlyStopping (and Ctrl-C) end training this
+                    # way; as in skorch's partial_fit, the month then ends
+                    # normally with the weights reached so far.
+                    pass
                 self.notify("on_train_end", X=data, y=None)
         finally:
             if own_mlp:
@@ -790,8 +857,10 @@ class ContinualClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     # Prediction helpers
     # ------------------------------------------------------------------
-    def _predict_batch_size(self):
+    def _predict_batch_size(self, n_rows=None):
         size = self.get_params_for("iterator_valid").get("batch_size", None)
+        if size == -1:
+            return max(n_rows or 1, 1)
         if size is not None:
             return size
         return max(self.batch_size, _MIN_PREDICT_BATCH)
@@ -814,7 +883,7 @@ class ContinualClassifier(NeuralNetClassifier):
         nonlinearity = self._get_predict_nonlinearity()
         scratch = copy.deepcopy(self.module_).eval()
         total = None
-        batch_size = self._predict_batch_size()
+        batch_size = self._predict_batch_size(len(X_t))
         with torch.no_grad():
             for state in states:
                 scratch.load_state_dict(state)

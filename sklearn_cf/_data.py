@@ -56,6 +56,13 @@ class MonthData(Dataset):
         self.plan = torch.from_numpy(plan)
         return self
 
+    def plan_labels(self):
+        """Labels of the current epoch's rows, in plan order."""
+        if len(self.sources) == 1:
+            return self.sources[0][1][self.plan]
+        labels = torch.cat([y for _, y in self.sources])
+        return labels[self.plan]
+
     def rows(self, vidx):
         """Gather rows by virtual index (order within the result may differ
         from ``vidx`` when several sources are hit, X and y stay aligned)."""

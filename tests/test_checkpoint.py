@@ -144,3 +144,17 @@ def test_pickle_round_trip_is_also_supported():
     clf, (X, _, _) = _first_two_months("replay+ewc")
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_set_params_between_months_survives_a_checkpoint(tmp_path):
+    X, y, months = make_stream(n_months=3)
+    live = ContinualClassifier(strategy="replay+l2", **FAST)
+    live.partial_fit_month(X[months == 0], y[months == 0])
+    live.set_params(reg_lambda=np.float64(50.0), memory_size=None, epoch_size=None)
+    live.partial_fit_month(X[months == 1], y[months == 1])
+    live.save(tmp_path / "m.pt")  # numpy scalars are stored as plain numbers
+    loaded = sklearn_cf.load(tmp_path / "m.pt")
+    assert loaded.reg_lambda == 50.0
+    live.partial_fit_month(X[months == 2], y[months == 2])
+    loaded.partial_fit_month(X[months == 2], y[months == 2])
+    np.testing.assert_array_equal(loaded.predict_proba(X), live.predict_proba(X))

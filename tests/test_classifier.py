@@ -318,3 +318,99 @@ class TestDeterminism:
             t.join()
         for r in results:
             np.testing.assert_array_equal(r, reference)
+
+
+class TestSkorchIntegration:
+    def test_early_stopping_with_a_train_split_ends_the_month_normally(self, stream):
+        from skorch.callbacks import EarlyStopping
+        from skorch.dataset import ValidSplit
+
+        X, y, months = stream
+        clf = ContinualClassifier(
+            strategy="replay", train_split=ValidSplit(4, stratified=True),
+            callbacks=[EarlyStopping(patience=1, threshold=10.0)], **dict(FAST, max_epochs=50),
+        )
+        clf.fit(X, y, months=months)
+        assert clf.months_seen_ == [0, 1, 2]
+        # Stopped long before max_epochs in every month, and every month was recorded.
+        assert all(c["rows"] < 50 * 120 for c in clf.cost_)
+        assert len(clf.snapshots_) == 3 and len(clf.strategy_.memory) == 360
+
+    @pytest.mark.parametrize(
+        "extra",
+        [{"train_split": "valid"}, {"iterator_train__num_workers": 0}],
+        ids=["train_split", "dataloader_option"],
+    )
+    def test_skorch_iterator_path_is_shuffled_and_seeded(self, stream, extra):
+        from skorch.dataset import ValidSplit
+
+        from spy import RowSpy
+
+        X, y, months = make_stream(n_months=2, id_column=True)
+        if "train_split" in extra:
+            extra = {"train_split": ValidSplit(5)}
+        runs = []
+        for _ in range(2):
+            spy = RowSpy()
+            clf = ContinualClassifier(strategy="replay", callbacks=[spy], **FAST, **extra)
+            clf.fit(X, y, months=months)
+            runs.append((clf.predict_proba(X), spy.months[1]["epochs"][0]))
+        np.testing.assert_array_equal(runs[0][0], runs[1][0])
+        order = runs[0][1]
+        assert order != sorted(order)  # shuffled, not new rows then past rows
+        assert order == runs[1][1]  # and reproducible
+
+    def test_prediction_batch_size_minus_one_means_everything(self, stream):
+        X, y, months = stream
+        clf = ContinualClassifier(iterator_valid__batch_size=-1, **FAST).fit(X, y)
+        ref = ContinualClassifier(**FAST).fit(X, y)
+        np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), rtol=1e-6)
+
+    def test_rebuilding_the_module_of_a_fitted_model_is_refused(self, stream):
+        X, y, _ = stream
+        clf = ContinualClassifier(**FAST).fit(X, y)
+        before = clf.predict_proba(X)
+        with pytest.raises(ValueError, match="re-initialize the network of a fitted model"):
+            clf.set_params(module__hidden_units=(4,))
+        np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+    def test_ewc_with_an_unusable_criterion_is_rejected_before_anything_changes(self, stream):
+        X, y, months = stream
+        clf = ContinualClassifier(**FAST).fit(X, y, months=months)
+        before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+        clf.set_params(strategy="ewc", criterion=torch.nn.MultiMarginLoss)
+        with pytest.raises(TypeError, match="criterion is MultiMarginLoss"):
+            clf.fit(X, y, months=months)
+        assert clf.months_seen_ == [0, 1, 2] and len(clf.snapshots_) == 3
+        for k, v in clf.module_.state_dict().items():
+            assert torch.equal(v, before[k])
+
+
+class TestHyperparametersBetweenMonths:
+    def test_new_lambda_and_ratio_apply_to_the_next_month(self, stream):
+        from spy import RowSpy
+
+        X, y, months = make_stream(n_months=3, id_column=True)
+        spy = RowSpy()
+        clf = ContinualClassifier(strategy="replay+l2", rehearsal_ratio=0.5, callbacks=[spy], **FAST)
+        clf.partial_fit_month(X[months == 0], y[months == 0])
+        clf.partial_fit_month(X[months == 1], y[months == 1])
+        clf.set_params(reg_lambda=5.0, rehearsal_ratio=0.25)
+        clf.partial_fit_month(X[months == 2], y[months == 2])
+        replay, l2 = clf.strategy_.parts
+        assert l2.reg_lambda == 5.0 and replay.rehearsal_ratio == 0.25
+        epoch = spy.months[2]["epochs"][0]
+        assert sum(i < 240 for i in epoch) == 40  # 120 * 0.25 / 0.75 past rows
+
+    @pytest.mark.parametrize("change", [{"strategy": "naive"}, {"memory_size": 10}])
+    def test_changing_the_strategy_or_memory_needs_a_new_fit(self, stream, change):
+        X, y, months = stream
+        clf = ContinualClassifier(strategy="replay", **FAST).fit(X[months < 2], y[months < 2],
+                                                                 months=months[months < 2])
+        before = clf.predict_proba(X)
+        clf.set_params(**change)
+        with pytest.raises(ValueError, match="changed after the base fit.*Call fit"):
+            clf.partial_fit_month(X[months == 2], y[months == 2])
+        np.testing.assert_array_equal(clf.predict_proba(X), before)
+        clf.fit(X, y, months=months)  # a new sequence accepts it
+        assert clf.months_seen_ == [0, 1, 2]

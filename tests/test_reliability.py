@@ -26,7 +26,20 @@ def fingerprint(clf, X):
         ],
         "rng": str(clf.rng_.bit_generator.state),
         "weights": b"".join(p.detach().numpy().tobytes() for p in clf.module_.parameters()),
+        "optimizer": _tensor_bytes(clf.optimizer_.state_dict()),
+        "strategy": _tensor_bytes(clf.strategy_.state_dict()),
     }
+
+
+def _tensor_bytes(obj):
+    """A byte-exact digest of nested dicts/lists of tensors and plain values."""
+    if isinstance(obj, dict):
+        return [(k, _tensor_bytes(v)) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))]
+    if isinstance(obj, (list, tuple)):
+        return [_tensor_bytes(v) for v in obj]
+    if hasattr(obj, "numpy"):
+        return obj.detach().numpy().tobytes()
+    return repr(obj)
 
 
 @pytest.fixture(scope="module")

@@ -61,8 +61,12 @@ def _score_cell(scorer, view, X, y):
             warnings.simplefilter("ignore", category=UserWarning)
             return float(scorer(view, X, y))
     except ValueError:
-        # e.g. ROC-AUC of a month whose test rows hold one class only.
-        return np.nan
+        # A month whose rows hold one class leaves ROC-AUC and friends
+        # undefined: that cell is NaN. Any other error is a real problem
+        # (wrong columns, a binary metric on multiclass data) and is raised.
+        if len(np.unique(y)) < 2:
+            return np.nan
+        raise
 
 
 class ForgettingMatrix:
@@ -178,6 +182,12 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
             f"Months {early[:5]} have evaluation rows but were never trained, although "
             f"they come before the last trained month {trained[-1]!r}; were they "
             "left out of fit, or are the month labels of another kind?"
+        )
+    if not set(labels) & set(trained):
+        raise ValueError(
+            f"None of the evaluation months {labels[:5]} was trained "
+            f"(months_seen_={trained[:5]}...); the month labels must be of the same "
+            "kind as those passed to fit."
         )
     columns = trained + future
     scorer = check_scoring(clf, scoring=scoring)

@@ -138,8 +138,11 @@ def make_forgetting_scorer(scoring="accuracy", include_matrix=False, month_colum
 
 
 def _tpr_at_fpr_score(y_true, y_score, *, fpr, pos_label=None):
-    if len(np.unique(y_true)) != 2:
+    labels = np.unique(y_true)
+    if len(labels) != 2:
         raise ValueError("TPR at a fixed FPR needs both classes in y_true.")
+    if pos_label is None:
+        pos_label = labels[-1]  # the column sklearn's scorer hands over: classes_[1]
     false_pos, true_pos, _ = roc_curve(y_true, y_score, pos_label=pos_label)
     # The ROC curve is piecewise linear between thresholds: interpolate.
     return float(np.interp(fpr, false_pos, true_pos))

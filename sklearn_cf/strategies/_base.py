@@ -39,7 +39,7 @@ class Strategy:
     ...             return None
     ...         return torch.cat([self.previous[0], X]), torch.cat([self.previous[1], y])
     ...     def end_month(self, net, X, y):
-    ...         self.previous = (X, y)
+    ...         self.previous = (X.clone(), y.clone())
     >>> X = torch.randn(60, 3).numpy(); y = (X[:, 0] > 0).astype(int)
     >>> clf = ContinualClassifier(strategy=LastTwoMonths(), max_epochs=2, random_state=0)
     >>> clf = clf.fit(X, y, months=[0] * 20 + [1] * 20 + [2] * 20)
@@ -66,7 +66,8 @@ class Strategy:
         ----------
         net : ContinualClassifier
         X : Tensor of shape (n_rows, n_features)
-            The new month's rows (float32, CPU).
+            The new month's rows (float32, CPU). It may share memory with
+            the caller's array: clone what you keep.
         y : Tensor of shape (n_rows,)
             Their labels as class indices (int64, CPU).
 

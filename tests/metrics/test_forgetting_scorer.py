@@ -235,3 +235,33 @@ def test_plots(tmp_path):
     assert (tmp_path / "matrix.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="2-d"):
         plot_forgetting_matrix([1, 2, 3])
+
+
+def test_configuration_errors_are_raised_not_turned_into_nan():
+    X, y, months = make_stream(n_months=2)
+    clf = ContinualClassifier(**PARAMS).fit(X, y, months=months)
+    with pytest.raises(ValueError, match="features"):
+        forgetting_matrix(clf, np.c_[X, months], y, months)
+    y3 = y.copy()
+    y3[::7] = 2
+    clf3 = ContinualClassifier(**PARAMS).fit(X, y3, months=months)
+    with pytest.raises(ValueError):
+        forgetting_matrix(clf3, X, y3, months, scoring="f1")
+
+
+def test_month_labels_of_another_kind_are_an_error():
+    X, y, months = make_stream(n_months=2)
+    clf = ContinualClassifier(**PARAMS).fit(X, y, months=months)
+    with pytest.raises(ValueError, match="same kind"):
+        forgetting_matrix(clf, X, y, np.array([f"m{m}" for m in months]))
+
+
+def test_tpr_at_fpr_with_string_labels():
+    X, y, months = make_stream(n_months=2)
+    labels = np.array(["benign", "malware"])[y]
+    clf = ContinualClassifier(**PARAMS).fit(X, labels, months=months)
+    fm = forgetting_matrix(clf, X, labels, months, scoring=tpr_at_fpr(0.1))
+    # Oracle: the ROC curve of P(malware) with "malware" as the positive class.
+    rows = months == 1
+    fpr, tpr, _ = roc_curve(labels[rows], clf.predict_proba(X[rows])[:, 1], pos_label="malware")
+    assert fm.R[-1, 1] == pytest.approx(np.interp(0.1, fpr, tpr))
