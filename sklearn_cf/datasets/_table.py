@@ -1,0 +1,216 @@
+"""A monthly stream from the user's own CSV or Parquet file."""
+
+import difflib
+import importlib.util
+import os
+
+import numpy as np
+
+__all__ = ["load_table"]
+
+#: A text column with more distinct values than this is refused rather than
+#: one-hot encoded (an identifier, a free-text field, a hash...).
+MAX_CATEGORIES = 100
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv", ".txt")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+def _import_pandas():
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas ships with the extras
+        raise ImportError(
+            "load_table needs pandas: pip install pandas (or pip install \"sklearn-cf[flights]\")."
+        ) from None
+    return pd
+
+
+def _read(path, pd):
+    lower = path.lower()
+    if lower.endswith(_PARQUET_SUFFIXES):
+        if importlib.util.find_spec("pyarrow") is None and (
+            importlib.util.find_spec("fastparquet") is None
+        ):
+            raise ImportError(
+                f"Reading the Parquet file {path!r} needs the package 'pyarrow', which "
+                "is not installed: pip install pyarrow."
+            )
+        reader = pd.read_parquet
+    elif lower.endswith(_CSV_SUFFIXES):
+        sep = "\t" if lower.endswith(".tsv") else ","
+        def reader(p):
+            return pd.read_csv(p, sep=sep)
+    else:
+        raise ValueError(
+            f"Cannot tell the format of {path!r} from its name: use a .csv (also "
+            ".csv.gz, .tsv) or a .parquet file."
+        )
+    try:
+        frame = reader(path)
+    except ImportError:
+        raise
+    except Exception as exc:  # parser errors, bad encodings, corrupt files...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"Could not read {path!r} as a table: {first}") from exc
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ValueError(f"The file {path!r} holds no rows or no columns.")
+    return frame
+
+
+def _check_column(frame, name, role, path):
+    if name in frame.columns:
+        return
+    columns = [str(c) for c in frame.columns]
+    close = difflib.get_close_matches(str(name), columns, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    shown = ", ".join(map(repr, columns[:20])) + (" ..." if len(columns) > 20 else "")
+    raise ValueError(
+        f"The {role} column {name!r} is not in {path!r}.{hint} Columns: {shown}."
+    )
+
+
+def _encode_features(features, pd, max_categories):
+    """Numeric and boolean columns as they are; text/categorical one-hot."""
+    blocks, names = [], []
+    for column in features.columns:
+        values = features[column]
+        kind = values.dtype.kind
+        if kind in "biuf":
+            if values.isna().any():
+                raise ValueError(
+                    f"Feature column {column!r} has {int(values.isna().sum())} missing "
+                    "value(s); fill them in or drop those rows before loading."
+                )
+            blocks.append(values.to_numpy(dtype=np.float32)[:, None])
+            names.append(str(column))
+        elif kind in "mM":
+            raise ValueError(
+                f"Feature column {column!r} holds dates or durations; convert it to a "
+                "number (e.g. day of week, days since an event) or drop it."
+            )
+        else:  # object, string, category: one-hot, missing -> all zeros
+            as_text = values.astype("string")
+            levels = sorted(as_text.dropna().unique().tolist())
+            if len(levels) > max_categories:
+                raise ValueError(
+                    f"Feature column {column!r} is text with {len(levels)} distinct "
+                    f"values (more than {max_categories}), which looks like an "
+                    "identifier; drop it or encode it as numbers."
+                )
+            filled = as_text.fillna("\0missing").to_numpy()
+            for level in levels:
+                blocks.append((filled == level).astype(np.float32)[:, None])
+                names.append(f"{column}={level}")
+    if not blocks:
+        raise ValueError("The file has no feature columns besides the month and the target.")
+    return np.hstack(blocks), names
+
+
+def load_table(path, *, month_column, target, as_frame=False,
+               max_categories=MAX_CATEGORIES):
+    """Load a monthly stream from a CSV or Parquet file.
+
+    Every column other than ``month_column`` and ``target`` is a feature:
+    numeric and boolean columns are used as they are (float32); text and
+    categorical columns are one-hot encoded, one 0/1 column per distinct
+    value (named ``column=value``; a missing value gives all zeros). The
+    encoding is fitted on the whole file, so every month has the same
+    columns.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv`` file (also ``.csv.gz``, ``.tsv``...) or a ``.parquet`` file
+        (needs ``pyarrow``).
+    month_column : str
+        The column holding each row's month: integers, ``"YYYY-MM"``
+        strings, dates, anything sortable. Rows are ordered by it.
+    target : str
+        The column holding the class label (two or more classes).
+    as_frame : bool, default=False
+        Return ``X`` as a pandas DataFrame with the encoded column names.
+    max_categories : int, default=100
+        A text column with more distinct values is refused (it looks like an
+        identifier) instead of being one-hot encoded.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float32, or DataFrame
+    y : ndarray of shape (n_samples,)
+        The target column's values.
+    months : ndarray of shape (n_samples,)
+        The month column's values.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ImportError
+        For a Parquet file without ``pyarrow``.
+    ValueError
+        For an unreadable file or unknown format, a missing column (naming
+        the closest column names), missing months or labels, missing feature
+        values, a date or identifier-like feature column, or a target with a
+        single class.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn_cf.datasets._table import load_table
+    >>> path = os.path.join(tempfile.mkdtemp(), "stream.csv")
+    >>> _ = open(path, "w").write(
+    ...     "month,size,packer,label\\n"
+    ...     "2024-01,1.5,upx,1\\n2024-01,0.2,none,0\\n2024-02,2.5,upx,1\\n2024-02,0.1,,0\\n")
+    >>> X, y, months = load_table(path, month_column="month", target="label", as_frame=True)
+    >>> list(X.columns), X.shape
+    (['size', 'packer=none', 'packer=upx'], (4, 3))
+    >>> y.tolist(), months.tolist()
+    ([1, 0, 1, 0], ['2024-01', '2024-01', '2024-02', '2024-02'])
+    >>> load_table(path, month_column="mnth", target="label")
+    Traceback (most recent call last):
+    ...
+    ValueError: The month column 'mnth' is not in ... Did you mean 'month'? ...
+    """
+    pd = _import_pandas()
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such file: {path!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory; give a CSV or Parquet file.")
+    if month_column == target:
+        raise ValueError(f"month_column and target are both {target!r}; they must differ.")
+    frame = _read(path, pd)
+    _check_column(frame, month_column, "month", path)
+    _check_column(frame, target, "target", path)
+
+    months = frame[month_column]
+    if months.isna().any():
+        raise ValueError(
+            f"The month column {month_column!r} has {int(months.isna().sum())} missing "
+            "value(s); every row needs a month."
+        )
+    labels = frame[target]
+    if labels.isna().any():
+        raise ValueError(
+            f"The target column {target!r} has {int(labels.isna().sum())} missing "
+            "value(s); drop unlabelled rows."
+        )
+    classes = labels.unique()
+    if len(classes) < 2:
+        raise ValueError(
+            f"The target column {target!r} holds a single class ({classes[0]!r}); a "
+            "classifier needs at least two."
+        )
+
+    features = frame.drop(columns=[month_column, target])
+    X, names = _encode_features(features, pd, max_categories)
+    y = labels.to_numpy()
+    if y.dtype == object:
+        y = y.astype(str)
+    months = months.to_numpy()
+    if months.dtype == object:
+        months = months.astype(str)
+    if as_frame:
+        X = pd.DataFrame(X, columns=names)
+    return X, y, months
