@@ -128,7 +128,7 @@ def test_dask_backend(routing):
         scoring=make_forgetting_scorer(), refit="average_accuracy", n_jobs=2,
     )
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None):
+                            dashboard_address=":0"):
         with joblib.parallel_backend("dask"):
             search.fit(X, y, months=months)
     local = clone(search).set_params(n_jobs=1).fit(X, y, months=months)
