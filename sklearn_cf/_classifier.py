@@ -570,13 +570,17 @@ class ContinualClassifier(NeuralNetClassifier):
 
     def train_step_single(self, batch, **fit_params):
         step = super().train_step_single(batch, **fit_params)
+        if getattr(self, "strategy_", None) is not None:
+            # Closed-form penalties (L2, EWC) add their gradient after the
+            # backward pass, far cheaper than differentiating them.
+            self.strategy_.penalty_gradient(self)
         self.rows_in_month_ += get_len(unpack_data(batch)[1])
         return step
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if training and getattr(self, "strategy_", None) is not None:
-            term = self.strategy_.penalty(self)
+            term = self.strategy_.loss_penalty(self)
             if term is not None:
                 loss = loss + term
         return loss

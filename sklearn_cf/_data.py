@@ -113,12 +113,45 @@ class EpochIterator:
     def __len__(self):
         return math.ceil(len(self.data) / self.batch_size)
 
+    #: Plan rows gathered at once when several sources are mixed: one index
+    #: operation per source per chunk instead of per batch (bounded memory:
+    #: 16k rows x 200 float32 features is 13 MB).
+    chunk_rows = 16384
+
     def __iter__(self):
-        plan = self.data.plan
+        data = self.data
+        plan = data.plan
         if self.shuffle:
             plan = plan[torch.randperm(len(plan), generator=self.generator)]
-        for start in range(0, len(plan), self.batch_size):
-            yield self.data.rows(plan[start : start + self.batch_size])
+        size = self.batch_size
+        if len(data.sources) == 1:
+            X, y = data.sources[0]
+            for start in range(0, len(plan), size):
+                index = plan[start : start + size]
+                yield X[index], y[index]
+            return
+        bounds = torch.from_numpy(np.asarray(data.offsets[1:-1], dtype=np.int64))
+        step = max(size, (self.chunk_rows // size) * size)
+        X0, y0 = data.sources[0]
+        for first in range(0, len(plan), step):
+            chunk = plan[first : first + step]
+            source = torch.searchsorted(bounds, chunk, right=True)
+            order = torch.argsort(source, stable=True)
+            counts = torch.bincount(source, minlength=len(data.sources)).tolist()
+            X_chunk = X0.new_empty((len(chunk), *X0.shape[1:]))
+            y_chunk = y0.new_empty((len(chunk), *y0.shape[1:]))
+            done = 0
+            for k, count in enumerate(counts):
+                if count:
+                    where = order[done : done + count]
+                    done += count
+                    X, y = data.sources[k]
+                    local = chunk[where] - int(data.offsets[k])
+                    X_chunk[where] = X[local]
+                    y_chunk[where] = y[local]
+            # Rows keep the plan's order; batches are views of the chunk.
+            for start in range(0, len(chunk), size):
+                yield X_chunk[start : start + size], y_chunk[start : start + size]
 
 
 class SliceIterator:

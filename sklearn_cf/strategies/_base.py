@@ -1,5 +1,7 @@
 """The hooks a continual-learning strategy implements."""
 
+import torch
+
 __all__ = ["Strategy", "Combined"]
 
 
@@ -81,6 +83,23 @@ class Strategy:
         """Tensor added to every training batch's loss, or None."""
         return None
 
+    #: True when :meth:`penalty_gradient` adds the penalty's gradient in
+    #: closed form; :meth:`penalty` is then only evaluated (no autograd).
+    closed_form_penalty = False
+
+    def loss_penalty(self, net):
+        """What the classifier adds to every training batch's loss: the
+        penalty, or only its value (detached) for a closed-form penalty."""
+        if not self.closed_form_penalty:
+            return self.penalty(net)
+        with torch.no_grad():
+            return self.penalty(net)
+
+    def penalty_gradient(self, net):
+        """Closed-form route, called after ``loss.backward()`` on every
+        training batch: add the penalty's gradient to the parameters'
+        ``.grad`` in place."""
+
     def end_month(self, net, X, y):
         """Consolidate after a month is trained (anchors, Fisher, memory...)."""
 
@@ -141,12 +160,14 @@ class Combined(Strategy):
         return None
 
     def penalty(self, net):
-        total = None
+        return _sum_terms(part.penalty(net) for part in self.parts)
+
+    def loss_penalty(self, net):
+        return _sum_terms(part.loss_penalty(net) for part in self.parts)
+
+    def penalty_gradient(self, net):
         for part in self.parts:
-            term = part.penalty(net)
-            if term is not None:
-                total = term if total is None else total + term
-        return total
+            part.penalty_gradient(net)
 
     def end_month(self, net, X, y):
         for part in self.parts:
@@ -168,3 +189,11 @@ class Combined(Strategy):
 
     def __repr__(self):
         return f"Combined({', '.join(map(repr, self.parts))})"
+
+
+def _sum_terms(terms):
+    total = None
+    for term in terms:
+        if term is not None:
+            total = term if total is None else total + term
+    return total

@@ -1,5 +1,7 @@
 """L2 pull toward the weights of the previous month."""
 
+import torch
+
 from ._base import Strategy
 
 __all__ = ["L2"]
@@ -32,6 +34,23 @@ def weighted_distance(net, anchors, weights=None):
     return total
 
 
+def add_pull_gradient(net, anchors, reg_lambda, weights=None):
+    """Add the gradient of ``reg_lambda/2 * sum_i w_i (theta_i - anchor_i)^2``,
+    ``reg_lambda * w * (theta - anchor)``, to each anchored parameter's
+    ``.grad`` in place: two elementwise ops per parameter, no autograd graph."""
+    with torch.no_grad():
+        for name, p in net.module_.named_parameters():
+            if name not in anchors:
+                continue
+            diff = p - anchors[name]
+            if weights is not None:
+                diff.mul_(weights[name])
+            if p.grad is None:
+                p.grad = diff.mul_(reg_lambda)
+            else:
+                p.grad.add_(diff, alpha=reg_lambda)
+
+
 class L2(Strategy):
     """Fine-tune with an L2 penalty toward the previous month's weights.
 
@@ -62,6 +81,15 @@ class L2(Strategy):
         if self.anchors is None or self.reg_lambda == 0:
             return None
         return 0.5 * self.reg_lambda * weighted_distance(net, self.anchors)
+
+    @property
+    def closed_form_penalty(self):
+        # A subclass that redefines penalty() keeps the autograd route.
+        return type(self).penalty is L2.penalty
+
+    def penalty_gradient(self, net):
+        if self.closed_form_penalty and self.anchors is not None and self.reg_lambda != 0:
+            add_pull_gradient(net, self.anchors, self.reg_lambda)
 
     def end_month(self, net, X, y):
         self.anchors = anchor_parameters(net)

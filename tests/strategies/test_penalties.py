@@ -140,3 +140,22 @@ def test_finetune_lr_and_epochs_apply_after_the_first_month():
             assert len(spy.months[month]["epochs"]) == (1 if fine_tunes else 2)
         assert clf.get_params()["lr"] == 1e-2
         assert clf.lr == 1e-2
+
+
+@pytest.mark.parametrize("strategy", ["l2", "ewc", "replay+ewc"])
+def test_closed_form_penalty_gradient_equals_autograd(strategy):
+    X, y, months = make_stream(n_months=2, n_per_month=N)
+    clf = ContinualClassifier(strategy=strategy, reg_lambda=5.0, **FAST).fit(X, y, months=months)
+    with torch.no_grad():
+        for p in clf.module_.parameters():
+            p.add_(0.05)
+    params = list(clf.module_.parameters())
+    # Oracle: autograd through the penalty's formula.
+    expected = torch.autograd.grad(clf.strategy_.penalty(clf), params)
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    clf.strategy_.penalty_gradient(clf)
+    for g, p in zip(expected, params):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-8)
+    # The loss still reports the penalty's value, without a graph for it.
+    assert not clf.strategy_.loss_penalty(clf).requires_grad
