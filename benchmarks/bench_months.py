@@ -20,6 +20,7 @@ import numpy as np
 from sklearn_cf import ContinualClassifier
 from sklearn_cf.datasets import make_monthly_drift
 
+import _prototypes as proto
 from _prototypes import FastClassifier
 from _timing import print_table, sync
 
@@ -49,7 +50,10 @@ def run(quick=False, device="cpu", log=print, prototype=True):
         "ensemble": (ContinualClassifier, {"strategy": "ensemble"}),
         "replay+ewc": (ContinualClassifier, {"strategy": "replay+ewc"}),
     }
-    if prototype:
+    if prototype and proto.PULL_GRADIENT_SHIPPED and not proto.FUSED_SHIPPED:
+        configs["ewc [proto fused]"] = (ContinualClassifier,
+                                        {"strategy": proto.FusedEWC(100.0)})
+    if prototype and not (proto.PULL_GRADIENT_SHIPPED and proto.CHUNKED_SHIPPED):
         configs.update({
             "replay epoch_size [proto]": (FastClassifier, {"strategy": "replay",
                                                            "epoch_size": n_per_month}),

@@ -22,6 +22,7 @@ import copy
 import numpy as np
 
 from _common import BenchClassifier, classifier_stepper, make_rows
+import _prototypes as proto
 from _prototypes import ChunkedClassifier, PullGradientClassifier
 from _timing import alternate, interleave, print_table, summary
 
@@ -73,10 +74,15 @@ def check_prototypes(history, X_new, y_new, device="cpu"):
                     + ref.strategy_.penalty(ref))
         ref_loss.backward()
         g_ref = torch.cat([p.grad.reshape(-1) for p in ref.module_.parameters()])
-        for name, cls in (("shipped", None), ("proto", PullGradientClassifier)):
+        checks = [("shipped", None, None), ("proto", PullGradientClassifier, None)]
+        if proto.PULL_GRADIENT_SHIPPED and not proto.FUSED_SHIPPED:
+            checks.append(("proto fused", None, strategy))
+        for name, cls, fused in checks:
             clf = copy.deepcopy(base)
             if cls is not None:
                 clf.__class__ = cls
+            if fused is not None:
+                _fuse(clf.strategy_)
             clf.rows_in_month_ = 0
             clf.optimizer_.zero_grad(set_to_none=True)
             step = clf.train_step_single((X_t, y_t))
@@ -97,6 +103,18 @@ def check_prototypes(history, X_new, y_new, device="cpu"):
     out["chunked_same_rows_per_batch"] = bool(same)
     out["chunked_batches_compared"] = len(a)
     return out
+
+
+def _fuse(strategy):
+    """Turn the L2/EWC parts of a fitted strategy into the fused prototypes."""
+    from sklearn_cf.strategies import EWC, L2, Combined
+
+    parts = strategy.parts if isinstance(strategy, Combined) else [strategy]
+    for part in parts:
+        if type(part) is L2:
+            part.__class__ = proto.FusedL2
+        elif type(part) is EWC:
+            part.__class__ = proto.FusedEWC
 
 
 def _short(checks):
@@ -133,10 +151,18 @@ def run(quick=False, device="cpu", log=print, prototype=True):
             "replay": ("replay", BenchClassifier),
             "replay+ewc": ("replay+ewc", BenchClassifier),
         }
-        if prototype:
+        if prototype and not proto.PULL_GRADIENT_SHIPPED:
             variants["l2 [proto grad]"] = ("l2", PullGradientClassifier)
             variants["ewc [proto grad]"] = ("ewc", PullGradientClassifier)
+        if prototype and not proto.CHUNKED_SHIPPED:
             variants["replay [proto chunked]"] = ("replay", ChunkedClassifier)
+        if prototype and proto.PULL_GRADIENT_SHIPPED and not proto.FUSED_SHIPPED:
+            from sklearn_cf.strategies import Combined, Replay
+
+            variants["l2 [proto fused]"] = (proto.FusedL2(10.0), BenchClassifier)
+            variants["ewc [proto fused]"] = (proto.FusedEWC(10.0), BenchClassifier)
+            variants["replay+ewc [proto fused]"] = (
+                Combined(Replay(0.5), proto.FusedEWC(10.0)), BenchClassifier)
         prepared = {
             label: _prepared(strategy, history, batch_size, epochs, device, cls)
             for label, (strategy, cls) in variants.items()

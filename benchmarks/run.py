@@ -61,12 +61,11 @@ def main(argv=None):
         # Children (memory/scale subprocesses, loky workers) follow suit.
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
-    from _prototypes import CHUNKED_SHIPPED, PULL_GRADIENT_SHIPPED
     from _timing import dumps, machine_info
 
-    # The [proto] rows measure changes the package did not ship yet; once it
-    # ships them (commit 99fbc9d) they would only repeat the shipped rows.
-    prototype = not args.no_prototype and not (PULL_GRADIENT_SHIPPED and CHUNKED_SHIPPED)
+    # Each benchmark only adds [proto] rows for changes the package does not
+    # ship yet (see _prototypes.py).
+    prototype = not args.no_prototype
 
     names = BENCHMARKS if args.only is None else [s.strip() for s in args.only.split(",")]
     unknown = sorted(set(names) - set(BENCHMARKS))

@@ -54,6 +54,14 @@ def results(runs, name, needs=None):
     return out
 
 
+def labels(dicts):
+    """Keys of several dicts, in first-seen order (rows some runs lack)."""
+    out = []
+    for d in dicts:
+        out += [k for k in d if k not in out]
+    return out
+
+
 def throughput(runs):
     res = results(runs, "throughput")
     if not res:
@@ -84,8 +92,9 @@ def penalties(runs):
         return
     rows = []
     for bs in res[0]["cases"]:
-        for label in res[0]["cases"][bs]["strategies"]:
-            infos = [r["cases"][bs]["strategies"][label] for r in res]
+        for label in labels(r["cases"][bs]["strategies"] for r in res):
+            infos = [r["cases"][bs]["strategies"][label] for r in res
+                     if label in r["cases"][bs]["strategies"]]
             over = med([i["overhead_paired_median"] for i in infos])
             target = "-"
             if label.startswith(("l2", "ewc")):
@@ -124,8 +133,8 @@ def months(runs):
     if not res:
         return
     rows = []
-    for label in res[0]["strategies"]:
-        infos = [r["strategies"][label] for r in res]
+    for label in labels(r["strategies"] for r in res):
+        infos = [r["strategies"][label] for r in res if label in r["strategies"]]
         g = lambda key: med([i[key] for i in infos])  # noqa: E731
         target = "-"
         if label.startswith("replay epoch_size"):
