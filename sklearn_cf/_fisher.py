@@ -19,7 +19,7 @@ module computes three such diagonals, all exact means over the rows:
     equals the GGN diagonal and is never negative; curved activations
     (tanh, sigmoid, ELU, GELU, ...) add a term that may be negative.
 
-Three computational routes are tried in order:
+Four computational routes are tried in order:
 
 1. *Linear hooks* ("empirical", "true"): when every trainable parameter sits
    in an ``nn.Linear`` called once per forward on a 2-D batch (checked at run
@@ -40,12 +40,22 @@ Three computational routes are tried in order:
    by ``vmap(grad(...))`` and per-sample Hessian diagonals by one-hot
    Hessian-vector products. Exact but slow (the Hessian needs one product
    per parameter entry and row); meant for small modules.
+4. *Autograd loop* (any kind, any module): where ``torch.func`` cannot
+   transform the module (Python control flow on tensor values, ``.item()``,
+   or a double-backward formula that ``vmap`` cannot batch, as for
+   ``nn.LayerNorm`` in the Hessian), plain ``torch.autograd.grad``: one
+   backward pass per row ("empirical") or per row and class ("true"), and
+   for "hessian" one double-backward pass per parameter entry and batch.
+   Exact, and the slowest route; a warning says so when it needs more than
+   100,000 passes.
 
 All routes assume that row n of the module's output depends on row n of
 its input only.
 """
 
+import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -63,6 +73,16 @@ _OUTPUTS = ("logits", "proba")
 # (per-sample gradients, Hessian factors) build at once: 2**25 elements is
 # 128 MiB in float32. Batches are split further when they would exceed it.
 _MAX_TEMP_ELEMENTS = 2**25
+
+# Backward passes above which the autograd loop (route 4) warns that it is
+# slow: at 0.2-1 ms a pass on a CPU, about a minute or more.
+_SLOW_LOOP_PASSES = 100_000
+
+# Slack allowed when checking that outputs="proba" are probabilities: on each
+# value (rounding of a softmax), and on each row's sum (at least, so that
+# the rounding of a sum over many classes in low precision passes).
+_PROBA_VALUE_SLACK = 1e-6
+_PROBA_SUM_SLACK = 1e-3
 
 # Elementwise layers that pass values through unchanged in eval mode.
 _PASSTHROUGH = (nn.Identity, nn.Dropout, nn.AlphaDropout, GeneratorDropout)
@@ -109,9 +129,13 @@ def fisher_diagonal(
         Rows processed at once; bounds the memory used. The result does not
         depend on it (up to floating-point rounding).
     outputs : {"logits", "proba"}, default="logits"
-        ``"logits"``: ``log p = log_softmax(module(x))``. ``"proba"``: the
+        ``"logits"``: ``log p = log_softmax(module(x))``; a module that
+        returns log-probabilities (ends in ``LogSoftmax``) belongs here too,
+        since ``log_softmax`` leaves them unchanged. ``"proba"``: the
         module returns probabilities and ``log p = log(clamp(p, min=tiny))``
-        with ``tiny`` the smallest normal number of the dtype.
+        with ``tiny`` the smallest normal number of the dtype; every batch
+        of outputs is checked to lie in ``[0, 1]`` and sum to 1 over the
+        classes.
 
     Returns
     -------
@@ -124,8 +148,16 @@ def fisher_diagonal(
     ------
     ValueError
         For an unknown ``kind`` or ``outputs``, ``batch_size < 1``, an empty
-        or non 2-D ``X``, ``y`` of another length than ``X`` or with labels
-        outside ``[0, K)``, or a module whose output is not ``(n, K)``.
+        or non 2-D ``X`` or one holding NaN or inf, ``y`` of another length
+        than ``X`` or with labels outside ``[0, K)``, a module whose output
+        is not ``(n, K)``, or ``outputs="proba"`` with outputs that are not
+        probabilities (values outside ``[0, 1]`` up to ``1e-6``, or rows
+        that do not sum to 1 up to ``1e-3``): log-probabilities would
+        otherwise give all zeros.
+    FloatingPointError
+        If the result holds NaN or infinite entries: the module's outputs
+        overflow (e.g. on features of a very large scale), or its parameters
+        are not finite.
 
     Notes
     -----
@@ -161,10 +193,18 @@ def fisher_diagonal(
     The computation runs in eval mode (dropout off). The ``training`` flags,
     ``requires_grad`` and the ``.grad`` of every parameter are left as they
     were. The fast routes are chosen automatically and checked at run time
-    (see the module docstring); other modules use ``torch.func`` and must
-    be compatible with ``vmap``. The ``torch.func`` Hessian route needs one
-    Hessian-vector product per parameter entry and row: it is meant for
-    small modules only.
+    (see the module docstring): Linear hooks for "empirical" and "true"
+    when every trainable parameter belongs to an ``nn.Linear``, curvature
+    backpropagation for "hessian" on a chain of ``Linear`` layers and
+    elementwise activations. Other modules use ``torch.func``; the Hessian
+    there needs one Hessian-vector product per parameter entry and row, so
+    it is meant for small modules only. Where ``torch.func`` fails on the
+    module (e.g. "hessian" with ``nn.LayerNorm``, or Python control flow
+    on tensor values), a plain autograd loop computes the same exact
+    result, slower still: one backward pass per row (and class, for
+    "true"), or for "hessian" one double-backward pass per parameter entry
+    and batch, so a larger ``batch_size`` makes it faster. It warns when it
+    needs more than 100,000 passes.
 
     References
     ----------
@@ -207,10 +247,14 @@ def fisher_diagonal(
             return {}
         sums = _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes)
     n_rows = X.shape[0]
-    return {
+    result = {
         name: (sums[name] / n_rows).to(dtype=p.dtype, device=p.device).detach()
         for name, p in trainable
     }
+    # Checked after the cast: float64 sums can be finite and still overflow
+    # a float32 parameter's dtype.
+    _check_finite(result, kind, all_params)
+    return result
 
 
 def _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes):
@@ -223,7 +267,9 @@ def _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes):
             )
             if sums is not None:
                 return sums
-        return _func_hessian(module, trainable, X, y, batch_size, outputs, n_classes)
+        args = (module, trainable, X, y, batch_size, outputs, n_classes)
+        passes = _loop_passes(trainable, X.shape[0], kind, batch_size, n_classes)
+        return _func_or_loop(_func_hessian, _loop_hessian, args, kind, passes)
     owners = _linear_owners(module, trainable)
     if owners is not None:
         sums = _linear_hook_fisher(
@@ -231,7 +277,9 @@ def _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes):
         )
         if sums is not None:
             return sums
-    return _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes)
+    args = (module, trainable, X, y, kind, batch_size, outputs, n_classes)
+    passes = _loop_passes(trainable, X.shape[0], kind, batch_size, n_classes)
+    return _func_or_loop(_func_fisher, _loop_fisher, args, kind, passes)
 
 
 # --------------------------------------------------------------------------
@@ -264,13 +312,22 @@ def _as_tensors(module, X, y):
     device = first.device if first is not None else torch.device("cpu")
     if not isinstance(X, torch.Tensor):
         X = np.asarray(X)
-    X = torch.as_tensor(X).detach().to(dtype=dtype, device=device)
+    X = torch.as_tensor(X).detach()
     if X.ndim != 2:
         raise ValueError(
             f"X must be 2-D (n_rows, n_features); got shape {tuple(X.shape)}."
         )
     if X.shape[0] == 0:
         raise ValueError("X is empty: at least one row is needed.")
+    # Before the cast: values that only overflow the module's dtype are a
+    # scale problem, reported as such by _check_finite.
+    if (X.is_floating_point() or X.is_complex()) and not bool(torch.isfinite(X).all()):
+        n_bad = int((~torch.isfinite(X)).sum())
+        raise ValueError(
+            f"X contains NaN or infinite values ({n_bad} entries); impute or "
+            "drop them first."
+        )
+    X = X.to(dtype=dtype, device=device)
     if not isinstance(y, torch.Tensor):
         y = np.asarray(y)
     y = torch.as_tensor(y).detach()
@@ -307,18 +364,92 @@ def _probe_n_classes(module, X, y):
     return n_classes
 
 
-def _check_scores(out, n_rows, n_classes):
+def _check_scores(out, n_rows, n_classes, outputs):
+    """Check a batch of module outputs: its shape, and probabilities if "proba"."""
     if out.ndim != 2 or out.shape != (n_rows, n_classes):
         raise ValueError(
             f"module must map (n, d) inputs to (n, {n_classes}) scores; got "
             f"{tuple(out.shape)} for {n_rows} rows."
         )
+    if outputs == "proba":
+        _check_proba(out.detach())
+
+
+def _check_proba(out):
+    """Raise unless a batch of outputs are probabilities (rows summing to 1).
+
+    log(clamp(p, tiny)) is flat wherever p < tiny, so log-probabilities
+    or logits taken for probabilities would give an all-zero curvature
+    without any error. NaN passes here and is reported as non-finite at the
+    end, with the likely cause.
+    """
+    fix = (
+        "Use outputs='logits' (log_softmax is applied; log-probabilities pass "
+        "through it unchanged) or make the module end in Softmax."
+    )
+    low, high = float(out.min()), float(out.max())
+    if low < -_PROBA_VALUE_SLACK:
+        raise ValueError(
+            f"outputs='proba' but the module returns values outside [0, 1] "
+            f"(min {low:.3g}): it looks like log-probabilities or logits. {fix}"
+        )
+    if high > 1 + _PROBA_VALUE_SLACK:
+        raise ValueError(
+            f"outputs='proba' but the module returns values outside [0, 1] "
+            f"(max {high:.3g}): it looks like logits or unnormalized scores. {fix}"
+        )
+    n_classes = out.shape[1]
+    tol = max(_PROBA_SUM_SLACK, n_classes * torch.finfo(out.dtype).eps)
+    row_sums = out.sum(1)
+    worst = int((row_sums - 1).abs().argmax())
+    if abs(float(row_sums[worst]) - 1) > tol:
+        raise ValueError(
+            f"outputs='proba' but the module's rows do not sum to 1 (row "
+            f"{worst} of a batch sums to {float(row_sums[worst]):.6g}): they "
+            f"look like unnormalized scores. {fix}"
+        )
+
+
+def _check_finite(result, kind, params):
+    """Raise FloatingPointError, with the likely cause, if a result is not finite.
+
+    X was checked to be finite (before its cast to the module's dtype), so
+    NaN/inf come from the parameters or from an overflow in the forward or
+    backward pass.
+    """
+    bad = [name for name, v in result.items() if not bool(torch.isfinite(v).all())]
+    if not bad:
+        return
+    if not all(bool(torch.isfinite(p).all()) for p in params):
+        cause = (
+            "the module's parameters hold NaN or inf (did training diverge?); "
+            "lower the learning rate or clip gradients."
+        )
+    else:
+        cause = (
+            "the module's outputs or gradients overflowed; features on a very "
+            "large scale? Standardize them (e.g. sklearn.preprocessing."
+            "StandardScaler)."
+        )
+    raise FloatingPointError(
+        f"The Fisher diagonal (kind={kind!r}) is not finite (NaN or inf in "
+        f"{', '.join(map(repr, bad))}): {cause}"
+    )
 
 
 def _log_proba(out, outputs):
+    """log p(c|x) from the module's outputs, as documented for ``outputs``."""
     if outputs == "logits":
         return torch.log_softmax(out, dim=1)
-    return out.clamp(min=torch.finfo(out.dtype).tiny).log()
+    # log(clamp(p, tiny)), written with two where()s: on the flat part
+    # p < tiny the log is taken of 1, so no 1/tiny (nor 1/tiny**2, inf) is
+    # ever multiplied by the zero mask there, in a double backward either
+    # (the autograd loop), where it could give 0 * inf = NaN.
+    # NaN counts as alive so that it propagates to the finiteness check.
+    tiny = torch.finfo(out.dtype).tiny
+    alive = ~(out < tiny)
+    safe = torch.where(alive, out, torch.ones_like(out))
+    return torch.where(alive, safe.log(), math.log(tiny))
 
 
 def _batches(X, y, size):
@@ -467,7 +598,7 @@ def _linear_hook_fisher(
             captured.clear()
             with torch.enable_grad():
                 out = module(xb)
-            _check_scores(out, xb.shape[0], n_classes)
+            _check_scores(out, xb.shape[0], n_classes, outputs)
             if not _hooks_are_exact(captured, linears, trainable, out, xb.shape[0]):
                 return None
             inputs_sq = [captured[lin][0][0].square() for lin in linears]
@@ -583,7 +714,7 @@ def _chain_hessian(module, layers, trainable, X, y, batch_size, outputs, n_class
             inputs, logits = _chain_forward(layers, xb)
             if not checked:
                 out = module(xb)
-                _check_scores(out, xb.shape[0], n_classes)
+                _check_scores(out, xb.shape[0], n_classes, outputs)
                 chain_out = logits.softmax(1) if outputs == "proba" else logits
                 if not torch.equal(out, chain_out):
                     return None
@@ -740,18 +871,24 @@ def _activation_derivatives(layer, a, *, second):
 
 
 def _row_loss(module, outputs):
-    """Loss of one row: -sum_c w_c log p(c|x) for a one-hot weight vector w."""
+    """Loss of one row, -sum_c w_c log p(c|x) for a one-hot weight vector w.
+
+    The module's output row comes back as auxiliary output so that the
+    batch can be checked (``_check_scores``) without another forward pass.
+    """
 
     def loss(params, x, w):
         out = functional_call(module, params, (x.unsqueeze(0),))
-        return -(_log_proba(out, outputs)[0] * w).sum()
+        return -(_log_proba(out, outputs)[0] * w).sum(), out[0]
 
     return loss
 
 
 def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
     params = {name: p.detach() for name, p in trainable}
-    per_row_grads = vmap(grad(_row_loss(module, outputs)), in_dims=(None, 0, 0))
+    per_row_grads = vmap(
+        grad(_row_loss(module, outputs), has_aux=True), in_dims=(None, 0, 0)
+    )
     numel = sum(p.numel() for p in params.values())
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
     eye = torch.eye(n_classes, dtype=X.dtype, device=X.device)
@@ -761,13 +898,15 @@ def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
         else:
             with torch.no_grad():
                 out = module(xb)
-            _check_scores(out, xb.shape[0], n_classes)
+            _check_scores(out, xb.shape[0], n_classes, outputs)
             proba = _log_proba(out, outputs).exp()
             passes = [
                 (eye[c].expand(xb.shape[0], -1), proba[:, c]) for c in range(n_classes)
             ]
         for onehot, weights in passes:
-            grads = per_row_grads(params, xb, onehot)
+            grads, out = per_row_grads(params, xb, onehot)
+            if weights is None:  # "empirical": no forward pass outside vmap
+                _check_scores(out, xb.shape[0], n_classes, outputs)
             for name, g in grads.items():
                 g_sq = g.square()
                 if weights is not None:
@@ -792,32 +931,154 @@ def _func_hessian(module, trainable, X, y, batch_size, outputs, n_classes):
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
     for xb, yb in _batches(X, y, rows):
         onehot = eye[yb]
-        for name in params:
-            sums[name] += _func_hessian_diag_sum(loss, params, name, xb, onehot)
+        for i, name in enumerate(params):
+            diag, out = _func_hessian_diag_sum(loss, params, name, xb, onehot)
+            if i == 0:
+                _check_scores(out, xb.shape[0], n_classes, outputs)
+            sums[name] += diag
     return sums
 
 
 def _func_hessian_diag_sum(loss, params, name, xb, onehot):
-    """Sum over the rows of xb of the Hessian diagonal for params[name]."""
+    """Sum over the rows of xb of the Hessian diagonal for params[name].
+
+    Also returns the module's outputs on xb, from the first chunk.
+    """
     theta = params[name]
     numel = theta.numel()
 
     def grad_wrt_theta(t, x, w):
-        return grad(lambda v: loss({**params, name: v}, x, w))(t)
+        return grad(lambda v: loss({**params, name: v}, x, w), has_aux=True)(t)
 
     def hessian_rows(x, w, tangents):
-        _, vjp_fn = vjp(lambda t: grad_wrt_theta(t, x, w), theta)
-        return vmap(vjp_fn)(tangents)[0]
+        _, vjp_fn, out = vjp(lambda t: grad_wrt_theta(t, x, w), theta, has_aux=True)
+        return vmap(vjp_fn)(tangents)[0], out
 
     batched = vmap(hessian_rows, in_dims=(0, 0, None))
     n_rows = xb.shape[0]
     chunk = max(1, _MAX_TEMP_ELEMENTS // max(1, n_rows * numel))
     diag = torch.zeros(numel, dtype=theta.dtype, device=theta.device)
+    first_out = None
     for start in range(0, numel, chunk):
         index = torch.arange(start, min(start + chunk, numel), device=theta.device)
         tangents = theta.new_zeros(len(index), numel)
         tangents[torch.arange(len(index)), index] = 1.0
-        hess_rows = batched(xb, onehot, tangents.reshape(len(index), *theta.shape))
+        hess_rows, out = batched(
+            xb, onehot, tangents.reshape(len(index), *theta.shape)
+        )
+        first_out = out if first_out is None else first_out
         hess_rows = hess_rows.reshape(n_rows, len(index), numel)
         diag[index] = hess_rows[:, torch.arange(len(index)), index].sum(0)
-    return diag.reshape(theta.shape)
+    return diag.reshape(theta.shape), first_out
+
+
+# --------------------------------------------------------------------------
+# Route 4: autograd loop, where torch.func cannot transform the module
+# --------------------------------------------------------------------------
+
+
+def _loop_passes(trainable, n_rows, kind, batch_size, n_classes):
+    """Backward passes the autograd loop needs (see _loop_fisher, _loop_hessian)."""
+    if kind == "hessian":
+        n_batches = -(-n_rows // batch_size)
+        return n_batches * sum(p.numel() for _, p in trainable)
+    return n_rows * (1 if kind == "empirical" else n_classes)
+
+
+def _func_or_loop(func_route, loop_route, args, kind, passes):
+    """Run a torch.func route; where its transforms fail, the autograd loop.
+
+    torch.func raises RuntimeError (NotImplementedError for a missing batching
+    rule) on modules it cannot transform: Python control flow on tensor
+    values, ``.item()``, or double-backward formulas that ``vmap`` cannot
+    batch (``nn.LayerNorm`` under the Hessian's vmap over a vjp). The module
+    already ran outside any transform on the probe row, so such an error is
+    most likely the transform's; the loop starts over from scratch, and an
+    error of the module itself is raised again there (with this one as its
+    context). Running out of memory is not a transform failure.
+    """
+    try:
+        return func_route(*args)
+    except torch.OutOfMemoryError:
+        raise
+    except (RuntimeError, NotImplementedError) as err:
+        if passes > _SLOW_LOOP_PASSES:
+            # The hessian loop makes its passes per batch, the others per row.
+            tip = " A larger batch_size needs fewer." if kind == "hessian" else ""
+            warnings.warn(
+                f"torch.func cannot transform this module ({_first_sentence(err)}); "
+                "computing the same exact result with a plain autograd loop "
+                f"instead: {passes:,} backward passes, which may take long.{tip}",
+                UserWarning,
+                stacklevel=4,  # fisher_diagonal's caller
+            )
+        return loop_route(*args)
+
+
+def _first_sentence(err, limit=200):
+    text = " ".join(str(err).split())
+    text = text.split(". ")[0]
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
+def _loop_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
+    """Per-sample gradients one row at a time with torch.autograd.grad.
+
+    Each row gets its own forward pass: a backward pass from one row of a
+    batched graph would still cost as much as the whole batch.
+    """
+    params = [p for _, p in trainable]
+    sums = {name: _zeros_accumulator(p) for name, p in trainable}
+    for xb, yb in _batches(X, y, 1):
+        with torch.enable_grad():
+            out = module(xb)
+            _check_scores(out, 1, n_classes, outputs)
+            logp = _log_proba(out, outputs)
+        if not logp.requires_grad:  # no trainable parameter reaches the output
+            continue
+        for losses, weights, last in _class_losses(logp, yb, kind):
+            grads = torch.autograd.grad(
+                losses.sum(), params, retain_graph=not last, allow_unused=True
+            )
+            for (name, _), g in zip(trainable, grads):
+                if g is not None:
+                    g_sq = g.square()
+                    sums[name] += g_sq if weights is None else g_sq * weights
+    return sums
+
+
+def _loop_hessian(module, trainable, X, y, batch_size, outputs, n_classes):
+    """Exact Hessian diagonal by double backward, one entry at a time.
+
+    Rows do not interact, so the Hessian of a batch's summed loss is the sum
+    of the rows' Hessians and its diagonal the sum of their diagonals: one
+    Hessian-vector product e_j^T H per parameter entry j and batch, not per
+    row. Entry j of that product is the diagonal element.
+    """
+    params = [p for _, p in trainable]
+    sums = {name: _zeros_accumulator(p) for name, p in trainable}
+    for xb, yb in _batches(X, y, batch_size):
+        with torch.enable_grad():
+            out = module(xb)
+            _check_scores(out, xb.shape[0], n_classes, outputs)
+            loss = -_log_proba(out, outputs).gather(1, yb[:, None]).sum()
+            if not loss.requires_grad:  # no trainable parameter reaches it
+                continue
+            grads = torch.autograd.grad(
+                loss, params, create_graph=True, allow_unused=True
+            )
+        for (name, p), g in zip(trainable, grads):
+            # None, or a gradient that does not depend on any parameter:
+            # the loss is at most linear in p, a zero diagonal.
+            if g is None or not g.requires_grad:
+                continue
+            flat = g.reshape(-1)
+            diag = []
+            for j in range(flat.numel()):
+                (row,) = torch.autograd.grad(
+                    flat[j], p, retain_graph=True, allow_unused=True
+                )
+                diag.append(flat.new_zeros(()) if row is None else row.reshape(-1)[j])
+            sums[name] += torch.stack(diag).reshape(p.shape)
+    return sums

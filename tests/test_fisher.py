@@ -1,5 +1,8 @@
 """Tests for sklearn_cf._fisher.fisher_diagonal against a per-sample oracle."""
 
+import copy
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -175,6 +178,31 @@ class SoftmaxNet(nn.Module):
         return torch.softmax(self.head(torch.tanh(self.body(X))), dim=1)
 
 
+class GuardedNet(nn.Module):
+    """Python control flow on tensor values: torch.func cannot trace it."""
+
+    def __init__(self, d=5, k=3):
+        super().__init__()
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, d))
+        self.body = nn.Linear(d, 4)
+        self.head = nn.Linear(4, k)
+
+    def forward(self, X):
+        if bool((X.abs() > 100).any()):
+            raise RuntimeError("GuardedNet: input row out of range")
+        return self.head(torch.tanh(self.body(X * self.scale)))
+
+
+def layer_norm_net(d=5, k=3, seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(d, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, k))
+    net = net.double()
+    with torch.no_grad():  # move LayerNorm off its (1, 0) init
+        net[1].weight.uniform_(0.5, 1.5)
+        net[1].bias.uniform_(-0.5, 0.5)
+    return net
+
+
 def build(cls, seed=0, **kw):
     torch.manual_seed(seed)
     return cls(**kw).double()
@@ -278,7 +306,7 @@ def test_random_shapes_match_oracle(n, d, k, batch_size, seed, kind):
 @pytest.fixture
 def func_calls(monkeypatch):
     calls = []
-    for name in ("_func_fisher", "_func_hessian"):
+    for name in ("_func_fisher", "_func_hessian", "_loop_fisher", "_loop_hessian"):
         original = getattr(_fisher, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):
@@ -460,6 +488,7 @@ def test_no_trainable_parameters_gives_empty_dict():
         ({}, "negative", r"class indices in \[0, 3\).*got labels in \[-1, 2\]"),
         ({}, "float_labels", "integer class indices"),
         ({}, "1d_X", "X must be 2-D"),
+        ({}, "nan_X", r"X contains NaN or infinite values \(2 entries\)"),
     ],
 )
 def test_bad_inputs_raise(kwargs, X_y, match):
@@ -479,6 +508,9 @@ def test_bad_inputs_raise(kwargs, X_y, match):
         y = y.double() + 0.5
     elif X_y == "1d_X":
         X = X[:, 0]
+    elif X_y == "nan_X":
+        X = X.clone()
+        X[3, 1], X[7, 0] = float("nan"), float("-inf")
     with pytest.raises(ValueError, match=match):
         fisher_diagonal(net, X, y, **kwargs)
 
@@ -506,8 +538,9 @@ def test_proba_underflow_rows_are_clamped_like_the_oracle(kind):
     flat = y == 2
     assert flat.any() and (p_y[flat] == 0).all() and (p_y[~flat] > 1e-3).all()
     if kind == "hessian":
-        # Autograd's double backward gives nan on the flat rows (the clamp
-        # mask times 1 / tiny**2 = inf), so the oracle sees the other rows.
+        # Autograd's double backward can give nan on the flat rows (the clamp
+        # mask times 1 / tiny**2 = inf; not with torch 2.13), so the oracle
+        # sees the other rows only.
         expected = oracle(net, X[~flat], y[~flat], kind, outputs="proba")
         expected = {n: v * (~flat).sum() / len(X) for n, v in expected.items()}
     else:
@@ -525,3 +558,248 @@ def test_memory_budget_chunking_keeps_results(kind, maker, monkeypatch):
     expected = oracle(net, X, y, kind)
     monkeypatch.setattr(_fisher, "_MAX_TEMP_ELEMENTS", 8)
     assert_matches(fisher_diagonal(net, X, y, kind=kind, batch_size=4), expected)
+
+
+# --------------------------------------------------------------------------
+# Modules torch.func cannot transform: the exact autograd loop
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_norm_matches_oracle(kind):
+    # vmap cannot batch LayerNorm's double backward: the Hessian used to
+    # crash in torch.func.
+    net = layer_norm_net()
+    X, y = make_data(n=7)
+    result = fisher_diagonal(net, X, y, kind=kind, batch_size=4)
+    assert_matches(result, oracle(net, X, y, kind))
+
+
+@pytest.mark.parametrize(
+    "kind, routes",
+    [
+        ("empirical", ["_func_fisher"]),
+        ("true", ["_func_fisher"]),
+        ("hessian", ["_func_hessian", "_loop_hessian"]),
+    ],
+)
+def test_layer_norm_routes(kind, routes, func_calls):
+    X, y = make_data(n=7)
+    fisher_diagonal(layer_norm_net(), X, y, kind=kind)
+    assert func_calls == routes
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_data_dependent_control_flow_matches_oracle(kind, func_calls):
+    net = build(GuardedNet)
+    X, y = make_data(n=9)
+    result = fisher_diagonal(net, X, y, kind=kind, batch_size=4)
+    assert_matches(result, oracle(net, X, y, kind))
+    loop = "_loop_hessian" if kind == "hessian" else "_loop_fisher"
+    assert func_calls[-1] == loop
+
+
+@pytest.fixture
+def func_routes_fail(monkeypatch, func_calls):
+    """Make both torch.func routes fail the way an untraceable module does."""
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("vmap: data-dependent control flow is not supported")
+
+    monkeypatch.setattr(_fisher, "_func_fisher", fail)
+    monkeypatch.setattr(_fisher, "_func_hessian", fail)
+    return func_calls
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cls", [ScaledLinear, TiedLinear, UncalledLinear])
+def test_autograd_loop_matches_oracle(kind, cls, func_routes_fail):
+    net = build(cls)
+    X, y = make_data(n=11)
+    result = fisher_diagonal(net, X, y, kind=kind, batch_size=4)
+    assert_matches(result, oracle(net, X, y, kind))
+    loop = "_loop_hessian" if kind == "hessian" else "_loop_fisher"
+    assert func_routes_fail == [loop]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_autograd_loop_proba_underflow_rows_are_flat(kind, func_routes_fail):
+    # As test_proba_underflow_rows_are_clamped_like_the_oracle, for the loop:
+    # rows with p_y < tiny add nothing (and no NaN) to the double backward.
+    # A parameter outside any Linear, so that no route bypasses the loop.
+    net = nn.Sequential(build(ScaledLinear), nn.Softmax(dim=1))
+    with torch.no_grad():
+        net[0].head.bias[2] = -1000.0
+    X, y = make_data(n=30)
+    flat = y == 2
+    with torch.no_grad():
+        assert (net(X)[flat, 2] == 0).all()
+    expected = oracle(net, X[~flat], y[~flat], kind, outputs="proba")
+    expected = {n: v * (~flat).sum() / len(X) for n, v in expected.items()}
+    if kind != "hessian":  # first derivatives are fine on the flat rows too
+        expected = oracle(net, X, y, kind, outputs="proba")
+    result = fisher_diagonal(net, X, y, kind=kind, batch_size=8, outputs="proba")
+    assert_matches(result, expected)
+    assert func_routes_fail[-1].startswith("_loop_")
+
+
+def test_slow_autograd_loop_warns(monkeypatch):
+    X, y = make_data(n=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 91 entries x 1 batch: quiet
+        quiet = fisher_diagonal(layer_norm_net(), X, y, kind="hessian")
+    monkeypatch.setattr(_fisher, "_SLOW_LOOP_PASSES", 90)
+    match = r"torch.func cannot transform.*autograd loop instead: 91 backward passes"
+    with pytest.warns(UserWarning, match=match):
+        loud = fisher_diagonal(layer_norm_net(), X, y, kind="hessian")
+    assert_matches(loud, quiet)
+
+
+def test_module_errors_are_raised_not_hidden_by_the_loop():
+    # Row 0 (the probe) is fine; a later row makes the module itself fail,
+    # under torch.func and again in the loop, which reports it.
+    net = build(GuardedNet)
+    X, y = make_data(n=9)
+    X[5, 0] = 1000.0
+    for kind in KINDS:
+        with pytest.raises(RuntimeError, match="GuardedNet: input row out of range"):
+            fisher_diagonal(net, X, y, kind=kind)
+
+
+def test_out_of_memory_is_not_retried_in_the_loop(monkeypatch, func_calls):
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(_fisher, "_func_hessian", oom)
+    X, y = make_data(n=7)
+    with pytest.raises(torch.OutOfMemoryError):
+        fisher_diagonal(layer_norm_net(), X, y, kind="hessian")
+    assert "_loop_hessian" not in func_calls
+
+
+# --------------------------------------------------------------------------
+# outputs="proba" must be probabilities
+# --------------------------------------------------------------------------
+
+
+def log_softmax_net(last=None):
+    torch.manual_seed(0)
+    last = nn.LogSoftmax(dim=1) if last is None else last
+    return nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3), last).double()
+
+
+class ExpScores(nn.Module):
+    """Positive scores that are not normalized (exp of logits)."""
+
+    def __init__(self, d=5, k=3):
+        super().__init__()
+        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, d))
+        self.head = nn.Linear(d, k)
+
+    def forward(self, X):
+        return self.head(X * self.scale).exp()
+
+
+class LogProbaOnSomeRows(SoftmaxNet):
+    """Probabilities, except log-probabilities for rows with X[:, 0] > 2."""
+
+    def forward(self, X):
+        p = super().forward(X)
+        return torch.where(X[:, :1] > 2.0, p.log(), p)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_log_probabilities_as_proba_raise(kind):
+    # They used to give an all-zero result: log(clamp(p, tiny)) is flat for p < 0.
+    X, y = make_data()
+    with pytest.raises(
+        ValueError,
+        match=r"outputs='proba' but the module returns values outside \[0, 1\] "
+        r"\(min -[0-9.]+\): it looks like log-probabilities.*Use outputs='logits'",
+    ):
+        fisher_diagonal(log_softmax_net(), X, y, kind=kind, outputs="proba")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_log_softmax_with_logits_equals_softmax_with_proba(kind):
+    log_net = log_softmax_net()
+    proba_net = copy.deepcopy(log_net)
+    proba_net[3] = nn.Softmax(dim=1)
+    X, y = make_data()
+    assert_matches(
+        fisher_diagonal(log_net, X, y, kind=kind, outputs="logits"),
+        fisher_diagonal(proba_net, X, y, kind=kind, outputs="proba"),
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: build(ExpScores), r"outside \[0, 1\] \(max [0-9.]+\).*unnormalized"),
+        (
+            lambda: log_softmax_net(last=nn.Sigmoid()),
+            r"rows do not sum to 1 \(row [0-9]+ of a batch sums to [0-9.]+\)",
+        ),
+    ],
+    ids=["exp-scores", "sigmoid"],
+)
+def test_unnormalized_scores_as_proba_raise(kind, make, match):
+    X, y = make_data()
+    with pytest.raises(ValueError, match=match):
+        fisher_diagonal(make(), X, y, kind=kind, outputs="proba")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_batch_of_proba_outputs_is_checked(kind):
+    # Row 0 (the probe) and the first batches are probabilities; only the
+    # last batch holds a row of log-probabilities.
+    net = build(LogProbaOnSomeRows)
+    X, y = make_data(n=20)
+    X[:, 0] = X[:, 0].clamp(max=1.0)
+    X[-1, 0] = 3.0
+    with pytest.raises(ValueError, match="outputs='proba'.*log-probabilities"):
+        fisher_diagonal(net, X, y, kind=kind, batch_size=6, outputs="proba")
+    fisher_diagonal(net, X[:-1], y[:-1], kind=kind, batch_size=6, outputs="proba")
+
+
+# --------------------------------------------------------------------------
+# Non-finite results
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_overflowing_forward_pass_raises_floating_point_error(kind):
+    torch.manual_seed(0)
+    net = MLP(5, 3, hidden_units=(8,))  # float32: max about 3.4e38
+    X, y = make_data()
+    X = X.float() * 1e37  # finite; times weights of order 10, it is not
+    with torch.no_grad():
+        net.layers[0].weight.mul_(100.0)
+        assert not torch.isfinite(net(X)).all()
+    with pytest.raises(
+        FloatingPointError,
+        match=r"Fisher diagonal \(kind=.*\) is not finite.*features on a very "
+        r"large scale\? Standardize them",
+    ):
+        fisher_diagonal(net, X, y, kind=kind)
+
+
+def test_features_beyond_the_module_dtype_are_a_scale_problem():
+    # Finite in float64, inf once cast to the module's float32.
+    torch.manual_seed(0)
+    net = MLP(5, 3, hidden_units=(8,))
+    X, y = make_data()
+    X = X.numpy() * 1e39
+    with pytest.raises(FloatingPointError, match="Standardize them"):
+        fisher_diagonal(net, X, y)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_finite_parameters_raise_floating_point_error(kind):
+    net = relu_mlp()
+    with torch.no_grad():
+        net.layers[0].weight[0, 0] = float("nan")
+    X, y = make_data()
+    with pytest.raises(FloatingPointError, match="parameters hold NaN or inf"):
+        fisher_diagonal(net, X, y, kind=kind)
