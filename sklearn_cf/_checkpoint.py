@@ -6,12 +6,23 @@ numbers, strings, and lists/dicts/tuples of them, and it is read back with
 checkpoint never unpickles arbitrary objects. Classes (criterion, optimizer)
 are stored by name and resolved against a short allowlist; anything else
 must come from an estimator the caller builds.
+
+A save replaces the file atomically (a temporary file in the same folder,
+synced, then renamed over the target), so a save that fails part-way -- a
+full disk, a file-size limit, Ctrl-C -- leaves the previous checkpoint as
+it was. A load checks the layout of what it read before it changes any
+estimator, and reports a damaged or edited file as a ``ValueError`` naming
+the file.
 """
 
-import datetime
+import contextlib
+import copy
 import hashlib
 import io
+import os
 import pickle
+import stat
+import tempfile
 import warnings
 import zipfile
 
@@ -22,6 +33,8 @@ import torch.utils.data
 
 from . import __version__
 from ._classifier import ContinualClassifier, MonthSnapshot
+from ._labels import decode_label, encode_label
+from .strategies import Strategy
 
 __all__ = ["save", "load", "CHECKPOINT_FORMAT"]
 
@@ -46,35 +59,6 @@ _CLASSES = {
         skorch.dataset.Dataset,
     ]
 }
-
-
-def _encode_label(label):
-    """A month label as weights-only-safe data."""
-    if isinstance(label, (bool, int, float, str)):
-        return label
-    if isinstance(label, np.datetime64):
-        return {"datetime64": str(label)}
-    if type(label).__name__ == "Period":
-        return {"period": str(label), "freq": label.freqstr}
-    if isinstance(label, (datetime.date, datetime.datetime)):
-        return {"date": label.isoformat(), "datetime": isinstance(label, datetime.datetime)}
-    raise TypeError(
-        f"Cannot checkpoint month label {label!r} of type {type(label).__name__}; "
-        "use ints, strings, numpy datetime64, dates or pandas Periods."
-    )
-
-
-def _decode_label(data):
-    if not isinstance(data, dict):
-        return data
-    if "datetime64" in data:
-        return np.datetime64(data["datetime64"])
-    if "period" in data:
-        import pandas as pd
-
-        return pd.Period(data["period"], freq=data["freq"])
-    parse = datetime.datetime if data["datetime"] else datetime.date
-    return parse.fromisoformat(data["date"])
 
 
 def _is_plain(value):
@@ -105,10 +89,16 @@ def _encode_params(clf):
     return params, foreign
 
 
-def _decode_params(params):
+def _decode_params(params, path):
     decoded = {}
     for name, value in params.items():
         if isinstance(value, dict) and "class" in value:
+            if value["class"] not in _CLASSES:
+                raise _invalid(
+                    path,
+                    f"its {name} names the class {value['class']!r}, which is not one of "
+                    "the classes a checkpoint may name; pass estimator= built with it",
+                )
             value = _CLASSES[value["class"]]
         decoded[name] = tuple(value) if name == "hidden_units" else value
     return decoded
@@ -128,9 +118,170 @@ def _plain(obj):
     return obj
 
 
+# ----------------------------------------------------------------------
+# The settings a checkpoint's state depends on
+# ----------------------------------------------------------------------
+# The strategy's state (memory, anchors, members), the weights and the
+# snapshots only make sense for the network and strategy they came from.
+_CONFIG_NAMES = ("strategy", "memory_size", "module", "hidden_units", "dropout")
+
+
+def _class_name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _describe_config(values):
+    """The settings in ``values`` as plain data that compares and prints:
+    strategy and module objects by class (and a strategy's own repr, which
+    shows its hyperparameters), numbers as Python numbers."""
+    config = {}
+    strategy = values.get("strategy")
+    if isinstance(strategy, Strategy):
+        own_repr = type(strategy).__repr__ is not object.__repr__
+        strategy = {"class": _class_name(type(strategy)),
+                    "repr": repr(strategy) if own_repr else None}
+    config["strategy"] = strategy
+    memory_size = values.get("memory_size")
+    config["memory_size"] = int(memory_size) if memory_size is not None else None
+    module = values.get("module")
+    if module is not None:
+        module = {"class": _class_name(module if isinstance(module, type) else type(module))}
+    config["module"] = module
+    config["hidden_units"] = [int(u) for u in values.get("hidden_units", ())]
+    config["dropout"] = float(values.get("dropout", 0.0))
+    return config
+
+
+def _fitted_config(clf):
+    """The settings a fitted estimator's sequence was started with."""
+    values = {name: getattr(clf, name) for name in _CONFIG_NAMES}
+    values.update(
+        (k, v) for k, v in getattr(clf, "sequence_config_", {}).items() if k in _CONFIG_NAMES
+    )
+    return _describe_config(values)
+
+
+def _stored_config(state):
+    """The checkpoint's settings; those a checkpoint written before they
+    were stored cannot tell are left out (and not compared)."""
+    if "config" in state:
+        return state["config"]
+    params, foreign = state["params"], state["foreign_params"]
+    known = {n: params[n] for n in _CONFIG_NAMES if n in params and n not in foreign}
+    if isinstance(known.get("module"), dict):  # an allowlisted class, as in params
+        known["module"] = {"class": known["module"]["class"]}
+    return {n: v for n, v in _describe_config(known).items() if n in known}
+
+
+def _show(name, value):
+    if isinstance(value, dict) and "class" in value:
+        shown = value.get("repr") or f"<{value['class']} instance>"
+        return f"{name}={shown if name == 'strategy' else value['class']}"
+    if name == "hidden_units":
+        return f"{name}={tuple(value)!r}"
+    return f"{name}={value!r}"
+
+
+def _config_mismatch(estimator, state, path):
+    """Why ``estimator`` cannot take the checkpoint's state (its network or
+    strategy differs), or None when it can."""
+    stored = _stored_config(state)
+    try:
+        current = _describe_config({n: getattr(estimator, n) for n in _CONFIG_NAMES})
+    except (TypeError, ValueError):
+        return None  # malformed hyperparameters: _check_hyperparameters names them
+    names = ["strategy", "memory_size", "module"]
+    # hidden_units and dropout shape only the default MLP.
+    if stored.get("module", "?") is None and current["module"] is None:
+        names += ["hidden_units", "dropout"]
+    differ = [n for n in names if n in stored and stored[n] != current[n]]
+    if not differ:
+        return None
+    fix = "Pass an estimator built with the checkpoint's settings"
+    if state["foreign_params"]:
+        fix += (f" (it had custom {', '.join(state['foreign_params'])}, so estimator=None "
+                "cannot rebuild it).")
+    else:
+        fix += ", or estimator=None to rebuild it from the checkpoint."
+    return (
+        f"Cannot load {path} into the estimator passed: the checkpoint was fitted with "
+        f"{', '.join(_show(n, stored[n]) for n in differ)}; the estimator passed has "
+        f"{', '.join(_show(n, current[n]) for n in differ)}. {fix}"
+    )
+
+
+# ----------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------
+def _umask():
+    try:  # Linux reports it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere it can only be read by setting it; 0o022 rather than 0 in
+    # the instant between, in case another thread creates a file then.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder):
+    """Make the rename durable where the OS lets a folder be synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path, parts):
+    """Write the byte strings ``parts`` to ``path`` so that it holds either
+    its previous content or all of them, never a part."""
+    # Through a symlink, as open(path, "wb") would write.
+    target = os.path.realpath(os.fspath(path))
+    folder, name = os.path.split(target)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)  # open() keeps it
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()  # what open() would create
+    # The same folder, so the rename stays on one file system (atomic).
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        try:
+            f = open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:  # also Ctrl-C: never leave the temporary file
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
 def save(clf, path):
     """Write a fitted ContinualClassifier to ``path``; see
-    :meth:`ContinualClassifier.save`."""
+    :meth:`ContinualClassifier.save`.
+
+    The file is replaced atomically: if writing fails (a full disk, a
+    file-size limit, an interrupt), the error is raised and a previous file
+    at ``path`` is left as it was.
+    """
     if not clf.__sklearn_is_fitted__():
         raise ValueError("Only a fitted ContinualClassifier can be saved; call fit first.")
     params, foreign = _encode_params(clf)
@@ -139,21 +290,22 @@ def save(clf, path):
         "version": __version__,
         "params": params,
         "foreign_params": foreign,
+        "config": _fitted_config(clf),
         "fitted": {
             "classes": clf.classes_.tolist(),
             "n_features_in": clf.n_features_in_,
             "feature_names_in": (
                 clf.feature_names_in_.tolist() if hasattr(clf, "feature_names_in_") else None
             ),
-            "months_seen": [_encode_label(m) for m in clf.months_seen_],
-            "cost": [dict(c, month=_encode_label(c["month"])) for c in clf.cost_],
+            "months_seen": [encode_label(m) for m in clf.months_seen_],
+            "cost": [dict(c, month=encode_label(c["month"])) for c in clf.cost_],
             "rng": clf.rng_.bit_generator.state,
         },
         "module": clf.module_.state_dict(),
         "optimizer": clf.optimizer_.state_dict(),
         "strategy": clf.strategy_.state_dict(),
         "snapshots": [
-            {"month": _encode_label(s.month), "states": s.states} for s in clf.snapshots_
+            {"month": encode_label(s.month), "states": s.states} for s in clf.snapshots_
         ],
     }
     buffer = io.BytesIO()
@@ -166,10 +318,30 @@ def save(clf, path):
             f"load_state_dict() methods that use tensors and plain data ({exc})."
         ) from None
     payload = buffer.getbuffer()
-    with open(path, "wb") as f:
-        f.write(_MAGIC)
-        f.write(hashlib.sha256(payload).digest())
-        f.write(payload)
+    _write_atomically(path, [_MAGIC, hashlib.sha256(payload).digest(), payload])
+
+
+# ----------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------
+class _InvalidCheckpoint(ValueError):
+    """A checkpoint whose content is not what save writes (already worded)."""
+
+
+def _invalid(path, detail):
+    return _InvalidCheckpoint(f"{path} is not a valid sklearn_cf checkpoint: {detail}.")
+
+
+@contextlib.contextmanager
+def _checkpoint_errors(path):
+    """Report what a damaged or edited checkpoint breaks as a ValueError
+    naming the file, rather than as a KeyError deep inside torch."""
+    try:
+        yield
+    except (_InvalidCheckpoint, ImportError, MemoryError):
+        raise
+    except Exception as exc:
+        raise _invalid(path, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _read(path, map_location):
@@ -198,6 +370,94 @@ def _read(path, map_location):
         ) from None
 
 
+_LAYOUT = {
+    "version": str,
+    "params": dict,
+    "foreign_params": list,
+    "fitted": dict,
+    "module": dict,
+    "optimizer": dict,
+    "strategy": dict,
+    "snapshots": list,
+}
+_FITTED_LAYOUT = {
+    "classes": list,
+    "n_features_in": int,
+    "feature_names_in": (list, type(None)),
+    "months_seen": list,
+    "cost": list,
+    "rng": dict,
+}
+
+
+def _check_types(mapping, layout, path, where):
+    for key, kind in layout.items():
+        if key not in mapping:
+            raise _invalid(path, f"{where}{key!r} is missing")
+        if not isinstance(mapping[key], kind) or isinstance(mapping[key], bool):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(
+                "None" if k is type(None) else k.__name__ for k in kind
+            )
+            raise _invalid(
+                path,
+                f"{where}{key!r} should be of type {names}, not {type(mapping[key]).__name__}",
+            )
+
+
+def _check_state_dict(value, path, what):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
+    ):
+        raise _invalid(path, f"{what} is not a dict of named tensors")
+
+
+def _check_layout(state, path):
+    """Check what ``save`` writes, before any estimator is touched."""
+    _check_types(state, _LAYOUT, path, "")
+    if "config" in state and not isinstance(state["config"], dict):
+        raise _invalid(
+            path, f"'config' should be of type dict, not {type(state['config']).__name__}"
+        )
+    if not all(isinstance(name, str) for name in state["foreign_params"]):
+        raise _invalid(path, "'foreign_params' should list parameter names")
+    fitted = state["fitted"]
+    _check_types(fitted, _FITTED_LAYOUT, path, "fitted ")
+    classes, n_features = fitted["classes"], fitted["n_features_in"]
+    if not classes:
+        raise _invalid(path, "its list of classes is empty")
+    if n_features < 1:
+        raise _invalid(path, f"n_features_in is {n_features}, not a number of features >= 1")
+    names = fitted["feature_names_in"]
+    if names is not None and (
+        len(names) != n_features or not all(isinstance(n, str) for n in names)
+    ):
+        raise _invalid(path, f"feature_names_in is not {n_features} feature names")
+    if not fitted["months_seen"]:
+        raise _invalid(path, "months_seen is empty, so no month was trained")
+    if not all(isinstance(c, dict) and "month" in c for c in fitted["cost"]):
+        raise _invalid(path, "cost should be a list of dicts with a 'month'")
+    _check_state_dict(state["module"], path, "'module'")
+    for k, snapshot in enumerate(state["snapshots"]):
+        if not (isinstance(snapshot, dict) and "month" in snapshot
+                and isinstance(snapshot.get("states"), list) and snapshot["states"]):
+            raise _invalid(
+                path, f"snapshot {k} should be a dict with a 'month' and a list of 'states'"
+            )
+        for state_dict in snapshot["states"]:
+            _check_state_dict(state_dict, path, f"a state of snapshot {k}")
+
+
+def _check_format(state, path):
+    if not isinstance(state, dict) or "format" not in state:
+        raise ValueError(f"{path} is not a sklearn_cf checkpoint.")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"{path} was written by sklearn_cf {state.get('version')} in checkpoint format "
+            f"{state['format']}; sklearn_cf {__version__} reads format {CHECKPOINT_FORMAT}. "
+            f"Load it with sklearn_cf {state.get('version')} and refit, or retrain."
+        )
+
+
 def load(path, estimator=None, device=None):
     """Load a checkpoint written by :meth:`ContinualClassifier.save`.
 
@@ -208,7 +468,10 @@ def load(path, estimator=None, device=None):
         An unfitted estimator to load into. Needed only when the saved one
         had hyperparameters a checkpoint cannot hold safely (a custom
         ``module``, ``criterion``, ``callbacks`` or strategy object): build
-        it as before and the weights and state go into it. None rebuilds
+        it as before and the weights and state go into it. Its strategy,
+        ``memory_size`` and module (and for the default MLP its
+        ``hidden_units`` and ``dropout``) must be those the checkpoint was
+        fitted with. If loading fails, it is left as it was. None rebuilds
         the estimator from the stored hyperparameters.
     device : str, default=None
         Where to put the model; None uses the saved ``device``, falling back
@@ -219,6 +482,13 @@ def load(path, estimator=None, device=None):
     ContinualClassifier
         Fitted, and ready for the next ``partial_fit_month``: continuing
         gives the same predictions as a run that was never interrupted.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a readable, intact sklearn_cf checkpoint of
+        this format, or when ``estimator`` has other settings than the
+        checkpoint.
 
     Examples
     --------
@@ -235,54 +505,89 @@ def load(path, estimator=None, device=None):
     True
     """
     state = _read(path, map_location="cpu")
-    if not isinstance(state, dict) or "format" not in state:
-        raise ValueError(f"{path} is not a sklearn_cf checkpoint.")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"{path} was written by sklearn_cf {state.get('version')} in checkpoint format "
-            f"{state['format']}; sklearn_cf {__version__} reads format {CHECKPOINT_FORMAT}. "
-            f"Load it with sklearn_cf {state.get('version')} and refit, or retrain."
-        )
-    params = _decode_params(state["params"])
-    if estimator is None:
+    _check_format(state, path)
+    _check_layout(state, path)
+    if estimator is not None:
+        if not isinstance(estimator, ContinualClassifier):
+            raise TypeError(
+                f"estimator must be a ContinualClassifier to load into, got "
+                f"{type(estimator).__name__}."
+            )
+        with _checkpoint_errors(path):
+            mismatch = _config_mismatch(estimator, state, path)
+        if mismatch:
+            raise ValueError(mismatch)
+        clf = estimator
+    else:
+        with _checkpoint_errors(path):
+            params = _decode_params(state["params"], path)
         if state["foreign_params"]:
             raise ValueError(
                 f"The saved estimator had custom {', '.join(state['foreign_params'])}, "
                 "which a safe checkpoint does not store; pass "
                 "estimator=ContinualClassifier(...) built with them."
             )
-        clf = ContinualClassifier(**params)
-    else:
-        clf = estimator
-    if device is not None:
-        clf.set_params(device=device)
-    if str(clf.device).startswith("cuda") and not torch.cuda.is_available():
-        warnings.warn(
-            f"The checkpoint was saved with device={clf.device!r} but CUDA is not "
-            "available; loading on the CPU.",
-            UserWarning,
-            stacklevel=2,
-        )
-        clf.set_params(device="cpu")
-    _restore(clf, state)
+        with _checkpoint_errors(path):
+            clf = ContinualClassifier(**params)
+    # Everything below changes clf; a failure puts its attributes back, so
+    # an estimator passed in is never left half-restored.
+    before = {k: copy.copy(v) if isinstance(v, (list, dict, set)) else v
+              for k, v in vars(clf).items()}
+    try:
+        if device is not None:
+            clf.set_params(device=device)
+        if str(clf.device).startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(
+                f"The checkpoint was saved with device={clf.device!r} but CUDA is not "
+                "available; loading on the CPU.",
+                UserWarning,
+                stacklevel=2,
+            )
+            clf.set_params(device="cpu")
+        if estimator is not None:
+            clf._check_hyperparameters()  # the caller's settings: their errors
+        with _checkpoint_errors(path):
+            if estimator is None:
+                clf._check_hyperparameters()
+            _restore(clf, state, path)
+    except BaseException:
+        vars(clf).clear()
+        vars(clf).update(before)
+        raise
     return clf
 
 
-def _restore(clf, state):
+def _shapes(state_dict):
+    return {k: tuple(v.shape) for k, v in state_dict.items()}
+
+
+def _restore(clf, state, path):
     fitted = state["fitted"]
-    clf._check_hyperparameters()
     names = fitted["feature_names_in"]
     clf._start_sequence(
         fitted["n_features_in"],
         None if names is None else np.asarray(names, dtype=object),
         np.asarray(fitted["classes"]),
     )
-    clf.module_.load_state_dict(state["module"])
+    try:
+        clf.module_.load_state_dict(state["module"])
+    except RuntimeError as exc:
+        raise _invalid(
+            path,
+            f"its weights do not fit the network built for {fitted['n_features_in']} "
+            f"features and {len(fitted['classes'])} classes ({exc})",
+        ) from None
+    # Snapshots are loaded only when predict_proba_after uses them; check
+    # now that they fit, rather than fail then.
+    expected = _shapes(clf.module_.state_dict())
+    for k, snapshot in enumerate(state["snapshots"]):
+        if any(_shapes(s) != expected for s in snapshot["states"]):
+            raise _invalid(path, f"the weights of snapshot {k} do not fit the network")
     clf.optimizer_.load_state_dict(state["optimizer"])
     clf.strategy_.load_state_dict(state["strategy"], clf)
-    clf.months_seen_ = [_decode_label(m) for m in fitted["months_seen"]]
-    clf.cost_ = [dict(c, month=_decode_label(c["month"])) for c in fitted["cost"]]
+    clf.months_seen_ = [decode_label(m) for m in fitted["months_seen"]]
+    clf.cost_ = [dict(c, month=decode_label(c["month"])) for c in fitted["cost"]]
     clf.snapshots_ = [
-        MonthSnapshot(_decode_label(s["month"]), list(s["states"])) for s in state["snapshots"]
+        MonthSnapshot(decode_label(s["month"]), list(s["states"])) for s in state["snapshots"]
     ]
     clf.rng_.bit_generator.state = fitted["rng"]
