@@ -8,10 +8,13 @@ Public names:
 * :func:`forgetting_matrix`, :func:`make_forgetting_scorer`: score every month
   after every month of training, alone or inside ``GridSearchCV``.
 * :mod:`sklearn_cf.strategies`: the monthly update rules as small objects.
+* :mod:`sklearn_cf.exceptions`: ``TrainingDivergedError``, raised (after the
+  month is rolled back) when a month's loss or weights become NaN or infinite.
 """
 
 __version__ = "0.1.0.dev0"
 
+from . import exceptions
 from ._classifier import ContinualClassifier, MonthSnapshot
 from ._checkpoint import load
 from ._fisher import fisher_diagonal

@@ -1,6 +1,7 @@
 """ContinualClassifier: a skorch classifier that is updated month by month."""
 
 import copy
+import math
 import threading
 import time
 from typing import NamedTuple
@@ -16,17 +17,26 @@ from sklearn.utils import check_random_state
 from torch.utils.data import DataLoader, Subset
 
 from ._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor
+from ._labels import check_month_label
 from ._mlp import MLP
+from ._transaction import MonthTransaction, SigintWatch, raised_by_early_stopping
 from ._validation import (
-    check_choice,
+    Integer,
+    IntSequence,
+    Options,
+    Real,
+    Satisfies,
+    Verbosity,
+    check_device,
     check_features,
-    check_in_range,
+    check_hyperparameters,
     check_months,
-    check_positive_int,
+    check_no_missing,
+    check_random_state_param,
     check_targets,
     group_by_month,
-    month_label,
 )
+from .exceptions import TrainingDivergedError
 from .strategies import EWC, Combined, Strategy, make_strategy
 
 __all__ = ["ContinualClassifier", "MonthSnapshot"]
@@ -36,6 +46,20 @@ __all__ = ["ContinualClassifier", "MonthSnapshot"]
 _GLOBAL_RNG_LOCK = threading.Lock()
 _FISHER_KINDS = ("empirical", "true", "hessian")
 _MIN_PREDICT_BATCH = 4096
+
+#: What the fitted state is built on: fixed from the base fit until the next
+#: ``fit`` (see ``ContinualClassifier._check_sequence_config``).
+_SEQUENCE_PARAMS = ("strategy", "memory_size", "module", "hidden_units", "dropout",
+                    "criterion", "device")
+
+
+def _check_strategy_param(value, name):
+    if not isinstance(value, Strategy):
+        make_strategy(value)  # raises for unknown names and types
+
+
+class _EarlyStop(Exception):
+    """skorch's EarlyStopping ended the month (it raised KeyboardInterrupt)."""
 
 
 class MonthSnapshot(NamedTuple):
@@ -69,6 +93,16 @@ class _EpochLog(PrintLog):
 
 def _cpu_state(module):
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    """Whether a hyperparameter still has the value it had at the base fit."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays or objects whose == is not a bool
+        return False
 
 
 def _strategy_parts(strategy):
@@ -269,6 +303,28 @@ class ContinualClassifier(NeuralNetClassifier):
         "strategy_"
     ]
 
+    #: Every hyperparameter's accepted values, checked at each call that
+    #: trains (so a change between months is checked too) and at load.
+    _hyperparameter_constraints = {
+        "strategy": Satisfies(_check_strategy_param),
+        "reg_lambda": Real(0, np.inf),
+        "rehearsal_ratio": Real(0, 1, high_open=True),
+        "epoch_size": Integer(1, none=True),
+        "memory_size": Integer(1, none=True),
+        "finetune_lr": Real(0, np.inf, low_open=True, none=True),
+        "finetune_epochs": Integer(1, none=True),
+        "fisher": Options(*_FISHER_KINDS),
+        "hidden_units": IntSequence(1),
+        "dropout": Real(0, 1, high_open=True),
+        "max_snapshots": Integer(0, none=True),
+        "random_state": Satisfies(check_random_state_param),
+        "lr": Real(0, np.inf, low_open=True),
+        "max_epochs": Integer(1),
+        "batch_size": Integer(1, also=(-1,)),
+        "verbose": Verbosity(),
+        "device": Satisfies(check_device),
+    }
+
     @property
     def _default_callbacks(self):
         return [
@@ -329,6 +385,8 @@ class ContinualClassifier(NeuralNetClassifier):
         -------
         self : ContinualClassifier
         """
+        # Everything is checked before the fitted model is touched: a refit
+        # that is rejected leaves the old model as it was.
         X_arr, names = check_features(X)
         y_arr = check_targets(y, len(X_arr))
         self._check_hyperparameters()
@@ -337,17 +395,20 @@ class ContinualClassifier(NeuralNetClassifier):
             labels, rows = [0], [np.arange(len(X_arr))]
         else:
             labels, rows = group_by_month(check_months(months, len(X_arr)))
+            labels = [check_month_label(label, "months") for label in labels]
         codes = np.searchsorted(classes, y_arr)
         strategy = self._make_strategy()
         for idx in rows:
             strategy.check_month(X_arr[idx], codes[idx], classes)
 
-        self._start_sequence(X_arr.shape[1], names, classes, strategy)
+        def start():
+            self._start_sequence(X_arr.shape[1], names, classes, strategy)
+
+        # Each month is a transaction; the base month's includes setting up
+        # the new sequence, so a failure there restores the old model.
         for k, (label, idx) in enumerate(zip(labels, rows)):
-            if self.verbose:
-                print(f"[{type(self).__name__}] month {k + 1}/{len(labels)}", end=" ")
-            label = month_label(label)
-            self._train_month(X_arr[idx], codes[idx], label)
+            self._run_month(X_arr[idx], codes[idx], label, start=start if k == 0 else None,
+                            position=(k + 1, len(labels)))
         return self
 
     def partial_fit_month(self, X, y, classes=None, month=None):
@@ -388,7 +449,7 @@ class ContinualClassifier(NeuralNetClassifier):
             self._check_hyperparameters()
             given = classes if classes is not None else self.classes
             fitted_classes = self._resolve_classes(y_arr, given)
-            label = 0 if month is None else month_label(month)
+            label = 0 if month is None else check_month_label(month, "month")
         else:
             X_arr, names = check_features(
                 X,
@@ -398,20 +459,23 @@ class ContinualClassifier(NeuralNetClassifier):
             y_arr = check_targets(y, len(X_arr))
             self._check_hyperparameters()
             fitted_classes = self.classes_
-            if classes is not None and not np.array_equal(np.unique(classes), fitted_classes):
-                raise ValueError(
-                    f"classes={list(np.unique(classes))} differs from the classes "
-                    f"fixed at the base fit, {list(fitted_classes)}."
-                )
+            if classes is not None:
+                check_no_missing(classes, "classes")
+                if not np.array_equal(np.unique(classes), fitted_classes):
+                    raise ValueError(
+                        f"classes={list(np.unique(classes))} differs from the classes "
+                        f"fixed at the base fit, {list(fitted_classes)}."
+                    )
             label = self._next_month_label(month)
-            self._check_strategy_unchanged()
+            self._check_sequence_config()
         codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
 
-        if first:
+        def start():
             self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy)
-        self._train_month(X_arr, codes, label)
+
+        self._run_month(X_arr, codes, label, start=start if first else None)
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -434,6 +498,11 @@ class ContinualClassifier(NeuralNetClassifier):
         random generator, so that a sequence continued after loading gives
         the same predictions as one that was never interrupted. skorch's
         training ``history`` is not kept.
+
+        The file is replaced atomically (a temporary file in the same folder,
+        flushed, fsynced and renamed over ``path``): a save that fails part-way
+        (a full disk, Ctrl-C) raises and leaves a previous file at ``path`` as
+        it was.
 
         Parameters
         ----------
@@ -523,6 +592,23 @@ class ContinualClassifier(NeuralNetClassifier):
         # check would re-infer the classes from a single month.
         pass
 
+    def get_split_datasets(self, X, y=None, **fit_params):
+        if not (self.train_split and isinstance(X, MonthData)):
+            return super().get_split_datasets(X, y, **fit_params)
+        train, valid = super().get_split_datasets(X, y, **fit_params)
+        if not (isinstance(valid, Subset) and valid.dataset is X):
+            raise TypeError(
+                f"train_split={self.train_split!r} returned {type(valid).__name__}; "
+                "ContinualClassifier needs a split that returns torch Subsets of the "
+                "dataset it is given (as skorch's ValidSplit does), so that it can keep "
+                "the validation rows out of every later epoch."
+            )
+        # The split indexes positions of the current epoch's plan, which is
+        # redrawn every epoch (replay): hold the rows themselves out instead,
+        # so validation rows never reach training in any epoch.
+        held = X.hold_out(X.plan[torch.as_tensor(np.asarray(valid.indices))].numpy())
+        return X, held
+
     def get_dataset(self, X, y=None):
         if isinstance(X, torch.Tensor) and y is None:
             return RowsDataset(X)
@@ -553,6 +639,12 @@ class ContinualClassifier(NeuralNetClassifier):
             return self.iterator_train(dataset, **kwargs)
         kwargs = self.get_params_for("iterator_valid")
         if (
+            isinstance(dataset, MonthData)
+            and self.iterator_valid is DataLoader
+            and set(kwargs) <= {"batch_size"}
+        ):
+            return EpochIterator(dataset, self._predict_batch_size(len(dataset)), shuffle=False)
+        if (
             isinstance(dataset, RowsDataset)
             and self.iterator_valid is DataLoader
             and set(kwargs) <= {"batch_size"}
@@ -570,6 +662,11 @@ class ContinualClassifier(NeuralNetClassifier):
 
     def train_step_single(self, batch, **fit_params):
         step = super().train_step_single(batch, **fit_params)
+        # skorch reads every batch's loss with .item() anyway; checking it
+        # here stops a diverging month before the optimizer steps on it.
+        loss = float(step["loss"].detach())
+        if not math.isfinite(loss):
+            self._raise_diverged(f"the training loss became {loss}", unpack_data(batch)[0])
         if getattr(self, "strategy_", None) is not None:
             # Closed-form penalties (L2, EWC) add their gradient after the
             # backward pass, far cheaper than differentiating them.
@@ -588,19 +685,19 @@ class ContinualClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     # Month bookkeeping
     # ------------------------------------------------------------------
-    def _check_strategy_unchanged(self):
-        """The strategy and its memory are fixed from the base fit on."""
+    def _check_sequence_config(self):
+        """The strategy, its memory, the network and its device are fixed from
+        the base fit on: the fitted weights and the strategy's state are built
+        on them."""
         fixed = self.sequence_config_
-        changed = [
-            name
-            for name, value in fixed.items()
-            if not (getattr(self, name) is value or getattr(self, name) == value)
-        ]
+        changed = [name for name, value in fixed.items() if not _same(getattr(self, name), value)]
         if changed:
             detail = ", ".join(f"{n}={fixed[n]!r} -> {getattr(self, n)!r}" for n in changed)
             raise ValueError(
-                f"{detail} changed after the base fit; the state kept between months "
-                "depends on it. Call fit to start a new sequence, or set it back."
+                f"{detail} changed after the base fit; the fitted network and the state "
+                "kept between months depend on it. Set it back to continue this "
+                "sequence, or call fit to start a new one (on "
+                "sklearn.base.clone(model).set_params(...) to keep this model)."
             )
 
     def _sync_strategy(self):
@@ -623,11 +720,22 @@ class ContinualClassifier(NeuralNetClassifier):
                 "and the strategy's state about other weights. Set them before fit, "
                 "or call fit afterwards on a clone."
             )
+        if fitted:
+            # skorch rebuilds module_/criterion_ as soon as these change, which
+            # would replace the fitted network (and the criterion_ that decides
+            # predict_proba's nonlinearity). As in sklearn, the new value waits
+            # for the next fit; partial_fit_month refuses it meanwhile.
+            for name in ("module", "criterion"):
+                if name in params:
+                    setattr(self, name, params.pop(name))
         return super().set_params(**params)
 
     def _check_hyperparameters(self):
+        """Check every hyperparameter (declared in ``_hyperparameter_constraints``)
+        and the combinations a strategy needs; called by every method that
+        trains, before anything changes."""
+        check_hyperparameters(self, self._hyperparameter_constraints)
         if not isinstance(self.strategy, Strategy):
-            make_strategy(self.strategy)  # raises for unknown names and types
             if "ewc" in self.strategy:
                 criterion = self.criterion
                 kind = criterion if isinstance(criterion, type) else type(criterion)
@@ -638,19 +746,6 @@ class ContinualClassifier(NeuralNetClassifier):
                         "torch.nn.CrossEntropyLoss (module returns logits) or "
                         "torch.nn.NLLLoss (module returns probabilities)."
                     )
-        check_in_range(self.reg_lambda, "reg_lambda", 0, np.inf)
-        check_in_range(self.rehearsal_ratio, "rehearsal_ratio", 0, 1, high_open=True)
-        check_positive_int(self.epoch_size, "epoch_size", allow_none=True)
-        check_positive_int(self.memory_size, "memory_size", allow_none=True)
-        if self.finetune_lr is not None:
-            check_in_range(self.finetune_lr, "finetune_lr", 0, np.inf, low_open=True)
-        check_positive_int(self.finetune_epochs, "finetune_epochs", allow_none=True)
-        check_positive_int(self.max_epochs, "max_epochs")
-        check_choice(self.fisher, "fisher", _FISHER_KINDS)
-        check_in_range(self.dropout, "dropout", 0, 1, high_open=True)
-        for units in self.hidden_units:
-            check_positive_int(units, "hidden_units entries")
-        check_positive_int(self.max_snapshots, "max_snapshots", allow_none=True, minimum=0)
         self._check_device_available()
 
     def _check_device_available(self):
@@ -665,6 +760,7 @@ class ContinualClassifier(NeuralNetClassifier):
     @staticmethod
     def _resolve_classes(y, given):
         if given is not None and len(given):
+            check_no_missing(np.asarray(given).reshape(-1), "classes")
             classes = np.unique(np.asarray(given))
             unknown = np.setdiff1d(np.unique(y), classes)
             if len(unknown):
@@ -696,6 +792,8 @@ class ContinualClassifier(NeuralNetClassifier):
         return codes
 
     def _next_month_label(self, month):
+        if month is not None:
+            month = check_month_label(month, "month")
         last = self.months_seen_[-1]
         if month is None:
             if isinstance(last, (int, np.integer)) and not isinstance(last, bool):
@@ -716,7 +814,7 @@ class ContinualClassifier(NeuralNetClassifier):
                 f"month={month!r} does not come after the last month trained, {last!r}; "
                 "months must arrive in increasing order."
             )
-        return month_label(month)
+        return month
 
     def _make_strategy(self):
         return make_strategy(
@@ -743,8 +841,8 @@ class ContinualClassifier(NeuralNetClassifier):
         self.snapshots_ = []
         self.batch_generator_ = None
         self.strategy_ = strategy if strategy is not None else self._make_strategy()
-        # What cannot change until the next fit (see _check_strategy_unchanged).
-        self.sequence_config_ = {"strategy": self.strategy, "memory_size": self.memory_size}
+        # What cannot change until the next fit (see _check_sequence_config).
+        self.sequence_config_ = {name: getattr(self, name) for name in _SEQUENCE_PARAMS}
         self.initialize()
         self.strategy_.start(self)
 
@@ -785,6 +883,28 @@ class ContinualClassifier(NeuralNetClassifier):
             data = MonthData([tuple(data)])
         return data
 
+    def _run_month(self, X, codes, label, start=None, position=None):
+        """Train one month as a transaction: if anything goes wrong inside it
+        (an exception, Ctrl-C, a diverging loss, a failed consolidation),
+        everything it changed is put back and the error propagates."""
+        transaction = MonthTransaction(self)
+        try:
+            if start is not None:
+                start()
+            if self.verbose and position is not None:
+                print(f"[{type(self).__name__}] month {position[0]}/{position[1]}: ", end="")
+            self._train_month(X, codes, label)
+        except BaseException:
+            transaction.rollback()
+            raise
+        transaction.commit()
+
+    def _optimizer_lrs(self):
+        """The learning rate of each optimizer group as the hyperparameters
+        configure it now (``lr``, ``optimizer__lr``, ``optimizer__param_groups``)."""
+        args, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
+        return [group.get("lr", kwargs["lr"]) for group in args[0]]
+
     def _train_month(self, X, codes, label):
         start = time.perf_counter()
         first = not self.months_seen_
@@ -802,9 +922,13 @@ class ContinualClassifier(NeuralNetClassifier):
         if fine_tune:
             if self.finetune_epochs is not None:
                 epochs = self.finetune_epochs
-            if self.finetune_lr is not None:
-                for group in self.optimizer_.param_groups:
-                    group["lr"] = self.finetune_lr
+            # Set on every fine-tune month, so that finetune_lr=None (or a new
+            # lr) set between months takes effect too.
+            lrs = self._optimizer_lrs()
+            if len(lrs) != len(self.optimizer_.param_groups):  # groups changed by a callback
+                lrs = [self.lr] * len(self.optimizer_.param_groups)
+            for group, lr in zip(self.optimizer_.param_groups, lrs):
+                group["lr"] = lr if self.finetune_lr is None else self.finetune_lr
 
         data = self._month_data(X_t, y_t).resample(self.rng_)
         self.batch_generator_, dropout_generator, global_seed = self._month_generators()
@@ -813,26 +937,32 @@ class ContinualClassifier(NeuralNetClassifier):
             self.module_.set_generator(dropout_generator)
         self.rows_in_month_ = 0
         self.epochs_run_in_month_ = 0
+        self.month_in_training_ = label
         try:
             device = torch.device(self.device)
             devices = [device.index or 0] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices, enabled=not own_mlp):
+            with torch.random.fork_rng(devices=devices, enabled=not own_mlp), \
+                    SigintWatch() as sigint:
                 if not own_mlp:
                     torch.manual_seed(global_seed)
                 self.notify("on_train_begin", X=data, y=None)
                 try:
                     # The plan's labels let a user's train_split stratify.
                     self.fit_loop(data, data.plan_labels(), epochs=epochs)
-                except KeyboardInterrupt:
-                    # skorch's EarlyStopping (and Ctrl-C) end training this
-                    # way; as in skorch's partial_fit, the month then ends
-                    # normally with the weights reached so far.
-                    pass
+                except KeyboardInterrupt as exc:
+                    # skorch's EarlyStopping ends training by raising
+                    # KeyboardInterrupt: the month then ends normally with
+                    # the weights reached so far. A real Ctrl-C (or any other
+                    # KeyboardInterrupt) propagates and rolls the month back.
+                    if sigint.seen or not raised_by_early_stopping(exc):
+                        raise
                 self.notify("on_train_end", X=data, y=None)
         finally:
             if own_mlp:
                 self.module_.set_generator(None)
             self.batch_generator_ = None
+            del self.month_in_training_
+        self._check_finite_weights(label, X)
 
         strategy.end_month(self, X_t, y_t)
         self._take_snapshot(label)
@@ -847,6 +977,45 @@ class ContinualClassifier(NeuralNetClassifier):
                 f"month {label!r}: {len(y_t)} new rows, {self.rows_in_month_} trained "
                 f"in {epochs} epochs, train loss {loss:.4f}, {seconds:.2f} s"
             )
+
+    def _check_finite_weights(self, label, X):
+        """A month whose last steps produced non-finite weights is refused
+        before consolidation (the loss check only sees the steps before)."""
+        for name, p in self.module_.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                self._raise_diverged(f"the weights of {name!r} became NaN or infinite", X)
+
+    def _raise_diverged(self, what, X=None):
+        """Raise TrainingDivergedError naming where and the likely causes."""
+        label = getattr(self, "month_in_training_", None)
+        where = f"month {label!r}" if label is not None else "this month"
+        epoch = getattr(self, "epochs_run_in_month_", 0)
+        if epoch:
+            where += f", epoch {epoch}"
+        causes = []
+        scale = None
+        if X is not None and len(X):
+            X_t = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.asarray(X))
+            scale = float(X_t.detach().abs().max())
+        if scale is not None and scale > 1e4:
+            causes.append(
+                f"features on a very large scale (largest |value| {scale:.3g}): "
+                "standardize them, e.g. StandardScaler in a Pipeline"
+            )
+        lr = self.lr if not self.months_seen_ or self.finetune_lr is None else self.finetune_lr
+        causes.append(f"a learning rate too high for these data (now {lr:g}): lower lr"
+                      + (" or finetune_lr" if self.months_seen_ else ""))
+        if any(isinstance(part, (EWC,)) or hasattr(part, "anchors")
+               for part in _strategy_parts(self.strategy_)) and self.months_seen_:
+            causes.append(f"reg_lambda too large (now {self.reg_lambda:g}): lower it")
+        if scale is not None and scale <= 1e4:
+            causes.append(f"features on a large scale (largest |value| {scale:.3g}): "
+                          "standardize them")
+        raise TrainingDivergedError(
+            f"Training diverged in {where}: {what}. The month was rolled back: the "
+            "model is exactly as it was before this call. Likely causes: "
+            + "; ".join(causes) + "."
+        )
 
     def _take_snapshot(self, label):
         if self.max_snapshots == 0:

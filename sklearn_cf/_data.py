@@ -46,15 +46,42 @@ class MonthData(Dataset):
         self.offsets = np.cumsum([0] + self.sizes)
         self.sample_epoch = sample_epoch
         self.plan = None
+        self.held_out = None
 
     def resample(self, rng):
-        """Draw the rows of the next epoch."""
+        """Draw the rows of the next epoch (never a held-out row)."""
         if self.sample_epoch is None:
             plan = np.arange(self.offsets[-1])
         else:
             plan = np.asarray(self.sample_epoch(self.sizes, rng), dtype=np.int64)
+        if self.held_out is not None:
+            plan = plan[~np.isin(plan, self.held_out)]
         self.plan = torch.from_numpy(plan)
         return self
+
+    def hold_out(self, vidx):
+        """Keep rows out of this and every later epoch, and return them as a
+        fixed :class:`MonthData` (a validation set that cannot leak into
+        training when later epochs draw other rows).
+
+        Parameters
+        ----------
+        vidx : array-like of int
+            Virtual row indices.
+
+        Returns
+        -------
+        MonthData
+        """
+        vidx = np.asarray(vidx, dtype=np.int64)
+        self.held_out = np.unique(vidx if self.held_out is None
+                                  else np.concatenate([self.held_out, vidx]))
+        if self.plan is not None:
+            plan = self.plan.numpy()
+            self.plan = torch.from_numpy(plan[~np.isin(plan, self.held_out)])
+        held = MonthData(self.sources)
+        held.plan = torch.from_numpy(vidx.copy())
+        return held
 
     def plan_labels(self):
         """Labels of the current epoch's rows, in plan order."""

@@ -48,14 +48,17 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
             f"{what} has no rows: every month needs at least one labelled row. "
             "Skip empty months instead of passing them."
         )
-    X = check_array(
-        X,
-        dtype=np.float32,
-        order="C",
-        ensure_all_finite=True,
-        input_name=what,
-        estimator=owner,
-    )
+    # sklearn's quick finiteness test sums X, which overflows (a numpy
+    # warning) for huge finite values before its exact test passes them.
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = check_array(
+            X,
+            dtype=np.float32,
+            order="C",
+            ensure_all_finite=True,
+            input_name=what,
+            estimator=owner,
+        )
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
             f"{what} has {X.shape[1]} features, but {owner} is expecting "
@@ -100,16 +103,11 @@ def check_targets(y, n_samples, what="y"):
             f"X has {n_samples} rows but {what} has {len(y_arr)} labels; "
             "pass one label per row."
         )
+    check_no_missing(y_arr, what)
     if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
-        raise ValueError(f"{what} contains NaN or infinity; drop unlabelled rows.")
-    if y_arr.dtype.kind == "O" and any(v is None or v != v for v in y_arr):
-        raise ValueError(f"{what} contains missing labels (None/NaN); drop them.")
+        raise ValueError(f"{what} contains infinity; class labels must be finite.")
     check_classification_targets(y_arr)
     return y_arr
-
-
-def _is_missing(value):
-    return value is None or value != value  # NaN, NaT compare unequal
 
 
 def check_months(months, n_samples):
@@ -135,7 +133,7 @@ def check_months(months, n_samples):
     if arr.dtype.kind in "mM" and np.isnat(arr).any():
         raise ValueError("months contains NaT; every row needs a month.")
     if arr.dtype.kind == "O":
-        bad = [i for i, v in enumerate(arr) if _is_missing(v)]
+        bad = [i for i, v in enumerate(arr) if is_missing(v)]
         if bad:
             raise ValueError(
                 f"months contains missing values at rows {bad[:5]}; every row "
@@ -210,3 +208,178 @@ def check_choice(value, name, choices):
             f"Unknown {name}={value!r}. Valid values: {', '.join(map(repr, choices))}.{hint}"
         )
     return value
+
+
+# ----------------------------------------------------------------------
+# Declarative hyperparameter constraints
+# ----------------------------------------------------------------------
+class Real:
+    """A real number in an interval; infinity and NaN are refused unless
+    ``high`` is infinite and ``allow_inf`` is set.
+
+    Examples
+    --------
+    >>> Real(0, np.inf).check(float("inf"), "reg_lambda")
+    Traceback (most recent call last):
+    ...
+    ValueError: reg_lambda must be in [0, inf), got inf.
+    """
+
+    def __init__(self, low, high, *, low_open=False, high_open=None, none=False):
+        self.low, self.high = low, high
+        self.low_open = low_open
+        self.high_open = np.isinf(high) if high_open is None else high_open
+        self.none = none
+
+    def describe(self):
+        interval = (f"{'(' if self.low_open else '['}{self.low:g}, "
+                    f"{self.high:g}{')' if self.high_open else ']'}")
+        return f"a finite number in {interval}" + (" or None" if self.none else "")
+
+    def check(self, value, name):
+        if value is None and self.none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be {self.describe()}, got {value!r}.")
+        check_in_range(value, name, self.low, self.high,
+                       low_open=self.low_open, high_open=self.high_open)
+        if not np.isfinite(value):
+            raise ValueError(f"{name} must be {self.describe()}, got {value!r}.")
+
+
+class Integer:
+    """An int ``>= minimum`` (or one of ``also``, e.g. -1 for "all rows")."""
+
+    def __init__(self, minimum, *, none=False, also=()):
+        self.minimum, self.none, self.also = minimum, none, tuple(also)
+
+    def check(self, value, name):
+        if value is None and self.none:
+            return
+        if not isinstance(value, bool) and isinstance(value, numbers.Integral) and (
+            value in self.also
+        ):
+            return
+        extra = "".join(f" or {v}" for v in self.also)
+        if self.none or extra:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                hint = (" or None" if self.none else "") + extra
+                raise TypeError(f"{name} must be an int >= {self.minimum}{hint}, got {value!r}.")
+            if value < self.minimum:
+                raise ValueError(f"{name} must be >= {self.minimum}{extra}, got {value!r}.")
+            return
+        check_positive_int(value, name, minimum=self.minimum)
+
+
+class Options:
+    """One of a few strings (suggesting the closest)."""
+
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def check(self, value, name):
+        check_choice(value, name, self.choices)
+
+
+class IntSequence:
+    """A list or tuple of ints >= ``minimum`` (layer widths)."""
+
+    def __init__(self, minimum=1):
+        self.minimum = minimum
+
+    def check(self, value, name):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f"{name} must be a tuple of ints (e.g. (256, 256)), got {value!r}."
+            )
+        for item in value:
+            check_positive_int(item, f"{name} entries", minimum=self.minimum)
+
+
+class Verbosity:
+    """0 (quiet) or a larger int; a bool counts as 0/1."""
+
+    def check(self, value, name):
+        if isinstance(value, bool):
+            return
+        check_positive_int(value, name, minimum=0)
+
+
+class Satisfies:
+    """Any check function ``f(value, name)`` that raises on bad values."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def check(self, value, name):
+        self.function(value, name)
+
+
+def check_hyperparameters(estimator, constraints):
+    """Check every ``estimator`` attribute named in ``constraints``.
+
+    Parameters
+    ----------
+    estimator : object
+    constraints : dict of str -> constraint
+        Objects with ``check(value, name)`` that raise ``TypeError`` or
+        ``ValueError`` naming the parameter and what it accepts.
+    """
+    for name, constraint in constraints.items():
+        constraint.check(getattr(estimator, name), name)
+
+
+def check_device(value, name="device"):
+    """A torch device string or ``torch.device`` that torch can parse."""
+    import torch
+
+    if isinstance(value, torch.device):
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string such as 'cpu' or 'cuda:0', got {value!r}.")
+    try:
+        torch.device(value)
+    except RuntimeError:
+        raise ValueError(
+            f"{name}={value!r} is not a torch device; use e.g. 'cpu', 'cuda' or 'cuda:1'."
+        ) from None
+
+
+def check_random_state_param(value, name="random_state"):
+    """None, an int in [0, 2**32 - 1] or a numpy RandomState."""
+    if value is None or isinstance(value, np.random.RandomState):
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be None, an int or a numpy RandomState, got {value!r}."
+        )
+    if not 0 <= value < 2**32:
+        raise ValueError(f"{name} must be in [0, 2**32 - 1], got {value!r}.")
+
+
+def is_missing(value):
+    """True for None, NaN, NaT and pandas' NA (whose truth value raises)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return True
+
+
+def check_no_missing(values, what):
+    """Raise if a 1-d array of labels holds None, NaN, NaT or pandas' NA."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fc":
+        bad = np.flatnonzero(np.isnan(arr))
+    elif arr.dtype.kind in "mM":
+        bad = np.flatnonzero(np.isnat(arr))
+    elif arr.dtype.kind == "O":
+        bad = np.flatnonzero([is_missing(v) for v in arr.reshape(-1)])
+    else:
+        return
+    if len(bad):
+        raise ValueError(
+            f"{what} contains missing values (None/NaN/NA) at positions "
+            f"{bad[:5].tolist()}; drop those rows or fill in their labels."
+        )

@@ -39,3 +39,48 @@ FAST = dict(hidden_units=(16,), max_epochs=2, batch_size=32, random_state=0)
 @pytest.fixture
 def fast():
     return dict(FAST)
+
+
+def fingerprint(clf, X, timings=True):
+    """Everything a rejected or rolled-back call must leave exactly as it was:
+    predictions, weights, optimizer state, strategy state (memory, anchors,
+    Fisher, members), the generator, snapshots, months, cost and history.
+    ``timings=False`` leaves out the seconds in ``cost_`` and ``history``,
+    to compare two runs rather than one model before and after a call."""
+    memory = getattr(clf.strategy_, "memory", None)
+    cost = [dict(c) if timings else {k: v for k, v in c.items() if k != "seconds"}
+            for c in clf.cost_]
+    history = list(clf.history) if timings else len(clf.history)
+    return {
+        "proba": clf.predict_proba(X).tobytes(),
+        "months": list(clf.months_seen_),
+        "cost": repr(cost),
+        "history": repr(history),
+        "snapshots": [
+            (s.month, [b"".join(t.numpy().tobytes() for t in st.values()) for st in s.states])
+            for s in clf.snapshots_
+        ],
+        "memory": None if memory is None else [
+            (X_.numpy().tobytes(), y_.numpy().tobytes()) for X_, y_ in memory.sources()
+        ],
+        "rng": str(clf.rng_.bit_generator.state),
+        "weights": b"".join(t.detach().numpy().tobytes()
+                            for t in clf.module_.state_dict().values()),
+        "optimizer": _tensor_bytes(clf.optimizer_.state_dict()),
+        "strategy": _tensor_bytes(clf.strategy_.state_dict()),
+        "strategy_repr": repr(clf.strategy_),
+    }
+
+
+def _tensor_bytes(obj):
+    """A byte-exact digest of nested dicts/lists of tensors and plain values
+    (a reservoir's buffer only up to its size: the rest is uninitialized)."""
+    if isinstance(obj, dict) and obj.get("kind") == "reservoir" and obj.get("X") is not None:
+        obj = dict(obj, X=obj["X"][: obj["size"]], y=obj["y"][: obj["size"]])
+    if isinstance(obj, dict):
+        return [(k, _tensor_bytes(v)) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))]
+    if isinstance(obj, (list, tuple)):
+        return [_tensor_bytes(v) for v in obj]
+    if hasattr(obj, "numpy"):
+        return obj.detach().numpy().tobytes()
+    return repr(obj)

@@ -6,6 +6,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+
+import sklearn_cf
+from skorch.callbacks import Callback
 from conftest import FAST, make_stream
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -336,6 +339,40 @@ class TestSkorchIntegration:
         assert all(c["rows"] < 50 * 120 for c in clf.cost_)
         assert len(clf.snapshots_) == 3 and len(clf.strategy_.memory) == 360
 
+    @pytest.mark.parametrize("strategy, extra", [
+        ("replay", {}), ("replay", {"epoch_size": 200}), ("naive", {}), ("joint", {})])
+    def test_validation_rows_never_reach_training(self, strategy, extra):
+        from skorch.dataset import ValidSplit
+
+        X, y, months = make_stream(n_months=3, id_column=True)
+
+        class Rows(Callback):
+            def initialize(self):
+                self.train, self.valid = [], []
+                return self
+
+            def on_train_begin(self, net, **kwargs):
+                self.train.append([])
+                self.valid.append([])
+
+            def on_epoch_begin(self, net, **kwargs):
+                self.valid[-1].append(set())
+
+            def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+                ids = batch[0][:, 0].long().tolist()
+                (self.train[-1].extend if training else self.valid[-1][-1].update)(ids)
+
+        rows = Rows()
+        # A shuffled split: its positions fall among the replayed rows too.
+        split = ValidSplit(0.25, stratified=True, random_state=0)
+        clf = ContinualClassifier(strategy=strategy, train_split=split, callbacks=[rows],
+                                  **dict(FAST, max_epochs=5), **extra)
+        clf.fit(X, y, months=months)
+        for month in range(3):
+            valid = rows.valid[month]
+            assert all(v == valid[0] for v in valid)  # the same rows every epoch
+            assert len(valid[0]) > 0 and not valid[0] & set(rows.train[month])
+
     @pytest.mark.parametrize(
         "extra",
         [{"train_split": "valid"}, {"iterator_train__num_workers": 0}],
@@ -402,15 +439,38 @@ class TestHyperparametersBetweenMonths:
         epoch = spy.months[2]["epochs"][0]
         assert sum(i < 240 for i in epoch) == 40  # 120 * 0.25 / 0.75 past rows
 
-    @pytest.mark.parametrize("change", [{"strategy": "naive"}, {"memory_size": 10}])
-    def test_changing_the_strategy_or_memory_needs_a_new_fit(self, stream, change):
+    def test_finetune_lr_set_back_to_none_restores_lr(self):
+        from spy import RowSpy
+
+        X, y, months = make_stream(n_months=4)
+        spy = RowSpy()
+        clf = ContinualClassifier(strategy="l2", lr=1e-3, finetune_lr=1e-4, callbacks=[spy],
+                                  **{k: v for k, v in FAST.items() if k != "lr"})
+        clf.fit(X[months < 2], y[months < 2], months=months[months < 2])
+        clf.set_params(finetune_lr=None)
+        clf.partial_fit_month(X[months == 2], y[months == 2])
+        clf.set_params(lr=5e-3)  # a new lr reaches fine-tune months too
+        clf.partial_fit_month(X[months == 3], y[months == 3])
+        assert [m["lr"] for m in spy.months] == [{1e-3}, {1e-4}, {1e-3}, {5e-3}]
+        assert clf.get_params()["lr"] == 5e-3
+
+    @pytest.mark.parametrize("change", [{"strategy": "naive"}, {"memory_size": 10},
+                                        {"hidden_units": (8,)}, {"dropout": 0.5},
+                                        {"criterion": torch.nn.NLLLoss}])
+    def test_changing_the_strategy_memory_or_network_needs_a_new_fit(self, stream, change,
+                                                                      tmp_path):
         X, y, months = stream
         clf = ContinualClassifier(strategy="replay", **FAST).fit(X[months < 2], y[months < 2],
                                                                  months=months[months < 2])
         before = clf.predict_proba(X)
         clf.set_params(**change)
-        with pytest.raises(ValueError, match="changed after the base fit.*Call fit"):
+        with pytest.raises(ValueError, match="changed after the base fit.*call fit.*clone"):
             clf.partial_fit_month(X[months == 2], y[months == 2])
         np.testing.assert_array_equal(clf.predict_proba(X), before)
+        # The fitted model still predicts and saves what it was fitted with.
+        clf.save(tmp_path / "m.pt")
+        np.testing.assert_array_equal(sklearn_cf.load(tmp_path / "m.pt").predict_proba(X), before)
+        if "criterion" in change:  # NLLLoss needs a module that returns probabilities
+            return
         clf.fit(X, y, months=months)  # a new sequence accepts it
         assert clf.months_seen_ == [0, 1, 2]

@@ -1,8 +1,21 @@
 """The hooks a continual-learning strategy implements."""
 
+import copy
+
 import torch
 
-__all__ = ["Strategy", "Combined"]
+__all__ = ["Strategy", "Combined", "attribute_savepoint"]
+
+
+def attribute_savepoint(strategy):
+    """A cheap savepoint for a strategy whose hooks only *rebind* its
+    attributes or *append* to its lists and dicts, never change a tensor in
+    place: the attributes, with lists and dicts copied one level deep (their
+    items are shared, not copied)."""
+    return {
+        name: copy.copy(value) if isinstance(value, (list, dict)) else value
+        for name, value in vars(strategy).items()
+    }
 
 
 class Strategy:
@@ -120,6 +133,27 @@ class Strategy:
         """Restore what :meth:`state_dict` returned, on ``net``'s device."""
         vars(self).update(state)
 
+    # -- A month is a transaction -------------------------------------------
+    def savepoint(self):
+        """Record what :meth:`rollback` needs to undo the month about to start.
+
+        Called before every month after the base fit. The default is a deep
+        copy of the strategy's attributes: always exact, and as large as the
+        state. A strategy with a large state overrides it with something
+        cheaper (the built-in replay memory keeps an undo log of the slots a
+        month overwrites; strategies that only rebind attributes or append to
+        lists use :func:`attribute_savepoint`).
+        """
+        return copy.deepcopy(vars(self))
+
+    def rollback(self, savepoint):
+        """The month failed: return to the state recorded by :meth:`savepoint`."""
+        vars(self).clear()
+        vars(self).update(savepoint)
+
+    def commit(self, savepoint):
+        """The month stands: release what :meth:`savepoint` recorded."""
+
 
 
 class Combined(Strategy):
@@ -186,6 +220,17 @@ class Combined(Strategy):
     def load_state_dict(self, state, net):
         for part, part_state in zip(self.parts, state["parts"]):
             part.load_state_dict(part_state, net)
+
+    def savepoint(self):
+        return [part.savepoint() for part in self.parts]
+
+    def rollback(self, savepoint):
+        for part, saved in zip(self.parts, savepoint):
+            part.rollback(saved)
+
+    def commit(self, savepoint):
+        for part, saved in zip(self.parts, savepoint):
+            part.commit(saved)
 
     def __repr__(self):
         return f"Combined({', '.join(map(repr, self.parts))})"

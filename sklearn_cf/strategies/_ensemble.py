@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._validation import month_label
-from ._base import Strategy
+from ._base import Strategy, attribute_savepoint
 
 __all__ = ["Ensemble"]
 
@@ -50,6 +50,9 @@ class Ensemble(Strategy):
 
     def predictive_states(self, net):
         return list(self.members) if self.members else None
+
+    # Hooks rebind attributes or append to lists: no tensor changes in place.
+    savepoint = attribute_savepoint
 
     def __repr__(self):
         return "Ensemble()"

@@ -5,7 +5,7 @@ import warnings
 import torch
 
 from .._fisher import fisher_diagonal
-from ._base import Strategy
+from ._base import Strategy, attribute_savepoint
 from ._l2 import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 
 __all__ = ["EWC"]
@@ -117,6 +117,9 @@ class EWC(Strategy):
         self.anchors = to_device(state["anchors"], net.device)
         self.fisher_diag = to_device(state["fisher_diag"], net.device)
         self.negative_shares = list(state["negative_shares"])
+
+    # Hooks rebind attributes or append to lists: no tensor changes in place.
+    savepoint = attribute_savepoint
 
     def __repr__(self):
         return f"EWC(reg_lambda={self.reg_lambda}, fisher={self.fisher!r})"

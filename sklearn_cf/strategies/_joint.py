@@ -1,7 +1,7 @@
 """Joint retraining: a fresh network on every month seen so far."""
 
 from .._data import MonthData
-from ._base import Strategy
+from ._base import Strategy, attribute_savepoint
 
 __all__ = ["Joint"]
 
@@ -35,6 +35,9 @@ class Joint(Strategy):
 
     def load_state_dict(self, state, net):
         self.history = [tuple(pair) for pair in state["history"]]
+
+    # Hooks rebind attributes or append to lists: no tensor changes in place.
+    savepoint = attribute_savepoint
 
     def __repr__(self):
         return "Joint()"

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._base import Strategy
+from ._base import Strategy, attribute_savepoint
 
 __all__ = ["L2"]
 
@@ -96,6 +96,9 @@ class L2(Strategy):
 
     def load_state_dict(self, state, net):
         self.anchors = to_device(state["anchors"], net.device)
+
+    # Hooks rebind attributes or append to lists: no tensor changes in place.
+    savepoint = attribute_savepoint
 
     def __repr__(self):
         return f"L2(reg_lambda={self.reg_lambda})"

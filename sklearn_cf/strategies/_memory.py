@@ -1,4 +1,13 @@
-"""Where replay keeps past rows: all of them, or a uniform reservoir."""
+"""Where replay keeps past rows: all of them, or a uniform reservoir.
+
+A month that fails after its rows entered memory must leave the memory as it
+was, without a copy of the memory (it can be tens of GB): each memory keeps
+an undo log while a month is open (:meth:`begin` ... :meth:`undo` or
+:meth:`end`). Adding to :class:`AllRowsMemory` only appends, so its log is a
+length; :class:`ReservoirMemory` overwrites slots, so its log holds the old
+contents of the slots a month wrote (at most the month's rows, never more
+than the memory's capacity).
+"""
 
 import numpy as np
 import torch
@@ -24,6 +33,17 @@ class AllRowsMemory:
 
     def add(self, X, y, rng):
         self.chunks.append((X.clone(), y.clone()))
+
+    def begin(self):
+        """Open a month's undo log; returns it (see the module docstring)."""
+        return len(self.chunks)
+
+    def undo(self, log):
+        """Return to the state at :meth:`begin`."""
+        del self.chunks[log:]
+
+    def end(self, log):
+        """The month stands: close its undo log."""
 
     def sources(self):
         return list(self.chunks)
@@ -70,6 +90,36 @@ class ReservoirMemory:
         self.y = None
         self.size = 0
         self.n_seen = 0
+        self._log = None
+
+    def begin(self):
+        """Open a month's undo log; returns it (see the module docstring)."""
+        self._log = {"size": self.size, "n_seen": self.n_seen,
+                     "allocated": self.X is not None, "writes": []}
+        return self._log
+
+    def undo(self, log):
+        """Return to the state at :meth:`begin`: old slot contents back, in
+        reverse order of writing."""
+        for slots, old_X, old_y in reversed(log["writes"]):
+            self.X[slots] = old_X
+            self.y[slots] = old_y
+        if not log["allocated"]:
+            self.X = self.y = None
+        self.size, self.n_seen = log["size"], log["n_seen"]
+        self._log = None
+
+    def end(self, log):
+        """The month stands: drop its undo log."""
+        self._log = None
+
+    def _write(self, slots, X, y):
+        """Write rows to slots (a slice or an index tensor), logging the
+        slots' old contents while a month is open."""
+        if self._log is not None and self._log["allocated"]:
+            self._log["writes"].append((slots, self.X[slots].clone(), self.y[slots].clone()))
+        self.X[slots] = X
+        self.y[slots] = y
 
     def add(self, X, y, rng):
         n = len(y)
@@ -78,8 +128,7 @@ class ReservoirMemory:
             self.y = torch.empty((self.capacity, *y.shape[1:]), dtype=y.dtype)
         # Rows that fit while the memory is not full go in directly.
         n_direct = min(n, self.capacity - self.size)
-        self.X[self.size : self.size + n_direct] = X[:n_direct]
-        self.y[self.size : self.size + n_direct] = y[:n_direct]
+        self._write(slice(self.size, self.size + n_direct), X[:n_direct], y[:n_direct])
         self.size += n_direct
         # Each later row t draws j uniform in [0, t]; j < capacity replaces slot j.
         t = self.n_seen + np.arange(n_direct, n)
@@ -92,8 +141,7 @@ class ReservoirMemory:
             winners = accepted[::-1][first]
             rows = torch.from_numpy(n_direct + winners)
             target = torch.from_numpy(slots[winners])
-            self.X[target] = X[rows]
-            self.y[target] = y[rows]
+            self._write(target, X[rows], y[rows])
         self.n_seen += n
 
     def state_dict(self):

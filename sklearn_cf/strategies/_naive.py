@@ -1,6 +1,6 @@
 """Naive fine-tuning: the baseline that forgets."""
 
-from ._base import Strategy
+from ._base import Strategy, attribute_savepoint
 
 __all__ = ["Naive"]
 
@@ -17,6 +17,9 @@ class Naive(Strategy):
     >>> Naive()
     Naive()
     """
+
+    # Hooks rebind attributes or append to lists: no tensor changes in place.
+    savepoint = attribute_savepoint
 
     def __repr__(self):
         return "Naive()"

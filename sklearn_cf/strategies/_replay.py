@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._data import MonthData
-from ._base import Strategy
+from ._base import Strategy, attribute_savepoint
 from ._memory import make_memory, memory_from_state
 
 __all__ = ["Replay", "epoch_composition"]
@@ -118,6 +118,19 @@ class Replay(Strategy):
 
     def end_month(self, net, X, y):
         self.memory.add(X, y, net.rng_)
+
+    def savepoint(self):
+        # An undo log, not a copy: memory can be far larger than the month.
+        return attribute_savepoint(self), self.memory.begin()
+
+    def rollback(self, savepoint):
+        attributes, log = savepoint
+        attributes["memory"].undo(log)
+        super().rollback(attributes)
+
+    def commit(self, savepoint):
+        attributes, log = savepoint
+        attributes["memory"].end(log)
 
     def state_dict(self):
         return {"memory": self.memory.state_dict()}
