@@ -39,10 +39,12 @@ def main(out_dir="grid_search_out"):
 
     print(f"{'reg_lambda':>10} {'ratio':>6} {'avg acc':>8} {'BWT':>7} {'forgetting':>10}")
     r = search.cv_results_
+    # The scorer returns forgetting negated, as every key is higher-is-better.
+    forgetting = -r["mean_test_neg_forgetting"]
     for k, params in enumerate(r["params"]):
         print(f"{params['reg_lambda']:>10} {params['rehearsal_ratio']:>6} "
               f"{r['mean_test_average_accuracy'][k]:>8.3f} "
-              f"{r['mean_test_backward_transfer'][k]:>+7.3f} {r['mean_test_forgetting'][k]:>10.3f}")
+              f"{r['mean_test_backward_transfer'][k]:>+7.3f} {forgetting[k]:>10.3f}")
     print("best:", search.best_params_)
 
     # The forgetting matrix of the best candidate and of naive fine-tuning, on

@@ -1,16 +1,21 @@
 """The ``sklearn-cf`` command line: ``sklearn-cf compare`` (or ``python -m sklearn_cf``).
 
 A thin wrapper around :mod:`sklearn_cf.compare` and :mod:`sklearn_cf.report`:
-it parses options, loads the stream, compares the strategies, prints the
-table and the verdict, and writes the report with its figures. Errors in the
-arguments or the data print one line, ``sklearn-cf: error: ...``, to stderr
-and exit with status 2. See docs/cli.md.
+it parses options, checks that the report folder can be written, loads the
+stream, compares the strategies, prints the table and the verdict, and writes
+the report with its figures. Errors in the arguments or the data print one
+line, ``sklearn-cf: error: ...``, to stderr and exit with status 2, before
+anything is trained. Ctrl-C prints ``sklearn-cf: interrupted`` and exits with
+status 130, writing no report. See docs/cli.md.
 """
 
 import argparse
+import os
 import shlex
 import sys
+import tempfile
 import time
+import warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -69,7 +74,9 @@ def build_parser():
     data.add_argument("--data", default="synthetic", metavar="{synthetic,digits,flights,PATH}",
                       help="built-in stream, or a CSV/Parquet file")
     data.add_argument("--month-column", default=None,
-                      help="column holding each row's month (required for a file)")
+                      help="column holding each row's month (required for a file): "
+                           "numbers, or dates such as 2024-09, 2024-09-15, 09/2024 or "
+                           "Sep 2024, ordered by date")
     data.add_argument("--target", default=None,
                       help="column holding the class label (required for a file)")
     data.add_argument("--months", type=int, default=None, metavar="N",
@@ -79,8 +86,9 @@ def build_parser():
                       help="rows per month (synthetic and flights: 2000); digits and files "
                            "are subsampled to at most N")
     data.add_argument("--scale", default="auto", choices=("auto", "first-month", "none"),
-                      help="standardize features with the first month's mean and std; "
-                           "auto: for flights and files, not for synthetic and digits")
+                      help="standardize features with the mean and std of the first "
+                           "month's training rows (held-out rows unused); auto: for "
+                           "flights and files, not for synthetic and digits")
     run = cmp.add_argument_group("comparison")
     run.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), metavar="SPECS",
                      help="comma-separated strategy specs: name or name:param=value; an "
@@ -129,11 +137,65 @@ def _command_line(args):
     return shlex.join(parts)
 
 
+def _check_out(out):
+    """Fail now, not after the training, if the report cannot go to ``out``.
+
+    ``out`` must be a folder, or a path whose nearest existing parent is a
+    folder; that folder must take a new file (tried with a temporary file,
+    removed at once, since permission bits do not tell for root or a
+    read-only file system). Nothing is left behind.
+    """
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"--out {out!r} is a file, not a folder; give a folder for the report "
+            "(it is created if missing)."
+        )
+    target = path
+    while not os.path.exists(target):
+        target = os.path.dirname(target)
+    if not os.path.isdir(target):
+        raise ValueError(
+            f"--out {out!r} cannot be created: {target!r} is a file, not a folder; "
+            "choose another --out."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=target, prefix=".sklearn-cf-"):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if target == path:
+            problem = f"is a folder that cannot be written to ({why})"
+        else:
+            problem = f"cannot be created: the folder {target!r} cannot be written to ({why})"
+        raise ValueError(f"--out {out!r} {problem}; choose another --out.") from None
+
+
+def _load_stream(args):
+    """The raw stream, with a month-order warning printed as ``sklearn-cf: note: ...``."""
+    from .compare import load_stream
+    from .datasets._table import MonthOrderWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MonthOrderWarning)
+        stream = load_stream(
+            args.data, n_months=args.months, samples_per_month=args.samples_per_month,
+            month_column=args.month_column, target=args.target, random_state=args.seed,
+        )
+    for warning in caught:
+        if issubclass(warning.category, MonthOrderWarning):
+            print(f"{PROG}: note: {warning.message}", file=sys.stderr)
+        else:  # not ours: as if it had not been caught
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    return stream
+
+
 def _compare(args):
     import torch
 
     from .compare import (
-        _parse_hidden_units, check_comparison, compare_strategies, load_stream, resolve_scale,
+        _parse_hidden_units, check_comparison, compare_strategies, resolve_scale,
     )
     from .model_selection import SequentialSplit
     from .report import write_report
@@ -144,6 +206,7 @@ def _compare(args):
         raise ValueError(f"--threads must be >= 1, got {args.threads}.")
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
+    _check_out(args.out)
     strategies = [s for s in args.strategies.split(",") if s.strip()]
     strategies = _join_spec_params(strategies)
     params = {
@@ -160,20 +223,18 @@ def _compare(args):
                      random_state=args.seed)
 
     torch.set_num_threads(args.threads)
-    X, y, months = load_stream(
-        args.data, n_months=args.months, samples_per_month=args.samples_per_month,
-        month_column=args.month_column, target=args.target, scale=args.scale,
-        random_state=args.seed,
-    )
+    # Raw features: compare_strategies scales each split with its own training
+    # rows, so that the held-out rows of the first month do not leak into it.
+    X, y, months = _load_stream(args)
     start = time.perf_counter()
     comparison = compare_strategies(
         X, y, months, strategies,
         cv=SequentialSplit(n_splits=args.n_splits, test_size=0.2, random_state=args.seed),
-        scoring=args.scoring, estimator_params=params, progress=not args.quiet,
-        random_state=args.seed,
+        scoring=args.scoring, scale=resolve_scale(args.data, args.scale),
+        estimator_params=params, progress=not args.quiet, random_state=args.seed,
     )
     comparison.settings.update(
-        data=args.data, scale=resolve_scale(args.data, args.scale), torch_threads=args.threads,
+        data=args.data, torch_threads=args.threads,
         elapsed_seconds=round(time.perf_counter() - start, 1),
     )
     command = _command_line(args)
@@ -219,7 +280,9 @@ def main(argv=None):
     -------
     int
         0 on success; 2 for bad arguments or data (after printing one line
-        ``sklearn-cf: error: ...`` to stderr).
+        ``sklearn-cf: error: ...`` to stderr); 130 on Ctrl-C
+        (``KeyboardInterrupt``), after printing ``sklearn-cf: interrupted``
+        to stderr and without writing a report.
 
     Examples
     --------
@@ -236,6 +299,11 @@ def main(argv=None):
     try:
         if args.command == "compare":
             return _compare(args)
+    except KeyboardInterrupt:
+        # The report is written only after every strategy has trained, so an
+        # interrupt leaves none behind (and never one of a half-trained model).
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, ImportError, OSError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

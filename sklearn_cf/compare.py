@@ -8,6 +8,9 @@ next-month AUT, training cost, the gap to joint retraining and the cost
 relative to naive fine-tuning. :meth:`Comparison.verdict` turns them into one
 sentence. ``sklearn-cf compare`` (:mod:`sklearn_cf.cli`) is a thin wrapper
 around this module, and :func:`sklearn_cf.report.write_report` writes it up.
+With ``scale="first-month"`` every split's features are standardized by a
+:class:`FirstMonthScaler` fitted on that split's training rows of the first
+month only.
 
 A strategy is given as a *spec* string: a name from
 :data:`sklearn_cf.strategies.STRATEGIES`, optionally followed by ``:`` and
@@ -25,10 +28,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from ._classifier import ContinualClassifier
+from ._transaction import SigintWatch
 from ._compat import safe_indexing
 from .metrics import forgetting_matrix, summarize, tpr_at_fpr
 from .metrics._matrix import ForgettingMatrix
@@ -40,6 +46,7 @@ __all__ = [
     "DEFAULT_STRATEGIES",
     "SPEC_PARAMS",
     "Comparison",
+    "FirstMonthScaler",
     "StrategyResult",
     "StrategySpec",
     "check_comparison",
@@ -347,7 +354,7 @@ def _subsample_months(X, y, months, n_per_month, random_state):
 
 
 def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
-                month_column=None, target=None, scale="auto", random_state=0):
+                month_column=None, target=None, scale="none", random_state=0):
     """Load a monthly stream by name or from a file, as ``(X, y, months)``.
 
     Parameters
@@ -367,14 +374,16 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         per month; digits and files: subsample each month to at most this).
     month_column, target : str or None
         Column names, required for a file.
-    scale : {"auto", "first-month", "none"}, default="auto"
-        ``"first-month"``: standardize every feature with the mean and
-        standard deviation of the first month's rows (no labels used), as a
-        deployed model would be frozen to its base month's scaling; a
-        constant column is only centred. ``"none"``: raw values. ``"auto"``:
-        ``"first-month"`` for flights and files (raw distances in miles and
-        hours of the day otherwise swamp the one-hot columns), ``"none"``
-        for synthetic and digits, whose features are already on a unit scale.
+    scale : {"none", "first-month", "auto"}, default="none"
+        ``"none"``: raw values. ``"first-month"``: standardize every feature
+        up front with :class:`FirstMonthScaler`, the mean and standard
+        deviation of *all* the first month's rows. That suits a model trained
+        on every row; it does not suit an evaluation that holds out part of
+        the first month, whose held-out rows would then shape the scaling:
+        load with ``"none"`` and pass ``scale="first-month"`` to
+        :func:`compare_strategies`, which fits the statistics on each split's
+        training rows (as ``sklearn-cf compare`` does). ``"auto"``: as
+        :func:`resolve_scale` says for ``data``.
     random_state : int, default=0
         Seed of the generator and of any subsampling.
 
@@ -409,12 +418,19 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
     X, y, months = _load_raw(data, n_months, samples_per_month, month_column, target,
                              random_state)
     if scale == "first-month":
-        X = _standardize_first_month(X, months)
+        X = FirstMonthScaler().fit_transform(X, months=months)
     return X, y, months
 
 
 def resolve_scale(data, scale="auto"):
-    """The feature scaling :func:`load_stream` applies: "first-month" or "none".
+    """The feature scaling a stream needs: "first-month" or "none".
+
+    ``"auto"`` is ``"first-month"`` for flights and files (raw distances in
+    miles and hours of the day otherwise swamp the one-hot columns) and
+    ``"none"`` for synthetic and digits, whose features are already on a
+    unit scale; ``"first-month"`` and ``"none"`` are returned as they are.
+    ``sklearn-cf compare --scale`` passes the result to
+    :func:`compare_strategies`.
 
     Examples
     --------
@@ -429,18 +445,107 @@ def resolve_scale(data, scale="auto"):
     return scale
 
 
-def _standardize_first_month(X, months):
-    """Standardize every column with the first month's mean and std."""
-    was_frame = hasattr(X, "columns")
-    values = np.asarray(X, dtype=np.float64)
-    first = np.asarray(months) == np.unique(months)[0]
-    mean = values[first].mean(axis=0)
-    std = values[first].std(axis=0)
-    std[~(std > 0)] = 1.0
-    out = ((values - mean) / std).astype(np.float32)
-    if was_frame:
-        out = type(X)(out, columns=X.columns, index=X.index)
-    return out
+class FirstMonthScaler(TransformerMixin, BaseEstimator):
+    """Standardize every feature with the mean and std of the first month's rows.
+
+    A deployed model is frozen to its base month's scaling, so later months
+    keep their drift. No labels are used. Fit it on training rows only:
+    :func:`compare_strategies` (``scale="first-month"``) fits one per split
+    on that split's training rows of its first month, so the rows a split
+    holds out never shape the scaling.
+
+    Attributes
+    ----------
+    month_ : object
+        The first (smallest) month label seen in ``fit``.
+    n_samples_seen_ : int
+        Rows of that month the statistics come from.
+    mean_ : ndarray of shape (n_features,)
+        Their mean, per feature (float64).
+    scale_ : ndarray of shape (n_features,)
+        Their standard deviation (``ddof=0``), per feature; 1 for a constant
+        column, which is then only centred.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf.compare import FirstMonthScaler
+    >>> X = np.array([[1.0], [3.0], [10.0], [20.0]])
+    >>> scaler = FirstMonthScaler().fit(X, months=[0, 0, 1, 1])
+    >>> scaler.month_, scaler.mean_, scaler.scale_
+    (0, array([2.]), array([1.]))
+    >>> scaler.transform(X).ravel()
+    array([-1.,  1.,  8., 18.], dtype=float32)
+    """
+
+    def fit(self, X, y=None, months=None):
+        """Compute the statistics from the rows of the smallest month label.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Numeric features.
+        y : None
+            Ignored.
+        months : array-like of shape (n_samples,)
+            Month label of each row.
+
+        Returns
+        -------
+        self
+        """
+        if months is None:
+            raise ValueError(
+                "FirstMonthScaler.fit needs months=, each row's month, to find the "
+                "first month's rows."
+            )
+        months = np.asarray(getattr(months, "to_numpy", lambda: months)())
+        shape = getattr(X, "shape", np.shape(X))
+        if len(shape) != 2 or len(months) != shape[0]:
+            raise ValueError(
+                f"X must be 2-d with one row per month label; got X of shape "
+                f"{tuple(shape)} and {len(months)} month labels."
+            )
+        first = np.unique(months)[0]
+        rows = np.asarray(safe_indexing(X, np.flatnonzero(months == first)), dtype=np.float64)
+        self.month_ = first.item() if hasattr(first, "item") else first
+        self.n_samples_seen_ = len(rows)
+        self.mean_ = rows.mean(axis=0)
+        std = rows.std(axis=0)
+        std[~(std > 0)] = 1.0
+        self.scale_ = std
+        return self
+
+    def transform(self, X):
+        """Standardize ``X`` with the first month's statistics.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray or DataFrame of shape (n_samples, n_features), float32
+            A DataFrame when ``X`` is one (same columns and index).
+        """
+        check_is_fitted(self, "mean_")
+        values = np.asarray(X)
+        if values.ndim != 2 or values.shape[1] != len(self.mean_):
+            raise ValueError(
+                f"X has shape {values.shape}; FirstMonthScaler was fitted on "
+                f"{len(self.mean_)} features."
+            )
+        out = np.empty(values.shape, dtype=np.float32)
+        # In float64, a block at a time: a float32 difference of large values
+        # (timestamps, ids) next to their mean would lose every significant
+        # digit, and a float64 copy of a large X would double its memory.
+        step = max(1, 2**22 // max(1, values.shape[1]))
+        for start in range(0, len(values), step):
+            block = np.asarray(values[start:start + step], dtype=np.float64)
+            out[start:start + step] = (block - self.mean_) / self.scale_
+        if hasattr(X, "columns"):
+            out = type(X)(out, columns=X.columns, index=X.index)
+        return out
 
 
 def _load_raw(data, n_months, samples_per_month, month_column, target, random_state):
@@ -644,6 +749,9 @@ class Comparison:
     joint, naive : str or None
         Names of the reference strategies (plain ``"joint"``/``"naive"`` if
         they ran, else the first spec of that strategy), or None.
+    scalers : list of FirstMonthScaler
+        With ``scale="first-month"``, the scaler of each split, fitted on
+        that split's training rows of the first month; else empty.
 
     Examples
     --------
@@ -662,10 +770,11 @@ class Comparison:
     strategy  average     BWT  forgetting  learning  next-month AUT  gap to joint  rows ...
     """
 
-    def __init__(self, results, scoring, settings):
+    def __init__(self, results, scoring, settings, scalers=()):
         self.results = dict(results)
         self.scoring = scoring
         self.settings = dict(settings)
+        self.scalers = list(scalers)
         self.joint = _reference(self.results, "joint")
         self.naive = _reference(self.results, "naive")
 
@@ -922,6 +1031,12 @@ class _MonthProgress(Callback):
 
 
 class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
     def update(self, n=1):
         pass
 
@@ -1025,7 +1140,7 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
     >>> check_comparison(["naive:finetune_lr=-1"])
     Traceback (most recent call last):
     ...
-    ValueError: Strategy 'naive:finetune_lr=-1': finetune_lr must be in (0, inf], got -1.
+    ValueError: Strategy 'naive:finetune_lr=-1': finetune_lr must be in (0, inf..., got -1.
     """
     specs = [parse_strategy(s) for s in (
         [strategies] if isinstance(strategies, (str, StrategySpec)) else strategies
@@ -1049,8 +1164,8 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
 
 
 def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
-                       scoring="accuracy", estimator_params=None, progress=True,
-                       random_state=0):
+                       scoring="accuracy", scale="none", estimator_params=None,
+                       progress=True, random_state=0):
     """Fit every strategy on the same splits and compare what they forget and cost.
 
     For each split of ``cv`` and each strategy, a
@@ -1058,6 +1173,12 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     training rows with ``months=``, from the same seed, and its
     :func:`~sklearn_cf.forgetting_matrix` is computed on the split's test
     rows. Matrices and summaries are averaged over splits (NaN-aware).
+
+    A ``KeyboardInterrupt`` (Ctrl-C) is never caught: it stops the
+    comparison, and no :class:`Comparison` is returned. If a Ctrl-C reaches
+    a fit that swallows it (skorch ends training on ``KeyboardInterrupt``),
+    it is raised again as soon as that fit returns, so nothing is built on a
+    half-trained strategy.
 
     Parameters
     ----------
@@ -1074,6 +1195,12 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     scoring : str or callable, default="accuracy"
         See :func:`resolve_scoring` (sklearn scorer names,
         ``"tpr_at_fpr:0.001"``, or a scorer callable).
+    scale : {"none", "first-month"}, default="none"
+        ``"first-month"``: for each split, fit a :class:`FirstMonthScaler` on
+        the split's *training* rows of its first month and standardize the
+        split's training and test rows with it, so the held-out rows never
+        shape the scaling. Streams of raw units (flights, most files) need
+        it; :func:`resolve_scale` tells which. ``"none"``: features as given.
     estimator_params : dict or None, default=None
         ContinualClassifier parameters shared by every strategy (e.g.
         ``max_epochs``, ``hidden_units``, ``reg_lambda``, ``device``); a
@@ -1090,8 +1217,10 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     Raises
     ------
     ValueError
-        For a bad spec, scoring or parameter (before anything is trained),
-        or a score undefined on every month.
+        For a bad spec, scoring, scale or parameter (before anything is
+        trained), or a score undefined on every month.
+    KeyboardInterrupt
+        On Ctrl-C, as soon as the current fit returns or at once.
 
     See Also
     --------
@@ -1118,6 +1247,10 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         strategies, scoring=scoring, estimator_params=estimator_params,
         random_state=random_state,
     )
+    if scale not in ("none", "first-month"):
+        hint = (" Resolve 'auto' for a stream with resolve_scale(data, 'auto')."
+                if scale == "auto" else "")
+        raise ValueError(f"scale must be 'none' or 'first-month', got {scale!r}.{hint}")
     n_classes = len(np.unique(np.asarray(y)))
     if scoring_name.startswith("tpr_at_fpr") and n_classes != 2:
         raise ValueError(
@@ -1134,11 +1267,20 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     if len(y) != len(months):
         raise ValueError(f"y has {len(y)} labels but months has {len(months)} entries.")
     splits = list(cv.split(X, y, months=months))
+    scalers = []
+    if scale == "first-month":
+        # Training rows only: the rows a split holds out must not shape it.
+        scalers = [FirstMonthScaler().fit(safe_indexing(X, train), months=months[train])
+                   for train, _ in splits]
+
+    def features(index, k):
+        part = safe_indexing(X, index)
+        return scalers[k].transform(part) if scalers else part
 
     total = len(specs) * sum(len(np.unique(months[train])) for train, _ in splits)
-    bar = _make_bar(total, progress)
     raw = {spec.label: [] for spec in specs}
-    try:
+    # The bar is closed, and the SIGINT handler put back, however this ends.
+    with _make_bar(total, progress) as bar, SigintWatch() as sigint:
         for spec in specs:
             for k, (train, test) in enumerate(splits):
                 bar.set_postfix_str(f"{spec.label} (split {k + 1}/{len(splits)})")
@@ -1147,11 +1289,13 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                     extra_callbacks=[("compare_progress", _MonthProgress(bar))],
                 )
                 start = time.perf_counter()
-                clf.fit(safe_indexing(X, train), y[train], months=months[train])
+                clf.fit(features(train, k), y[train], months=months[train])
                 wall = time.perf_counter() - start
+                if sigint.seen:  # never a result built on a fit that was interrupted
+                    raise KeyboardInterrupt
                 try:
                     fm = forgetting_matrix(
-                        clf, safe_indexing(X, test), y[test], months[test], scoring=scorer
+                        clf, features(test, k), y[test], months[test], scoring=scorer
                     )
                 except ValueError as exc:
                     hint = (
@@ -1170,8 +1314,6 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                         f"{len(np.unique(y))} classes); choose another scoring."
                     )
                 raw[spec.label].append((clf, fm, wall))
-    finally:
-        bar.close()
 
     results = {
         spec.label: _aggregate(
@@ -1195,8 +1337,9 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         "estimator_params": estimator_params,
         "random_state": random_state,
         "strategies": [s.label for s in specs],
+        "scale": scale,
     }
-    return Comparison(results, scoring_name, settings)
+    return Comparison(results, scoring_name, settings, scalers=scalers)
 
 
 def _aggregate(spec, runs, scoring_name, effective):

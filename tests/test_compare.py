@@ -10,6 +10,7 @@ from sklearn_cf.compare import (
     DEFAULT_REG_LAMBDA,
     DEFAULT_STRATEGIES,
     Comparison,
+    FirstMonthScaler,
     StrategyResult,
     StrategySpec,
     check_comparison,
@@ -18,7 +19,7 @@ from sklearn_cf.compare import (
     parse_strategy,
     resolve_scoring,
 )
-from sklearn_cf.datasets._table import load_table
+from sklearn_cf.datasets._table import MonthOrderWarning, load_table
 from sklearn_cf.metrics import ForgettingMatrix
 from sklearn_cf.strategies import STRATEGIES
 
@@ -344,21 +345,92 @@ def test_load_stream_builtins():
         load_stream("digit")
 
 
-def test_load_stream_scales_with_the_first_month_only(tmp_path):
+def test_load_stream_is_raw_unless_asked_to_scale(tmp_path):
     path = _write_csv(tmp_path / "stream.csv")
     raw, _, months = load_table(path, month_column="month", target="label")
-    X, _, m2 = load_stream(str(path), month_column="month", target="label")  # auto
+    # Raw by default: compare_strategies scales each split with its training rows.
+    default, _, m2 = load_stream(str(path), month_column="month", target="label")
+    np.testing.assert_array_equal(default, raw)
     np.testing.assert_array_equal(months, m2)
     first = months == "2024-01"
     mean, std = raw[first].astype(float).mean(0), raw[first].astype(float).std(0)
-    np.testing.assert_allclose(X, (raw - mean) / std, rtol=1e-5, atol=1e-5)
+    for scale in ("first-month", "auto"):  # up front, with every row of the first month
+        X, _, _ = load_stream(str(path), month_column="month", target="label", scale=scale)
+        np.testing.assert_allclose(X, (raw - mean) / std, rtol=1e-5, atol=1e-5)
     assert not np.allclose(X[~first].mean(0), 0, atol=1e-2)  # later months keep their drift
-    same, _, _ = load_stream(str(path), month_column="month", target="label", scale="none")
-    np.testing.assert_array_equal(same, raw)
-    synth, _, _ = load_stream("synthetic", n_months=2, samples_per_month=50)
+    synth, _, _ = load_stream("synthetic", n_months=2, samples_per_month=50, scale="auto")
     assert set(np.unique(synth[:, 0])) <= {0.0, 1.0}  # auto: no scaling for synthetic
     with pytest.raises(ValueError, match="scale must be"):
         load_stream("synthetic", scale="z")
+
+
+def test_first_month_scaler_against_numpy():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 3.0, size=(30, 3))
+    X[:, 2] = 7.0  # constant: only centred
+    months = np.repeat(["2024-02", "2024-01", "2024-03"], 10)  # first month is not first
+    scaler = FirstMonthScaler().fit(X, months=months)
+    rows = X[10:20]
+    assert scaler.month_ == "2024-01" and scaler.n_samples_seen_ == 10
+    np.testing.assert_allclose(scaler.mean_, rows.mean(axis=0))
+    np.testing.assert_allclose(scaler.scale_, [*rows.std(axis=0)[:2], 1.0])
+    out = scaler.transform(X)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :2], (X[:, :2] - rows.mean(0)[:2]) / rows.std(0)[:2],
+                               rtol=1e-5)
+    np.testing.assert_array_equal(out[:, 2], 0.0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"], index=np.arange(30) + 100)
+    framed = scaler.transform(frame)
+    assert list(framed.columns) == ["a", "b", "c"] and framed.index[0] == 100
+    np.testing.assert_array_equal(framed.to_numpy(), out)
+    # Large values next to their mean keep their digits (float64 before float32).
+    big = 1.7e9 + np.arange(4.0)[:, None]
+    np.testing.assert_allclose(FirstMonthScaler().fit_transform(big, months=[0, 0, 1, 1]).ravel(),
+                               [-1, 1, 3, 5])
+    with pytest.raises(ValueError, match="months="):
+        FirstMonthScaler().fit(X)
+    with pytest.raises(ValueError, match="fitted on 3 features"):
+        scaler.transform(X[:, :2])
+
+
+def test_first_month_scaling_uses_the_training_rows_of_each_split_only():
+    X, y, months = make_stream(n_months=3, n_per_month=60, n_features=5, seed=1)
+    X = X.astype(np.float64)
+    cv = SequentialSplit(n_splits=2, test_size=0.2, random_state=0)
+    _, held_out = next(cv.split(X, y, months=months))
+    outliers = held_out[months[held_out] == 0]
+    X[outliers] = 1e6  # the first month's held-out rows of split 0
+    splits = list(cv.split(X, y, months=months))
+    np.testing.assert_array_equal(splits[0][1], held_out)  # splits ignore X's values
+
+    comp = compare_strategies(X, y, months, ["naive"], cv=cv, scale="first-month",
+                              estimator_params=TINY, progress=False)
+    assert comp.settings["scale"] == "first-month" and len(comp.scalers) == 2
+    for scaler, (train, _) in zip(comp.scalers, splits):
+        rows = X[train[months[train] == 0]]  # oracle: exactly these rows
+        assert scaler.month_ == 0 and scaler.n_samples_seen_ == len(rows)
+        np.testing.assert_allclose(scaler.mean_, rows.mean(axis=0))
+        np.testing.assert_allclose(scaler.scale_, rows.std(axis=0))
+    assert np.abs(comp.scalers[0].mean_).max() < 10  # the outliers did not leak in
+
+    # The matrix is that of a network trained and scored on data scaled so.
+    train, test = splits[0]
+    rows = X[train[months[train] == 0]]
+    mean, std = rows.mean(axis=0), rows.std(axis=0)
+    clf = ContinualClassifier(strategy="naive", random_state=0, **TINY)
+    clf.fit(((X[train] - mean) / std).astype(np.float32), y[train], months=months[train])
+    expected = forgetting_matrix(clf, ((X[test] - mean) / std).astype(np.float32), y[test],
+                                 months[test]).R
+    np.testing.assert_allclose(comp.results["naive"].matrices[0].R, expected)
+
+
+def test_compare_strategies_scale_must_be_resolved(data):
+    X, y, months = data
+    with pytest.raises(ValueError, match="scale must be 'none' or 'first-month'.*resolve_scale"):
+        compare_strategies(X, y, months, ["naive"], scale="auto", progress=False)
+    comp = compare_strategies(X, y, months, ["naive"], estimator_params=TINY, progress=False)
+    assert comp.scalers == [] and comp.settings["scale"] == "none"
 
 
 def test_load_stream_flights_keeps_the_first_months():

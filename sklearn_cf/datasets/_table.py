@@ -1,16 +1,32 @@
 """A monthly stream from the user's own CSV or Parquet file."""
 
+import datetime
 import difflib
 import importlib.util
 import os
+import re
+import warnings
 
 import numpy as np
 
-__all__ = ["load_table"]
+__all__ = ["MonthOrderWarning", "load_table"]
 
 #: A text column with more distinct values than this is refused rather than
 #: one-hot encoded (an identifier, a free-text field, a hash...).
 MAX_CATEGORIES = 100
+
+#: Formats a text month column is read with, tried in order on each distinct
+#: value. Day-first and month-first dates (05/09/2024) are left out: they
+#: cannot be told apart.
+MONTH_FORMATS = (
+    "%Y-%m", "%Y/%m", "%Y.%m",            # 2024-09, 2024-9, 2024/09
+    "%Y-%m-%d", "%Y/%m/%d",               # 2024-09-15
+    "%m/%Y", "%m-%Y", "%m.%Y",            # 09/2024, 9/2024
+    "%b %Y", "%B %Y", "%b-%Y", "%B-%Y",   # Sep 2024, September 2024, Sep-2024
+    "%Y %b", "%Y-%b",                     # 2024 Sep, 2024-Sep
+)
+
+_INTEGER = re.compile(r"[+-]?\d+")
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".tsv", ".txt")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -70,6 +86,66 @@ def _check_column(frame, name, role, path):
     )
 
 
+class MonthOrderWarning(UserWarning):
+    """A month column was read as neither numbers nor dates, so its months
+    are ordered as text (where ``2024-10`` comes before ``2024-9``)."""
+
+
+def _month_of_text(text):
+    """``"2024-9"`` -> ``"2024-09"``, ``"Sep 2024"`` -> ``"2024-09"``; None if no date."""
+    text = text.strip()
+    for fmt in MONTH_FORMATS:
+        try:
+            when = datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return f"{when.year:04d}-{when.month:02d}"
+    try:  # ISO 8601 date-times: 2024-09-15T08:30:00, 2024-09-15 08:30+02:00
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return f"{when.year:04d}-{when.month:02d}"
+
+
+def _month_labels(months, column, pd):
+    """The month column as labels whose sorted order is the order of time.
+
+    Numbers stay numbers. Dates -- a datetime column, date objects, or text
+    in one of :data:`MONTH_FORMATS` or ISO 8601 -- become ``"YYYY-MM"``
+    strings (a date is reduced to its calendar month), which sort in time
+    order. Text of integers becomes integers. Anything else stays text,
+    sorted as text, with a :class:`MonthOrderWarning` naming the column and
+    an example value.
+    """
+    if months.dtype.kind == "M" or isinstance(months.dtype, pd.PeriodDtype):
+        return months.dt.strftime("%Y-%m").to_numpy().astype(str)
+    if months.dtype.kind in "biuf":
+        return months.to_numpy()
+    distinct = pd.unique(months.to_numpy(dtype=object))
+    if all(isinstance(v, datetime.date) for v in distinct):  # e.g. a Parquet date column
+        mapping = {v: f"{v.year:04d}-{v.month:02d}" for v in distinct}
+        return months.map(mapping).to_numpy().astype(str)
+    texts = {v: str(v) for v in distinct}
+    if all(_INTEGER.fullmatch(t.strip()) for t in texts.values()):
+        return months.map({v: int(t) for v, t in texts.items()}).to_numpy().astype(np.int64)
+    mapping = {}
+    for value, text in texts.items():
+        mapping[value] = _month_of_text(text)
+        if mapping[value] is None:
+            order = sorted(texts.values())
+            shown = ", ".join(order[:4]) + (", ..." if len(order) > 4 else "")
+            warnings.warn(
+                f"The month column {column!r} holds values that are neither numbers nor "
+                f"dates (e.g. {text!r}), so its months are ordered as text: {shown}. If "
+                "that is not their order in time, write them as numbers or as dates such "
+                "as 2024-09.",
+                MonthOrderWarning,
+                stacklevel=3,
+            )
+            return months.to_numpy().astype(str)
+    return months.map(mapping).to_numpy().astype(str)
+
+
 def _encode_features(features, pd, max_categories):
     """Numeric and boolean columns as they are; text/categorical one-hot."""
     blocks, names = [], []
@@ -124,8 +200,13 @@ def load_table(path, *, month_column, target, as_frame=False,
         A ``.csv`` file (also ``.csv.gz``, ``.tsv``...) or a ``.parquet`` file
         (needs ``pyarrow``).
     month_column : str
-        The column holding each row's month: integers, ``"YYYY-MM"``
-        strings, dates, anything sortable. Rows are ordered by it.
+        The column holding each row's month: numbers (ordered as numbers)
+        or dates (ordered in time), whether a datetime column or text such as
+        ``2024-09``, ``2024-9``, ``2024-09-15``, ``09/2024``, ``Sep 2024``
+        (see :data:`MONTH_FORMATS`; ISO 8601 date-times too). Dates become
+        ``"YYYY-MM"`` labels, a date standing for its calendar month. Any
+        other text is ordered as text, with a :class:`MonthOrderWarning`
+        that names the column and an example value.
     target : str
         The column holding the class label (two or more classes).
     as_frame : bool, default=False
@@ -140,7 +221,8 @@ def load_table(path, *, month_column, target, as_frame=False,
     y : ndarray of shape (n_samples,)
         The target column's values.
     months : ndarray of shape (n_samples,)
-        The month column's values.
+        The month of each row: the column's numbers, ``"YYYY-MM"`` strings
+        for dates, or else the column's text.
 
     Raises
     ------
@@ -167,6 +249,9 @@ def load_table(path, *, month_column, target, as_frame=False,
     (['size', 'packer=none', 'packer=upx'], (4, 3))
     >>> y.tolist(), months.tolist()
     ([1, 0, 1, 0], ['2024-01', '2024-01', '2024-02', '2024-02'])
+    >>> _ = open(path, "w").write("month,size,label\\n11/2024,1.5,1\\nSep 2024,0.2,0\\n")
+    >>> load_table(path, month_column="month", target="label")[2].tolist()
+    ['2024-11', '2024-09']
     >>> load_table(path, month_column="mnth", target="label")
     Traceback (most recent call last):
     ...
@@ -208,9 +293,7 @@ def load_table(path, *, month_column, target, as_frame=False,
     y = labels.to_numpy()
     if y.dtype == object:
         y = y.astype(str)
-    months = months.to_numpy()
-    if months.dtype == object:
-        months = months.astype(str)
+    months = _month_labels(months, month_column, pd)
     if as_frame:
         X = pd.DataFrame(X, columns=names)
     return X, y, months

@@ -15,17 +15,26 @@ from ._matrix import forgetting_matrix
 
 __all__ = ["make_forgetting_scorer", "tpr_at_fpr", "SUMMARY_KEYS"]
 
-#: The keys every forgetting scorer returns, in order.
+#: The keys every forgetting scorer returns, in order. Every one is "higher
+#: is better", as ``GridSearchCV`` ranks each scorer key and picks ``refit``'s
+#: best that way: forgetting, where lower is better, is returned negated as
+#: ``neg_forgetting`` (as sklearn returns ``neg_log_loss``).
 SUMMARY_KEYS = (
     "average_accuracy",
     "backward_transfer",
-    "forgetting",
+    "neg_forgetting",
     "learning_accuracy",
     "next_month_aut",
 )
+
+
+def _neg_forgetting(R):
+    return 0.0 - forgetting(R)  # 0.0 - x: no -0.0 when nothing is forgotten
+
+
 _SUMMARIES = dict(
-    zip(SUMMARY_KEYS, [average_accuracy, backward_transfer, forgetting, learning_accuracy,
-                       next_month_aut])
+    zip(SUMMARY_KEYS, [average_accuracy, backward_transfer, _neg_forgetting,
+                       learning_accuracy, next_month_aut])
 )
 
 _ROUTING_HINT = (
@@ -111,9 +120,21 @@ def make_forgetting_scorer(scoring="accuracy", include_matrix=False, month_colum
     -------
     scorer : callable
         ``scorer(estimator, X, y, months=None) -> dict`` with keys
-        ``average_accuracy``, ``backward_transfer``, ``forgetting``,
-        ``learning_accuracy``, ``next_month_aut`` (the names are those of
-        the metrics; the values use ``scoring``), NaN where undefined.
+        ``average_accuracy``, ``backward_transfer``, ``neg_forgetting``,
+        ``learning_accuracy``, ``next_month_aut`` (see
+        :data:`SUMMARY_KEYS`; the values use ``scoring``), NaN where
+        undefined.
+
+    Notes
+    -----
+    Every key is "higher is better", because ``GridSearchCV`` ranks every
+    scorer key that way and ``refit`` picks the highest: ``neg_forgetting``
+    is ``-forgetting(R)`` (:func:`~sklearn_cf.metrics.forgetting`, the mean
+    drop from the best earlier score to the final one), so
+    ``refit="neg_forgetting"`` picks the candidate that forgets least.
+    ``backward_transfer`` is higher-is-better already (negative values mean
+    forgetting). The other keys are those of
+    :func:`~sklearn_cf.metrics.summarize`.
 
     Examples
     --------
@@ -132,7 +153,7 @@ def make_forgetting_scorer(scoring="accuracy", include_matrix=False, month_colum
     ...         refit="average_accuracy",
     ...     ).fit(X, y, months=months)
     >>> sorted(k for k in search.cv_results_ if k.startswith("mean_test"))
-    ['mean_test_average_accuracy', 'mean_test_backward_transfer', 'mean_test_forgetting', 'mean_test_learning_accuracy', 'mean_test_next_month_aut']
+    ['mean_test_average_accuracy', 'mean_test_backward_transfer', 'mean_test_learning_accuracy', 'mean_test_neg_forgetting', 'mean_test_next_month_aut']
     """
     return ForgettingScorer(scoring, include_matrix, month_column)
 

@@ -18,7 +18,7 @@ from sklearn_cf import (
     make_forgetting_scorer,
     tpr_at_fpr,
 )
-from sklearn_cf.metrics import backward_transfer, summarize
+from sklearn_cf.metrics import SUMMARY_KEYS, backward_transfer, forgetting, summarize
 
 PARAMS = dict(FAST, max_epochs=4, lr=1e-2)
 
@@ -92,6 +92,41 @@ def test_scorer_in_grid_search_equals_forgetting_matrix(routing):
     best = np.nanargmax(results["mean_test_average_accuracy"])
     assert search.best_params_ == results["params"][best]
     assert search.best_estimator_.months_seen_ == [0, 1, 2]
+
+
+def test_every_scorer_key_is_higher_is_better():
+    X, y, months = make_stream(n_months=3)
+    clf = ContinualClassifier(strategy="naive", **PARAMS).fit(X, y, months=months)
+    scores = make_forgetting_scorer()(clf, X, y, months=months)
+    assert list(scores) == list(SUMMARY_KEYS)
+    assert "forgetting" not in scores  # lower is better: only ever returned negated
+    R = forgetting_matrix(clf, X, y, months).R
+    assert forgetting(R) > 0  # a case where the sign matters
+    assert scores["neg_forgetting"] == pytest.approx(-forgetting(R))
+    assert scores["backward_transfer"] == pytest.approx(backward_transfer(R))
+
+
+def test_refit_on_neg_forgetting_picks_the_candidate_that_forgets_least(routing):
+    X, y, months = make_stream(n_months=3)
+    estimator = ContinualClassifier(**PARAMS).set_fit_request(months=True)
+    cv = SequentialSplit(n_splits=2, random_state=0)
+    search = GridSearchCV(
+        estimator, {"strategy": ["naive", "joint"]}, cv=cv,
+        scoring=make_forgetting_scorer(), refit="neg_forgetting",
+    ).fit(X, y, months=months)
+    results = search.cv_results_
+    # Oracle: forgetting(R) of every candidate on every split, fitted apart.
+    forgot = np.zeros((2, 2))
+    for k, (train, test) in enumerate(cv.split(X, y, months=months)):
+        for c, params in enumerate(results["params"]):
+            fitted = clone(estimator).set_params(**params)
+            fitted.fit(X[train], y[train], months=months[train])
+            forgot[c, k] = forgetting(forgetting_matrix(fitted, X[test], y[test], months[test]).R)
+            assert results[f"split{k}_test_neg_forgetting"][c] == pytest.approx(-forgot[c, k])
+    mean = forgot.mean(axis=1)
+    assert abs(mean[0] - mean[1]) > 0.01  # one candidate clearly forgets more
+    assert search.best_params_ == results["params"][np.argmin(mean)]
+    assert results["rank_test_neg_forgetting"][np.argmin(mean)] == 1
 
 
 def test_pipeline_and_two_jobs_give_the_same_scores(routing):
