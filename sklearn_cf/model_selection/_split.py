@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
+from .._validation import is_missing
 
 __all__ = ["SequentialSplit"]
 
@@ -57,14 +58,6 @@ def _missing_mask(months):
         pd = None
     if pd is not None:
         return np.asarray(pd.isna(months), dtype=bool)
-
-    def is_missing(value):  # pragma: no cover
-        if value is None:
-            return True
-        try:
-            return bool(value != value)
-        except (TypeError, ValueError):
-            return True
 
     return np.fromiter((is_missing(v) for v in months), bool, len(months))
 
