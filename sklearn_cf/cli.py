@@ -72,13 +72,21 @@ def build_parser():
     cmp.prog = f"{PROG} compare"
     data = cmp.add_argument_group("data")
     data.add_argument("--data", default="synthetic", metavar="{synthetic,digits,flights,PATH}",
-                      help="built-in stream, or a CSV/Parquet file")
+                      help="built-in stream; a CSV or Parquet file; a folder of Parquet "
+                           "files; or a folder of monthly .npy files (<month>/X.npy and "
+                           "<month>/y.npy). Parquet is streamed once into a memory-mapped "
+                           ".npy cache (docs/data.md)")
     data.add_argument("--month-column", default=None,
-                      help="column holding each row's month (required for a file): "
+                      help="column holding each row's month (required for CSV and "
+                           "Parquet, not for a .npy folder): "
                            "numbers, or dates such as 2024-09, 2024-09-15, 09/2024 or "
                            "Sep 2024, ordered by date")
     data.add_argument("--target", default=None,
-                      help="column holding the class label (required for a file)")
+                      help="column holding the class label (required for CSV and "
+                           "Parquet, not for a .npy folder)")
+    data.add_argument("--cache-dir", default=None, metavar="DIR",
+                      help="where Parquet's .npy cache goes (default: next to the data, "
+                           "<data>.sklearn_cf_cache); reused while the data is unchanged")
     data.add_argument("--months", type=int, default=None, metavar="N",
                       help="months to generate (synthetic: 12, digits: 5); for flights and "
                            "files, keep the first N months")
@@ -124,6 +132,7 @@ def _command_line(args):
     parts = [PROG, "compare", "--data", args.data]
     for flag, value in (
         ("--month-column", args.month_column), ("--target", args.target),
+        ("--cache-dir", args.cache_dir),
         ("--months", args.months), ("--samples-per-month", args.samples_per_month),
         ("--scale", args.scale),
         ("--strategies", args.strategies), ("--scoring", args.scoring),
@@ -172,18 +181,23 @@ def _check_out(out):
 
 
 def _load_stream(args):
-    """The raw stream, with a month-order warning printed as ``sklearn-cf: note: ...``."""
+    """The raw stream, with notes on the data printed as ``sklearn-cf: note: ...``
+    (months ordered as text, a Parquet file read whole)."""
     from .compare import load_stream
+    from .datasets._files import ReadWholeWarning
     from .datasets._table import MonthOrderWarning
 
+    notes = (MonthOrderWarning, ReadWholeWarning)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MonthOrderWarning)
+        for category in notes:
+            warnings.simplefilter("always", category)
         stream = load_stream(
             args.data, n_months=args.months, samples_per_month=args.samples_per_month,
             month_column=args.month_column, target=args.target, random_state=args.seed,
+            cache_dir=args.cache_dir, progress=not args.quiet,
         )
     for warning in caught:
-        if issubclass(warning.category, MonthOrderWarning):
+        if issubclass(warning.category, notes):
             print(f"{PROG}: note: {warning.message}", file=sys.stderr)
         else:  # not ours: as if it had not been caught
             warnings.warn_explicit(warning.message, warning.category, warning.filename,

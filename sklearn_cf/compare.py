@@ -354,8 +354,9 @@ def _subsample_months(X, y, months, n_per_month, random_state):
 
 
 def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
-                month_column=None, target=None, scale="none", random_state=0):
-    """Load a monthly stream by name or from a file, as ``(X, y, months)``.
+                month_column=None, target=None, scale="none", random_state=0,
+                cache_dir=None, progress=True):
+    """Load a monthly stream by name or from files, as ``(X, y, months)``.
 
     Parameters
     ----------
@@ -364,8 +365,15 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         ``"digits"``: permuted digits,
         :func:`~sklearn_cf.datasets.load_digits_stream`; ``"flights"``:
         :func:`~sklearn_cf.datasets.load_flights` (needs the ``[flights]``
-        extra); anything else is a CSV or Parquet file read by
-        :func:`~sklearn_cf.datasets._table.load_table`.
+        extra). A path is one of: a folder of monthly ``.npy`` files
+        (:class:`~sklearn_cf.datasets.MonthFiles`); a Parquet file or a
+        folder of Parquet files, streamed once into a memory-mapped cache by
+        :func:`~sklearn_cf.datasets.months_from_parquet` (a single file with
+        text feature columns is instead read whole and one-hot encoded by
+        :func:`~sklearn_cf.datasets._table.load_table`, with a
+        ``ReadWholeWarning``); or a CSV file, read by ``load_table``. The
+        months kept (``n_months``, ``samples_per_month``) are then copied
+        into memory, since the comparison splits every month.
     n_months : int or None, default=None
         Months to generate (synthetic: default 12; digits: default 5), or,
         for flights and files, keep only the first ``n_months`` months.
@@ -373,7 +381,8 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         Rows per month (synthetic: default 2000; flights: default 2000 drawn
         per month; digits and files: subsample each month to at most this).
     month_column, target : str or None
-        Column names, required for a file.
+        Column names, required for a CSV or Parquet file; not used for a
+        folder of ``.npy`` months.
     scale : {"none", "first-month", "auto"}, default="none"
         ``"none"``: raw values. ``"first-month"``: standardize every feature
         up front with :class:`FirstMonthScaler`, the mean and standard
@@ -386,6 +395,11 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         :func:`resolve_scale` says for ``data``.
     random_state : int, default=0
         Seed of the generator and of any subsampling.
+    cache_dir : str or None, default=None
+        Where a Parquet source's ``.npy`` cache goes (None: next to it,
+        ``<path>.sklearn_cf_cache``).
+    progress : bool, default=True
+        Show a progress bar while Parquet is converted.
 
     Returns
     -------
@@ -416,7 +430,7 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
     """
     scale = resolve_scale(data, scale)
     X, y, months = _load_raw(data, n_months, samples_per_month, month_column, target,
-                             random_state)
+                             random_state, cache_dir=cache_dir, progress=progress)
     if scale == "first-month":
         X = FirstMonthScaler().fit_transform(X, months=months)
     return X, y, months
@@ -548,7 +562,64 @@ class FirstMonthScaler(TransformerMixin, BaseEstimator):
         return out
 
 
-def _load_raw(data, n_months, samples_per_month, month_column, target, random_state):
+def _month_files_stream(files, n_months, samples_per_month, random_state):
+    """The first ``n_months`` of a :class:`MonthFiles`, rows drawn as
+    :func:`_subsample_months` draws them, copied into memory."""
+    rng = np.random.default_rng(random_state)
+    labels = files.months if n_months is None else files.months[:n_months]
+    Xs, ys, ms = [], [], []
+    for label in labels:
+        X, y = files[label]
+        if samples_per_month is not None and samples_per_month < len(y):
+            rows = np.sort(rng.choice(len(y), samples_per_month, replace=False))
+            X, y = X[rows], y[rows]  # a memmap reads only these rows
+        Xs.append(np.asarray(X))
+        ys.append(np.asarray(y))
+        ms.append(np.full(len(y), label))
+    return np.concatenate(Xs), np.concatenate(ys), np.concatenate(ms)
+
+
+def _load_npy_folder(data, n_months, samples_per_month, month_column, target,
+                     random_state):
+    from .datasets import MonthFiles
+
+    if month_column is not None or target is not None:
+        raise ValueError(
+            f"{data!r} is a folder of .npy months, whose sub-folder names are the "
+            "months and whose y.npy files are the labels: month_column and target "
+            "apply only to a CSV or Parquet file."
+        )
+    return _month_files_stream(MonthFiles(data), n_months, samples_per_month, random_state)
+
+
+def _load_parquet(data, n_months, samples_per_month, month_column, target, random_state,
+                  cache_dir, progress):
+    """Parquet streamed into the .npy cache; None for a file with text features,
+    which :func:`load_table` reads whole and one-hot encodes."""
+    import warnings
+
+    from .datasets import months_from_parquet
+    from .datasets._files import ReadWholeWarning, _parquet_text_columns
+
+    if os.path.isfile(data):
+        text = _parquet_text_columns(data, month_column, target)
+        if text:
+            warnings.warn(
+                f"The feature column(s) {', '.join(map(repr, text[:5]))} of {data!r} "
+                "are not numeric, so the file is read whole into memory and they are "
+                "one-hot encoded. To stream a file larger than memory, one-hot encode "
+                "them first: numeric Parquet is converted once into a memory-mapped "
+                "cache (docs/data.md).",
+                ReadWholeWarning, stacklevel=4,
+            )
+            return None
+    files = months_from_parquet(data, month_column=month_column, target=target,
+                                cache_dir=cache_dir, progress=progress)
+    return _month_files_stream(files, n_months, samples_per_month, random_state)
+
+
+def _load_raw(data, n_months, samples_per_month, month_column, target, random_state,
+              cache_dir=None, progress=False):
     for name, value in (("n_months", n_months), ("samples_per_month", samples_per_month)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
@@ -596,12 +667,23 @@ def _load_raw(data, n_months, samples_per_month, month_column, target, random_st
             f"data={data!r} is neither a built-in stream ({', '.join(builtin)}) nor "
             f"an existing file.{hint}"
         )
+    from .datasets._files import _is_parquet_path
+
+    parquet = _is_parquet_path(data)
+    if os.path.isdir(data) and not parquet:
+        return _load_npy_folder(data, n_months, samples_per_month, month_column, target,
+                                random_state)
     if month_column is None or target is None:
         missing = [n for n, v in (("month_column", month_column), ("target", target)) if v is None]
         raise ValueError(
             f"Reading the file {data!r} needs {' and '.join(missing)}: name the column "
             "that holds each row's month and the column to predict."
         )
+    if parquet:
+        stream = _load_parquet(data, n_months, samples_per_month, month_column, target,
+                               random_state, cache_dir, progress)
+        if stream is not None:
+            return stream
     X, y, months = load_table(data, month_column=month_column, target=target)
     X, y, months = _keep_first_months(X, y, months, n_months)
     if samples_per_month is not None:

@@ -390,3 +390,106 @@ def test_real_sigint_exits_130_without_a_report(tmp_path):
     assert lines[-1] == "sklearn-cf: interrupted", err
     assert err.count("sklearn-cf:") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "rep").exists()
+
+
+# ---------------------------------------------------------------------------
+# Months from files: a folder of .npy months, Parquet streamed into a cache
+# ---------------------------------------------------------------------------
+def _npy_months(folder, names):
+    X, y, months = make_monthly_drift(n_months=len(names), n_samples_per_month=80,
+                                      n_features=6, random_state=0)
+    for k, name in enumerate(names):
+        os.makedirs(folder / name)
+        np.save(folder / name / "X.npy", X[months == k].astype(np.float32))
+        np.save(folder / name / "y.npy", y[months == k])
+    return folder
+
+
+def _parquet_stream(path, names, text_column=False):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    X, y, months = make_monthly_drift(n_months=len(names), n_samples_per_month=80,
+                                      n_features=6, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(6)])
+    frame.insert(2, "when", np.array(names)[months])
+    frame["is_malware"] = y
+    if text_column:
+        frame["channel"] = np.array(["email", "web", "usb"])[np.arange(len(y)) % 3]
+    frame = frame.sample(frac=1.0, random_state=0)  # months interleaved
+    frame.to_parquet(path, row_group_size=50, index=False)
+    return path
+
+
+def test_compare_a_folder_of_npy_months(tmp_path, capsys):
+    folder = _npy_months(tmp_path / "months", ["2024-10", "2024-9", "2024-11"])
+    out = tmp_path / "rep"
+    code = main(["compare", "--data", str(folder), "--months", "2", "--epochs", "1",
+                 "--hidden-units", "8", "--strategies", "naive", "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["months"] == ["2024-09", "2024-10"]  # in time, not as text
+    assert results["settings"]["n_features"] == 6
+    assert results["settings"]["scale"] == "first-month"
+
+
+def test_compare_a_parquet_file_streams_it_into_a_cache(tmp_path, capsys):
+    path = _parquet_stream(tmp_path / "stream.parquet", ["2024-01", "2024-02", "2024-03"])
+    args = ["compare", "--data", str(path), "--month-column", "when", "--target",
+            "is_malware", "--months", "2", "--epochs", "1", "--hidden-units", "8",
+            "--strategies", "naive"]
+    code = main([*args, "--out", str(tmp_path / "rep")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "converting" in captured.err  # the progress bar of the conversion
+    assert (tmp_path / "stream.parquet.sklearn_cf_cache" / "months.json").is_file()
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert results["settings"]["months"] == ["2024-01", "2024-02"]
+
+    code = main([*args, "--quiet", "--cache-dir", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "rep2")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""  # --quiet: no bar while converting either
+    assert (tmp_path / "cache" / "months.json").is_file()
+    assert "--cache-dir" in json.loads((tmp_path / "rep2" / "results.json").read_text())[
+        "command"]
+    again = json.loads((tmp_path / "rep2" / "results.json").read_text())
+    assert again["strategies"]["naive"]["R"] == results["strategies"]["naive"]["R"]
+
+
+def test_compare_a_parquet_file_with_text_features_reads_it_whole(tmp_path, capsys):
+    path = _parquet_stream(tmp_path / "text.parquet", ["2024-01", "2024-02"],
+                           text_column=True)
+    out = tmp_path / "rep"
+    code = main(["compare", "--data", str(path), "--month-column", "when", "--target",
+                 "is_malware", "--epochs", "1", "--hidden-units", "8", "--strategies",
+                 "naive", "--quiet", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sklearn-cf: note: ")
+    assert "'channel'" in lines[0] and "one-hot" in lines[0]
+    assert json.loads((out / "results.json").read_text())["settings"]["n_features"] == 6 + 3
+    assert not (tmp_path / "text.parquet.sklearn_cf_cache").exists()
+
+
+def test_file_data_errors(tmp_path, capsys, monkeypatch):
+    folder = _npy_months(tmp_path / "months", ["1", "2"])
+    code = main(["compare", "--data", str(folder), "--month-column", "when", "--target",
+                 "y", "--quiet", "--out", str(tmp_path / "rep")])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, "folder of .npy months")
+
+    path = _parquet_stream(tmp_path / "stream.parquet", ["2024-01", "2024-02"])
+    code = main(["compare", "--data", str(path), "--quiet", "--out", str(tmp_path / "rep")])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, "month_column and target")
+
+    for name in ("pyarrow", "pyarrow.parquet", "pyarrow.compute"):
+        monkeypatch.setitem(sys.modules, name, None)
+    code = main(["compare", "--data", str(path), "--month-column", "when", "--target",
+                 "is_malware", "--quiet", "--out", str(tmp_path / "rep")])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, "pyarrow", 'sklearn-cf[parquet]')

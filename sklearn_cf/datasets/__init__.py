@@ -10,12 +10,20 @@
 * :func:`load_table` -- your own CSV or Parquet file with a month column
   and a target column.
 
-Every loader returns ``(X, y, months)``.
+Every loader returns ``(X, y, months)``. Months too large for memory stay
+on disk, one month at a time (docs/data.md):
+
+* :class:`MonthFiles` -- a folder of monthly ``.npy`` files,
+  ``<folder>/<month>/X.npy`` and ``y.npy``, opened memory-mapped;
+* :func:`months_from_parquet` -- Parquet converted once, streamed, into
+  that layout (needs ``pyarrow``: the ``[parquet]`` extra).
 """
 
 from ._digits_stream import load_digits_stream
 from ._drift import make_monthly_drift
+from ._files import MonthFiles, months_from_parquet
 from ._flights import load_flights
 from ._table import load_table
 
-__all__ = ["load_digits_stream", "load_flights", "load_table", "make_monthly_drift"]
+__all__ = ["MonthFiles", "load_digits_stream", "load_flights", "load_table",
+           "make_monthly_drift", "months_from_parquet"]

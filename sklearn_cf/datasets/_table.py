@@ -50,7 +50,7 @@ def _read(path, pd):
         ):
             raise ImportError(
                 f"Reading the Parquet file {path!r} needs the package 'pyarrow', which "
-                "is not installed: pip install pyarrow."
+                "is not installed: pip install \"sklearn-cf[parquet]\" (or pip install pyarrow)."
             )
         reader = pd.read_parquet
     elif lower.endswith(_CSV_SUFFIXES):
