@@ -80,6 +80,8 @@ def _encode_params(clf):
             value = value.tolist()
         elif isinstance(value, np.generic):
             value = value.item()
+        elif isinstance(value, os.PathLike):  # memory_dir
+            value = os.fspath(value)
         if _is_plain(value):
             params[name] = value
         elif isinstance(value, type) and f"{value.__module__}.{value.__qualname__}" in _CLASSES:

@@ -28,6 +28,7 @@ from ._validation import (
     Satisfies,
     Verbosity,
     check_device,
+    check_folder,
     check_features,
     check_hyperparameters,
     check_months,
@@ -35,6 +36,7 @@ from ._validation import (
     check_random_state_param,
     check_targets,
     group_by_month,
+    take_rows,
 )
 from .exceptions import TrainingDivergedError
 from .strategies import EWC, Combined, Strategy, make_strategy
@@ -49,8 +51,8 @@ _MIN_PREDICT_BATCH = 4096
 
 #: What the fitted state is built on: fixed from the base fit until the next
 #: ``fit`` (see ``ContinualClassifier._check_sequence_config``).
-_SEQUENCE_PARAMS = ("strategy", "memory_size", "module", "hidden_units", "dropout",
-                    "criterion", "device")
+_SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "module", "hidden_units",
+                    "dropout", "criterion", "device")
 
 
 def _check_strategy_param(value, name):
@@ -120,6 +122,11 @@ class ContinualClassifier(NeuralNetClassifier):
     every month are kept (on CPU) so that the forgetting matrix -- the score
     on every month after every month of training -- needs one fit.
 
+    A float32 C-contiguous array or ``np.memmap`` is used in place, never
+    copied, so a month may be larger than memory; any other dtype or layout
+    (float64, ints, Fortran order, a DataFrame) is first converted into a new
+    float32 array the size of the month (see docs/data.md).
+
     Parameters
     ----------
     module : torch module class, instance or None, default=None
@@ -154,6 +161,12 @@ class ContinualClassifier(NeuralNetClassifier):
     memory_size : int or None, default=None
         Replay only. None: remember every past training row. int: keep a
         uniform reservoir sample of at most this many rows (bounded memory).
+    memory_dir : path-like or None, default=None
+        Replay and joint. None: past rows are kept in RAM. A folder: they
+        are kept in memory-mapped ``.npy`` files in a new subfolder of it
+        (one per fitted sequence), so history need not fit in RAM; the same
+        ``random_state`` gives the same predictions either way. Checkpoints
+        record the files' SHA-256 and refuse a memory that changed since.
     finetune_lr : float or None, default=None
         Learning rate of every month after the first for strategies that
         fine-tune (all but "joint" and "ensemble"); None keeps ``lr``. The
@@ -253,6 +266,7 @@ class ContinualClassifier(NeuralNetClassifier):
         rehearsal_ratio=0.5,
         epoch_size=None,
         memory_size=None,
+        memory_dir=None,
         finetune_lr=None,
         finetune_epochs=None,
         fisher="empirical",
@@ -289,6 +303,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self.rehearsal_ratio = rehearsal_ratio
         self.epoch_size = epoch_size
         self.memory_size = memory_size
+        self.memory_dir = memory_dir
         self.finetune_lr = finetune_lr
         self.finetune_epochs = finetune_epochs
         self.fisher = fisher
@@ -311,6 +326,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "rehearsal_ratio": Real(0, 1, high_open=True),
         "epoch_size": Integer(1, none=True),
         "memory_size": Integer(1, none=True),
+        "memory_dir": Satisfies(check_folder),
         "finetune_lr": Real(0, np.inf, low_open=True, none=True),
         "finetune_epochs": Integer(1, none=True),
         "fisher": Options(*_FISHER_KINDS),
@@ -399,7 +415,7 @@ class ContinualClassifier(NeuralNetClassifier):
         codes = np.searchsorted(classes, y_arr)
         strategy = self._make_strategy()
         for idx in rows:
-            strategy.check_month(X_arr[idx], codes[idx], classes)
+            strategy.check_month(take_rows(X_arr, idx), codes[idx], classes)
 
         def start():
             self._start_sequence(X_arr.shape[1], names, classes, strategy)
@@ -407,7 +423,8 @@ class ContinualClassifier(NeuralNetClassifier):
         # Each month is a transaction; the base month's includes setting up
         # the new sequence, so a failure there restores the old model.
         for k, (label, idx) in enumerate(zip(labels, rows)):
-            self._run_month(X_arr[idx], codes[idx], label, start=start if k == 0 else None,
+            self._run_month(take_rows(X_arr, idx), codes[idx], label,
+                            start=start if k == 0 else None,
                             position=(k + 1, len(labels)))
         return self
 
@@ -528,9 +545,20 @@ class ContinualClassifier(NeuralNetClassifier):
         """
         X_t = self._prediction_input(X)
         states = self.strategy_.predictive_states(self)
-        if states is None:
-            return super().predict_proba(X_t)
-        return self._proba_from_states(X_t, states)
+        if states is not None:
+            return self._proba_from_states(X_t, states)
+        # skorch's predict_proba keeps every batch's output and concatenates
+        # them (the output twice); batches are written into one array here.
+        nonlinearity = self._get_predict_nonlinearity()
+        proba, start = None, 0
+        for out in self.forward_iter(X_t, training=False):
+            out = out[0] if isinstance(out, tuple) else out
+            part = to_numpy(nonlinearity(out))
+            if proba is None:
+                proba = np.empty((len(X_t), *part.shape[1:]), dtype=part.dtype)
+            proba[start : start + len(part)] = part
+            start += len(part)
+        return proba
 
     def predict(self, X):
         """Predicted class labels (values of ``classes_``, not indices).
@@ -824,6 +852,7 @@ class ContinualClassifier(NeuralNetClassifier):
             epoch_size=self.epoch_size,
             memory_size=self.memory_size,
             fisher=self.fisher,
+            memory_dir=self.memory_dir,
         )
 
     def _start_sequence(self, n_features, names, classes, strategy=None):
@@ -995,8 +1024,10 @@ class ContinualClassifier(NeuralNetClassifier):
         causes = []
         scale = None
         if X is not None and len(X):
-            X_t = X if isinstance(X, torch.Tensor) else torch.from_numpy(np.asarray(X))
-            scale = float(X_t.detach().abs().max())
+            X_t = X if isinstance(X, torch.Tensor) else as_tensor(X)
+            # In chunks: the month may be larger than memory.
+            scale = max(float(X_t[i:i + 65536].detach().abs().max())
+                        for i in range(0, len(X_t), 65536))
         if scale is not None and scale > 1e4:
             causes.append(
                 f"features on a very large scale (largest |value| {scale:.3g}): "
@@ -1044,6 +1075,7 @@ class ContinualClassifier(NeuralNetClassifier):
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                 "or 'partial_fit_month' first."
             )
+        # A float32 C-contiguous array or memmap is used in place (no copy).
         X_arr, _ = check_features(
             X,
             n_features=self.n_features_in_,
@@ -1052,19 +1084,28 @@ class ContinualClassifier(NeuralNetClassifier):
         return as_tensor(X_arr)
 
     def _proba_from_states(self, X_t, states):
-        """Mean predicted probabilities of the given state dicts."""
+        """Mean predicted probabilities of the given state dicts.
+
+        Batch by batch and member by member, summed into one
+        (n_rows, n_classes) array: no per-member or per-batch list of outputs
+        for all rows is kept.
+        """
         nonlinearity = self._get_predict_nonlinearity()
         scratch = copy.deepcopy(self.module_).eval()
         total = None
         batch_size = self._predict_batch_size(len(X_t))
         with torch.no_grad():
-            for state in states:
+            for k, state in enumerate(states):
                 scratch.load_state_dict(state)
-                parts = []
                 for start in range(0, len(X_t), batch_size):
                     out = scratch(X_t[start : start + batch_size].to(self.device))
                     out = out[0] if isinstance(out, tuple) else out
-                    parts.append(to_numpy(nonlinearity(out)))
-                proba = np.concatenate(parts)
-                total = proba if total is None else total + proba
-        return total / len(states)
+                    proba = to_numpy(nonlinearity(out))
+                    if total is None:
+                        total = np.empty((len(X_t), *proba.shape[1:]), dtype=proba.dtype)
+                    if k == 0:
+                        total[start : start + len(proba)] = proba
+                    else:
+                        total[start : start + len(proba)] += proba
+        total /= len(states)
+        return total

@@ -6,6 +6,7 @@ stay in a few large CPU tensors; a batch is one fancy-indexing gather.
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -15,10 +16,21 @@ __all__ = ["MonthData", "RowsDataset", "EpochIterator", "SliceIterator", "as_ten
 
 
 def as_tensor(array):
-    """Zero-copy view of a numpy array as a CPU tensor."""
+    """Zero-copy view of a numpy array (or a read-only memmap) as a CPU tensor.
+
+    The package never writes to its input, so torch's warning about
+    non-writable arrays (a memmap opened with ``mode="r"``) is silenced here.
+    """
     if isinstance(array, torch.Tensor):
         return array
-    return torch.from_numpy(np.ascontiguousarray(array))
+    array = np.ascontiguousarray(array)
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="The given NumPy array is not writable", category=UserWarning
+        )
+        return torch.from_numpy(array)
 
 
 class MonthData(Dataset):
@@ -173,7 +185,10 @@ class EpochIterator:
                     where = order[done : done + count]
                     done += count
                     X, y = data.sources[k]
-                    local = chunk[where] - int(data.offsets[k])
+                    # Read each source in index order (sequential on a
+                    # memory-mapped file); rows still land in plan order.
+                    local, order_in_source = torch.sort(chunk[where] - int(data.offsets[k]))
+                    where = where[order_in_source]
                     X_chunk[where] = X[local]
                     y_chunk[where] = y[local]
             # Rows keep the plan's order; batches are views of the chunk.

@@ -62,6 +62,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
+from ._data import as_tensor
 from ._mlp import GeneratorDropout
 
 __all__ = ["fisher_diagonal"]
@@ -73,6 +74,10 @@ _OUTPUTS = ("logits", "proba")
 # (per-sample gradients, Hessian factors) build at once: 2**25 elements is
 # 128 MiB in float32. Batches are split further when they would exceed it.
 _MAX_TEMP_ELEMENTS = 2**25
+
+# Rows of X checked for NaN/inf at a time (the check's temporary is one
+# boolean per entry of these rows, not of the whole month).
+_FINITE_CHECK_ROWS = 65536
 
 # Backward passes above which the autograd loop (route 4) warns that it is
 # slow: at 0.2-1 ms a pass on a CPU, about a minute or more.
@@ -306,12 +311,19 @@ def _check_options(kind, outputs, batch_size):
 
 
 def _as_tensors(module, X, y):
-    """Convert X to the module's dtype/device and y to int64 on that device."""
+    """X's rows in the module's dtype/device and y as int64 on that device.
+
+    X is converted batch by batch (see :class:`_ConvertedRows`) when its
+    dtype or device differs from the module's, so a month is never copied
+    whole to the device or to another dtype.
+    """
     first = next(module.parameters(), None)
     dtype = first.dtype if first is not None else torch.get_default_dtype()
     device = first.device if first is not None else torch.device("cpu")
     if not isinstance(X, torch.Tensor):
         X = np.asarray(X)
+        if X.dtype.kind in "biufc" and X.flags.c_contiguous:
+            X = as_tensor(X)  # zero-copy, also for a read-only memmap
     X = torch.as_tensor(X).detach()
     if X.ndim != 2:
         raise ValueError(
@@ -321,13 +333,18 @@ def _as_tensors(module, X, y):
         raise ValueError("X is empty: at least one row is needed.")
     # Before the cast: values that only overflow the module's dtype are a
     # scale problem, reported as such by _check_finite.
-    if (X.is_floating_point() or X.is_complex()) and not bool(torch.isfinite(X).all()):
-        n_bad = int((~torch.isfinite(X)).sum())
-        raise ValueError(
-            f"X contains NaN or infinite values ({n_bad} entries); impute or "
-            "drop them first."
+    if X.is_floating_point() or X.is_complex():
+        n_bad = sum(
+            int((~torch.isfinite(X[start : start + _FINITE_CHECK_ROWS])).sum())
+            for start in range(0, X.shape[0], _FINITE_CHECK_ROWS)
         )
-    X = X.to(dtype=dtype, device=device)
+        if n_bad:
+            raise ValueError(
+                f"X contains NaN or infinite values ({n_bad} entries); impute or "
+                "drop them first."
+            )
+    if X.dtype != dtype or X.device != torch.device(device):
+        X = _ConvertedRows(X, dtype, device)
     if not isinstance(y, torch.Tensor):
         y = np.asarray(y)
     y = torch.as_tensor(y).detach()
@@ -450,6 +467,24 @@ def _log_proba(out, outputs):
     alive = ~(out < tiny)
     safe = torch.where(alive, out, torch.ones_like(out))
     return torch.where(alive, safe.log(), math.log(tiny))
+
+
+class _ConvertedRows:
+    """The rows of a tensor, converted to a dtype and device a slice at a
+    time: ``X[a:b]`` is a converted copy of those rows only.
+
+    Stands for X in the routes, which read only ``shape``, ``dtype``,
+    ``device`` and row slices.
+    """
+
+    def __init__(self, source, dtype, device):
+        self.source = source
+        self.shape = source.shape
+        self.dtype = dtype
+        self.device = torch.device(device)
+
+    def __getitem__(self, rows):
+        return self.source[rows].to(dtype=self.dtype, device=self.device)
 
 
 def _batches(X, y, size):

@@ -1,7 +1,8 @@
 """Checks on user input that never touch a fitted estimator.
 
-Every function here returns converted copies and raises on bad input, so the
-classifier can validate a whole month before it changes any of its state.
+Every function here returns converted arrays (views where nothing needs
+converting) and raises on bad input, so the classifier can validate a whole
+month before it changes any of its state.
 """
 
 import difflib
@@ -11,10 +12,11 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._compat import get_feature_names
+from ._compat import get_feature_names, safe_indexing
 
 __all__ = [
     "check_features",
+    "take_rows",
     "check_targets",
     "check_months",
     "group_by_month",
@@ -25,9 +27,29 @@ __all__ = [
 ]
 
 
+#: Bytes of X checked or converted at a time (a chunk of rows): the extra
+#: memory a month's validation needs beyond the month itself.
+CHUNK_BYTES = 32 * 2**20
+
+
 def check_features(X, *, n_features=None, feature_names=None, what="X",
                    owner="ContinualClassifier"):
     """Return ``X`` as a C-contiguous float32 array and its column names.
+
+    A float32 C-contiguous ndarray or ``np.memmap`` is returned as it is (a
+    view of the same memory, never a copy), so a month larger than memory
+    can be trained on and scored from a memory-mapped file. Any other
+    numeric ndarray (float64, ints, Fortran order, a strided view) is
+    converted once, chunk by chunk, into one new float32 array: the month
+    then takes its float32 size in memory, plus one chunk. Other inputs
+    (DataFrames, lists) go through :func:`sklearn.utils.check_array`.
+    Finiteness is checked in chunks of rows (``CHUNK_BYTES``) and the first
+    row holding NaN or infinity is named.
+
+    For months larger than memory, store X as float32 in C order (e.g.
+    ``np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+    shape=shape)``, opened later with ``np.load(path, mmap_mode="r")``):
+    a float64 month is copied whole into float32.
 
     Parameters
     ----------
@@ -40,7 +62,19 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
     Returns
     -------
     X : ndarray of float32
+        ``X`` itself (as a plain ndarray view) when it already was float32
+        and C-contiguous, else a new array.
     names : ndarray of str or None
+
+    Examples
+    --------
+    >>> X = np.zeros((3, 2), dtype=np.float32)
+    >>> bool(np.shares_memory(check_features(X)[0], X))
+    True
+    >>> check_features(np.array([[0.0, 1.0], [np.nan, 2.0]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: Input X contains NaN at row 1 (column 0). ...
     """
     names = get_feature_names(X)
     if hasattr(X, "shape") and len(X.shape) >= 1 and X.shape[0] == 0:
@@ -48,17 +82,21 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
             f"{what} has no rows: every month needs at least one labelled row. "
             "Skip empty months instead of passing them."
         )
-    # sklearn's quick finiteness test sums X, which overflows (a numpy
-    # warning) for huge finite values before its exact test passes them.
-    with np.errstate(over="ignore", invalid="ignore"):
-        X = check_array(
-            X,
-            dtype=np.float32,
-            order="C",
-            ensure_all_finite=True,
-            input_name=what,
-            estimator=owner,
-        )
+    if _is_numeric_matrix(X):
+        X = _float32_in_chunks(X, what, owner)
+    else:
+        # sklearn's quick finiteness test sums X, which overflows (a numpy
+        # warning) for huge finite values; the chunked test names the row.
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = check_array(
+                X,
+                dtype=np.float32,
+                order="C",
+                ensure_all_finite=False,
+                input_name=what,
+                estimator=owner,
+            )
+        _check_finite_rows(X, what, owner)
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
             f"{what} has {X.shape[1]} features, but {owner} is expecting "
@@ -82,6 +120,84 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
                 "in the same order."
             )
     return X, names
+
+
+def _is_numeric_matrix(X):
+    """A plain ndarray or memmap, 2-d, with columns and a real numeric dtype
+    (everything else, including errors, is left to sklearn's check_array)."""
+    return (
+        (type(X) is np.ndarray or isinstance(X, np.memmap))
+        and X.ndim == 2
+        and X.shape[1] > 0
+        and X.dtype.kind in "biuf"
+    )
+
+
+def _row_chunks(n_rows, n_features):
+    """``(start, stop)`` of consecutive row blocks of about ``CHUNK_BYTES``."""
+    step = max(1, CHUNK_BYTES // (4 * max(n_features, 1)))
+    for start in range(0, n_rows, step):
+        yield start, min(start + step, n_rows)
+
+
+def _float32_in_chunks(X, what, owner):
+    """``X`` as a C-contiguous float32 array: the same memory when it already
+    is one, else one new array filled (and checked) a chunk at a time, so no
+    temporary of the whole month in another dtype is ever made."""
+    if X.dtype == np.float32 and X.flags.c_contiguous:
+        X = X.view(np.ndarray)
+        _check_finite_rows(X, what, owner)
+        return X
+    out = np.empty(X.shape, dtype=np.float32)
+    for start, stop in _row_chunks(*X.shape):
+        # Values beyond float32's range become inf here, and are reported.
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[start:stop] = X[start:stop]
+        _check_finite_block(out[start:stop], start, what, owner)
+    return out
+
+
+def _check_finite_rows(X, what, owner):
+    """Raise naming the first row of a float32 matrix that is not finite."""
+    for start, stop in _row_chunks(*X.shape):
+        _check_finite_block(X[start:stop], start, what, owner)
+
+
+def _check_finite_block(block, first_row, what, owner):
+    finite = np.isfinite(block)
+    if finite.all():
+        return
+    row, column = np.argwhere(~finite)[0]
+    value = block[row, column]
+    kind = "NaN" if np.isnan(value) else "infinity or a value too large for float32"
+    raise ValueError(
+        f"Input {what} contains {kind} at row {first_row + row} (column {column}). "
+        f"{owner} needs finite features: drop or impute those rows (e.g. "
+        "sklearn.impute.SimpleImputer in a Pipeline), or rescale values beyond "
+        "float32's range."
+    )
+
+
+def take_rows(X, idx):
+    """Rows ``idx`` of an array, DataFrame or list: a view (a slice, no copy)
+    when ``idx`` is one increasing run of rows such as a month of data sorted
+    by month, else a copy.
+
+    Examples
+    --------
+    >>> X = np.arange(10.0).reshape(5, 2)
+    >>> bool(np.shares_memory(take_rows(X, np.array([1, 2, 3])), X))
+    True
+    >>> take_rows(X, np.array([3, 1]))
+    array([[6., 7.],
+           [2., 3.]])
+    """
+    idx = np.asarray(idx)
+    if idx.ndim == 1 and len(idx) and idx.dtype.kind in "iu" and (
+        idx[-1] - idx[0] == len(idx) - 1 and (len(idx) == 1 or np.all(np.diff(idx) == 1))
+    ):
+        return safe_indexing(X, slice(int(idx[0]), int(idx[-1]) + 1))
+    return safe_indexing(X, idx)
 
 
 def check_targets(y, n_samples, what="y"):
@@ -383,3 +499,15 @@ def check_no_missing(values, what):
             f"{what} contains missing values (None/NaN/NA) at positions "
             f"{bad[:5].tolist()}; drop those rows or fill in their labels."
         )
+
+
+def check_folder(value, name="memory_dir"):
+    """None, or a path to a folder that exists or can be created."""
+    import os
+
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be None or a path to a folder, got {value!r}.")
+    if os.path.exists(value) and not os.path.isdir(value):
+        raise ValueError(f"{name}={os.fspath(value)!r} exists and is not a folder.")

@@ -7,8 +7,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import check_scoring
 
-from .._compat import safe_indexing
-from .._validation import check_months, group_by_month, month_label
+from .._validation import check_months, group_by_month, month_label, take_rows
 from ._forgetting import summarize
 
 __all__ = ["ForgettingMatrix", "forgetting_matrix"]
@@ -191,14 +190,19 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
         )
     columns = trained + future
     scorer = check_scoring(clf, scoring=scoring)
+    views = [_SnapshotView(clf, month) for month in trained]
     R = np.full((len(trained), len(columns)), np.nan)
-    for i, month in enumerate(trained):
-        view = _SnapshotView(clf, month)
-        for j, column in enumerate(columns):
-            idx = rows_of.get(column)
-            if idx is None or len(idx) == 0:
-                continue
-            R[i, j] = _score_cell(scorer, view, safe_indexing(Xt, idx), y[idx])
+    # Month by month: one month's rows (a view when they are contiguous) and
+    # one snapshot's outputs on them exist at a time, so X may be a memmap
+    # larger than memory.
+    for j, column in enumerate(columns):
+        idx = rows_of.get(column)
+        if idx is None or len(idx) == 0:
+            continue
+        X_month, y_month = take_rows(Xt, idx), y[idx]
+        for i, view in enumerate(views):
+            R[i, j] = _score_cell(scorer, view, X_month, y_month)
+        del X_month  # a copied month is freed before the next one is taken
     return ForgettingMatrix(R, trained, columns, _scoring_name(scoring))
 
 

@@ -37,7 +37,7 @@ STRATEGIES = ("naive", "replay", "l2", "ewc", "joint", "ensemble", "replay+l2", 
 
 
 def make_strategy(strategy, *, reg_lambda=1.0, rehearsal_ratio=0.5, epoch_size=None,
-                  memory_size=None, fisher="empirical"):
+                  memory_size=None, fisher="empirical", memory_dir=None):
     """Build a fresh strategy object from a name and flat hyperparameters.
 
     Parameters
@@ -45,7 +45,7 @@ def make_strategy(strategy, *, reg_lambda=1.0, rehearsal_ratio=0.5, epoch_size=N
     strategy : str or Strategy
         One of :data:`STRATEGIES`, or a strategy object, which is deep-copied
         so that fitting never changes the object the user passed.
-    reg_lambda, rehearsal_ratio, epoch_size, memory_size, fisher
+    reg_lambda, rehearsal_ratio, epoch_size, memory_size, fisher, memory_dir
         Passed to the strategies that use them; ignored by the others.
 
     Returns
@@ -78,9 +78,9 @@ def make_strategy(strategy, *, reg_lambda=1.0, rehearsal_ratio=0.5, epoch_size=N
     check_choice(strategy, "strategy", STRATEGIES)
     parts = {
         "naive": lambda: Naive(),
-        "joint": lambda: Joint(),
+        "joint": lambda: Joint(memory_dir),
         "ensemble": lambda: Ensemble(),
-        "replay": lambda: Replay(rehearsal_ratio, epoch_size, memory_size),
+        "replay": lambda: Replay(rehearsal_ratio, epoch_size, memory_size, memory_dir),
         "l2": lambda: L2(reg_lambda),
         "ewc": lambda: EWC(reg_lambda, fisher),
     }

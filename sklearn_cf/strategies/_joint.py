@@ -2,6 +2,8 @@
 
 from .._data import MonthData
 from ._base import Strategy, attribute_savepoint
+from ._disk import sequence_folder
+from ._memory import AllRowsMemory, memory_from_state
 
 __all__ = ["Joint"]
 
@@ -13,6 +15,12 @@ class Joint(Strategy):
     every month (month ``k`` trains on ``k + 1`` months of rows). Uses ``lr``
     and ``max_epochs`` (not the fine-tune values) since it trains from scratch.
 
+    Parameters
+    ----------
+    memory_dir : path-like or None, default=None
+        None: the history in RAM. A folder: in memory-mapped ``.npy`` files
+        in a new subfolder of it, so all history need not fit in RAM.
+
     Examples
     --------
     >>> from sklearn_cf.strategies import Joint
@@ -22,22 +30,41 @@ class Joint(Strategy):
 
     fresh_model = True
 
+    def __init__(self, memory_dir=None):
+        self.memory_dir = memory_dir
+
     def start(self, net):
-        self.history = []
+        folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "joint")
+        self.history = AllRowsMemory(folder)
 
     def month_data(self, net, X, y):
-        if not self.history:
+        if not len(self.history):
             return None
-        return MonthData([*self.history, (X, y)])
+        return MonthData([*self.history.sources(), (X, y)])
 
     def end_month(self, net, X, y):
-        self.history.append((X.clone(), y.clone()))
+        self.history.add(X, y, net.rng_)
+
+    def savepoint(self):
+        return attribute_savepoint(self), self.history.begin()
+
+    def rollback(self, savepoint):
+        attributes, log = savepoint
+        attributes["history"].undo(log)
+        super().rollback(attributes)
+
+    def commit(self, savepoint):
+        attributes, log = savepoint
+        attributes["history"].end(log)
+
+    def state_dict(self):
+        return {"history": self.history.state_dict()}
 
     def load_state_dict(self, state, net):
-        self.history = [tuple(pair) for pair in state["history"]]
-
-    # Hooks rebind attributes or append to lists: no tensor changes in place.
-    savepoint = attribute_savepoint
+        history = state["history"]
+        if isinstance(history, list):  # written before the history was a memory
+            history = {"kind": "all", "chunks": history}
+        self.history = memory_from_state(history)
 
     def __repr__(self):
-        return "Joint()"
+        return "Joint()" if self.memory_dir is None else f"Joint(memory_dir={self.memory_dir!r})"

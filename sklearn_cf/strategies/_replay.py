@@ -4,6 +4,7 @@ import numpy as np
 
 from .._data import MonthData
 from ._base import Strategy, attribute_savepoint
+from ._disk import sequence_folder
 from ._memory import make_memory, memory_from_state
 
 __all__ = ["Replay", "epoch_composition"]
@@ -69,6 +70,10 @@ class Replay(Strategy):
     memory_size : int or None, default=None
         None: remember every past training row (memory grows with history).
         int: a uniform reservoir sample of at most this many rows.
+    memory_dir : path-like or None, default=None
+        None: memory in RAM. A folder: memory in memory-mapped ``.npy``
+        files in a new subfolder of it, so it need not fit in RAM; the same
+        draws and the same predictions as in RAM.
 
     Notes
     -----
@@ -88,13 +93,16 @@ class Replay(Strategy):
     [200, 400, 400]
     """
 
-    def __init__(self, rehearsal_ratio=0.5, epoch_size=None, memory_size=None):
+    def __init__(self, rehearsal_ratio=0.5, epoch_size=None, memory_size=None,
+                 memory_dir=None):
         self.rehearsal_ratio = rehearsal_ratio
         self.epoch_size = epoch_size
         self.memory_size = memory_size
+        self.memory_dir = memory_dir
 
     def start(self, net):
-        self.memory = make_memory(self.memory_size)
+        folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "replay")
+        self.memory = make_memory(self.memory_size, folder)
 
     def month_data(self, net, X, y):
         n_memory = len(self.memory)
@@ -139,7 +147,8 @@ class Replay(Strategy):
         self.memory = memory_from_state(state["memory"])
 
     def __repr__(self):
+        on_disk = "" if self.memory_dir is None else f", memory_dir={self.memory_dir!r}"
         return (
             f"Replay(rehearsal_ratio={self.rehearsal_ratio}, "
-            f"epoch_size={self.epoch_size}, memory_size={self.memory_size})"
+            f"epoch_size={self.epoch_size}, memory_size={self.memory_size}{on_disk})"
         )

@@ -1,0 +1,160 @@
+"""Replay memory and joint's history in memory-mapped files (``memory_dir``):
+the same results as in RAM, rolled back with the month, checked at load."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import FAST, make_stream
+from skorch.callbacks import Callback
+
+import sklearn_cf
+from sklearn_cf import ContinualClassifier
+from sklearn_cf.strategies import Combined
+
+CASES = [("replay", {}), ("replay", {"memory_size": 100, "epoch_size": 150}),
+         ("replay+ewc", {"memory_size": 250}), ("joint", {})]
+
+
+def _files(folder):
+    """Every file under ``folder`` with its bytes."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def _memory(clf):
+    parts = clf.strategy_.parts if isinstance(clf.strategy_, Combined) else [clf.strategy_]
+    for part in parts:
+        for name in ("memory", "history"):
+            if hasattr(part, name):
+                return getattr(part, name)
+    raise AssertionError("no memory")
+
+
+@pytest.mark.parametrize("strategy, extra", CASES)
+def test_disk_memory_gives_the_predictions_of_ram_memory(tmp_path, strategy, extra):
+    X, y, months = make_stream(n_months=4)
+    ram = ContinualClassifier(strategy=strategy, **FAST, **extra).fit(X, y, months=months)
+    disk = ContinualClassifier(strategy=strategy, memory_dir=tmp_path, **FAST, **extra)
+    disk.fit(X, y, months=months)
+    np.testing.assert_array_equal(disk.predict_proba(X), ram.predict_proba(X))
+    # The rows really are in files, and equal to the rows kept in RAM.
+    on_disk, in_ram = _memory(disk), _memory(ram)
+    assert on_disk.directory is not None and os.path.dirname(on_disk.directory) == str(tmp_path)
+    for (Xd, yd), (Xr, yr) in zip(on_disk.sources(), in_ram.sources()):
+        assert not Xd.numpy().flags.owndata  # a view of a file map
+        np.testing.assert_array_equal(Xd.numpy(), Xr.numpy())
+        np.testing.assert_array_equal(yd.numpy(), yr.numpy())
+    assert any(name.endswith(".npy") for name in _files(tmp_path))
+
+
+def test_each_fitted_sequence_gets_its_own_folder(tmp_path):
+    X, y, months = make_stream(n_months=2)
+    first = ContinualClassifier(strategy="replay", memory_dir=tmp_path, **FAST)
+    second = ContinualClassifier(strategy="replay", memory_dir=tmp_path, **FAST)
+    first.fit(X, y, months=months)
+    second.fit(X, y, months=months)
+    assert _memory(first).directory != _memory(second).directory
+    assert len(os.listdir(tmp_path)) == 2
+
+
+class _Boom(Callback):
+    def __init__(self):
+        self.armed = False
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if self.armed and training:
+            raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("where", ["training", "end_month"])
+@pytest.mark.parametrize("strategy, extra", CASES)
+def test_a_failed_month_leaves_the_memory_files_as_they_were(tmp_path, monkeypatch, strategy,
+                                                             extra, where):
+    X, y, months = make_stream(n_months=4)
+    boom = _Boom()
+    clf = ContinualClassifier(strategy=strategy, memory_dir=tmp_path, callbacks=[boom],
+                              **FAST, **extra)
+    clf.fit(X[months < 3], y[months < 3], months=months[months < 3])
+    before, proba = _files(tmp_path), clf.predict_proba(X)
+    memory = _memory(clf)
+    if where == "training":
+        boom.armed = True
+    else:  # fail after the month's rows were written to the files
+        add = type(memory).add
+
+        def add_then_fail(self, *args):
+            add(self, *args)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(type(memory), "add", add_then_fail)
+    with pytest.raises((RuntimeError, OSError)):
+        clf.partial_fit_month(X[months == 3], y[months == 3])
+    monkeypatch.undo()
+    assert _files(tmp_path) == before  # byte-identical, no journal left behind
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    boom.armed = False
+    clf.partial_fit_month(X[months == 3], y[months == 3])
+    reference = ContinualClassifier(strategy=strategy, **FAST, **extra).fit(X, y, months=months)
+    np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
+
+
+@pytest.mark.parametrize("strategy, extra", [("replay", {"memory_size": 100}), ("joint", {})])
+def test_a_checkpoint_with_disk_memory_resumes_exactly_in_a_new_process(tmp_path, strategy,
+                                                                         extra):
+    X, y, months = make_stream(n_months=3)
+    clf = ContinualClassifier(strategy=strategy, memory_dir=tmp_path / "memory", **FAST,
+                              **extra)
+    clf.fit(X[months < 2], y[months < 2], months=months[months < 2])
+    path, data, out = tmp_path / "model.pt", tmp_path / "data.npz", tmp_path / "proba.npy"
+    clf.save(path)
+    np.savez(data, X=X[months == 2], y=y[months == 2], X_all=X)
+    script = textwrap.dedent(f"""
+        import numpy as np, sklearn_cf
+        d = np.load({str(data)!r})
+        clf = sklearn_cf.load({str(path)!r})
+        clf.partial_fit_month(d["X"], d["y"])
+        np.save({str(out)!r}, clf.predict_proba(d["X_all"]))
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True)
+    uninterrupted = ContinualClassifier(strategy=strategy, **FAST, **extra)
+    uninterrupted.fit(X, y, months=months)
+    np.testing.assert_array_equal(np.load(out), uninterrupted.predict_proba(X))
+
+
+def test_a_tampered_or_missing_memory_file_is_refused_at_load(tmp_path):
+    X, y, months = make_stream(n_months=3)
+    clf = ContinualClassifier(strategy="replay", memory_dir=tmp_path / "memory", **FAST)
+    clf.fit(X, y, months=months)
+    clf.save(tmp_path / "model.pt")
+    folder = _memory(clf).directory
+    target = os.path.join(folder, "chunk00001.X.npy")
+    data = np.load(target, mmap_mode="r+")
+    data[0, 0] += 1.0  # one value of one remembered row
+    data.flush()
+    del data
+    with pytest.raises(ValueError, match="chunk00001.X.npy changed since the checkpoint"):
+        sklearn_cf.load(tmp_path / "model.pt")
+    os.remove(target)
+    with pytest.raises(ValueError, match="chunk00001.X.npy is missing"):
+        sklearn_cf.load(tmp_path / "model.pt")
+
+
+def test_memory_dir_is_fixed_after_the_base_fit_and_checked(tmp_path):
+    X, y, months = make_stream(n_months=3)
+    clf = ContinualClassifier(strategy="replay", memory_dir=tmp_path, **FAST)
+    clf.fit(X[months < 2], y[months < 2], months=months[months < 2])
+    clf.set_params(memory_dir=tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="memory_dir=.* changed after the base fit"):
+        clf.partial_fit_month(X[months == 2], y[months == 2])
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        ContinualClassifier(memory_dir=tmp_path / "a_file", **FAST).fit(X, y)
