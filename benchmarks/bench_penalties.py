@@ -135,6 +135,8 @@ def run(quick=False, device="cpu", log=print, prototype=True):
     month_repeats = 2 if quick else 4
     rounds = 12 if quick else 30
     batch_sizes = (256,) if quick else (256, 1024)
+    if device.startswith("cuda"):
+        batch_sizes = (1024,) if quick else (1024, 4096)
     history = [make_rows(n // 4, d, seed=10 + m, shift=float(m)) for m in range(3)]
     X_new, y_new = make_rows(n, d, seed=20, shift=3.0)
     results = {"rows": n, "features": d, "epochs": epochs, "rounds": rounds,

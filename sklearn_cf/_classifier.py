@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from torch.utils.data import DataLoader, Subset
 
-from ._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor
+from ._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor, nbytes
 from ._labels import check_month_label
 from ._mlp import MLP
 from ._transaction import MonthTransaction, SigintWatch, raised_by_early_stopping
@@ -94,7 +94,16 @@ class _EpochLog(PrintLog):
 
 
 def _cpu_state(module):
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+    """A host copy of the module's state. From a GPU: non-blocking copies
+    into pinned memory, all in flight at once, then one wait."""
+    state = module.state_dict()
+    if all(v.device.type == "cpu" for v in state.values()):
+        return {k: v.detach().clone() for k, v in state.items()}
+    host = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v.detach(),
+                                                                          non_blocking=True)
+            for k, v in state.items()}
+    torch.cuda.synchronize()
+    return host
 
 
 def _same(a, b):
@@ -205,8 +214,15 @@ class ContinualClassifier(NeuralNetClassifier):
     verbose : int, default=0
         0: silent. 1: a line per month. 2: also skorch's table per epoch.
     device : str, default="cpu"
-        Torch device, e.g. "cuda". Anchors and Fisher weights live there;
-        replay memory and snapshots stay in host memory.
+        Torch device, e.g. "cuda". Anchors, Fisher weights and penalties live
+        there; replay memory and snapshots stay in host memory. Host batches
+        reach a GPU through pinned memory with non-blocking copies, the next
+        batch's copy overlapping the current step.
+    month_on_device : {"auto", True, False}, default="auto"
+        With a GPU ``device``: move the month's rows (and the replay rows it
+        mixes in) to the device once, and gather batches there. "auto" does
+        so when they take less than half the device's free memory; False
+        keeps them on the host. Ignored on the CPU.
     classes : array-like or None, default=None
         All class labels, for a sequence of ``partial_fit_month`` calls
         whose first month lacks some of them.
@@ -283,6 +299,7 @@ class ContinualClassifier(NeuralNetClassifier):
         verbose=0,
         device="cpu",
         classes=None,
+        month_on_device="auto",
         **kwargs,
     ):
         super().__init__(
@@ -311,6 +328,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self.dropout = dropout
         self.max_snapshots = max_snapshots
         self.random_state = random_state
+        self.month_on_device = month_on_device
 
     # skorch keeps these through pickling with torch's map_location, so a
     # model fitted on a GPU loads on a CPU-only machine.
@@ -339,6 +357,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "batch_size": Integer(1, also=(-1,)),
         "verbose": Verbosity(),
         "device": Satisfies(check_device),
+        "month_on_device": Options("auto", True, False),
     }
 
     @property
@@ -654,7 +673,8 @@ class ContinualClassifier(NeuralNetClassifier):
                 if batch_size == -1:
                     batch_size = len(dataset)
                 return EpochIterator(
-                    dataset, batch_size, kwargs.get("shuffle", True), self.batch_generator_
+                    dataset, batch_size, kwargs.get("shuffle", True), self.batch_generator_,
+                    device=self.device,
                 )
             # Any other set-up (a train_split's Subset, DataLoader options):
             # skorch's iterator, still shuffled by default and seeded.
@@ -928,6 +948,16 @@ class ContinualClassifier(NeuralNetClassifier):
             raise
         transaction.commit()
 
+    def _month_goes_on_device(self, data):
+        """Whether this month's rows move to the GPU once (month_on_device)."""
+        device = torch.device(self.device)
+        if device.type != "cuda" or self.month_on_device is False:
+            return False
+        if self.month_on_device is True:
+            return True
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes(data.sources) < free // 2
+
     def _optimizer_lrs(self):
         """The learning rate of each optimizer group as the hyperparameters
         configure it now (``lr``, ``optimizer__lr``, ``optimizer__param_groups``)."""
@@ -960,6 +990,8 @@ class ContinualClassifier(NeuralNetClassifier):
                 group["lr"] = lr if self.finetune_lr is None else self.finetune_lr
 
         data = self._month_data(X_t, y_t).resample(self.rng_)
+        if self._month_goes_on_device(data):
+            data = data.to(self.device)
         self.batch_generator_, dropout_generator, global_seed = self._month_generators()
         own_mlp = isinstance(self.module_, MLP)
         if own_mlp:

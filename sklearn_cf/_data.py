@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["MonthData", "RowsDataset", "EpochIterator", "SliceIterator", "as_tensor"]
+__all__ = ["MonthData", "RowsDataset", "EpochIterator", "SliceIterator", "as_tensor",
+           "prefetch", "host_to_device", "nbytes"]
 
 
 def as_tensor(array):
@@ -59,6 +60,15 @@ class MonthData(Dataset):
         self.sample_epoch = sample_epoch
         self.plan = None
         self.held_out = None
+
+    def to(self, device):
+        """This month's rows on ``device`` (moved once; the plan and what is
+        held out are kept)."""
+        moved = MonthData([], self.sample_epoch)
+        moved.sources = [(X.to(device), y.to(device)) for X, y in self.sources]
+        moved.sizes, moved.offsets = self.sizes, self.offsets
+        moved.plan, moved.held_out = self.plan, self.held_out
+        return moved
 
     def resample(self, rng):
         """Draw the rows of the next epoch (never a held-out row)."""
@@ -140,14 +150,88 @@ class RowsDataset(Dataset):
         return self.X[i], torch.zeros(())
 
 
-class EpochIterator:
-    """Shuffled mini-batches over a :class:`MonthData` epoch plan."""
+def host_to_device(device):
+    """How a host batch reaches ``device``: on CUDA, a copy into pinned
+    memory and a non-blocking copy to the device (so it can overlap the
+    previous step); None elsewhere (nothing to move)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
 
-    def __init__(self, data, batch_size, shuffle=True, generator=None):
+    def move(tensor):
+        if tensor.device.type == device.type:  # already there (month_on_device)
+            return tensor
+        return tensor.pin_memory().to(device, non_blocking=True)
+
+    return move
+
+
+def prefetch(batches, move):
+    """Yield ``(X, y)`` batches passed through ``move``, issuing the next
+    batch's ``move`` before the current batch is yielded: with non-blocking
+    copies, batch k+1 travels to the device while batch k trains.
+
+    Examples
+    --------
+    >>> log = []
+    >>> def move(t):
+    ...     log.append(f"move {t}")
+    ...     return t
+    >>> for X, y in prefetch(iter([(1, 1), (2, 2), (3, 3)]), move):
+    ...     log.append(f"train {X}")
+    >>> log[:5]
+    ['move 1', 'move 1', 'move 2', 'move 2', 'train 1']
+    """
+    pending = None
+    for X, y in batches:
+        moved = (move(X), move(y))
+        if pending is not None:
+            yield pending
+        pending = moved
+    if pending is not None:
+        yield pending
+
+
+def nbytes(sources):
+    """Bytes held by the ``(X, y)`` tensor pairs of ``sources``."""
+    return sum(t.element_size() * t.nelement() for pair in sources for t in pair)
+
+
+class EpochIterator:
+    """Shuffled mini-batches over a :class:`MonthData` epoch plan.
+
+    Parameters
+    ----------
+    data : MonthData
+    batch_size : int
+        Rows per (global) batch.
+    shuffle : bool, default=True
+    generator : torch.Generator, default=None
+        Draws the shuffle.
+    shard : (int, int) or None, default=None
+        ``(rank, world_size)`` when several processes train together: every
+        process shuffles the plan identically (same generator state), cuts
+        it into the same global batches of ``batch_size`` rows, and yields
+        only rows ``rank::world_size`` of each. Every process then yields
+        the same number of batches (a local batch may be empty when the last
+        global batch has fewer rows than processes). ``global_batch_rows``
+        holds the rows of the global batch last yielded.
+    device : str or torch.device, default=None
+        Where batches are trained. Batches are gathered on the device the
+        sources live on (the host, or the GPU with ``month_on_device``); for
+        a CUDA device, host batches move there through pinned memory, one
+        batch ahead (:func:`prefetch`).
+    """
+
+    def __init__(self, data, batch_size, shuffle=True, generator=None, shard=None,
+                 device=None):
         self.data = data
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.shard = shard
+        self.global_batch_rows = None
+        self.move = None if device is None else host_to_device(device)
 
     def __len__(self):
         return math.ceil(len(self.data) / self.batch_size)
@@ -157,28 +241,60 @@ class EpochIterator:
     #: 16k rows x 200 float32 features is 13 MB).
     chunk_rows = 16384
 
+    def _local_plan(self, plan):
+        """This process's rows of the plan and the (local, global) size of
+        each batch."""
+        size = self.batch_size
+        global_sizes = [min(size, len(plan) - start) for start in range(0, len(plan), size)]
+        if self.shard is None:
+            return plan, global_sizes, global_sizes
+        rank, world = self.shard
+        position_in_batch = torch.arange(len(plan)) % size
+        local = plan[position_in_batch % world == rank]
+        local_sizes = [len(range(rank, n, world)) for n in global_sizes]
+        return local, local_sizes, global_sizes
+
     def __iter__(self):
+        batches = self._host_batches()
+        if self.move is not None:
+            batches = prefetch(batches, self.move)
+        # Set as each batch is handed out: prefetch runs one batch ahead.
+        for k, batch in enumerate(batches):
+            self.global_batch_rows = self._global_sizes[k]
+            yield batch
+
+    def _host_batches(self):
         data = self.data
         plan = data.plan
         if self.shuffle:
             plan = plan[torch.randperm(len(plan), generator=self.generator)]
-        size = self.batch_size
+        plan, sizes, self._global_sizes = self._local_plan(plan)
+        on = data.sources[0][0].device
+        plan = plan.to(on)  # indices where the rows are
+        ends = np.cumsum([0] + sizes).tolist()
         if len(data.sources) == 1:
             X, y = data.sources[0]
-            for start in range(0, len(plan), size):
-                index = plan[start : start + size]
+            for k in range(len(sizes)):
+                index = plan[ends[k] : ends[k + 1]]
                 yield X[index], y[index]
             return
-        bounds = torch.from_numpy(np.asarray(data.offsets[1:-1], dtype=np.int64))
-        step = max(size, (self.chunk_rows // size) * size)
+        bounds = torch.from_numpy(np.asarray(data.offsets[1:-1], dtype=np.int64)).to(on)
+        per_chunk = max(1, self.chunk_rows // self.batch_size)  # batches per gather
         X0, y0 = data.sources[0]
-        for first in range(0, len(plan), step):
-            chunk = plan[first : first + step]
+        # On the host, gather straight into pinned memory when batches go on
+        # to a GPU (no extra copy before the non-blocking transfer).
+        pin = self.move is not None and on.type == "cpu"
+        for first_batch in range(0, len(sizes), per_chunk):
+            last_batch = min(first_batch + per_chunk, len(sizes))
+            first = ends[first_batch]
+            chunk = plan[first : ends[last_batch]]
             source = torch.searchsorted(bounds, chunk, right=True)
             order = torch.argsort(source, stable=True)
             counts = torch.bincount(source, minlength=len(data.sources)).tolist()
-            X_chunk = X0.new_empty((len(chunk), *X0.shape[1:]))
-            y_chunk = y0.new_empty((len(chunk), *y0.shape[1:]))
+            X_chunk = torch.empty((len(chunk), *X0.shape[1:]), dtype=X0.dtype, device=on,
+                                  pin_memory=pin)
+            y_chunk = torch.empty((len(chunk), *y0.shape[1:]), dtype=y0.dtype, device=on,
+                                  pin_memory=pin)
             done = 0
             for k, count in enumerate(counts):
                 if count:
@@ -192,8 +308,9 @@ class EpochIterator:
                     X_chunk[where] = X[local]
                     y_chunk[where] = y[local]
             # Rows keep the plan's order; batches are views of the chunk.
-            for start in range(0, len(chunk), size):
-                yield X_chunk[start : start + size], y_chunk[start : start + size]
+            for k in range(first_batch, last_batch):
+                yield (X_chunk[ends[k] - first : ends[k + 1] - first],
+                       y_chunk[ends[k] - first : ends[k + 1] - first])
 
 
 class SliceIterator:

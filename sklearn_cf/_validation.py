@@ -388,13 +388,25 @@ class Integer:
 
 
 class Options:
-    """One of a few strings (suggesting the closest)."""
+    """One of a few values: strings (suggesting the closest), or True/False
+    and None, matched exactly (1 is not True)."""
 
     def __init__(self, *choices):
         self.choices = choices
 
     def check(self, value, name):
-        check_choice(value, name, self.choices)
+        strings = tuple(c for c in self.choices if isinstance(c, str))
+        others = [c for c in self.choices if not isinstance(c, str)]
+        if any(value is c for c in others):
+            return
+        if isinstance(value, str) or not others:
+            if isinstance(value, str) and value in strings:
+                return
+            if not others:
+                check_choice(value, name, strings)
+        raise ValueError(
+            f"Unknown {name}={value!r}. Valid values: {', '.join(map(repr, self.choices))}."
+        )
 
 
 class IntSequence:

@@ -73,3 +73,31 @@ def test_checkpoint_resume_on_gpu(tmp_path):
     loaded = sklearn_cf.load(tmp_path / "m.pt")
     loaded.partial_fit_month(X[months == 2], y[months == 2])
     np.testing.assert_allclose(loaded.predict_proba(X), full.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["replay", "joint", "replay+ewc"])
+def test_month_on_device_gives_the_results_of_host_batches(strategy):
+    X, y, months = make_stream(n_months=3)
+    runs = {}
+    for on_device in (True, False):
+        clf = ContinualClassifier(strategy=strategy, device="cuda", month_on_device=on_device,
+                                  **FAST)
+        runs[on_device] = clf.fit(X, y, months=months).predict_proba(X)
+    np.testing.assert_allclose(runs[True], runs[False], atol=1e-5)
+
+
+def test_batches_reach_the_gpu_and_snapshots_come_back_pinned():
+    from skorch.callbacks import Callback
+
+    seen = []
+
+    class Devices(Callback):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                seen.append((batch[0].device.type, batch[1].device.type))
+
+    X, y, months = make_stream(n_months=2)
+    clf = ContinualClassifier(strategy="replay", device="cuda", month_on_device=False,
+                              callbacks=[Devices()], **FAST).fit(X, y, months=months)
+    assert seen and set(seen) == {("cuda", "cuda")}
+    assert all(t.is_pinned() for t in clf.snapshots_[-1].states[0].values())
