@@ -16,7 +16,6 @@ Expected: joint (and replay with ``memory_size=None``) grow with history;
 replay with ``memory_size`` stays flat.
 """
 
-import os
 
 import numpy as np
 

@@ -18,7 +18,6 @@ torch's default) on an idle machine.
 
 import argparse
 import inspect
-import json
 import os
 import sys
 import time

@@ -84,3 +84,23 @@ def _tensor_bytes(obj):
     if hasattr(obj, "numpy"):
         return obj.detach().numpy().tobytes()
     return repr(obj)
+
+
+def resume_in_a_new_process(path, X_month, y_month, X_all, folder):
+    """Load the checkpoint at ``path`` in a fresh Python process, train one
+    more month on it, and return its probabilities on ``X_all``."""
+    import subprocess
+    import sys
+    import textwrap
+
+    data, out = folder / "resume_data.npz", folder / "resume_proba.npy"
+    np.savez(data, X=X_month, y=y_month, X_all=X_all)
+    script = textwrap.dedent(f"""
+        import numpy as np, sklearn_cf
+        d = np.load({str(data)!r})
+        clf = sklearn_cf.load({str(path)!r})
+        clf.partial_fit_month(d["X"], d["y"])
+        np.save({str(out)!r}, clf.predict_proba(d["X_all"]))
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True)
+    return np.load(out)

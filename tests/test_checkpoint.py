@@ -8,16 +8,13 @@ import os
 import pickle
 import re
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 import warnings
 
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, make_stream
+from conftest import FAST, make_stream, resume_in_a_new_process
 from sklearn.exceptions import NotFittedError
 
 import sklearn_cf
@@ -59,20 +56,10 @@ def test_resume_in_a_new_process_matches_an_uninterrupted_run(tmp_path, strategy
     clf, (X, y, months) = _first_two_months(strategy, **extra)
     path = tmp_path / "model.pt"
     clf.save(path)
-    data = tmp_path / "data.npz"
-    np.savez(data, X=X[months == 2], y=y[months == 2], X_all=X)
-    out = tmp_path / "proba.npy"
-    script = textwrap.dedent(f"""
-        import numpy as np, sklearn_cf
-        d = np.load({str(data)!r})
-        clf = sklearn_cf.load({str(path)!r})
-        clf.partial_fit_month(d["X"], d["y"])
-        np.save({str(out)!r}, clf.predict_proba(d["X_all"]))
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True)
+    resumed = resume_in_a_new_process(path, X[months == 2], y[months == 2], X, tmp_path)
     uninterrupted = ContinualClassifier(strategy=strategy, **dict(FAST, dropout=0.1, **extra))
     uninterrupted.fit(X, y, months=months)
-    np.testing.assert_array_equal(np.load(out), uninterrupted.predict_proba(X))
+    np.testing.assert_array_equal(resumed, uninterrupted.predict_proba(X))
 
 
 def test_loaded_model_keeps_its_fitted_state(tmp_path):

@@ -19,7 +19,7 @@ from sklearn_cf.compare import (
     parse_strategy,
     resolve_scoring,
 )
-from sklearn_cf.datasets._table import MonthOrderWarning, load_table
+from sklearn_cf.datasets._table import load_table
 from sklearn_cf.metrics import ForgettingMatrix
 from sklearn_cf.strategies import STRATEGIES
 

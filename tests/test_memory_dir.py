@@ -2,13 +2,10 @@
 the same results as in RAM, rolled back with the month, checked at load."""
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-from conftest import FAST, make_stream
+from conftest import FAST, make_stream, resume_in_a_new_process
 from skorch.callbacks import Callback
 
 import sklearn_cf
@@ -114,20 +111,12 @@ def test_a_checkpoint_with_disk_memory_resumes_exactly_in_a_new_process(tmp_path
     clf = ContinualClassifier(strategy=strategy, memory_dir=tmp_path / "memory", **FAST,
                               **extra)
     clf.fit(X[months < 2], y[months < 2], months=months[months < 2])
-    path, data, out = tmp_path / "model.pt", tmp_path / "data.npz", tmp_path / "proba.npy"
+    path = tmp_path / "model.pt"
     clf.save(path)
-    np.savez(data, X=X[months == 2], y=y[months == 2], X_all=X)
-    script = textwrap.dedent(f"""
-        import numpy as np, sklearn_cf
-        d = np.load({str(data)!r})
-        clf = sklearn_cf.load({str(path)!r})
-        clf.partial_fit_month(d["X"], d["y"])
-        np.save({str(out)!r}, clf.predict_proba(d["X_all"]))
-    """)
-    subprocess.run([sys.executable, "-c", script], check=True)
+    resumed = resume_in_a_new_process(path, X[months == 2], y[months == 2], X, tmp_path)
     uninterrupted = ContinualClassifier(strategy=strategy, **FAST, **extra)
     uninterrupted.fit(X, y, months=months)
-    np.testing.assert_array_equal(np.load(out), uninterrupted.predict_proba(X))
+    np.testing.assert_array_equal(resumed, uninterrupted.predict_proba(X))
 
 
 def test_a_tampered_or_missing_memory_file_is_refused_at_load(tmp_path):

@@ -4,7 +4,7 @@ import copy
 
 import torch
 
-__all__ = ["Strategy", "Combined", "attribute_savepoint"]
+__all__ = ["Strategy", "Combined", "RowsKeeper", "attribute_savepoint"]
 
 
 def attribute_savepoint(strategy):
@@ -154,6 +154,26 @@ class Strategy:
     def commit(self, savepoint):
         """The month stands: release what :meth:`savepoint` recorded."""
 
+
+
+class RowsKeeper(Strategy):
+    """A strategy whose large state is one memory of rows (replay's memory,
+    joint's history), attribute ``rows_attribute``: a month's savepoint is
+    the memory's undo log, never a copy of the memory."""
+
+    rows_attribute = "memory"
+
+    def savepoint(self):
+        return attribute_savepoint(self), getattr(self, self.rows_attribute).begin()
+
+    def rollback(self, savepoint):
+        attributes, log = savepoint
+        attributes[self.rows_attribute].undo(log)
+        super().rollback(attributes)
+
+    def commit(self, savepoint):
+        attributes, log = savepoint
+        attributes[self.rows_attribute].end(log)
 
 
 class Combined(Strategy):

@@ -1,14 +1,14 @@
 """Joint retraining: a fresh network on every month seen so far."""
 
 from .._data import MonthData
-from ._base import Strategy, attribute_savepoint
+from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import AllRowsMemory, memory_from_state
 
 __all__ = ["Joint"]
 
 
-class Joint(Strategy):
+class Joint(RowsKeeper):
     """Retrain from a fresh initialization on all data seen so far.
 
     The study's goal line: the most accurate update, whose cost grows with
@@ -29,6 +29,7 @@ class Joint(Strategy):
     """
 
     fresh_model = True
+    rows_attribute = "history"
 
     def __init__(self, memory_dir=None):
         self.memory_dir = memory_dir
@@ -44,18 +45,6 @@ class Joint(Strategy):
 
     def end_month(self, net, X, y):
         self.history.add(X, y, net.rng_)
-
-    def savepoint(self):
-        return attribute_savepoint(self), self.history.begin()
-
-    def rollback(self, savepoint):
-        attributes, log = savepoint
-        attributes["history"].undo(log)
-        super().rollback(attributes)
-
-    def commit(self, savepoint):
-        attributes, log = savepoint
-        attributes["history"].end(log)
 
     def state_dict(self):
         return {"history": self.history.state_dict()}

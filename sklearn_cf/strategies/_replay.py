@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._data import MonthData
-from ._base import Strategy, attribute_savepoint
+from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import make_memory, memory_from_state
 
@@ -48,7 +48,7 @@ def _draw(rng, population, k):
     return rng.integers(0, population, size=k)
 
 
-class Replay(Strategy):
+class Replay(RowsKeeper):
     """Rehearse past rows while fine-tuning on the new month.
 
     Each epoch of a month after the first holds the new month's rows and
@@ -126,19 +126,6 @@ class Replay(Strategy):
 
     def end_month(self, net, X, y):
         self.memory.add(X, y, net.rng_)
-
-    def savepoint(self):
-        # An undo log, not a copy: memory can be far larger than the month.
-        return attribute_savepoint(self), self.memory.begin()
-
-    def rollback(self, savepoint):
-        attributes, log = savepoint
-        attributes["memory"].undo(log)
-        super().rollback(attributes)
-
-    def commit(self, savepoint):
-        attributes, log = savepoint
-        attributes["memory"].end(log)
 
     def state_dict(self):
         return {"memory": self.memory.state_dict()}
