@@ -940,13 +940,13 @@ class ContinualClassifier(NeuralNetClassifier):
         try:
             if start is not None:
                 start()
-            if self.verbose and position is not None:
-                print(f"[{type(self).__name__}] month {position[0]}/{position[1]}: ", end="")
             self._train_month(X, codes, label)
         except BaseException:
             transaction.rollback()
             raise
         transaction.commit()
+        if self.verbose:
+            self._print_month(position)
 
     def _month_goes_on_device(self, data):
         """Whether this month's rows move to the GPU once (month_on_device)."""
@@ -1032,12 +1032,19 @@ class ContinualClassifier(NeuralNetClassifier):
         self.cost_.append(
             {"month": label, "rows": self.rows_in_month_, "epochs": epochs, "seconds": seconds}
         )
-        if self.verbose:
-            loss = self.history[-1, "train_loss"] if len(self.history) else float("nan")
-            print(
-                f"month {label!r}: {len(y_t)} new rows, {self.rows_in_month_} trained "
-                f"in {epochs} epochs, train loss {loss:.4f}, {seconds:.2f} s"
-            )
+        self.new_rows_in_month_ = len(y_t)
+
+    def _print_month(self, position=None):
+        """One line per month trained (``verbose >= 1``), once it stands."""
+        cost = self.cost_[-1]
+        loss = self.history[-1, "train_loss"] if len(self.history) else float("nan")
+        where = "" if position is None else f" ({position[0]}/{position[1]})"
+        print(
+            f"[{type(self).__name__}] month {cost['month']!r}{where}: "
+            f"{self.new_rows_in_month_} new rows, {cost['rows']} trained in "
+            f"{cost['epochs']} epochs, train loss {loss:.4f}, {cost['seconds']:.2f} s",
+            flush=True,
+        )
 
     def _check_finite_weights(self, label, X):
         """A month whose last steps produced non-finite weights is refused

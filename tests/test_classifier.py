@@ -474,3 +474,18 @@ class TestHyperparametersBetweenMonths:
             return
         clf.fit(X, y, months=months)  # a new sequence accepts it
         assert clf.months_seen_ == [0, 1, 2]
+
+
+def test_verbose_prints_one_line_per_month_once_it_stands(capsys):
+    import re
+
+    X, y, months = make_stream(n_months=3)
+    clf = ContinualClassifier(verbose=1, **FAST).fit(X, y, months=months)
+    clf.partial_fit_month(X[:40], y[:40])
+    lines = capsys.readouterr().out.splitlines()
+    pattern = (r"\[ContinualClassifier\] month (\d+)( \((\d)/3\))?: (\d+) new rows, (\d+) "
+               r"trained in 2 epochs, train loss \d\.\d{4}, \d+\.\d\d s")
+    parsed = [re.fullmatch(pattern, line) for line in lines]
+    assert all(parsed), lines
+    assert [(m[1], m[3], m[4]) for m in parsed] == [
+        ("0", "1", "120"), ("1", "2", "120"), ("2", "3", "120"), ("3", None, "40")]
