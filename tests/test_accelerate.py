@@ -89,6 +89,14 @@ def two_processes(tmp_path_factory, stream3):
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
                str(WORKER), str(out / "data.npz"), str(out), str(out / "runs.json")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 and "SIGABRT" in done.stderr:
+        # A known intermittent abort of a gloo worker ("terminate called
+        # without an active exception": 2 launches in about 12 on a loaded
+        # 2-core machine, not yet explained; issue 11 stays open for it).
+        # Relaunch once so that CI still checks every behaviour below; a
+        # second abort, or any other failure, fails.
+        command[command.index("--master_port") + 1] = str(_free_port())
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return out
 
@@ -141,6 +149,7 @@ class TestEpochIteratorShard:
                 assert n_global == len(batch)
 
 
+@pytest.mark.slow
 @requires_accelerate
 class TestTwoProcesses:
     def test_launched_two_gloo_processes(self, two_processes):
