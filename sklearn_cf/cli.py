@@ -1,4 +1,5 @@
-"""The ``sklearn-cf`` command line: ``sklearn-cf compare`` (or ``python -m sklearn_cf``).
+"""The ``sklearn-cf`` command line: ``sklearn-cf compare`` and ``sklearn-cf update``
+(or ``python -m sklearn_cf``).
 
 A thin wrapper around :mod:`sklearn_cf.compare` and :mod:`sklearn_cf.report`:
 it parses options, checks that the report folder can be written, loads the
@@ -6,7 +7,9 @@ stream, compares the strategies, prints the table and the verdict, and writes
 the report with its figures. Errors in the arguments or the data print one
 line, ``sklearn-cf: error: ...``, to stderr and exit with status 2, before
 anything is trained. Ctrl-C prints ``sklearn-cf: interrupted`` and exits with
-status 130, writing no report. See docs/cli.md.
+status 130, writing no report. ``update`` is a thin wrapper around
+:mod:`sklearn_cf.update`; it exits with status 3 when it refuses an update
+that forgets too much. See docs/cli.md.
 """
 
 import argparse
@@ -124,7 +127,66 @@ def build_parser():
                      help="folder for the report and its figures")
     out.add_argument("--format", default="md", choices=("md", "html"), help="report format")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--save-best", default=None, metavar="PATH",
+                     help="refit the recommended strategy on every row of every month "
+                          "and save it to PATH (atomically), ready for sklearn-cf update")
+    _add_update_parser(commands)
     return parser
+
+
+def _add_update_parser(commands):
+    upd = commands.add_parser(
+        "update",
+        help="the monthly job: update a saved model with a new month, check it, save it",
+        description="Update the checkpoint --model with the month(s) in --data: hold out "
+                    "part of each new month, train the rest, score the update on every "
+                    "month's held-out rows, and save it (the old model kept as M.prev) "
+                    "unless it forgets more than --max-forgetting.",
+        formatter_class=_Help,
+    )
+    upd.prog = f"{PROG} update"
+    upd.add_argument("--model", required=True, metavar="M",
+                     help="checkpoint to update; created when missing (needs --strategy)")
+    upd.add_argument("--rollback", action="store_true",
+                     help="swap M.prev back into M (and their evaluation stores); "
+                          "a second --rollback undoes it")
+    data = upd.add_argument_group("data")
+    data.add_argument("--data", default=None, metavar="PATH",
+                      help="the new month: a CSV or Parquet file, or a folder of monthly .npy "
+                           "files; several months are trained in order")
+    data.add_argument("--target", default=None, help="column holding the class label")
+    data.add_argument("--month", default=None, metavar="LABEL",
+                      help="label of the new month (default: the --month-column values, "
+                           "else the next integer)")
+    data.add_argument("--month-column", default=None,
+                      help="column holding each row's month, for a file of several months")
+    data.add_argument("--scale", default="auto", choices=("auto", "first-month", "none"),
+                      help="new model only: standardize features with the first month's "
+                           "training rows (auto: yes for files and .npy folders, as compare does)")
+    check = upd.add_argument_group("checks")
+    check.add_argument("--holdout", type=float, default=0.2, metavar="FRACTION",
+                       help="share of each new month held out (stratified, seeded) to score "
+                            "the update and later ones")
+    check.add_argument("--max-forgetting", type=float, default=None, metavar="X",
+                       help="refuse to save (exit 3) when a past month's held-out score "
+                            "drops by more than X")
+    check.add_argument("--seed", type=int, default=0, help="seed of the split and a new model")
+    net = upd.add_argument_group("new model (only when M does not exist)")
+    net.add_argument("--strategy", default=None, metavar="SPEC",
+                     help="strategy spec, e.g. replay or ewc:reg_lambda=100; must match M "
+                          "when M exists")
+    net.add_argument("--epochs", type=int, default=None, help="epochs per month (default 10)")
+    net.add_argument("--hidden-units", default=None, metavar="WxW",
+                     help="hidden layer widths (default 256x256)")
+    net.add_argument("--reg-lambda", type=float, default=None, help="strength of the pull")
+    net.add_argument("--rehearsal-ratio", type=float, default=None,
+                     help="share of past rows in each replay epoch")
+    net.add_argument("--device", default=None, help="torch device (default cpu)")
+    upd.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    out = upd.add_argument_group("output")
+    out.add_argument("--out", default=None, metavar="DIR",
+                     help="also write a Markdown report, DIR/update.md")
+    out.add_argument("--quiet", action="store_true", help="print only the last line")
 
 
 def _command_line(args):
@@ -140,6 +202,7 @@ def _command_line(args):
         ("--hidden-units", args.hidden_units), ("--reg-lambda", args.reg_lambda),
         ("--rehearsal-ratio", args.rehearsal_ratio), ("--device", args.device),
         ("--threads", args.threads), ("--out", args.out), ("--format", args.format),
+        ("--save-best", args.save_best),
     ):
         if value is not None:
             parts += [flag, str(value)]
@@ -221,6 +284,8 @@ def _compare(args):
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
     _check_out(args.out)
+    if args.save_best is not None:
+        _check_model_path(args.save_best, "--save-best")
     strategies = [s for s in args.strategies.split(",") if s.strip()]
     strategies = _join_spec_params(strategies)
     params = {
@@ -253,12 +318,102 @@ def _compare(args):
     )
     command = _command_line(args)
     path = write_report(comparison, args.out, fmt=args.format, command=command)
+    if args.save_best is not None:
+        from .update import save_best
+
+        best = save_best(comparison, X, y, months, args.save_best, estimator_params=params,
+                         scale=resolve_scale(args.data, args.scale), random_state=args.seed)
     print(comparison.to_string())
     print()
-    print(comparison.verdict())
+    print(comparison.verdict(width=100))
     print()
     print(f"Report: {path} ({comparison.settings['elapsed_seconds']:.0f} s)")
+    if args.save_best is not None:
+        print(f"Saved {best}, refitted on every row, to {args.save_best}")
     return 0
+
+
+def _check_model_path(path, option):
+    """Fail before training when a checkpoint cannot be written to ``path``."""
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a folder; give a file path.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist.")
+
+
+def _update(args):
+    import torch
+
+    from . import update
+
+    if args.rollback:
+        if args.data is not None:
+            raise ValueError("--rollback takes only --model; drop --data.")
+        before, after = update.rollback(args.model)
+        print(f"Rolled back {args.model}: months {_months_text(before)} -> "
+              f"{_months_text(after)} (the undone model is now in "
+              f"{update.prev_path(args.model)})")
+        return 0
+    if args.data is None:
+        raise ValueError("--data is required (the new month), unless --rollback.")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}.")
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
+    _check_model_path(args.model, "--model")
+    if args.out is not None:
+        _check_out(args.out)
+    params = {}
+    if args.epochs is not None:
+        params["max_epochs"] = args.epochs
+    if args.hidden_units is not None:
+        from .compare import _parse_hidden_units
+
+        params["hidden_units"] = _parse_hidden_units(args.hidden_units, "--hidden-units")
+    for key, value in (("reg_lambda", args.reg_lambda),
+                       ("rehearsal_ratio", args.rehearsal_ratio), ("device", args.device)):
+        if value is not None:
+            params[key] = value
+    from .exceptions import TrainingDivergedError
+
+    torch.set_num_threads(args.threads)
+    try:
+        result = update.update_model(
+            args.model, args.data, target=args.target, month=args.month,
+            month_column=args.month_column, holdout=args.holdout,
+            max_forgetting=args.max_forgetting, strategy=args.strategy,
+            estimator_params=params, scale=args.scale, random_state=args.seed,
+        )
+    except update.ForgettingRefused as exc:
+        if not args.quiet:
+            print(exc.result.summary())
+        _write_update_report(exc.result, args.out)
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 3
+    except TrainingDivergedError as exc:  # the month was rolled back; nothing written
+        raise ValueError(f"{exc} {args.model!r} is unchanged.") from None
+    report = _write_update_report(result, args.out)
+    lines = result.summary().splitlines()
+    print("\n".join(lines[-1:] if args.quiet else lines))
+    if report and not args.quiet:
+        print(f"Report: {report}")
+    return 0
+
+
+def _months_text(months):
+    text = ", ".join(map(str, months)) or "none"
+    return text if len(text) <= 40 else "..., " + ", ".join(map(str, months[-3:]))
+
+
+def _write_update_report(result, out):
+    if out is None:
+        return None
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "update.md")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(result.to_markdown())
+    return path
 
 
 def _join_spec_params(items):
@@ -294,7 +449,8 @@ def main(argv=None):
     -------
     int
         0 on success; 2 for bad arguments or data (after printing one line
-        ``sklearn-cf: error: ...`` to stderr); 130 on Ctrl-C
+        ``sklearn-cf: error: ...`` to stderr); 3 when ``update`` refuses a
+        model that forgets more than ``--max-forgetting``; 130 on Ctrl-C
         (``KeyboardInterrupt``), after printing ``sklearn-cf: interrupted``
         to stderr and without writing a report.
 
@@ -313,6 +469,8 @@ def main(argv=None):
     try:
         if args.command == "compare":
             return _compare(args)
+        if args.command == "update":
+            return _update(args)
     except KeyboardInterrupt:
         # The report is written only after every strategy has trained, so an
         # interrupt leaves none behind (and never one of a half-trained model).

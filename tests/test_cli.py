@@ -74,10 +74,11 @@ def test_compare_html_and_progress(tmp_path, capsys):
     assert "month" in captured.err  # the tqdm bar counts months on stderr
     page = (tmp_path / "report.html").read_text()
     assert page.index("class=\"verdict\"") < page.index("<table>")
-    assert "<img src=\"month_scores.png\"" in page
+    assert "<img src=\"data:image/png;base64," in page  # figures embedded
     _assert_png(tmp_path / "forgetting_matrices.png")
 
 
+@pytest.mark.slow
 def test_python_dash_m(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     strategies = ["naive", "replay+l2", "ensemble"]
@@ -350,6 +351,7 @@ def test_a_swallowed_ctrl_c_still_stops_the_comparison(tmp_path, capsys, monkeyp
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_real_sigint_exits_130_without_a_report(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -493,3 +495,55 @@ def test_file_data_errors(tmp_path, capsys, monkeypatch):
                  "is_malware", "--quiet", "--out", str(tmp_path / "rep")])
     assert code == 2
     _assert_one_error_line(capsys.readouterr().err, "pyarrow", 'sklearn-cf[parquet]')
+
+
+def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
+    import sklearn_cf
+    from sklearn_cf.datasets._table import load_table
+    from sklearn_cf.update import EvalStore, eval_store_path
+
+    out, best = tmp_path / "rep", tmp_path / "best.ckpt"
+    code = main(["compare", "--data", str(csv_stream), "--month-column", "when",
+                 "--target", "is_malware", "--months", "3", "--epochs", "1",
+                 "--hidden-units", "8", "--strategies", "naive,replay,joint",
+                 "--out", str(out), "--quiet", "--save-best", str(best)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    results = json.loads((out / "results.json").read_text())
+    assert f"Saved {results['recommended']}" in captured.out
+    assert f"--save-best {best}" in results["command"]
+
+    clf = sklearn_cf.load(best)
+    assert clf.strategy == results["recommended"]
+    assert clf.months_seen_ == ["2023-11", "2023-12", "2024-01"]
+    X, y, months = load_table(csv_stream, month_column="when", target="is_malware")
+    first = months == "2023-11"
+    assert clf.cost_[0]["rows"] == first.sum()  # every row of the base month, 1 epoch
+    # first-month scaling, from every row of the first month, kept for update
+    store = EvalStore.read(eval_store_path(best))
+    np.testing.assert_allclose(store.scale_mean, X[first].astype(np.float64).mean(axis=0),
+                               rtol=1e-6, atol=1e-6)
+    assert store.months == []
+
+    # the saved model is ready for the monthly job
+    last = tmp_path / "last.csv"
+    lines = csv_stream.read_text().splitlines()
+    last.write_text("\n".join([lines[0], *(ln for ln in lines if ln.startswith("2024-02"))]))
+    code = main(["update", "--model", str(best), "--data", str(last), "--target",
+                 "is_malware", "--month-column", "when", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert sklearn_cf.load(best).months_seen_[-1] == "2024-02"
+    assert sklearn_cf.load(f"{best}.prev").months_seen_ == clf.months_seen_
+
+
+def test_save_best_to_a_missing_folder_fails_before_training(tmp_path, capsys, monkeypatch):
+    import sklearn_cf.compare
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(sklearn_cf.compare, "compare_strategies", never)
+    code = main(["compare", *TINY, "--strategies", "naive", "--quiet", "--out",
+                 str(tmp_path / "rep"), "--save-best", str(tmp_path / "no" / "m.ckpt")])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, "--save-best")

@@ -1,0 +1,729 @@
+"""The monthly job: update a saved model with a new month, check it, keep a rollback.
+
+:func:`update_model` is what ``sklearn-cf update`` runs (see docs/cli.md):
+it loads a checkpoint (or starts a new model), holds out part of the new
+month, trains the rest with ``partial_fit_month``, scores the updated model on
+the held-out rows of every month so far, and writes the new checkpoint
+atomically after keeping the previous one as ``<model>.prev``. An update that
+forgets more than a threshold is refused and writes no model.
+
+Next to the model lives a small *evaluation store*, ``<model>.eval.npz``: the
+held-out rows and labels of every month the model was updated with (at most
+:data:`MAX_EVAL_ROWS` per month, drawn at random), plus the feature
+standardization and column names the model was trained with. It is what makes
+the forgetting row possible: before and after each update, the model is
+scored on every past month's held-out rows. It is a plain ``.npz`` file, read
+with ``allow_pickle=False``.
+"""
+
+import io
+import json
+import os
+import contextlib
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "EVAL_SUFFIX",
+    "MAX_EVAL_ROWS",
+    "PREV_SUFFIX",
+    "EvalStore",
+    "ForgettingRefused",
+    "MonthUpdate",
+    "UpdateResult",
+    "eval_store_path",
+    "load_month_data",
+    "prev_path",
+    "rollback",
+    "save_with_store",
+    "update_model",
+]
+
+EVAL_SUFFIX = ".eval.npz"
+PREV_SUFFIX = ".prev"
+MAX_EVAL_ROWS = 5000
+"""Held-out rows kept per month in the evaluation store (a random subset)."""
+
+_STORE_FORMAT = 1
+
+
+def prev_path(model):
+    """``<model>.prev``: the checkpoint before the last update."""
+    return f"{os.fspath(model)}{PREV_SUFFIX}"
+
+
+def eval_store_path(model):
+    """``<model>.eval.npz``: the evaluation store of the checkpoint ``model``."""
+    return f"{os.fspath(model)}{EVAL_SUFFIX}"
+
+
+class ForgettingRefused(Exception):
+    """An update dropped a past month's held-out score by more than allowed.
+
+    Attributes
+    ----------
+    month : object
+        The month with the largest drop.
+    drop : float
+        Its score before the update minus after it.
+    threshold : float
+        The ``max_forgetting`` it exceeded.
+    result : UpdateResult
+        Everything measured, for the report.
+    """
+
+    def __init__(self, month, drop, threshold, result):
+        self.month, self.drop, self.threshold, self.result = month, drop, threshold, result
+        super().__init__(
+            f"update refused: the held-out score on month {month} dropped by {drop:.4f}, "
+            f"more than --max-forgetting {threshold:g}; the model was not changed."
+        )
+
+
+# ---------------------------------------------------------------------------
+# The evaluation store
+# ---------------------------------------------------------------------------
+def _plain_label(label):
+    return label.item() if hasattr(label, "item") else label
+
+
+@dataclass
+class EvalStore:
+    """Held-out rows of past months, and how features were prepared.
+
+    Attributes
+    ----------
+    months : list
+        Month labels, in training order.
+    X, y : list of ndarray
+        Held-out features (float32, after scaling) and labels per month.
+    feature_names : list of str or None
+        Columns of the table the model was trained on (for aligning the
+        one-hot columns of a later file), when known.
+    scale_mean, scale_scale : ndarray or None
+        First-month standardization applied to every month's features, or
+        None when features are used as they are.
+    """
+
+    months: list = field(default_factory=list)
+    X: list = field(default_factory=list)
+    y: list = field(default_factory=list)
+    feature_names: list = None
+    scale_mean: np.ndarray = None
+    scale_scale: np.ndarray = None
+
+    def add(self, month, X, y, random_state=0):
+        """Keep at most :data:`MAX_EVAL_ROWS` held-out rows of ``month``."""
+        if len(y) > MAX_EVAL_ROWS:
+            rows = np.sort(np.random.default_rng(random_state).choice(
+                len(y), MAX_EVAL_ROWS, replace=False))
+            X, y = X[rows], y[rows]
+        self.months.append(_plain_label(month))
+        self.X.append(np.asarray(X, dtype=np.float32))
+        self.y.append(np.asarray(y))
+
+    def scale(self, X):
+        X = np.asarray(X, dtype=np.float32)
+        if self.scale_mean is None:
+            return X
+        return ((X - self.scale_mean) / self.scale_scale).astype(np.float32)
+
+    def to_bytes(self):
+        meta = {"format": _STORE_FORMAT, "months": self.months,
+                "feature_names": self.feature_names}
+        arrays = {"meta": np.array(json.dumps(meta))}
+        if self.scale_mean is not None:
+            arrays["scale_mean"] = np.asarray(self.scale_mean, dtype=np.float64)
+            arrays["scale_scale"] = np.asarray(self.scale_scale, dtype=np.float64)
+        for i, (X, y) in enumerate(zip(self.X, self.y)):
+            arrays[f"X_{i}"] = X
+            arrays[f"y_{i}"] = y.astype(str) if y.dtype == object else y
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def read(cls, path):
+        """The store at ``path``; an empty one when there is no such file."""
+        if not os.path.exists(path):
+            return cls()
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("format") != _STORE_FORMAT:
+                    raise ValueError(f"format {meta.get('format')!r}")
+                n = len(meta["months"])
+                return cls(
+                    months=list(meta["months"]),
+                    X=[data[f"X_{i}"] for i in range(n)],
+                    y=[data[f"y_{i}"] for i in range(n)],
+                    feature_names=meta.get("feature_names"),
+                    scale_mean=data["scale_mean"] if "scale_mean" in data else None,
+                    scale_scale=data["scale_scale"] if "scale_scale" in data else None,
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"The evaluation store {path!r} cannot be read ({exc}); move it away to "
+                "update without past months' scores."
+            ) from None
+
+
+def _write_bytes_atomically(path, data):
+    from ._checkpoint import _write_atomically
+
+    _write_atomically(path, [data])
+
+
+def _copy_atomically(source, target):
+    """Copy ``source`` over ``target`` so that ``target`` is never partial."""
+    folder = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
+                               suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold Ctrl-C until the block ends, so the model, its ``.prev`` and their
+    stores are never left half-replaced (a second Ctrl-C still stops at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+
+    def hold(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def save_with_store(clf, model, store, keep_previous=True):
+    """Save ``clf`` to ``model`` and ``store`` next to it, keeping the old pair.
+
+    With ``keep_previous``, an existing ``model`` (and its store) is first
+    copied to ``<model>.prev`` (and ``<model>.prev.eval.npz``). Every file is
+    replaced atomically.
+    """
+    model = os.fspath(model)
+    with _sigint_held():
+        _save_pair(clf, model, store, keep_previous)
+
+
+def _save_pair(clf, model, store, keep_previous):
+    if keep_previous and os.path.exists(model):
+        _copy_atomically(model, prev_path(model))
+        old_store = eval_store_path(model)
+        if os.path.exists(old_store):
+            _copy_atomically(old_store, eval_store_path(prev_path(model)))
+        elif os.path.exists(eval_store_path(prev_path(model))):
+            os.unlink(eval_store_path(prev_path(model)))
+    clf.save(model)
+    _write_bytes_atomically(eval_store_path(model), store.to_bytes())
+
+
+def _swap(a, b):
+    """Exchange two files; at every moment each holds one of the two contents."""
+    folder = os.path.dirname(os.path.abspath(a))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(a)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(a, tmp)
+        _copy_atomically(b, a)
+        os.replace(tmp, b)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rollback(model):
+    """Swap ``<model>.prev`` and ``model`` (and their evaluation stores).
+
+    The rolled-back model stays in ``<model>.prev``, so a second rollback
+    undoes the first.
+
+    Returns
+    -------
+    months_before, months_after : list
+        ``months_seen_`` of the model before and after the swap.
+    """
+    from ._checkpoint import load
+
+    model = os.fspath(model)
+    previous = prev_path(model)
+    if not os.path.exists(model):
+        raise FileNotFoundError(f"No model to roll back: {model!r} does not exist.")
+    if not os.path.exists(previous):
+        raise FileNotFoundError(
+            f"No previous model to roll back to: {previous!r} does not exist (it is "
+            "written by the first update of an existing model)."
+        )
+    before, after = load(model), load(previous)  # both must be valid checkpoints
+    with _sigint_held():
+        _swap_pairs(model, previous)
+    return list(before.months_seen_), list(after.months_seen_)
+
+
+def _swap_pairs(model, previous):
+    _swap(model, previous)
+    store, prev_store = eval_store_path(model), eval_store_path(previous)
+    if os.path.exists(store) and os.path.exists(prev_store):
+        _swap(store, prev_store)
+    elif os.path.exists(prev_store):
+        os.replace(prev_store, store)
+    elif os.path.exists(store):
+        os.replace(store, prev_store)
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+def _read_one_month_table(path, target):
+    """A CSV/Parquet file without a month column: every row is one month."""
+    from .datasets._table import (
+        MAX_CATEGORIES, _check_column, _encode_features, _import_pandas, _read,
+    )
+
+    pd = _import_pandas()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such file: {path!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory; give a CSV or Parquet file.")
+    frame = _read(path, pd)
+    _check_column(frame, target, "target", path)
+    labels = frame[target]
+    if labels.isna().any():
+        raise ValueError(
+            f"The target column {target!r} has {int(labels.isna().sum())} missing "
+            "value(s); drop unlabelled rows."
+        )
+    X, names = _encode_features(frame.drop(columns=[target]), pd, MAX_CATEGORIES)
+    y = labels.to_numpy()
+    if y.dtype == object:
+        y = y.astype(str)
+    return np.asarray(X, dtype=np.float32), y, None, list(names)
+
+
+def load_month_data(data, *, target=None, month_column=None):
+    """The new month(s): ``(X, y, months, feature_names)``.
+
+    ``data`` is a CSV or Parquet file (read by ``load_table``; without
+    ``month_column`` every row belongs to one month and ``months`` is None)
+    or a folder of monthly ``.npy`` files (``<month>/X.npy``, ``<month>/y.npy``;
+    no column names).
+    """
+    from .datasets._table import load_table
+
+    if not isinstance(data, str) or not data:
+        raise ValueError("--data must name a CSV/Parquet file or a folder of .npy months.")
+    if not os.path.exists(data):
+        raise FileNotFoundError(f"No such file or folder: --data {data!r}.")
+    if os.path.isdir(data) and not data.rstrip("/").endswith((".parquet", ".pq", ".parq")):
+        if month_column is not None or target is not None:
+            raise ValueError(
+                f"{data!r} is a folder of .npy months, whose sub-folder names are the "
+                "months and whose y.npy files are the labels: --month-column and "
+                "--target apply only to a CSV or Parquet file."
+            )
+        from .datasets import MonthFiles
+
+        files = MonthFiles(data)
+        Xs, ys, ms = [], [], []
+        for label in files.months:
+            X, y = files[label]
+            Xs.append(np.asarray(X, dtype=np.float32))
+            ys.append(np.asarray(y))
+            ms.append(np.full(len(ys[-1]), label))
+        return np.concatenate(Xs), np.concatenate(ys), np.concatenate(ms), None
+    if target is None:
+        raise ValueError(f"Reading the file {data!r} needs --target, the column to predict.")
+    if month_column is None:
+        return _read_one_month_table(data, target)
+    X, y, months = load_table(data, month_column=month_column, target=target, as_frame=True)
+    return np.asarray(X, dtype=np.float32), y, np.asarray(months), list(X.columns)
+
+
+def _align_columns(X, names, stored, data):
+    """Reorder the columns of ``X`` (named ``names``) as ``stored``.
+
+    A one-hot column (``column=value``) the model never saw is dropped (an
+    unseen category: all zeros, as a missing value); one the new file lacks is
+    all zeros. A missing numeric column is an error.
+    """
+    if names is None or stored is None or list(names) == list(stored):
+        return X
+    index = {name: i for i, name in enumerate(names)}
+    missing = [s for s in stored if s not in index and "=" not in s]
+    if missing:
+        raise ValueError(
+            f"{data!r} lacks the feature column(s) {', '.join(map(repr, missing[:5]))} "
+            "the model was trained with."
+        )
+    extra = [n for n in names if n not in set(stored) and "=" not in n]
+    if extra:
+        raise ValueError(
+            f"{data!r} has feature column(s) {', '.join(map(repr, extra[:5]))} the model "
+            "was not trained with; drop them."
+        )
+    out = np.zeros((len(X), len(stored)), dtype=np.float32)
+    for j, name in enumerate(stored):
+        if name in index:
+            out[:, j] = X[:, index[name]]
+    return out
+
+
+def _month_label(text):
+    """``--month`` as a label: an integer, a date normalized to YYYY-MM, or text."""
+    from .datasets._table import _month_of_text
+
+    if text is None:
+        return None
+    text = str(text).strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    return _month_of_text(text) or text
+
+
+# ---------------------------------------------------------------------------
+# The update
+# ---------------------------------------------------------------------------
+@dataclass
+class MonthUpdate:
+    """One month trained: its scores and the forgetting row it caused."""
+
+    month: object
+    train_rows: int
+    holdout_rows: int
+    seconds: float
+    score: float = None
+    """The updated model on this month's held-out rows."""
+    next_month_score: float = None
+    """The model before the update on this month's held-out rows."""
+    before: dict = field(default_factory=dict)
+    """Score on every past month's held-out rows before the update."""
+    after: dict = field(default_factory=dict)
+    """The same, after it."""
+
+    @property
+    def drops(self):
+        return {m: self.before[m] - self.after[m] for m in self.before}
+
+
+@dataclass
+class UpdateResult:
+    """What :func:`update_model` did."""
+
+    model: str
+    strategy: str
+    created: bool
+    months_before: list
+    months_after: list
+    steps: list
+    max_forgetting: float = None
+    saved: bool = False
+
+    @property
+    def largest_drop(self):
+        """(month, drop) of the largest drop over every step, or None."""
+        drops = [(d, m) for step in self.steps for m, d in step.drops.items()]
+        if not drops:
+            return None
+        drop, month = max(drops, key=lambda t: t[0])
+        return month, drop
+
+    def summary(self):
+        """A few lines, at most 100 columns."""
+        months = ", ".join(map(str, self.months_before)) or "none"
+        verb = "new model" if self.created else "updated"
+        lines = [f"{self.model}: {verb} ({self.strategy}); months before: {_clip(months, 60)}"]
+        for step in self.steps:
+            score = _fmt(step.score)
+            nxt = _fmt(step.next_month_score)
+            lines.append(
+                f"month {step.month}: trained {step.train_rows} rows in {step.seconds:.1f} s; "
+                f"held-out {step.holdout_rows} rows: {score} (before update: {nxt})"
+            )
+            if step.before:
+                width = max(len(str(m)) for m in step.before)
+                lines.append(f"  {'past month'.ljust(max(width, 10))}  before   after  change")
+                for m in step.before:
+                    lines.append(
+                        f"  {str(m).ljust(max(width, 10))}  {_fmt(step.before[m]):>6}  "
+                        f"{_fmt(step.after[m]):>6}  {step.after[m] - step.before[m]:+.3f}"
+                    )
+        largest = self.largest_drop
+        if largest is not None:
+            limit = ("" if self.max_forgetting is None
+                     else f" (--max-forgetting {self.max_forgetting:g})")
+            lines.append(f"largest drop on a past month: {largest[1]:+.3f} on {largest[0]}{limit}")
+        if self.saved:
+            tail = f"; previous in {prev_path(self.model)}" if not self.created else ""
+            lines.append(f"saved {self.model}{tail}")
+        else:
+            lines.append(f"not saved: {self.model} is unchanged")
+        return "\n".join(line if len(line) <= 100 else line[:97] + "..." for line in lines)
+
+    def to_markdown(self):
+        """The report: the summary, then a table per month trained."""
+        out = [f"# Monthly update of `{self.model}`", ""]
+        out.append(f"**{'Saved' if self.saved else 'Refused, not saved'}.** Strategy "
+                   f"`{self.strategy}`; months before: "
+                   f"{', '.join(map(str, self.months_before)) or 'none'}; after: "
+                   f"{', '.join(map(str, self.months_after))}.")
+        largest = self.largest_drop
+        if largest is not None:
+            out.append("")
+            out.append(f"Largest drop on a past month's held-out score: {largest[1]:+.4f} "
+                       f"on {largest[0]}" + (f" (threshold {self.max_forgetting:g})."
+                                             if self.max_forgetting is not None else "."))
+        for step in self.steps:
+            out += ["", f"## Month {step.month}", "",
+                    f"Trained on {step.train_rows} rows ({step.seconds:.1f} s); "
+                    f"{step.holdout_rows} rows held out.", "",
+                    "| measure | score |", "| --- | ---: |",
+                    f"| held-out score of the updated model | {_fmt(step.score)} |",
+                    f"| next-month score (model before the update) | "
+                    f"{_fmt(step.next_month_score)} |"]
+            if step.before:
+                out += ["", "| past month | before | after | change |",
+                        "| --- | ---: | ---: | ---: |"]
+                out += [f"| {m} | {_fmt(step.before[m])} | {_fmt(step.after[m])} | "
+                        f"{step.after[m] - step.before[m]:+.3f} |" for m in step.before]
+        return "\n".join(out) + "\n"
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _clip(text, width):
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _split(X, y, holdout, random_state):
+    """Training and held-out row indices: stratified when every class allows it."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    if holdout == 0:
+        return rows, rows[:0]
+    try:
+        return train_test_split(rows, test_size=holdout, stratify=y, random_state=random_state)
+    except ValueError:  # a class too rare to stratify
+        return train_test_split(rows, test_size=holdout, random_state=random_state)
+
+
+def _score(clf, X, y):
+    if clf is None or len(y) == 0 or not clf.__sklearn_is_fitted__():
+        return None
+    return float(clf.score(X, y))
+
+
+def _check_strategy_matches(clf, spec, model):
+    """Refuse ``--strategy`` when it differs from the checkpoint's."""
+    from .compare import parse_strategy
+
+    parsed = parse_strategy(spec)
+    have = clf.get_params(deep=False)
+    differ = [] if parsed.strategy == have["strategy"] else [
+        f"strategy {have['strategy']!r} (not {parsed.strategy!r})"]
+    differ += [f"{k}={have.get(k)!r} (not {v!r})" for k, v in parsed.params.items()
+               if have.get(k) != v and not (isinstance(v, tuple) and tuple(have.get(k)) == v)]
+    if differ:
+        raise ValueError(
+            f"--strategy {spec!r} differs from the model {model!r}, trained with "
+            f"{'; '.join(differ)}. Drop --strategy to update it as it was trained, or "
+            "give a new --model path to start another model."
+        )
+
+
+def _new_model(spec, estimator_params, random_state):
+    from .compare import _build_estimator, _check_estimator_params, parse_strategy
+
+    _check_estimator_params(estimator_params)
+    return _build_estimator(parse_strategy(spec), estimator_params, random_state)
+
+
+def _split_by_month(X, y, months, month):
+    """``[(label, X, y), ...]`` in month order; ``label`` None means the next integer."""
+    if months is None:
+        return [(month, X, y)]
+    if month is not None:
+        raise ValueError(
+            "--month names a single month; the data has a month column (--month-column) "
+            "whose labels are used instead. Drop one of them."
+        )
+    order = np.unique(months)
+    return [(_plain_label(m), X[months == m], y[months == m]) for m in order]
+
+
+def update_model(model, data, *, target=None, month=None, month_column=None, holdout=0.2,
+                 max_forgetting=None, strategy=None, estimator_params=None, scale="auto",
+                 random_state=0):
+    """Update the checkpoint ``model`` with the month(s) in ``data``.
+
+    Parameters
+    ----------
+    model : str
+        Checkpoint path. When it does not exist, a new model is started with
+        ``strategy`` and ``estimator_params``.
+    data : str
+        A CSV/Parquet file or a folder of ``.npy`` months (see
+        :func:`load_month_data`); several months are trained in order.
+    target, month_column : str or None
+        Columns of a file.
+    month : str or None
+        Label of the single new month; None: the file's month column, else
+        the next integer.
+    holdout : float, default=0.2
+        Share of each new month's rows held out (stratified, seeded) to score
+        the update; they are kept in the evaluation store for later updates.
+    max_forgetting : float or None, default=None
+        Refuse the update (raise :class:`ForgettingRefused`, write no model)
+        when a past month's held-out score drops by more than this.
+    strategy : str or None
+        Strategy spec for a new model; for an existing one it must match.
+    estimator_params : dict or None
+        ContinualClassifier parameters for a new model only.
+    scale : {"auto", "first-month", "none"}, default="auto"
+        For a new model: standardize features with the first month's training
+        rows ("auto": for files, as ``compare`` does). An existing model keeps
+        the scaling recorded in its evaluation store.
+    random_state : int, default=0
+        Seed of the held-out split and of a new model.
+
+    Returns
+    -------
+    UpdateResult
+    """
+    from ._checkpoint import load
+    from .compare import FirstMonthScaler, resolve_scale
+
+    model = os.fspath(model)
+    estimator_params = dict(estimator_params or {})
+    if not 0 <= holdout < 1:
+        raise ValueError(f"--holdout must be in [0, 1), got {holdout!r}.")
+    folder = os.path.dirname(os.path.abspath(model))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--model {model!r}: the folder {folder!r} does not exist.")
+    created = not os.path.exists(model)
+    if created:
+        if strategy is None:
+            raise ValueError(
+                f"--model {model!r} does not exist; give --strategy (e.g. replay) to start "
+                "a new model."
+            )
+        clf = _new_model(strategy, estimator_params, random_state)
+        store = EvalStore()
+    else:
+        if estimator_params:
+            raise ValueError(
+                f"--model {model!r} exists; the network options "
+                f"({', '.join(sorted(estimator_params))}) apply only to a new model."
+            )
+        clf = load(model)
+        if strategy is not None:
+            _check_strategy_matches(clf, strategy, model)
+        store = EvalStore.read(eval_store_path(model))
+    months_before = list(clf.months_seen_) if not created else []
+
+    X, y, months, names = load_month_data(data, target=target, month_column=month_column)
+    if store.feature_names is not None:
+        X = _align_columns(X, names, store.feature_names, data)
+    elif created:
+        store.feature_names = names
+    parts = _split_by_month(X, y, months, _month_label(month))
+
+    if created and resolve_scale(data, scale) == "first-month":
+        label, X0, y0 = parts[0]
+        train, _ = _split(X0, y0, holdout, random_state)
+        scaler = FirstMonthScaler().fit(X0[train], months=np.zeros(len(train)))
+        store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
+
+    steps = []
+    for label, Xm, ym in parts:
+        Xm = store.scale(Xm)
+        train, held = _split(Xm, ym, holdout, random_state)
+        fitted = clf.__sklearn_is_fitted__()
+        before = {m: _score(clf, Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+        next_score = _score(clf, Xm[held], ym[held]) if fitted else None
+        start = time.perf_counter()
+        clf.partial_fit_month(Xm[train], ym[train], month=label)
+        seconds = time.perf_counter() - start
+        label = clf.months_seen_[-1]
+        after = {m: _score(clf, Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+        steps.append(MonthUpdate(
+            month=_plain_label(label), train_rows=len(train), holdout_rows=len(held),
+            seconds=seconds, score=_score(clf, Xm[held], ym[held]),
+            next_month_score=next_score, before=before, after=after,
+        ))
+        if len(held):
+            store.add(label, Xm[held], ym[held], random_state=random_state)
+
+    result = UpdateResult(
+        model=model, strategy=str(clf.get_params(deep=False)["strategy"]), created=created,
+        months_before=months_before, months_after=list(clf.months_seen_), steps=steps,
+        max_forgetting=max_forgetting,
+    )
+    largest = result.largest_drop
+    if max_forgetting is not None and largest is not None and largest[1] > max_forgetting:
+        raise ForgettingRefused(largest[0], largest[1], max_forgetting, result)
+    save_with_store(clf, model, store)
+    result.saved = True
+    return result
+
+
+def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
+              random_state=0, feature_names=None):
+    """Refit ``comparison.recommend()`` on every row and save it to ``path``.
+
+    Every row of every month (the comparison's training and held-out rows) is
+    trained, month by month, with the comparison's settings. With
+    ``scale="first-month"`` the features are standardized with all the first
+    month's rows, and those statistics are kept in ``<path>.eval.npz`` so that
+    ``sklearn-cf update`` scales later months alike. That store holds no
+    held-out rows (none are left): forgetting rows start with the first
+    update.
+
+    Returns
+    -------
+    str
+        The strategy spec saved.
+    """
+    from .compare import FirstMonthScaler, _build_estimator, parse_strategy
+
+    best = comparison.recommend()
+    if best is None:
+        raise ValueError("No strategy has a defined score; nothing to save.")
+    store = EvalStore(feature_names=feature_names)
+    X = np.asarray(X, dtype=np.float32)
+    months = np.asarray(months)
+    if scale == "first-month":
+        scaler = FirstMonthScaler().fit(X, months=months)
+        store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
+        X = store.scale(X)
+    clf = _build_estimator(parse_strategy(best), estimator_params, random_state)
+    clf.fit(X, np.asarray(y), months=months)
+    save_with_store(clf, path, store, keep_previous=True)
+    return best

@@ -1,0 +1,245 @@
+"""``sklearn-cf update``: the monthly job, end to end on small CSV months."""
+
+import re
+
+import numpy as np
+import pytest
+
+import sklearn_cf
+from sklearn_cf import ContinualClassifier
+from sklearn_cf.cli import main
+from sklearn_cf.datasets import make_monthly_drift
+from sklearn_cf.update import EvalStore, eval_store_path, prev_path
+
+NET = ["--epochs", "1", "--hidden-units", "8"]
+ROWS_PER_MONTH = 80
+
+
+def _month_csvs(folder, n_months=3):
+    """One CSV per month (no month column), and one CSV of every month (``when``)."""
+    X, y, months = make_monthly_drift(n_months=n_months, n_samples_per_month=ROWS_PER_MONTH,
+                                      n_features=6, random_state=0)
+    header = "f0,f1,f2,f3,f4,f5,channel,is_malware"
+    every = ["when," + header]
+    paths = []
+    for k in range(n_months):
+        lines = [header]
+        for i in np.flatnonzero(months == k):
+            row = [*(f"{v:.5f}" for v in X[i]), ("email", "web", "usb")[i % 3], str(y[i])]
+            lines.append(",".join(row))
+            every.append(",".join([f"2024-{k + 1:02d}", *row]))
+        path = folder / f"month{k}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(str(path))
+    (folder / "all.csv").write_text("\n".join(every) + "\n")
+    return paths, str(folder / "all.csv")
+
+
+@pytest.fixture
+def months(tmp_path):
+    return _month_csvs(tmp_path)[0]
+
+
+def _update(model, data, *extra):
+    return main(["update", "--model", str(model), "--data", data, "--target", "is_malware",
+                 "--quiet", *extra])
+
+
+def _predictions(path, X):
+    return sklearn_cf.load(path).predict_proba(X)
+
+
+def _features(path):
+    """The month's features as the model sees them: the CSV's, standardized as
+    the evaluation store says."""
+    from sklearn_cf.datasets._table import _encode_features, _import_pandas
+
+    pd = _import_pandas()
+    frame = pd.read_csv(path).drop(columns=["is_malware"])
+    X, _ = _encode_features(frame, pd, 100)
+    return np.asarray(X, dtype=np.float32)
+
+
+def test_create_update_twice_then_rollback(months, tmp_path, capsys):
+    model = tmp_path / "model.ckpt"
+    assert _update(model, months[0], "--month", "0", "--strategy", "replay", *NET) == 0
+    assert model.exists() and not (tmp_path / "model.ckpt.prev").exists()
+    assert sklearn_cf.load(model).months_seen_ == [0]
+
+    assert _update(model, months[1], "--month", "1") == 0
+    after_first = model.read_bytes()
+    X = EvalStore.read(eval_store_path(model)).scale(_features(months[2]))
+    expected = _predictions(model, X)
+    assert sklearn_cf.load(model).months_seen_ == [0, 1]
+
+    assert _update(model, months[2], "--month", "2") == 0
+    assert sklearn_cf.load(model).months_seen_ == [0, 1, 2]
+    assert sklearn_cf.load(prev_path(model)).months_seen_ == [0, 1]
+    np.testing.assert_array_equal(_predictions(prev_path(model), X), expected)
+    after_second = model.read_bytes()
+    assert after_second != after_first
+    store = EvalStore.read(eval_store_path(model))
+    assert store.months == [0, 1, 2]
+    assert [len(y) for y in store.y] == [ROWS_PER_MONTH // 5] * 3  # --holdout 0.2
+    assert EvalStore.read(eval_store_path(prev_path(model))).months == [0, 1]
+    capsys.readouterr()
+
+    assert main(["update", "--rollback", "--model", str(model)]) == 0
+    assert model.read_bytes() == after_first
+    np.testing.assert_array_equal(_predictions(model, X), expected)
+    assert EvalStore.read(eval_store_path(model)).months == [0, 1]
+    assert "Rolled back" in capsys.readouterr().out
+    # the undone model is kept: a second rollback redoes it
+    assert (tmp_path / "model.ckpt.prev").read_bytes() == after_second
+    assert main(["update", "--rollback", "--model", str(model)]) == 0
+    assert model.read_bytes() == after_second
+
+
+def test_summary_shows_forgetting_row_and_fits_100_columns(months, tmp_path, capsys):
+    model = tmp_path / "m"
+    assert _update(model, months[0], "--strategy", "naive", *NET) == 0
+    capsys.readouterr()
+    out = tmp_path / "report"
+    code = main(["update", "--model", str(model), "--data", months[1], "--target",
+                 "is_malware", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "month 1:" in text and "past month" in text and "before update:" in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    report = (out / "update.md").read_text()
+    assert report.startswith("# Monthly update of")
+    assert "| 0 |" in report  # the forgetting row names the past month
+
+    # the numbers are those of the two checkpoints on the stored held-out rows
+    store = EvalStore.read(eval_store_path(model))
+    before = sklearn_cf.load(prev_path(model)).score(store.X[0], store.y[0])
+    after = sklearn_cf.load(model).score(store.X[0], store.y[0])
+    assert f"| 0 | {before:.3f} | {after:.3f} |" in report
+    # next-month score: the model before the update on the new month's held-out rows
+    next_month = sklearn_cf.load(prev_path(model)).score(store.X[1], store.y[1])
+    score = sklearn_cf.load(model).score(store.X[1], store.y[1])
+    assert f"held-out {len(store.y[1])} rows: {score:.3f} (before update: {next_month:.3f})" \
+        in text
+
+
+def test_the_store_keeps_at_most_max_eval_rows_per_month(months, tmp_path, monkeypatch):
+    import sklearn_cf.update
+
+    monkeypatch.setattr(sklearn_cf.update, "MAX_EVAL_ROWS", 5)
+    model = tmp_path / "m"
+    assert _update(model, months[0], "--strategy", "naive", "--holdout", "0.5", *NET) == 0
+    store = EvalStore.read(eval_store_path(model))
+    assert [len(y) for y in store.y] == [5] and store.X[0].shape == (5, 9)
+
+
+def test_refused_update_exits_3_and_changes_nothing(months, tmp_path, capsys):
+    model = tmp_path / "m"
+    assert _update(model, months[0], "--strategy", "naive", *NET) == 0
+    assert _update(model, months[1]) == 0
+    files = [model, tmp_path / "m.prev", tmp_path / "m.eval.npz", tmp_path / "m.prev.eval.npz"]
+    before = [f.read_bytes() for f in files]
+    capsys.readouterr()
+    # any drop (scores lie in [0, 1]) exceeds -1
+    assert _update(model, months[2], "--max-forgetting", "-1") == 3
+    err = capsys.readouterr().err
+    assert re.search(r"refused: the held-out score on month [01] dropped by -?[0-9.]+, more "
+                     r"than --max-forgetting -1", err), err
+    assert [f.read_bytes() for f in files] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["m", "m.prev", "m.eval.npz", "m.prev.eval.npz", "month0.csv", "month1.csv",
+         "month2.csv", "all.csv"])
+
+
+def test_a_file_of_several_months_trains_them_in_order(tmp_path):
+    _, every = _month_csvs(tmp_path)
+    model = tmp_path / "m"
+    code = main(["update", "--model", str(model), "--data", every, "--target", "is_malware",
+                 "--month-column", "when", "--strategy", "naive", "--quiet", *NET])
+    assert code == 0
+    assert sklearn_cf.load(model).months_seen_ == ["2024-01", "2024-02", "2024-03"]
+    assert EvalStore.read(eval_store_path(model)).months == ["2024-01", "2024-02", "2024-03"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--data", "no_such.csv", "--target", "is_malware"], ["no_such.csv"]),
+        (["--data", "MONTH0", "--target", "malware"], ["'malware'"]),
+        (["--data", "MONTH0"], ["--target"]),
+        (["--target", "is_malware"], ["--data"]),
+        (["--data", "MONTH0", "--target", "is_malware", "--holdout", "1.5"], ["--holdout"]),
+        (["--data", "MONTH0", "--target", "is_malware", "--strategy", "replya"],
+         ["'replya'", "'replay'"]),
+    ],
+)
+def test_bad_data_or_arguments_exit_2(args, words, months, tmp_path, capsys):
+    model = tmp_path / "m"
+    args = [months[0] if a == "MONTH0" else a for a in args]
+    if "--strategy" not in args:
+        args += ["--strategy", "naive"]
+    assert main(["update", "--model", str(model), *args, *NET]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("sklearn-cf: error: ")
+    for word in words:
+        assert word in line
+    assert not model.exists()
+
+
+def test_existing_model_refuses_another_strategy(months, tmp_path, capsys):
+    model = tmp_path / "m"
+    assert _update(model, months[0], "--strategy", "naive", *NET) == 0
+    before = model.read_bytes()
+    assert _update(model, months[1], "--strategy", "replay") == 2
+    err = capsys.readouterr().err
+    assert "'naive'" in err and "'replay'" in err
+    assert _update(model, months[1], "--strategy", "naive") == 0  # the same one is fine
+    assert sklearn_cf.load(prev_path(model)).months_seen_ == [0]
+    assert before == (tmp_path / "m.prev").read_bytes()
+
+
+def test_rollback_without_previous_exits_2(months, tmp_path, capsys):
+    model = tmp_path / "m"
+    assert main(["update", "--rollback", "--model", str(model)]) == 2
+    assert _update(model, months[0], "--strategy", "naive", *NET) == 0
+    assert main(["update", "--rollback", "--model", str(model)]) == 2
+    assert "m.prev" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(months, tmp_path, capsys, monkeypatch):
+    model = tmp_path / "m"
+    assert _update(model, months[0], "--strategy", "naive", *NET) == 0
+    before = model.read_bytes()
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ContinualClassifier, "partial_fit_month", interrupted)
+    assert _update(model, months[1]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert model.read_bytes() == before
+    assert not (tmp_path / "m.prev").exists()
+
+
+def test_a_folder_of_npy_months(tmp_path, capsys):
+    X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=ROWS_PER_MONTH,
+                                      n_features=6, random_state=0)
+    for k, name in enumerate(["1", "2", "3"]):
+        (tmp_path / "months" / name).mkdir(parents=True)
+        np.save(tmp_path / "months" / name / "X.npy", X[months == k].astype(np.float32))
+        np.save(tmp_path / "months" / name / "y.npy", y[months == k])
+    model = tmp_path / "m"
+    code = main(["update", "--model", str(model), "--data", str(tmp_path / "months"),
+                 "--strategy", "naive", "--quiet", *NET])
+    assert code == 0, capsys.readouterr().err
+    clf = sklearn_cf.load(model)
+    assert len(clf.months_seen_) == 3
+    # --scale auto standardizes a folder, as compare does, with the mean and std
+    # of the first month's training rows: every row not held out
+    store = EvalStore.read(eval_store_path(model))
+    assert [len(s) for s in store.y] == [ROWS_PER_MONTH // 5] * 3
+    first = X[months == 0].astype(np.float32)
+    held = store.X[0] * store.scale_scale + store.scale_mean
+    is_held = np.array([np.abs(held - row).max(axis=1).min() < 1e-4 for row in first])
+    assert is_held.sum() == len(held)
+    np.testing.assert_allclose(store.scale_mean, first[~is_held].mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(store.scale_scale, first[~is_held].std(axis=0), rtol=1e-4)
