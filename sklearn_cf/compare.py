@@ -951,8 +951,16 @@ class Comparison:
             rows.append(cells)
         return headers, rows
 
-    def to_string(self):
+    def to_string(self, width=100):
         """The table as aligned plain text (what ``sklearn-cf compare`` prints).
+
+        Parameters
+        ----------
+        width : int or None, default=100
+            Longest line allowed. A table wider than that is split into
+            several tables of consecutive columns, each repeating the
+            strategy column, separated by a blank line; every cell is kept.
+            None: one table, however wide.
 
         Returns
         -------
@@ -960,14 +968,24 @@ class Comparison:
         """
         headers, rows = self.display_rows()
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        lines = ["  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))
-        )]
-        for row in rows:
-            lines.append("  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
-            ))
-        return "\n".join(lines)
+        blocks = [[]]
+        used = widths[0]
+        for i in range(1, len(headers)):
+            if width is not None and blocks[-1] and used + 2 + widths[i] > width:
+                blocks.append([])
+                used = widths[0]
+            blocks[-1].append(i)
+            used += 2 + widths[i]
+
+        def line(cells, columns):
+            return "  ".join(
+                [cells[0].ljust(widths[0])] + [cells[i].rjust(widths[i]) for i in columns]
+            ).rstrip()
+
+        tables = []
+        for columns in blocks:
+            tables.append("\n".join(line(cells, columns) for cells in [headers, *rows]))
+        return "\n\n".join(tables)
 
     def recommend(self, tolerance=0.01):
         """The strategy to ship: the cheapest within ``tolerance`` of the best.
@@ -1012,18 +1030,29 @@ class Comparison:
             if not _is_missing(res.summary.get("average_accuracy"))
         )
 
-    def verdict(self, tolerance=0.01):
+    def verdict(self, tolerance=0.01, width=None):
         """One sentence answering "which monthly update should we ship?".
 
         Parameters
         ----------
         tolerance : float, default=0.01
             See :meth:`recommend`.
+        width : int or None, default=None
+            Wrap the sentence on lines of at most ``width`` characters (for
+            a terminal, e.g. 100); None: one line (for reports).
 
         Returns
         -------
         str
         """
+        text = self._verdict(tolerance)
+        if width is None:
+            return text
+        import textwrap
+
+        return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+
+    def _verdict(self, tolerance):
         choice = self.recommend(tolerance)
         if choice is None:
             return (
@@ -1073,7 +1102,7 @@ class Comparison:
                 else:
                     how = "does not forget"
                 who = "naive fine-tuning" if choice != self.naive else "it"
-                text += f"; {who} {how} here (backward transfer {bwt:+.3f}"
+                text += f"; {who} {how} here (backward transfer {_signed(bwt)}"
                 if choice != self.naive:
                     text += f", average {naive['average_accuracy']:.3f}"
                 text += ")"

@@ -6,7 +6,8 @@ never needs it (``pip install "sklearn-cf[plot]"``).
 
 import numpy as np
 
-__all__ = ["plot_forgetting_matrix", "plot_month_scores"]
+__all__ = ["plot_forgetting_matrix", "plot_forgetting_matrices", "plot_month_scores",
+           "figsize_for_matrices"]
 
 
 def _pyplot():
@@ -36,8 +37,46 @@ def _matrix_and_labels(R, train_months=None, months=None):
     return R, [str(m) for m in train_months], [str(m) for m in months]
 
 
+#: No numbers in the cells above this many trained or evaluated months.
+MAX_ANNOTATED_MONTHS = 12
+# Smallest and largest cell-number font sizes, in points.
+_MIN_CELL_FONT, _MAX_CELL_FONT = 5.0, 10.0
+
+
+def _finite_range(matrices):
+    """(vmin, vmax) over the finite cells of every matrix; (0, 1) if none."""
+    finite = np.concatenate([m[np.isfinite(m)] for m in matrices] or [np.empty(0)])
+    if not finite.size:
+        return 0.0, 1.0
+    return float(finite.min()), float(finite.max())
+
+
+def _cell_fontsize(ax, shape):
+    """Largest font size (points) at which "0.00" fits one cell of ``ax``.
+
+    "0.00" is about 2.6 font sizes wide and 1.4 high; the cell size comes
+    from the axes' current extent, so call it after the layout is done when
+    the axes share a figure with others.
+    """
+    box = ax.get_window_extent()
+    points_per_pixel = 72.0 / ax.figure.dpi
+    cell_w = box.width * points_per_pixel / shape[1]
+    cell_h = box.height * points_per_pixel / shape[0]
+    return min(_MAX_CELL_FONT, 0.85 * cell_w / 2.6, 0.85 * cell_h / 1.4)
+
+
+def _annotate(ax, R, vmin, vmax, fontsize):
+    """Write each finite score in its cell; dark text on light cells."""
+    middle = (vmin + vmax) / 2
+    for (i, j), value in np.ndenumerate(R):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
+                    color="black" if value > middle else "white")
+
+
 def plot_forgetting_matrix(R, *, train_months=None, months=None, ax=None, title=None,
-                           cmap="viridis", annotate=True):
+                           cmap="viridis", annotate=True, vmin=None, vmax=None,
+                           colorbar=True, label=None):
     """Heatmap of a forgetting matrix.
 
     Parameters
@@ -51,11 +90,25 @@ def plot_forgetting_matrix(R, *, train_months=None, months=None, ax=None, title=
     title : str, default=None
     cmap : str, default="viridis"
     annotate : bool, default=True
-        Write each score in its cell (skipped above 20 months).
+        Write each score in its cell, in a font sized to the cell; skipped
+        above ``MAX_ANNOTATED_MONTHS`` (12) months or when the cells are too
+        small to read.
+    vmin, vmax : float, default=None
+        Colour scale; the matrix's own finite range when None. Pass the
+        same values to several panels to compare them by colour.
+    colorbar : bool, default=True
+        Draw a colour bar next to the axes.
+    label : str, default=None
+        Colour bar label (the score's name); taken from a ForgettingMatrix's
+        ``scoring`` when None.
 
     Returns
     -------
     ax : matplotlib Axes
+
+    See Also
+    --------
+    plot_forgetting_matrices : one panel per strategy on one colour scale.
 
     Examples
     --------
@@ -64,29 +117,129 @@ def plot_forgetting_matrix(R, *, train_months=None, months=None, ax=None, title=
     >>> ax = plot_forgetting_matrix([[0.9, 0.6], [0.7, 0.8]], title="naive")
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('evaluated on month', 'trained through month')
+    >>> ax.images[0].get_clim()
+    (0.6, 0.9)
     """
     plt = _pyplot()
+    if label is None:
+        label = getattr(R, "scoring", None)
     R, rows, cols = _matrix_and_labels(R, train_months, months)
     if ax is None:
         size = (1.2 + 0.45 * len(cols), 1.0 + 0.4 * len(rows))
         _, ax = plt.subplots(figsize=(max(size[0], 4), max(size[1], 3)))
-    finite = R[np.isfinite(R)]
-    vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)
+    own_min, own_max = _finite_range([R])
+    vmin = own_min if vmin is None else vmin
+    vmax = own_max if vmax is None else vmax
     image = ax.imshow(np.ma.masked_invalid(R), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("evaluated on month")
     ax.set_ylabel("trained through month")
-    if annotate and max(R.shape) <= 20:
-        middle = (vmin + vmax) / 2
-        for (i, j), value in np.ndenumerate(R):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                        color="black" if value > middle else "white")
+    if annotate and max(R.shape) <= MAX_ANNOTATED_MONTHS:
+        # The colour bar and tick labels will take about a quarter of the
+        # axes' current extent.
+        fontsize = 0.75 * _cell_fontsize(ax, R.shape)
+        if fontsize >= _MIN_CELL_FONT:
+            _annotate(ax, R, vmin, vmax, fontsize)
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_forgetting_matrices(matrices, *, fig=None, label=None, ncols=None, cmap="viridis",
+                             annotate=True, title=None):
+    """One forgetting-matrix heatmap per strategy, on one colour scale.
+
+    Every panel spans the same colour range (the finite range of all the
+    matrices together), so a colour means the same score in every panel;
+    one colour bar, labelled with the score's name, serves them all. The
+    cell numbers are sized to the cells once the layout is done.
+
+    Parameters
+    ----------
+    matrices : dict of str to ForgettingMatrix or 2-d array
+        Strategy name to its forgetting matrix; one panel each, in order.
+    fig : matplotlib Figure, default=None
+        Where to draw (use ``layout="constrained"``); a new pyplot figure
+        sized for the panels when None.
+    label : str, default=None
+        Colour bar label; the first ForgettingMatrix's ``scoring`` when None.
+    ncols : int, default=None
+        Panels per row; 3 up to 6 months, else 2.
+    cmap : str, default="viridis"
+    annotate : bool, default=True
+        Numbers in the cells (not above 12 months or in unreadably small
+        cells).
+    title : str, default=None
+        Figure title, placed above the panels' titles.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> fig = plot_forgetting_matrices({"naive": [[0.9, 0.5], [0.6, 0.9]],
+    ...                                 "joint": [[0.9, 0.4], [0.88, 0.92]]},
+    ...                                label="accuracy")
+    >>> [ax.images[0].get_clim() for ax in fig.axes if ax.images]
+    [(0.4, 0.92), (0.4, 0.92)]
+    >>> fig.axes[-1].get_ylabel()  # the colour bar
+    'accuracy'
+    """
+    if not matrices:
+        raise ValueError("matrices is empty: pass {strategy name: forgetting matrix}.")
+    if label is None:
+        label = next((getattr(m, "scoring", None) for m in matrices.values()
+                      if getattr(m, "scoring", None)), None)
+    panels = {name: _matrix_and_labels(m) for name, m in matrices.items()}
+    n_months = max(max(R.shape) for R, _, _ in panels.values())
+    n = len(panels)
+    if ncols is None:
+        ncols = 3 if n_months <= 6 else 2
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    if fig is None:
+        fig = _pyplot().figure(figsize=figsize_for_matrices(n, n_months, ncols),
+                               layout="constrained")
+    vmin, vmax = _finite_range([R for R, _, _ in panels.values()])
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, (name, (R, rows, cols)) in zip(axes, panels.items()):
+        plot_forgetting_matrix(R, train_months=rows, months=cols, ax=ax, title=name,
+                               cmap=cmap, annotate=False, vmin=vmin, vmax=vmax,
+                               colorbar=False)
+    for ax in axes[n:]:
+        ax.remove()
+    used = list(axes[:n])
+    fig.colorbar(used[0].images[0], ax=used, label=label, shrink=1.0 if nrows <= 2 else 0.6)
+    if title:
+        fig.suptitle(title)
+    if annotate and n_months <= MAX_ANNOTATED_MONTHS:
+        fig.draw_without_rendering()  # lay out first: the cells' final size
+        for ax, (R, _, _) in zip(used, panels.values()):
+            fontsize = _cell_fontsize(ax, R.shape)
+            if fontsize >= _MIN_CELL_FONT:
+                _annotate(ax, R, vmin, vmax, fontsize)
+    return fig
+
+
+def figsize_for_matrices(n_panels, n_months, ncols=None):
+    """Figure size (inches) for :func:`plot_forgetting_matrices`.
+
+    At most 11.5 inches wide, so that at the report's 90 dpi the figure
+    fits a 1100-pixel page unscaled and its cell numbers keep their size.
+    """
+    if ncols is None:
+        ncols = 3 if n_months <= 6 else 2
+    ncols = max(1, min(ncols, n_panels))
+    nrows = -(-n_panels // ncols)
+    panel_w = min(10.5 / ncols, 1.4 + 0.45 * n_months)
+    panel_h = 1.1 + 0.75 * (panel_w - 1.2)
+    return (panel_w * ncols + 1.0, panel_h * nrows + 0.6)
 
 
 def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="score"):

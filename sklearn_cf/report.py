@@ -2,11 +2,14 @@
 
 The report opens with the verdict (which monthly update to ship), then the
 table, the figures (PNG files written next to it with
-:mod:`sklearn_cf.plotting`), the settings and the command that reproduces
-it. Figures are drawn on :class:`matplotlib.figure.Figure` objects with the
-Agg canvas, so nothing is shown and pyplot's global state is left alone.
+:mod:`sklearn_cf.plotting`; the HTML report also embeds them as
+``data:`` URIs, so ``report.html`` can be moved or mailed alone), the
+settings and the command that reproduces it. Figures are drawn on
+:class:`matplotlib.figure.Figure` objects with the Agg canvas, so nothing is
+shown and pyplot's global state is left alone.
 """
 
+import base64
 import html
 import json
 import math
@@ -20,6 +23,9 @@ __all__ = ["write_report", "MONTH_SCORES_PNG", "FORGETTING_PNG"]
 MONTH_SCORES_PNG = "month_scores.png"
 FORGETTING_PNG = "forgetting_matrices.png"
 RESULTS_JSON = "results.json"
+# Figures are drawn at this resolution and at most 11.5 inches wide, so they
+# fit the HTML page (1100 px) without being scaled down.
+_DPI = 90
 
 _COLUMN_NOTES = (
     ("average", "mean score of the final model over every month's held-out rows"),
@@ -61,35 +67,34 @@ def _figures(comparison, out_dir):
             "write_report draws its figures with matplotlib: pip install "
             "\"sklearn-cf[plot]\" (or pip install matplotlib)."
         ) from None
-    from .plotting import plot_forgetting_matrix, plot_month_scores
+    from .plotting import figsize_for_matrices, plot_forgetting_matrices, plot_month_scores
 
     matrices = {name: res.matrix for name, res in comparison.results.items()}
     n_months = max(fm.R.shape[1] for fm in matrices.values())
 
-    fig = Figure(figsize=(max(7.0, 0.5 * n_months + 3), 4.5), layout="constrained")
+    fig = Figure(figsize=(min(11.5, max(7.0, 0.5 * n_months + 3)), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     plot_month_scores(
         matrices, ax=ax, ylabel=comparison.scoring,
         title="Final model of each strategy, scored on every month",
     )
-    fig.savefig(os.path.join(out_dir, MONTH_SCORES_PNG), dpi=110)
+    fig.savefig(os.path.join(out_dir, MONTH_SCORES_PNG), dpi=_DPI)
 
-    n = len(matrices)
-    ncols = min(3, n)
-    nrows = math.ceil(n / ncols)
-    cell = (1.6 + 0.42 * n_months, 1.4 + 0.36 * n_months)
-    fig = Figure(figsize=(cell[0] * ncols, cell[1] * nrows), layout="constrained")
+    fig = Figure(figsize=figsize_for_matrices(len(matrices), n_months), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax, (name, fm) in zip(axes, matrices.items()):
-        plot_forgetting_matrix(fm, ax=ax, title=name, annotate=n_months <= 12)
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    fig.suptitle(f"Forgetting matrices ({comparison.scoring}): row = trained through, "
-                 "column = scored on")
-    fig.savefig(os.path.join(out_dir, FORGETTING_PNG), dpi=90)
+    plot_forgetting_matrices(
+        matrices, fig=fig, label=comparison.scoring,
+        title="Forgetting matrices: row = trained through, column = scored on",
+    )
+    fig.savefig(os.path.join(out_dir, FORGETTING_PNG), dpi=_DPI)
     return MONTH_SCORES_PNG, FORGETTING_PNG
+
+
+def _data_uri(path):
+    """The PNG at ``path`` as a ``data:`` URI, so the HTML needs no other file."""
+    with open(path, "rb") as fh:
+        return "data:image/png;base64," + base64.b64encode(fh.read()).decode("ascii")
 
 
 def _format_param(value):
@@ -162,8 +167,9 @@ def _markdown(comparison, figures, command):
     return "\n".join(out)
 
 
-def _html(comparison, figures, command):
+def _html(comparison, figures, command, out_dir):
     e = html.escape
+    sources = [_data_uri(os.path.join(out_dir, f)) for f in figures]
     headers, rows = comparison.display_rows()
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
@@ -172,7 +178,8 @@ def _html(comparison, figures, command):
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
         "padding:3px 8px}td.n{text-align:right;font-variant-numeric:tabular-nums}"
         "img{max-width:100%}.verdict{font-size:1.15em;background:#eef6ee;padding:.8em;"
-        "border-left:4px solid #393}</style>",
+        "border-left:4px solid #393}pre.command{white-space:pre-wrap;overflow-wrap:anywhere;"
+        "background:#f6f6f6;padding:.6em}</style>",
         "</head>", "<body>",
         "<h1>Which monthly update should we ship?</h1>",
         f"<p class=\"verdict\"><strong>{e(comparison.verdict())}</strong></p>",
@@ -189,16 +196,16 @@ def _html(comparison, figures, command):
     for header, note in _notes(headers):
         parts.append(f"<li><strong>{e(header)}</strong>: {e(note)}</li>")
     parts += ["</ul>", "<h2>Figures</h2>",
-              f"<p><img src=\"{e(figures[0])}\" alt=\"Score of every strategy's final model "
+              f"<p><img src=\"{sources[0]}\" alt=\"Score of every strategy's final model "
               "on every month\"></p>",
-              f"<p><img src=\"{e(figures[1])}\" alt=\"Forgetting matrix of every strategy\"></p>",
+              f"<p><img src=\"{sources[1]}\" alt=\"Forgetting matrix of every strategy\"></p>",
               "<h2>Settings</h2>", "<ul>"]
     parts += [f"<li>{e(k)}: {e(v)}</li>" for k, v in _settings_lines(comparison)]
     parts += ["</ul>", "<table>", "<tr><th>strategy</th><th>parameters</th></tr>"]
     parts += [f"<tr><td>{e(n)}</td><td>{e(p)}</td></tr>" for n, p in _strategy_params(comparison)]
     parts += ["</table>", "<h2>Reproduce</h2>"]
     if command:
-        parts.append(f"<pre><code>{e(command)}</code></pre>")
+        parts.append(f"<pre class=\"command\"><code>{e(command)}</code></pre>")
     else:
         parts.append("<p>Call <code>sklearn_cf.compare.compare_strategies</code> with the "
                      "settings above.</p>")
@@ -255,8 +262,11 @@ def write_report(comparison, out_dir, fmt="md", command=None):
     ``report.html``, ``month_scores.png`` (the score of every strategy's
     final model on every month, :func:`~sklearn_cf.plotting.plot_month_scores`),
     ``forgetting_matrices.png`` (a grid of forgetting-matrix heatmaps, one
-    per strategy, :func:`~sklearn_cf.plotting.plot_forgetting_matrix`) and
+    per strategy on one colour scale,
+    :func:`~sklearn_cf.plotting.plot_forgetting_matrices`) and
     ``results.json`` (every number in the report, with the matrices).
+    ``report.md`` links the PNG files; ``report.html`` embeds them (base64
+    ``data:`` URIs), so it keeps its figures when moved alone.
 
     The report opens with the verdict (:meth:`Comparison.verdict`), then
     the table (average score, backward transfer, forgetting, learning
@@ -302,7 +312,10 @@ def write_report(comparison, out_dir, fmt="md", command=None):
         raise ValueError(f"out_dir {out_dir!r} exists and is not a folder.")
     os.makedirs(out_dir, exist_ok=True)
     figures = _figures(comparison, out_dir)
-    text = (_markdown if fmt == "md" else _html)(comparison, figures, command)
+    if fmt == "md":
+        text = _markdown(comparison, figures, command)
+    else:
+        text = _html(comparison, figures, command, out_dir)
     path = os.path.join(out_dir, f"report.{fmt}")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

@@ -47,6 +47,7 @@ def _first_two_months(strategy, **extra):
     return clf, (X, y, months)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy, extra",
     [("naive", {}), ("replay+ewc", {}), ("replay", {"memory_size": 40}), ("joint", {}),

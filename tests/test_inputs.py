@@ -279,6 +279,7 @@ RSS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_memmap_month_stays_out_of_anonymous_memory(tmp_path):
     n_rows, n_features = 250_000, 200  # 200 MB of float32
     rng = np.random.default_rng(0)

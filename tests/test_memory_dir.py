@@ -104,6 +104,7 @@ def test_a_failed_month_leaves_the_memory_files_as_they_were(tmp_path, monkeypat
     np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy, extra", [("replay", {"memory_size": 100}), ("joint", {})])
 def test_a_checkpoint_with_disk_memory_resumes_exactly_in_a_new_process(tmp_path, strategy,
                                                                          extra):

@@ -282,6 +282,7 @@ _INTERRUPTED_FIT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_fit_keeps_the_months_before_it(tmp_path):
     ready, checkpoint = tmp_path / "ready", tmp_path / "model.pt"
     script = _INTERRUPTED_FIT.format(tests=os.path.dirname(__file__), ready=str(ready),

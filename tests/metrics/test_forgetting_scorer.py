@@ -67,6 +67,7 @@ def test_undefined_cells_are_nan():
     assert np.isnan(fm.R[:, 1]).all() and np.isfinite(fm.R[:, 0]).all()
 
 
+@pytest.mark.slow
 def test_scorer_in_grid_search_equals_forgetting_matrix(routing):
     X, y, months = make_stream(n_months=3)
     estimator = ContinualClassifier(strategy="replay+l2", **PARAMS).set_fit_request(months=True)
@@ -106,6 +107,7 @@ def test_every_scorer_key_is_higher_is_better():
     assert scores["backward_transfer"] == pytest.approx(backward_transfer(R))
 
 
+@pytest.mark.slow
 def test_refit_on_neg_forgetting_picks_the_candidate_that_forgets_least(routing):
     X, y, months = make_stream(n_months=3)
     estimator = ContinualClassifier(**PARAMS).set_fit_request(months=True)
@@ -129,6 +131,7 @@ def test_refit_on_neg_forgetting_picks_the_candidate_that_forgets_least(routing)
     assert results["rank_test_neg_forgetting"][np.argmin(mean)] == 1
 
 
+@pytest.mark.slow
 def test_pipeline_and_two_jobs_give_the_same_scores(routing):
     X, y, months = make_stream(n_months=3)
     pipe = make_pipeline(
@@ -151,6 +154,7 @@ def test_pipeline_and_two_jobs_give_the_same_scores(routing):
     assert search.cv_results_["split0_test_average_accuracy"][0] == pytest.approx(fm.R[-1].mean())
 
 
+@pytest.mark.slow
 def test_dask_backend(routing):
     distributed = pytest.importorskip("dask.distributed")
     import joblib

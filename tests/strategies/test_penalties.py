@@ -17,6 +17,7 @@ def max_move(clf, month):
     return max(float((after[k] - before[k]).abs().max()) for k in before)
 
 
+@pytest.mark.slow
 def test_l2_huge_lambda_pins_the_weights_and_zero_lets_them_move():
     X, y, months = make_stream(n_months=2, n_per_month=N)
     params = dict(FAST, max_epochs=5, strategy="l2")
@@ -97,6 +98,7 @@ def test_no_penalty_during_the_base_fit(strategy):
     assert clf.strategy_.anchors is not None  # set once the month ended
 
 
+@pytest.mark.slow
 def test_hessian_fisher_clips_negatives_and_records_their_share():
     X, y, months = make_stream(n_months=3, n_per_month=N)
 
@@ -122,6 +124,7 @@ def test_hessian_fisher_clips_negatives_and_records_their_share():
         ContinualClassifier(strategy="ewc", **FAST).fit(X, y, months=months).fisher_negative_share_
 
 
+@pytest.mark.slow
 def test_finetune_lr_and_epochs_apply_after_the_first_month():
     from spy import RowSpy
 
