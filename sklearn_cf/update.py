@@ -188,6 +188,8 @@ def _copy_atomically(source, target):
     os.close(fd)
     try:
         shutil.copy2(source, tmp)
+        with open(tmp, "rb+") as f:  # durable before the rename, as save's files are
+            os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
