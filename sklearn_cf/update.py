@@ -302,26 +302,16 @@ def _swap_pairs(model, previous):
 def _read_one_month_table(path, target):
     """A CSV/Parquet file without a month column: every row is one month."""
     from .datasets._table import (
-        MAX_CATEGORIES, _check_column, _encode_features, _import_pandas, _read,
+        MAX_CATEGORIES, _check_column, _check_path, _encode_features, _import_pandas, _read,
+        target_values,
     )
 
     pd = _import_pandas()
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file: {path!r}.")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory; give a CSV or Parquet file.")
+    _check_path(path)
     frame = _read(path, pd)
     _check_column(frame, target, "target", path)
-    labels = frame[target]
-    if labels.isna().any():
-        raise ValueError(
-            f"The target column {target!r} has {int(labels.isna().sum())} missing "
-            "value(s); drop unlabelled rows."
-        )
+    y = target_values(frame, target)
     X, names = _encode_features(frame.drop(columns=[target]), pd, MAX_CATEGORIES)
-    y = labels.to_numpy()
-    if y.dtype == object:
-        y = y.astype(str)
     return np.asarray(X, dtype=np.float32), y, None, list(names)
 
 

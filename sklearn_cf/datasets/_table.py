@@ -183,6 +183,27 @@ def _encode_features(features, pd, max_categories):
     return np.hstack(blocks), names
 
 
+def _check_path(path):
+    """A CSV or Parquet file that exists (not a folder)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such file: {path!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory; give a CSV or Parquet file.")
+
+
+def target_values(frame, target):
+    """The target column as an array (text labels as str), refusing missing
+    labels."""
+    labels = frame[target]
+    if labels.isna().any():
+        raise ValueError(
+            f"The target column {target!r} has {int(labels.isna().sum())} missing "
+            "value(s); drop unlabelled rows."
+        )
+    y = labels.to_numpy()
+    return y.astype(str) if y.dtype == object else y
+
+
 def load_table(path, *, month_column, target, as_frame=False,
                max_categories=MAX_CATEGORIES):
     """Load a monthly stream from a CSV or Parquet file.
@@ -259,10 +280,7 @@ def load_table(path, *, month_column, target, as_frame=False,
     """
     pd = _import_pandas()
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file: {path!r}.")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory; give a CSV or Parquet file.")
+    _check_path(path)
     if month_column == target:
         raise ValueError(f"month_column and target are both {target!r}; they must differ.")
     frame = _read(path, pd)
@@ -275,13 +293,8 @@ def load_table(path, *, month_column, target, as_frame=False,
             f"The month column {month_column!r} has {int(months.isna().sum())} missing "
             "value(s); every row needs a month."
         )
-    labels = frame[target]
-    if labels.isna().any():
-        raise ValueError(
-            f"The target column {target!r} has {int(labels.isna().sum())} missing "
-            "value(s); drop unlabelled rows."
-        )
-    classes = labels.unique()
+    y = target_values(frame, target)
+    classes = frame[target].unique()
     if len(classes) < 2:
         raise ValueError(
             f"The target column {target!r} holds a single class ({classes[0]!r}); a "
@@ -290,9 +303,6 @@ def load_table(path, *, month_column, target, as_frame=False,
 
     features = frame.drop(columns=[month_column, target])
     X, names = _encode_features(features, pd, max_categories)
-    y = labels.to_numpy()
-    if y.dtype == object:
-        y = y.astype(str)
     months = _month_labels(months, month_column, pd)
     if as_frame:
         X = pd.DataFrame(X, columns=names)

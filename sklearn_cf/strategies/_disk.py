@@ -15,11 +15,11 @@ model that wrote it is no longer needed.
 import hashlib
 import os
 import uuid
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from .._data import as_tensor
 
 __all__ = ["sequence_folder", "write_rows", "allocate_rows", "open_rows", "file_digest",
            "check_digest", "remove_files"]
@@ -33,13 +33,6 @@ def sequence_folder(memory_dir, kind):
     folder = Path(memory_dir) / f"{kind}-{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True, exist_ok=False)
     return folder
-
-
-def _as_tensor(array):
-    with warnings.catch_warnings():
-        # A read-only map: training never writes to the rows it reads.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
 
 
 def _chunk_rows(row_bytes):
@@ -64,13 +57,13 @@ def allocate_rows(path, shape, dtype):
     """A new zero-filled ``.npy`` file of ``shape`` (sparse on most file
     systems until written), as a writable tensor and its map."""
     array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
-    return _as_tensor(array), array
+    return as_tensor(array), array
 
 
 def open_rows(path, writable=False):
     """A tensor mapped on an existing ``.npy`` file (and the map, if writable)."""
     array = np.load(path, mmap_mode="r+" if writable else "r")
-    return (_as_tensor(array), array) if writable else _as_tensor(array)
+    return (as_tensor(array), array) if writable else as_tensor(array)
 
 
 def file_digest(path):
