@@ -60,10 +60,6 @@ def _check_strategy_param(value, name):
         make_strategy(value)  # raises for unknown names and types
 
 
-class _EarlyStop(Exception):
-    """skorch's EarlyStopping ended the month (it raised KeyboardInterrupt)."""
-
-
 class MonthSnapshot(NamedTuple):
     """The weights that predicted after training through ``month``.
 
@@ -946,7 +942,7 @@ class ContinualClassifier(NeuralNetClassifier):
             raise
         transaction.commit()
         if self.verbose:
-            self._print_month(position)
+            self._print_month(len(X), position)
 
     def _month_goes_on_device(self, data):
         """Whether this month's rows move to the GPU once (month_on_device)."""
@@ -1032,16 +1028,15 @@ class ContinualClassifier(NeuralNetClassifier):
         self.cost_.append(
             {"month": label, "rows": self.rows_in_month_, "epochs": epochs, "seconds": seconds}
         )
-        self.new_rows_in_month_ = len(y_t)
 
-    def _print_month(self, position=None):
+    def _print_month(self, n_new, position=None):
         """One line per month trained (``verbose >= 1``), once it stands."""
         cost = self.cost_[-1]
         loss = self.history[-1, "train_loss"] if len(self.history) else float("nan")
         where = "" if position is None else f" ({position[0]}/{position[1]})"
         print(
             f"[{type(self).__name__}] month {cost['month']!r}{where}: "
-            f"{self.new_rows_in_month_} new rows, {cost['rows']} trained in "
+            f"{n_new} new rows, {cost['rows']} trained in "
             f"{cost['epochs']} epochs, train loss {loss:.4f}, {cost['seconds']:.2f} s",
             flush=True,
         )
@@ -1051,11 +1046,13 @@ class ContinualClassifier(NeuralNetClassifier):
         before consolidation (the loss check only sees the steps before)."""
         for name, p in self.module_.named_parameters():
             if not bool(torch.isfinite(p).all()):
-                self._raise_diverged(f"the weights of {name!r} became NaN or infinite", X)
+                self._raise_diverged(f"the weights of {name!r} became NaN or infinite", X,
+                                     label=label)
 
-    def _raise_diverged(self, what, X=None):
+    def _raise_diverged(self, what, X=None, label=None):
         """Raise TrainingDivergedError naming where and the likely causes."""
-        label = getattr(self, "month_in_training_", None)
+        if label is None:
+            label = getattr(self, "month_in_training_", None)
         where = f"month {label!r}" if label is not None else "this month"
         epoch = getattr(self, "epochs_run_in_month_", 0)
         if epoch:
@@ -1072,13 +1069,14 @@ class ContinualClassifier(NeuralNetClassifier):
                 f"features on a very large scale (largest |value| {scale:.3g}): "
                 "standardize them, e.g. StandardScaler in a Pipeline"
             )
-        lr = self.lr if not self.months_seen_ or self.finetune_lr is None else self.finetune_lr
+        fine_tune = bool(self.months_seen_) and not self.strategy_.fresh_model
+        lr = self.finetune_lr if fine_tune and self.finetune_lr is not None else self.lr
         causes.append(f"a learning rate too high for these data (now {lr:g}): lower lr"
-                      + (" or finetune_lr" if self.months_seen_ else ""))
-        if any(isinstance(part, (EWC,)) or hasattr(part, "anchors")
-               for part in _strategy_parts(self.strategy_)) and self.months_seen_:
+                      + (" or finetune_lr" if fine_tune else ""))
+        if self.months_seen_ and any(hasattr(part, "anchors")
+                                     for part in _strategy_parts(self.strategy_)):
             causes.append(f"reg_lambda too large (now {self.reg_lambda:g}): lower it")
-        if scale is not None and scale <= 1e4:
+        if scale is not None and 100 < scale <= 1e4:
             causes.append(f"features on a large scale (largest |value| {scale:.3g}): "
                           "standardize them")
         raise TrainingDivergedError(

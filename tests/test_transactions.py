@@ -203,7 +203,7 @@ class TestDivergence:
         clf = _fitted("naive", fault)
         before = fingerprint(clf, X)
         fault.armed = True
-        with pytest.raises(TrainingDivergedError, match="weights of .* became NaN"):
+        with pytest.raises(TrainingDivergedError, match="month 2, epoch 2: the weights of .* became NaN"):
             clf.partial_fit_month(X[m == 2], y[m == 2])
         assert fingerprint(clf, X) == before
 
