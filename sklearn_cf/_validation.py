@@ -85,8 +85,8 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
     if _is_numeric_matrix(X):
         X = _float32_in_chunks(X, what, owner)
     else:
-        # sklearn's quick finiteness test sums X, which overflows (a numpy
-        # warning) for huge finite values; the chunked test names the row.
+        # Casting values beyond float32's range gives inf (a numpy overflow
+        # warning); the chunked finiteness test below names the row instead.
         with np.errstate(over="ignore", invalid="ignore"):
             X = check_array(
                 X,

@@ -231,15 +231,39 @@ def save_with_store(clf, model, store, keep_previous=True):
 
 
 def _save_pair(clf, model, store, keep_previous):
-    if keep_previous and os.path.exists(model):
-        _copy_atomically(model, prev_path(model))
-        old_store = eval_store_path(model)
-        if os.path.exists(old_store):
-            _copy_atomically(old_store, eval_store_path(prev_path(model)))
-        elif os.path.exists(eval_store_path(prev_path(model))):
-            os.unlink(eval_store_path(prev_path(model)))
-    clf.save(model)
-    _write_bytes_atomically(eval_store_path(model), store.to_bytes())
+    # The new pair is written in full first, under temporary names: a save
+    # that fails there (a full disk) has changed nothing, M.prev included.
+    # Only then is the old pair kept as .prev and the new one renamed in.
+    from ._checkpoint import _fsync_folder
+
+    folder = os.path.dirname(os.path.abspath(model))
+    new_model, new_store = (_temporary_name(folder, name)
+                            for name in (model, eval_store_path(model)))
+    try:
+        clf.save(new_model)
+        _write_bytes_atomically(new_store, store.to_bytes())
+        if keep_previous and os.path.exists(model):
+            _copy_atomically(model, prev_path(model))
+            old_store = eval_store_path(model)
+            if os.path.exists(old_store):
+                _copy_atomically(old_store, eval_store_path(prev_path(model)))
+            elif os.path.exists(eval_store_path(prev_path(model))):
+                os.unlink(eval_store_path(prev_path(model)))
+        os.replace(new_model, model)
+        os.replace(new_store, eval_store_path(model))
+        _fsync_folder(folder)
+    finally:
+        for name in (new_model, new_store):
+            if os.path.exists(name):
+                os.unlink(name)
+
+
+def _temporary_name(folder, target):
+    """A new, empty file in ``folder`` named after ``target``."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
+                                suffix=".new")
+    os.close(fd)
+    return name
 
 
 def _swap(a, b):

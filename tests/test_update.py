@@ -150,6 +150,29 @@ def test_refused_update_exits_3_and_changes_nothing(months, tmp_path, capsys):
          "month2.csv", "all.csv"])
 
 
+def test_a_save_that_fails_half_way_changes_nothing(months, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from sklearn_cf import _checkpoint
+
+    model = tmp_path / "m"
+    assert _update(model, months[0], "--strategy", "naive", *NET) == 0
+    assert _update(model, months[1]) == 0
+    files = [model, tmp_path / "m.prev", tmp_path / "m.eval.npz", tmp_path / "m.prev.eval.npz"]
+    before = [f.read_bytes() for f in files]
+    listing = sorted(p.name for p in tmp_path.iterdir())
+
+    def disk_full(path, parts):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_checkpoint, "_write_atomically", disk_full)
+    assert _update(model, months[2]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    # The model, the one kept for rollback and both stores are as they were.
+    assert [f.read_bytes() for f in files] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
 def test_a_file_of_several_months_trains_them_in_order(tmp_path):
     _, every = _month_csvs(tmp_path)
     model = tmp_path / "m"
