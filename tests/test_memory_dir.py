@@ -148,3 +148,31 @@ def test_memory_dir_is_fixed_after_the_base_fit_and_checked(tmp_path):
     (tmp_path / "a_file").write_text("")
     with pytest.raises(ValueError, match="exists and is not a folder"):
         ContinualClassifier(memory_dir=tmp_path / "a_file", **FAST).fit(X, y)
+
+
+@pytest.mark.parametrize("strategy, extra", [("replay", {}), ("replay", {"memory_size": 100})])
+def test_a_disk_full_while_writing_memory_leaves_no_file_behind(tmp_path, monkeypatch,
+                                                                strategy, extra):
+    import errno
+
+    from sklearn_cf.strategies import _disk, _memory
+
+    X, y, months = make_stream(n_months=4)
+    clf = ContinualClassifier(strategy=strategy, memory_dir=tmp_path, **FAST, **extra)
+    clf.fit(X[months < 3], y[months < 3], months=months[months < 3])
+    before, proba = _files(tmp_path), clf.predict_proba(X)
+    write_rows = _disk.write_rows
+    calls = []
+
+    def second_write_fails(path, rows):
+        calls.append(path)
+        if len(calls) == 2:  # the X file is written, the y file is not
+            write_rows(path, rows[: len(rows) // 2])  # a partial file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_rows(path, rows)
+
+    monkeypatch.setattr(_memory, "write_rows", second_write_fails)
+    with pytest.raises(OSError, match="No space left"):
+        clf.partial_fit_month(X[months == 3], y[months == 3])
+    assert _files(tmp_path) == before  # no orphan file, no journal
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)

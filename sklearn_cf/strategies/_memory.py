@@ -56,7 +56,7 @@ class AllRowsMemory:
         k = len(self.chunks)
         names = [f"chunk{k:05d}.X.npy", f"chunk{k:05d}.y.npy"]
         paths = [os.path.join(self.directory, name) for name in names]
-        chunk = (write_rows(paths[0], X), write_rows(paths[1], y))
+        chunk = _write_pair(paths, X, y)
         # The digests are computed when a checkpoint first needs them (the
         # files never change), not on every month's critical path.
         self.files.append(names + [None, None])
@@ -186,8 +186,7 @@ class ReservoirMemory:
             else:
                 k = len(log["writes"])
                 old_X, old_y = self._paths([f"journal{k:05d}.X.npy", f"journal{k:05d}.y.npy"])
-                write_rows(old_X, self.X[slots])
-                write_rows(old_y, self.y[slots])
+                _write_pair((old_X, old_y), self.X[slots], self.y[slots])
                 log["writes"].append((slots, old_X, old_y))
         self.X[slots] = X
         self.y[slots] = y
@@ -243,6 +242,16 @@ class ReservoirMemory:
 
     def __len__(self):
         return self.size
+
+
+def _write_pair(paths, X, y):
+    """Write X and y to two new files; a write that fails (a full disk)
+    removes both, so a rollback finds only the files it knows about."""
+    try:
+        return write_rows(paths[0], X), write_rows(paths[1], y)
+    except BaseException:
+        remove_files(paths)
+        raise
 
 
 def make_memory(memory_size, directory=None):
