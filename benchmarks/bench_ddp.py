@@ -62,7 +62,7 @@ def _two_processes(data, batch_size, folder):
     worker, out = os.path.join(folder, "worker.py"), os.path.join(folder, "out.json")
     with open(worker, "w") as f:
         f.write(_WORKER)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
                            "2", "--master_addr", "127.0.0.1", "--master_port",
                            str(_free_port()), worker, data, out, str(batch_size)],

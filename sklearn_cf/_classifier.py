@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from ._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor, nbytes
 from ._labels import check_month_label
 from ._mlp import MLP
+from ._threads import resolve_threads, torch_threads
 from ._transaction import MonthTransaction, SigintWatch, raised_by_early_stopping
 from ._validation import (
     Integer,
@@ -27,6 +28,7 @@ from ._validation import (
     Real,
     Satisfies,
     Verbosity,
+    check_class_weight,
     check_device,
     check_folder,
     check_features,
@@ -34,12 +36,14 @@ from ._validation import (
     check_months,
     check_no_missing,
     check_random_state_param,
+    check_sample_weight,
     check_targets,
     group_by_month,
     take_rows,
 )
 from .exceptions import TrainingDivergedError
 from .strategies import EWC, Combined, Strategy, make_strategy
+from .strategies._base import call_hook
 
 __all__ = ["ContinualClassifier", "MonthSnapshot"]
 
@@ -87,6 +91,15 @@ class _EpochLog(PrintLog):
     def on_epoch_end(self, net, **kwargs):
         if net.verbose >= 2:
             super().on_epoch_end(net, **kwargs)
+
+
+def _check_n_threads(value, name="n_threads"):
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(
+            f'{name} must be "auto", an int >= 1 or None (torch\'s setting), got {value!r}.'
+        )
 
 
 def _cpu_state(module):
@@ -222,6 +235,24 @@ class ContinualClassifier(NeuralNetClassifier):
     classes : array-like or None, default=None
         All class labels, for a sequence of ``partial_fit_month`` calls
         whose first month lacks some of them.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the training loss, as in scikit-learn:
+        None weighs every class 1; a dict maps class labels to weights
+        (classes left out weigh 1); "balanced" gives class ``c`` the weight
+        ``n_rows / (n_classes * n_rows_of_c)``, counted on the rows the
+        month trains on (its first epoch: the new month and, for replay,
+        the past rows mixed in; for joint, all history), so a rare class
+        (malware) counts as much as the others. The weights multiply any
+        ``sample_weight`` and also weigh the rows of the EWC Fisher.
+    n_threads : "auto", int or None, default="auto"
+        Torch CPU threads while training (torch's setting is restored after
+        each call). "auto": torch's current count, less one for each thread
+        of another process running when the call starts, at least 1: two
+        threads train a small MLP about 1.7x faster than one on an idle
+        2-core machine, but several times slower when other work holds a
+        core (threads wait for one another at every kernel). An int: that
+        many. None: leave torch's setting alone. ``cost_`` records the
+        count each month used.
     **kwargs
         Other skorch parameters (``callbacks``, ``iterator_train__*``,
         ``optimizer__*``, ``module__*`` ...).
@@ -237,7 +268,8 @@ class ContinualClassifier(NeuralNetClassifier):
         Labels of the months trained, in order.
     cost_ : list of dict
         Per month: ``month``, ``rows`` (training rows processed, all
-        epochs), ``epochs`` and ``seconds`` (including consolidation).
+        epochs), ``epochs``, ``seconds`` (including consolidation) and
+        ``threads`` (torch CPU threads used, see ``n_threads``).
     snapshots_ : list of MonthSnapshot
         Weights after each month (see ``max_snapshots``).
     strategy_ : Strategy
@@ -296,6 +328,8 @@ class ContinualClassifier(NeuralNetClassifier):
         device="cpu",
         classes=None,
         month_on_device="auto",
+        class_weight=None,
+        n_threads="auto",
         **kwargs,
     ):
         super().__init__(
@@ -325,6 +359,8 @@ class ContinualClassifier(NeuralNetClassifier):
         self.max_snapshots = max_snapshots
         self.random_state = random_state
         self.month_on_device = month_on_device
+        self.class_weight = class_weight
+        self.n_threads = n_threads
 
     # skorch keeps these through pickling with torch's map_location, so a
     # model fitted on a GPU loads on a CPU-only machine.
@@ -354,6 +390,8 @@ class ContinualClassifier(NeuralNetClassifier):
         "verbose": Verbosity(),
         "device": Satisfies(check_device),
         "month_on_device": Options("auto", True, False),
+        "class_weight": Satisfies(check_class_weight),
+        "n_threads": Satisfies(_check_n_threads),
     }
 
     @property
@@ -397,7 +435,7 @@ class ContinualClassifier(NeuralNetClassifier):
     # ------------------------------------------------------------------
     # Public training API
     # ------------------------------------------------------------------
-    def fit(self, X, y, months=None):
+    def fit(self, X, y, months=None, sample_weight=None):
         """Train from scratch: on one base month, or on a whole sequence.
 
         Parameters
@@ -411,6 +449,13 @@ class ContinualClassifier(NeuralNetClassifier):
             Periods: anything sortable). The months are trained in sorted
             order: the first is the base fit, each later one goes through
             :meth:`partial_fit_month`. None: all rows are one base month.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the training loss: each batch's
+            loss is the weighted mean ``sum_i w_i l_i / sum_i w_i`` (torch's
+            meaning for class weights, so repeating a row equals weighing it
+            2), and the EWC Fisher is weighted the same way. Replay and joint
+            keep the weights with the rows they remember. None: every row
+            weighs 1.
 
         Returns
         -------
@@ -420,8 +465,10 @@ class ContinualClassifier(NeuralNetClassifier):
         # that is rejected leaves the old model as it was.
         X_arr, names = check_features(X)
         y_arr = check_targets(y, len(X_arr))
+        weights = check_sample_weight(sample_weight, len(X_arr))
         self._check_hyperparameters()
         classes = self._resolve_classes(y_arr, self.classes)
+        self._check_class_weight_labels(classes)
         if months is None:
             labels, rows = [0], [np.arange(len(X_arr))]
         else:
@@ -437,13 +484,15 @@ class ContinualClassifier(NeuralNetClassifier):
 
         # Each month is a transaction; the base month's includes setting up
         # the new sequence, so a failure there restores the old model.
-        for k, (label, idx) in enumerate(zip(labels, rows)):
-            self._run_month(take_rows(X_arr, idx), codes[idx], label,
-                            start=start if k == 0 else None,
-                            position=(k + 1, len(labels)))
+        with torch_threads(resolve_threads(self.n_threads)):
+            for k, (label, idx) in enumerate(zip(labels, rows)):
+                self._run_month(take_rows(X_arr, idx), codes[idx], label,
+                                start=start if k == 0 else None,
+                                position=(k + 1, len(labels)),
+                                sample_weight=None if weights is None else weights[idx])
         return self
 
-    def partial_fit_month(self, X, y, classes=None, month=None):
+    def partial_fit_month(self, X, y, classes=None, month=None, sample_weight=None):
         """Update the model with one new month, as the strategy says.
 
         On an unfitted estimator this is the base fit.
@@ -458,6 +507,9 @@ class ContinualClassifier(NeuralNetClassifier):
         month : object, default=None
             Label of this month, which must sort after the months already
             seen. None: the next integer (0 for the base fit).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the training loss; see
+            :meth:`fit`.
 
         Returns
         -------
@@ -478,6 +530,7 @@ class ContinualClassifier(NeuralNetClassifier):
         if first:
             X_arr, names = check_features(X)
             y_arr = check_targets(y, len(X_arr))
+            weights = check_sample_weight(sample_weight, len(X_arr))
             self._check_hyperparameters()
             given = classes if classes is not None else self.classes
             fitted_classes = self._resolve_classes(y_arr, given)
@@ -489,6 +542,7 @@ class ContinualClassifier(NeuralNetClassifier):
                 feature_names=getattr(self, "feature_names_in_", None),
             )
             y_arr = check_targets(y, len(X_arr))
+            weights = check_sample_weight(sample_weight, len(X_arr))
             self._check_hyperparameters()
             fitted_classes = self.classes_
             if classes is not None:
@@ -500,6 +554,7 @@ class ContinualClassifier(NeuralNetClassifier):
                     )
             label = self._next_month_label(month)
             self._check_sequence_config()
+        self._check_class_weight_labels(fitted_classes)
         codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
@@ -507,17 +562,19 @@ class ContinualClassifier(NeuralNetClassifier):
         def start():
             self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy)
 
-        self._run_month(X_arr, codes, label, start=start if first else None)
+        with torch_threads(resolve_threads(self.n_threads)):
+            self._run_month(X_arr, codes, label, start=start if first else None,
+                            sample_weight=weights)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """Alias of :meth:`partial_fit_month`: each call is one new month."""
         if fit_params:
             raise TypeError(
                 f"partial_fit got unexpected arguments {sorted(fit_params)}; "
-                "use partial_fit_month(X, y, classes=..., month=...)."
+                "use partial_fit_month(X, y, classes=..., month=..., sample_weight=...)."
             )
-        return self.partial_fit_month(X, y, classes=classes)
+        return self.partial_fit_month(X, y, classes=classes, sample_weight=sample_weight)
 
     def save(self, path):
         """Write the fitted model and its month-to-month state to ``path``.
@@ -719,12 +776,93 @@ class ContinualClassifier(NeuralNetClassifier):
         return step
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        weights = None
+        if isinstance(y_true, (tuple, list)):  # weighted rows: (y, w)
+            y_true, weights = y_true
+        class_weights = self.__dict__.get("month_class_weight_")
+        if class_weights is not None:
+            codes = torch.as_tensor(y_true).to(class_weights.device)
+            weights = class_weights[codes] if weights is None else (
+                torch.as_tensor(weights).to(class_weights.device) * class_weights[codes])
+        if weights is None:
+            loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        else:
+            total, weight_sum, reduction = self._weighted_loss(
+                y_pred, y_true, weights, X, training)
+            # The weighted mean (torch's meaning for class weights): a batch
+            # of zero-weight rows has loss 0, not 0/0.
+            loss = total if reduction == "sum" else total / weight_sum.clamp_min(
+                torch.finfo(weight_sum.dtype).tiny)
         if training and getattr(self, "strategy_", None) is not None:
             term = self.strategy_.loss_penalty(self)
             if term is not None:
                 loss = loss + term
         return loss
+
+    def _weighted_loss(self, y_pred, y_true, weights, X, training):
+        """``(sum_i w_i l_i, sum_i w_i, reduction)`` of the batch, from the
+        criterion's per-row losses (its ``reduction`` set to "none" for the
+        call): the loss is their ratio, the weighted mean (or the weighted
+        sum for a criterion with ``reduction="sum"``)."""
+        criterion = self.criterion_
+        if getattr(criterion, "reduction", None) not in ("mean", "sum", "none"):
+            raise TypeError(
+                f"sample_weight and class_weight need per-row losses, but the criterion "
+                f"{type(criterion).__name__} has no reduction='none' mode. Use a torch "
+                "loss (e.g. torch.nn.CrossEntropyLoss), or fit without weights."
+            )
+        reduction = criterion.reduction
+        criterion.reduction = "none"
+        try:
+            rows = super().get_loss(y_pred, y_true, X=X, training=training)
+        finally:
+            criterion.reduction = reduction
+        weights = torch.as_tensor(weights).to(device=rows.device, dtype=rows.dtype)
+        if rows.shape != weights.shape:
+            raise ValueError(
+                f"The criterion returned per-row losses of shape {tuple(rows.shape)} for "
+                f"{len(weights)} weighted rows; sample_weight and class_weight need one "
+                "loss per row."
+            )
+        return (rows * weights).sum(), weights.sum(), reduction
+
+    def _month_class_weights(self, data):
+        """The class weights of this month as a tensor on the device (one per
+        class index), or None: ``class_weight`` resolved on the rows of the
+        month's first epoch."""
+        class_weight = self.class_weight
+        if class_weight is None:
+            return None
+        n_classes = len(self.classes_)
+        if class_weight == "balanced":
+            labels = data.plan_labels().cpu()
+            counts = torch.bincount(labels, minlength=n_classes).double()
+            vector = len(labels) / (n_classes * counts.clamp_min(1))
+        else:
+            vector = torch.ones(n_classes, dtype=torch.float64)
+            for label, weight in class_weight.items():
+                vector[int(np.searchsorted(self.classes_, label))] = float(weight)
+        return vector.to(device=self.device, dtype=torch.float32)
+
+    def _check_class_weight_labels(self, classes):
+        if isinstance(self.class_weight, dict):
+            unknown = [k for k in self.class_weight if not np.any(classes == k)]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {unknown[:10]} that are not classes of y "
+                    f"({classes.tolist()}); use the labels of y as its keys."
+                )
+
+    def _month_row_weights(self, y, sample_weight=None):
+        """Per-row loss weights of rows with class indices ``y`` in the month
+        being trained (``sample_weight`` times the month's class weights),
+        or None when rows are not weighted. Strategies use it to weigh the
+        rows of what they compute from a month (the EWC Fisher)."""
+        class_weights = self.__dict__.get("month_class_weight_")
+        if class_weights is None:
+            return sample_weight
+        per_row = class_weights.cpu()[torch.as_tensor(y).cpu()]
+        return per_row if sample_weight is None else per_row * torch.as_tensor(sample_weight)
 
     # ------------------------------------------------------------------
     # Month bookkeeping
@@ -920,15 +1058,15 @@ class ContinualClassifier(NeuralNetClassifier):
         dropout = torch.Generator(device=device).manual_seed(int(seeds[1]))
         return batches, dropout, int(seeds[2])
 
-    def _month_data(self, X_t, y_t):
-        data = self.strategy_.month_data(self, X_t, y_t)
+    def _month_data(self, X_t, y_t, w_t=None):
+        data = call_hook(self.strategy_.month_data, self, X_t, y_t, w_t)
         if data is None:
-            data = MonthData([(X_t, y_t)])
+            data = MonthData([(X_t, y_t)], weights=None if w_t is None else [w_t])
         elif not isinstance(data, MonthData):
             data = MonthData([tuple(data)])
         return data
 
-    def _run_month(self, X, codes, label, start=None, position=None):
+    def _run_month(self, X, codes, label, start=None, position=None, sample_weight=None):
         """Train one month as a transaction: if anything goes wrong inside it
         (an exception, Ctrl-C, a diverging loss, a failed consolidation),
         everything it changed is put back and the error propagates."""
@@ -936,7 +1074,7 @@ class ContinualClassifier(NeuralNetClassifier):
         try:
             if start is not None:
                 start()
-            self._train_month(X, codes, label)
+            self._train_month(X, codes, label, sample_weight)
         except BaseException:
             transaction.rollback()
             raise
@@ -952,7 +1090,7 @@ class ContinualClassifier(NeuralNetClassifier):
         if self.month_on_device is True:
             return True
         free, _ = torch.cuda.mem_get_info(device)
-        return nbytes(data.sources) < free // 2
+        return nbytes(data.sources, data.weights) < free // 2
 
     def _optimizer_lrs(self):
         """The learning rate of each optimizer group as the hyperparameters
@@ -960,11 +1098,18 @@ class ContinualClassifier(NeuralNetClassifier):
         args, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
         return [group.get("lr", kwargs["lr"]) for group in args[0]]
 
-    def _train_month(self, X, codes, label):
+    def _train_month(self, X, codes, label, sample_weight=None):
         start = time.perf_counter()
         first = not self.months_seen_
         strategy = self.strategy_
         X_t, y_t = as_tensor(X), as_tensor(codes.astype(np.int64))
+        w_t = None if sample_weight is None else as_tensor(sample_weight)
+        try:
+            self._train_month_rows(X, X_t, y_t, w_t, label, first, strategy, start)
+        finally:
+            self.__dict__.pop("month_class_weight_", None)
+
+    def _train_month_rows(self, X, X_t, y_t, w_t, label, first, strategy, start):
 
         if not first:
             self._sync_strategy()
@@ -985,7 +1130,8 @@ class ContinualClassifier(NeuralNetClassifier):
             for group, lr in zip(self.optimizer_.param_groups, lrs):
                 group["lr"] = lr if self.finetune_lr is None else self.finetune_lr
 
-        data = self._month_data(X_t, y_t).resample(self.rng_)
+        data = self._month_data(X_t, y_t, w_t).resample(self.rng_)
+        self.month_class_weight_ = self._month_class_weights(data)
         if self._month_goes_on_device(data):
             data = data.to(self.device)
         self.batch_generator_, dropout_generator, global_seed = self._month_generators()
@@ -1021,12 +1167,13 @@ class ContinualClassifier(NeuralNetClassifier):
             del self.month_in_training_
         self._check_finite_weights(label, X)
 
-        strategy.end_month(self, X_t, y_t)
+        call_hook(strategy.end_month, self, X_t, y_t, w_t)
         self._take_snapshot(label)
         self.months_seen_.append(label)
         seconds = time.perf_counter() - start
         self.cost_.append(
-            {"month": label, "rows": self.rows_in_month_, "epochs": epochs, "seconds": seconds}
+            {"month": label, "rows": self.rows_in_month_, "epochs": epochs, "seconds": seconds,
+             "threads": torch.get_num_threads()}
         )
 
     def _print_month(self, n_new, position=None):

@@ -51,21 +51,43 @@ class MonthData(Dataset):
         ``sample_epoch(sizes, rng) -> ndarray of int`` gives the virtual row
         indices of one epoch from the source sizes and a numpy Generator.
         None trains on every row once per epoch.
+    weights : list of (Tensor or None) or None, default=None
+        Per-row sample weights of each source (float32, one per row), None
+        for a source whose rows all weigh 1. When any source has weights,
+        training batches are ``(X, (y, w))`` instead of ``(X, y)``.
     """
 
-    def __init__(self, sources, sample_epoch=None):
+    def __init__(self, sources, sample_epoch=None, weights=None):
         self.sources = [(as_tensor(X), as_tensor(y)) for X, y in sources]
         self.sizes = [len(y) for _, y in self.sources]
         self.offsets = np.cumsum([0] + self.sizes)
         self.sample_epoch = sample_epoch
+        if weights is None or all(w is None for w in weights):
+            self.weights = None
+        else:
+            if len(weights) != len(self.sources):
+                raise ValueError(
+                    f"{len(weights)} weight entries for {len(self.sources)} sources."
+                )
+            self.weights = [
+                torch.ones(n, dtype=torch.float32) if w is None else as_tensor(w)
+                for w, n in zip(weights, self.sizes)
+            ]
         self.plan = None
         self.held_out = None
+
+    @property
+    def weighted(self):
+        """Whether rows carry sample weights (batches are ``(X, (y, w))``)."""
+        return self.weights is not None
 
     def to(self, device):
         """This month's rows on ``device`` (moved once; the plan and what is
         held out are kept)."""
         moved = MonthData([], self.sample_epoch)
         moved.sources = [(X.to(device), y.to(device)) for X, y in self.sources]
+        if self.weights is not None:
+            moved.weights = [w.to(device) for w in self.weights]
         moved.sizes, moved.offsets = self.sizes, self.offsets
         moved.plan, moved.held_out = self.plan, self.held_out
         return moved
@@ -101,7 +123,7 @@ class MonthData(Dataset):
         if self.plan is not None:
             plan = self.plan.numpy()
             self.plan = torch.from_numpy(plan[~np.isin(plan, self.held_out)])
-        held = MonthData(self.sources)
+        held = MonthData(self.sources, weights=self.weights)
         held.plan = torch.from_numpy(vidx.copy())
         return held
 
@@ -112,19 +134,45 @@ class MonthData(Dataset):
         labels = torch.cat([y for _, y in self.sources])
         return labels[self.plan]
 
+    def plan_weights(self):
+        """Sample weights of the current epoch's rows in plan order, or None
+        when no source has weights."""
+        if self.weights is None:
+            return None
+        if len(self.weights) == 1:
+            return self.weights[0][self.plan]
+        return torch.cat(self.weights)[self.plan]
+
+    def labels_and_weights(self, vidx):
+        """Labels and sample weights (None when rows are unweighted) of the
+        rows with virtual indices ``vidx`` (a tensor), in that order; no
+        feature is read."""
+        vidx = vidx.cpu()
+        labels = torch.cat([y.cpu() for _, y in self.sources])[vidx]
+        if self.weights is None:
+            return labels, None
+        return labels, torch.cat([w.cpu() for w in self.weights])[vidx]
+
     def rows(self, vidx):
         """Gather rows by virtual index (order within the result may differ
-        from ``vidx`` when several sources are hit, X and y stay aligned)."""
+        from ``vidx`` when several sources are hit, X and y stay aligned).
+        Returns ``(X, y)``, or ``(X, (y, w))`` when rows carry weights."""
         if len(self.sources) == 1:
             X, y = self.sources[0]
+            if self.weights is not None:
+                return X[vidx], (y[vidx], self.weights[0][vidx])
             return X[vidx], y[vidx]
         source = np.searchsorted(self.offsets, vidx.numpy(), side="right") - 1
-        parts_X, parts_y = [], []
+        parts_X, parts_y, parts_w = [], [], []
         for k in np.unique(source):
             local = vidx[torch.from_numpy(source == k)] - int(self.offsets[k])
             X, y = self.sources[k]
             parts_X.append(X[local])
             parts_y.append(y[local])
+            if self.weights is not None:
+                parts_w.append(self.weights[k][local])
+        if self.weights is not None:
+            return torch.cat(parts_X), (torch.cat(parts_y), torch.cat(parts_w))
         return torch.cat(parts_X), torch.cat(parts_y)
 
     def __len__(self):
@@ -134,6 +182,8 @@ class MonthData(Dataset):
 
     def __getitem__(self, i):
         X, y = self.rows(self.plan[i : i + 1])
+        if self.weights is not None:
+            return X[0], (y[0][0], y[1][0])
         return X[0], y[0]
 
 
@@ -184,7 +234,7 @@ def prefetch(batches, move):
     """
     pending = None
     for X, y in batches:
-        moved = (move(X), move(y))
+        moved = (move(X), tuple(map(move, y)) if isinstance(y, tuple) else move(y))
         if pending is not None:
             yield pending
         pending = moved
@@ -192,9 +242,11 @@ def prefetch(batches, move):
         yield pending
 
 
-def nbytes(sources):
-    """Bytes held by the ``(X, y)`` tensor pairs of ``sources``."""
-    return sum(t.element_size() * t.nelement() for pair in sources for t in pair)
+def nbytes(sources, weights=None):
+    """Bytes held by the ``(X, y)`` tensor pairs of ``sources`` (and their
+    ``weights``, a list of tensors, if given)."""
+    tensors = [t for pair in sources for t in pair] + list(weights or [])
+    return sum(t.element_size() * t.nelement() for t in tensors)
 
 
 class EpochIterator:
@@ -215,7 +267,8 @@ class EpochIterator:
         only rows ``rank::world_size`` of each. Every process then yields
         the same number of batches (a local batch may be empty when the last
         global batch has fewer rows than processes). ``global_batch_rows``
-        holds the rows of the global batch last yielded.
+        holds the number of rows of the global batch last yielded, and
+        ``global_batch_index`` their virtual row indices.
     device : str or torch.device, default=None
         Where batches are trained. Batches are gathered on the device the
         sources live on (the host, or the GPU with ``month_on_device``); for
@@ -231,6 +284,7 @@ class EpochIterator:
         self.generator = generator
         self.shard = shard
         self.global_batch_rows = None
+        self.global_batch_index = None
         self.move = None if device is None else host_to_device(device)
 
     def __len__(self):
@@ -261,6 +315,9 @@ class EpochIterator:
         # Set as each batch is handed out: prefetch runs one batch ahead.
         for k, batch in enumerate(batches):
             self.global_batch_rows = self._global_sizes[k]
+            if self.shard is not None:
+                start = k * self.batch_size
+                self.global_batch_index = self._global_plan[start:start + self.batch_size]
             yield batch
 
     def _host_batches(self):
@@ -268,15 +325,20 @@ class EpochIterator:
         plan = data.plan
         if self.shuffle:
             plan = plan[torch.randperm(len(plan), generator=self.generator)]
+        self._global_plan = plan
         plan, sizes, self._global_sizes = self._local_plan(plan)
         on = data.sources[0][0].device
         plan = plan.to(on)  # indices where the rows are
         ends = np.cumsum([0] + sizes).tolist()
+        weights = None if data.weights is None else [w.to(on) for w in data.weights]
         if len(data.sources) == 1:
             X, y = data.sources[0]
             for k in range(len(sizes)):
                 index = plan[ends[k] : ends[k + 1]]
-                yield X[index], y[index]
+                if weights is None:
+                    yield X[index], y[index]
+                else:
+                    yield X[index], (y[index], weights[0][index])
             return
         bounds = torch.from_numpy(np.asarray(data.offsets[1:-1], dtype=np.int64)).to(on)
         per_chunk = max(1, self.chunk_rows // self.batch_size)  # batches per gather
@@ -295,6 +357,8 @@ class EpochIterator:
                                   pin_memory=pin)
             y_chunk = torch.empty((len(chunk), *y0.shape[1:]), dtype=y0.dtype, device=on,
                                   pin_memory=pin)
+            w_chunk = None if weights is None else torch.empty(
+                len(chunk), dtype=weights[0].dtype, device=on, pin_memory=pin)
             done = 0
             for k, count in enumerate(counts):
                 if count:
@@ -307,10 +371,15 @@ class EpochIterator:
                     where = where[order_in_source]
                     X_chunk[where] = X[local]
                     y_chunk[where] = y[local]
+                    if w_chunk is not None:
+                        w_chunk[where] = weights[k][local]
             # Rows keep the plan's order; batches are views of the chunk.
             for k in range(first_batch, last_batch):
-                yield (X_chunk[ends[k] - first : ends[k + 1] - first],
-                       y_chunk[ends[k] - first : ends[k + 1] - first])
+                rows = slice(ends[k] - first, ends[k + 1] - first)
+                if w_chunk is None:
+                    yield X_chunk[rows], y_chunk[rows]
+                else:
+                    yield X_chunk[rows], (y_chunk[rows], w_chunk[rows])
 
 
 class SliceIterator:

@@ -112,7 +112,8 @@ _CURVED = (
 
 
 def fisher_diagonal(
-    module, X, y, *, kind="empirical", batch_size=512, outputs="logits"
+    module, X, y, *, kind="empirical", batch_size=512, outputs="logits",
+    sample_weight=None,
 ):
     """Diagonal Fisher information or Hessian of a classifier's mean loss.
 
@@ -141,6 +142,11 @@ def fisher_diagonal(
         with ``tiny`` the smallest normal number of the dtype; every batch
         of outputs is checked to lie in ``[0, 1]`` and sum to 1 over the
         classes.
+    sample_weight : array-like of shape (n,) or None, default=None
+        Non-negative weight of each row's loss, not all zero: the result is
+        the weighted mean ``sum_n w_n f_n / sum_n w_n`` of the rows' terms
+        (the curvature of the weighted mean loss a weighted fit minimises).
+        None: every row weighs 1.
 
     Returns
     -------
@@ -245,13 +251,15 @@ def fisher_diagonal(
     _check_options(kind, outputs, batch_size)
     trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     X, y = _as_tensors(module, X, y)
+    w = _as_weights(sample_weight, X.shape[0], X.dtype, X.device)
     all_params = list(module.parameters())
     with _eval_mode(module), _grads_preserved(all_params):
         n_classes = _probe_n_classes(module, X, y)
         if not trainable:
             return {}
-        sums = _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes)
-    n_rows = X.shape[0]
+        sums = _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes, w)
+    # The mean over rows; with weights, the weighted mean.
+    n_rows = X.shape[0] if w is None else w.sum()
     result = {
         name: (sums[name] / n_rows).to(dtype=p.dtype, device=p.device).detach()
         for name, p in trainable
@@ -262,27 +270,28 @@ def fisher_diagonal(
     return result
 
 
-def _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes):
-    """Run the fastest applicable route; return per-parameter sums over rows."""
+def _dispatch(module, trainable, X, y, kind, batch_size, outputs, n_classes, w=None):
+    """Run the fastest applicable route; return per-parameter sums over rows
+    (each row's term times its weight in ``w``, a tensor or None)."""
     if kind == "hessian":
         layers = _as_chain(module, trainable, outputs)
         if layers is not None:
             sums = _chain_hessian(
-                module, layers, trainable, X, y, batch_size, outputs, n_classes
+                module, layers, trainable, X, y, batch_size, outputs, n_classes, w
             )
             if sums is not None:
                 return sums
-        args = (module, trainable, X, y, batch_size, outputs, n_classes)
+        args = (module, trainable, X, y, batch_size, outputs, n_classes, w)
         passes = _loop_passes(trainable, X.shape[0], kind, batch_size, n_classes)
         return _func_or_loop(_func_hessian, _loop_hessian, args, kind, passes)
     owners = _linear_owners(module, trainable)
     if owners is not None:
         sums = _linear_hook_fisher(
-            module, trainable, owners, X, y, kind, batch_size, outputs, n_classes
+            module, trainable, owners, X, y, kind, batch_size, outputs, n_classes, w
         )
         if sums is not None:
             return sums
-    args = (module, trainable, X, y, kind, batch_size, outputs, n_classes)
+    args = (module, trainable, X, y, kind, batch_size, outputs, n_classes, w)
     passes = _loop_passes(trainable, X.shape[0], kind, batch_size, n_classes)
     return _func_or_loop(_func_fisher, _loop_fisher, args, kind, passes)
 
@@ -487,9 +496,36 @@ class _ConvertedRows:
         return self.source[rows].to(dtype=self.dtype, device=self.device)
 
 
-def _batches(X, y, size):
+def _batches(X, y, size, w=None):
+    """``(xb, yb, wb)`` batches; ``wb`` is None when ``w`` is."""
     for start in range(0, X.shape[0], size):
-        yield X[start : start + size], y[start : start + size]
+        rows = slice(start, start + size)
+        yield X[rows], y[rows], None if w is None else w[rows]
+
+
+def _as_weights(sample_weight, n_rows, dtype, device):
+    """Row weights as a 1-D tensor on the rows' device, or None."""
+    if sample_weight is None:
+        return None
+    w = torch.as_tensor(np.asarray(sample_weight) if not isinstance(sample_weight, torch.Tensor)
+                        else sample_weight).detach().to(dtype=dtype, device=device)
+    if w.shape != (n_rows,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_rows},) like the rows of X; got "
+            f"{tuple(w.shape)}."
+        )
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError("sample_weight must be finite and non-negative.")
+    if n_rows and not bool((w > 0).any()):
+        raise ValueError("sample_weight is zero for every row: the weighted mean is undefined.")
+    return w
+
+
+def _times(weights, wb):
+    """Per-row weights of a pass (None or a tensor) times the rows' own."""
+    if wb is None:
+        return weights
+    return wb if weights is None else weights * wb
 
 
 def _rows_per_chunk(batch_size, elements_per_row):
@@ -605,7 +641,7 @@ def _hooks_are_exact(captured, linears, trainable, out, n_rows):
 
 
 def _linear_hook_fisher(
-    module, trainable, owners, X, y, kind, batch_size, outputs, n_classes
+    module, trainable, owners, X, y, kind, batch_size, outputs, n_classes, w=None
 ):
     """Exact empirical/true Fisher from Linear inputs and output gradients.
 
@@ -629,7 +665,7 @@ def _linear_hook_fisher(
 
     handles = [lin.register_forward_hook(make_hook(lin)) for lin in linears]
     try:
-        for xb, yb in _batches(X, y, batch_size):
+        for xb, yb, wb in _batches(X, y, batch_size, w):
             captured.clear()
             with torch.enable_grad():
                 out = module(xb)
@@ -646,7 +682,7 @@ def _linear_hook_fisher(
                 )
                 for lin, x_sq, g in zip(linears, inputs_sq, grads):
                     if g is not None:
-                        _add_outer_squares(sums, wanted[lin], x_sq, g, weights)
+                        _add_outer_squares(sums, wanted[lin], x_sq, g, _times(weights, wb))
     finally:
         for h in handles:
             h.remove()
@@ -736,7 +772,8 @@ def _chain_forward(layers, x):
     return inputs, x
 
 
-def _chain_hessian(module, layers, trainable, X, y, batch_size, outputs, n_classes):
+def _chain_hessian(module, layers, trainable, X, y, batch_size, outputs, n_classes,
+                   w=None):
     """Exact Hessian diagonal of a chain; None if module(X) is not the chain."""
     names = {id(p): name for name, p in trainable}
     first = min(i for i, layer in enumerate(layers) if _has_trainable(layer, names))
@@ -745,7 +782,7 @@ def _chain_hessian(module, layers, trainable, X, y, batch_size, outputs, n_class
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
     checked = False
     with torch.no_grad():
-        for xb, yb in _batches(X, y, rows):
+        for xb, yb, wb in _batches(X, y, rows, w):
             inputs, logits = _chain_forward(layers, xb)
             if not checked:
                 out = module(xb)
@@ -755,6 +792,11 @@ def _chain_hessian(module, layers, trainable, X, y, batch_size, outputs, n_class
                     return None
                 checked = True
             factor, grad_out = _output_curvature(logits, yb, outputs)
+            if wb is not None:
+                # A row's loss times w_n: its Hessian (factor squared, and
+                # the gradient-weighted curvature) times w_n.
+                factor = factor * wb.sqrt()[:, None, None]
+                grad_out = grad_out * wb[:, None]
             _backprop_curvature(layers, inputs, first, factor, grad_out, names, sums)
     return sums
 
@@ -919,7 +961,7 @@ def _row_loss(module, outputs):
     return loss
 
 
-def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
+def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes, w=None):
     params = {name: p.detach() for name, p in trainable}
     per_row_grads = vmap(
         grad(_row_loss(module, outputs), has_aux=True), in_dims=(None, 0, 0)
@@ -927,7 +969,7 @@ def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
     numel = sum(p.numel() for p in params.values())
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
     eye = torch.eye(n_classes, dtype=X.dtype, device=X.device)
-    for xb, yb in _batches(X, y, _rows_per_chunk(batch_size, numel)):
+    for xb, yb, wb in _batches(X, y, _rows_per_chunk(batch_size, numel), w):
         if kind == "empirical":
             passes = [(eye[yb], None)]
         else:
@@ -942,6 +984,7 @@ def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
             grads, out = per_row_grads(params, xb, onehot)
             if weights is None:  # "empirical": no forward pass outside vmap
                 _check_scores(out, xb.shape[0], n_classes, outputs)
+            weights = _times(weights, wb)
             for name, g in grads.items():
                 g_sq = g.square()
                 if weights is not None:
@@ -950,7 +993,7 @@ def _func_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
     return sums
 
 
-def _func_hessian(module, trainable, X, y, batch_size, outputs, n_classes):
+def _func_hessian(module, trainable, X, y, batch_size, outputs, n_classes, w=None):
     """Per-row exact Hessian diagonal: one-hot Hessian-vector products.
 
     For each parameter tensor and chunk of its entries, the rows e_j^T H_n of
@@ -964,8 +1007,8 @@ def _func_hessian(module, trainable, X, y, batch_size, outputs, n_classes):
     largest = max(p.numel() for p in params.values())
     rows = _rows_per_chunk(batch_size, largest)
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
-    for xb, yb in _batches(X, y, rows):
-        onehot = eye[yb]
+    for xb, yb, wb in _batches(X, y, rows, w):
+        onehot = eye[yb] if wb is None else eye[yb] * wb[:, None]
         for i, name in enumerate(params):
             diag, out = _func_hessian_diag_sum(loss, params, name, xb, onehot)
             if i == 0:
@@ -1057,7 +1100,7 @@ def _first_sentence(err, limit=200):
     return f"{type(err).__name__}: {text}"
 
 
-def _loop_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
+def _loop_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes, w=None):
     """Per-sample gradients one row at a time with torch.autograd.grad.
 
     Each row gets its own forward pass: a backward pass from one row of a
@@ -1065,7 +1108,7 @@ def _loop_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
     """
     params = [p for _, p in trainable]
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
-    for xb, yb in _batches(X, y, 1):
+    for xb, yb, wb in _batches(X, y, 1, w):
         with torch.enable_grad():
             out = module(xb)
             _check_scores(out, 1, n_classes, outputs)
@@ -1076,6 +1119,7 @@ def _loop_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
             grads = torch.autograd.grad(
                 losses.sum(), params, retain_graph=not last, allow_unused=True
             )
+            weights = _times(weights, wb)
             for (name, _), g in zip(trainable, grads):
                 if g is not None:
                     g_sq = g.square()
@@ -1083,7 +1127,7 @@ def _loop_fisher(module, trainable, X, y, kind, batch_size, outputs, n_classes):
     return sums
 
 
-def _loop_hessian(module, trainable, X, y, batch_size, outputs, n_classes):
+def _loop_hessian(module, trainable, X, y, batch_size, outputs, n_classes, w=None):
     """Exact Hessian diagonal by double backward, one entry at a time.
 
     Rows do not interact, so the Hessian of a batch's summed loss is the sum
@@ -1093,11 +1137,12 @@ def _loop_hessian(module, trainable, X, y, batch_size, outputs, n_classes):
     """
     params = [p for _, p in trainable]
     sums = {name: _zeros_accumulator(p) for name, p in trainable}
-    for xb, yb in _batches(X, y, batch_size):
+    for xb, yb, wb in _batches(X, y, batch_size, w):
         with torch.enable_grad():
             out = module(xb)
             _check_scores(out, xb.shape[0], n_classes, outputs)
-            loss = -_log_proba(out, outputs).gather(1, yb[:, None]).sum()
+            row_losses = -_log_proba(out, outputs).gather(1, yb[:, None]).squeeze(1)
+            loss = (row_losses if wb is None else row_losses * wb).sum()
             if not loss.requires_grad:  # no trainable parameter reaches it
                 continue
             grads = torch.autograd.grad(

@@ -523,3 +523,56 @@ def check_folder(value, name="memory_dir"):
         raise TypeError(f"{name} must be None or a path to a folder, got {value!r}.")
     if os.path.exists(value) and not os.path.isdir(value):
         raise ValueError(f"{name}={os.fspath(value)!r} exists and is not a folder.")
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """``sample_weight`` as a float32 array of ``n_samples`` non-negative,
+    finite weights that are not all zero; None stays None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.ndim == 0:
+        raise ValueError(
+            "sample_weight must be an array of one weight per row, got the scalar "
+            f"{w.item()!r}; use np.full(len(X), value) (or scale lr instead)."
+        )
+    w = column_or_1d(w)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}.")
+    if len(w) != n_samples:
+        raise ValueError(
+            f"X has {n_samples} rows but sample_weight has {len(w)} entries; "
+            "pass one weight per row."
+        )
+    w = w.astype(np.float64, copy=False)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if len(bad):
+        raise ValueError(
+            f"sample_weight must be finite and >= 0; rows {bad[:5].tolist()} are "
+            f"{w[bad[:5]].tolist()}."
+        )
+    if n_samples and not np.any(w > 0):
+        raise ValueError(
+            "sample_weight is zero for every row, so this month has nothing to learn "
+            "from; give some rows a positive weight or leave the month out."
+        )
+    if np.any(w > np.finfo(np.float32).max):
+        raise ValueError("sample_weight has values too large for float32; rescale them.")
+    return w.astype(np.float32)
+
+
+def check_class_weight(value, name="class_weight"):
+    """None, "balanced", or a dict of class label -> non-negative finite weight."""
+    if value is None or (isinstance(value, str) and value == "balanced"):
+        return
+    if not isinstance(value, dict):
+        raise TypeError(
+            f'{name} must be None, "balanced" or a dict {{class label: weight}}, '
+            f"got {value!r}."
+        )
+    for label, weight in value.items():
+        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
+                or not np.isfinite(weight) or weight < 0):
+            raise ValueError(
+                f"{name}[{label!r}]={weight!r}: class weights must be finite numbers >= 0."
+            )

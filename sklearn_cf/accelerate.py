@@ -35,7 +35,7 @@ import io
 
 import numpy as np
 import torch
-from skorch.dataset import unpack_data
+from skorch.dataset import get_len, unpack_data
 from skorch.hf import AccelerateMixin
 
 from ._checkpoint import save as _save_checkpoint
@@ -44,6 +44,7 @@ from ._data import EpochIterator
 from ._fisher import fisher_diagonal
 from ._mlp import GeneratorDropout
 from .strategies import EWC
+from .strategies._l2 import anchor_parameters
 
 __all__ = ["AcceleratedContinualClassifier", "fisher_diagonal_sharded"]
 
@@ -130,7 +131,9 @@ def fisher_diagonal_sharded(module, X, y, *, rank, world_size, **kwargs):
         ``torch.distributed`` process group must be initialized when
         ``world_size > 1``).
     **kwargs
-        ``kind``, ``batch_size``, ``outputs`` of ``fisher_diagonal``.
+        ``kind``, ``batch_size``, ``outputs``, ``sample_weight`` of
+        ``fisher_diagonal`` (the weights of all rows; each process takes its
+        block's).
 
     Returns
     -------
@@ -147,10 +150,17 @@ def fisher_diagonal_sharded(module, X, y, *, rank, world_size, **kwargs):
     if world_size == 1:
         return fisher_diagonal(module, X, y, **kwargs)
     block = _block(len(y), rank, world_size)
+    weights = kwargs.pop("sample_weight", None)
+    n_local, n_total = block.stop - block.start, len(y)
+    if weights is not None:
+        # A weighted Fisher is a weighted mean: blocks count by their weight.
+        weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+        kwargs["sample_weight"] = weights[block]
+        n_local, n_total = float(weights[block].sum()), float(weights.sum())
     trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
     return _mean_over_processes(
         trainable, lambda: fisher_diagonal(module, X[block], y[block], **kwargs),
-        block.stop - block.start, len(y))
+        n_local, n_total)
 
 
 class _ShardedEWC(EWC):
@@ -162,22 +172,30 @@ class _ShardedEWC(EWC):
     computes it on every row (exact, not faster).
     """
 
-    def end_month(self, net, X, y):
+    def end_month(self, net, X, y, sample_weight=None):
         shard = net._process_shard()
         if shard is None or self.fisher == "hessian" or len(y) < shard[1]:
-            return super().end_month(net, X, y)
+            return super().end_month(net, X, y, sample_weight=sample_weight)
         rank, world_size = shard
         block = _block(len(y), rank, world_size)
+        n_local, n_total = block.stop - block.start, len(y)
+        weights = net._month_row_weights(y, sample_weight)
+        if weights is not None:  # blocks count by their weight
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+            n_local, n_total = float(weights[block].sum()), float(weights.sum())
 
         def block_fisher():
             # EWC sets the anchors and the mean Fisher over this block ...
-            super(_ShardedEWC, self).end_month(net, X[block], y[block])
+            super(_ShardedEWC, self).end_month(
+                net, X[block], y[block],
+                sample_weight=None if sample_weight is None else sample_weight[block])
             return self.fisher_diag
 
         # ... which becomes the mean over every process's block.
         trainable = [(name, p) for name, p in net.module_.named_parameters() if p.requires_grad]
-        self.fisher_diag = _mean_over_processes(
-            trainable, block_fisher, block.stop - block.start, len(y))
+        if not n_local:  # EWC's anchors are set by every process
+            self.anchors = anchor_parameters(net)
+        self.fisher_diag = _mean_over_processes(trainable, block_fisher, n_local, n_total)
 
 
 @contextlib.contextmanager
@@ -376,12 +394,13 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
     # ------------------------------------------------------------------
     # A month
     # ------------------------------------------------------------------
-    def _run_month(self, X, codes, label, start=None, position=None):
+    def _run_month(self, X, codes, label, start=None, position=None, sample_weight=None):
         models = getattr(self.accelerator, "_models", None)
         before = list(models) if isinstance(models, list) else None
         try:
             with _quiet(not self.accelerator.is_main_process):
-                return super()._run_month(X, codes, label, start=start, position=position)
+                return super()._run_month(X, codes, label, start=start, position=position,
+                                          sample_weight=sample_weight)
         except BaseException:
             if before is not None:  # forget a wrapper the rolled-back month made
                 models[:] = before
@@ -439,16 +458,48 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         iterator = self.__dict__.get("shard_iterator_")
         if not training or iterator is None or self._process_shard() is None:
             return super().get_loss(y_pred, y_true, X=X, training=training)
-        n_local, n_global = len(y_true), iterator.global_batch_rows
+        n_local, n_global = get_len(y_true), iterator.global_batch_rows
         if n_local == 0:
             # The last global batch had fewer rows than processes: this one
             # still joins DDP's all-reduce, with zero gradients.
             return (y_pred.sum() * 0.0).reshape(())
+        class_weights = self.__dict__.get("month_class_weight_")
+        if isinstance(y_true, (tuple, list)) or class_weights is not None:
+            return self._sharded_weighted_loss(y_pred, y_true, X, iterator, class_weights)
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         # DDP averages the processes' gradients; weighting each mean loss by
         # its share of the batch makes that average the whole batch's mean.
         share = n_local * self.accelerator.num_processes / n_global
         return loss if share == 1 else loss * share
+
+    def _sharded_weighted_loss(self, y_pred, y_true, X, iterator, class_weights):
+        """This process's part of the global batch's weighted mean loss.
+
+        The weighted mean over the global batch is ``sum_i v_i l_i / V`` with
+        ``V`` the weight of *all* its rows. Every process knows the global
+        batch's rows (same plan, same shuffle), so each computes ``V`` from
+        their labels and weights and returns ``world * sum_local v_i l_i / V``:
+        DDP's average of the processes' gradients is then the gradient of the
+        global weighted mean.
+        """
+        weights = None
+        if isinstance(y_true, (tuple, list)):
+            y_true, weights = y_true
+        codes = torch.as_tensor(y_true)
+        if class_weights is not None:
+            per_row = class_weights[codes.to(class_weights.device)]
+            weights = per_row if weights is None else (
+                torch.as_tensor(weights).to(per_row.device) * per_row)
+        total, _, reduction = self._weighted_loss(y_pred, y_true, weights, X, True)
+        labels, global_weights = iterator.data.labels_and_weights(iterator.global_batch_index)
+        v = torch.ones(len(labels), dtype=torch.float64) if global_weights is None \
+            else global_weights.double()
+        if class_weights is not None:
+            v = v * class_weights.cpu().double()[labels]
+        world = self.accelerator.num_processes
+        if reduction == "sum":
+            return total * world
+        return total * (world / max(float(v.sum()), torch.finfo(torch.float32).tiny))
 
     def train_step_single(self, batch, **fit_params):
         # ContinualClassifier's step (divergence check, closed-form L2/EWC

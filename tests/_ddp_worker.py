@@ -12,7 +12,8 @@ A run with "save_after": k also saves a checkpoint OUT_DIR/<name>.pt after
 month k (every process calls save; the main process writes); one with
 "poison": [k, value] first trains month k with three rows set to value,
 recording the FloatingPointError that every process should raise
-(``m<k>/failed``), then trains the clean month.
+(``m<k>/failed``), then trains the clean month. One with "sample_weight":
+true trains with the weights in DATA.npz (array w).
 """
 
 import json
@@ -68,8 +69,10 @@ def main(data_path, out_dir, runs_path):
         clf = AcceleratedContinualClassifier(accelerator=accelerator, **run["params"])
         out = {"world_size": np.array(world_size),
                "distributed_type": np.array(str(accelerator.distributed_type))}
+        weights = data["w"] if run.get("sample_weight") else None
         for k, month in enumerate(np.unique(months)):
             rows = months == month
+            w = None if weights is None else weights[rows]
             if run.get("poison") and run["poison"][0] == k:
                 # Three rows on a huge scale, in one process's slices or
                 # Fisher block only: every process must fail and roll the
@@ -81,7 +84,7 @@ def main(data_path, out_dir, runs_path):
                 except FloatingPointError as exc:  # TrainingDivergedError is one
                     out[f"m{k}/failed"] = np.array(type(exc).__name__)
                     out[f"m{k}/message"] = np.array(str(exc))
-            clf.partial_fit_month(X[rows], y[rows], month=int(month))
+            clf.partial_fit_month(X[rows], y[rows], month=int(month), sample_weight=w)
             _record(out, f"m{k}", clf, X[rows], y[rows], rank, world_size)
             if run.get("save_after") == k:
                 clf.save(os.path.join(out_dir, f"{run['name']}.pt"))

@@ -45,10 +45,13 @@ def fingerprint(clf, X, timings=True):
     """Everything a rejected or rolled-back call must leave exactly as it was:
     predictions, weights, optimizer state, strategy state (memory, anchors,
     Fisher, members), the generator, snapshots, months, cost and history.
-    ``timings=False`` leaves out the seconds in ``cost_`` and ``history``,
-    to compare two runs rather than one model before and after a call."""
+    ``timings=False`` leaves out the seconds and threads in ``cost_`` (the
+    thread count follows the machine's load with n_threads="auto") and
+    ``history``, to compare two runs rather than one model before and after
+    a call."""
     memory = getattr(clf.strategy_, "memory", None)
-    cost = [dict(c) if timings else {k: v for k, v in c.items() if k != "seconds"}
+    cost = [dict(c) if timings else {k: v for k, v in c.items()
+                                     if k not in ("seconds", "threads")}
             for c in clf.cost_]
     history = list(clf.history) if timings else len(clf.history)
     return {

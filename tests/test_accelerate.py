@@ -46,7 +46,12 @@ RUNS = {
     # 119 rows per global batch: the last batch of the base month has one
     # row, so the second process gets an empty slice.
     "joint": dict(BASE, strategy="joint", batch_size=119),
+    # Sample and class weights: each process's slice has another weight, so
+    # only the global batch's weight gives the one-process loss.
+    "weighted": dict(BASE, strategy="replay+ewc", reg_lambda=100.0, batch_size=31,
+                     class_weight="balanced"),
 }
+WEIGHTED = {"weighted"}
 SAVE_AFTER = {"replay_ewc": 1}
 # Month 1 is first tried with 3 rows on a huge scale: replay+ewc's Fisher
 # overflows on the first process's block only; joint's training loss becomes
@@ -65,6 +70,10 @@ def _params(name):
     return dict(RUNS[name])
 
 
+def _sample_weight(n):
+    return np.random.default_rng(3).uniform(0.1, 4.0, size=n).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def stream3():
     return make_stream(n_months=3, n_per_month=120)
@@ -75,12 +84,15 @@ def two_processes(tmp_path_factory, stream3):
     """Run the worker in 2 processes; return the output folder."""
     out = tmp_path_factory.mktemp("ddp")
     X, y, months = stream3
-    np.savez(out / "data.npz", X=X, y=y, months=months)
+    np.savez(out / "data.npz", X=X, y=y, months=months, w=_sample_weight(len(y)))
     runs = [{"name": name, "params": dict(params, hidden_units=list(params["hidden_units"])),
-             "save_after": SAVE_AFTER.get(name), "poison": POISON.get(name)}
+             "save_after": SAVE_AFTER.get(name), "poison": POISON.get(name),
+             "sample_weight": name in WEIGHTED}
             for name, params in RUNS.items()]
     (out / "runs.json").write_text(json.dumps(runs))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+    # PYTHONFAULTHANDLER: should a worker abort (see below), its Python stack
+    # is printed, so the failure names where it happened.
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1", PYTHONPATH=os.pathsep.join(
         [str(Path(sklearn_cf.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
     if sys.platform.startswith("linux"):
         # gloo on the loopback interface, whatever the host name resolves to.
@@ -109,9 +121,11 @@ def reference(stream3):
     for name in RUNS:
         clf = ContinualClassifier(**_params(name))
         states = []
+        w = _sample_weight(len(y)) if name in WEIGHTED else None
         for month in np.unique(months):
             rows = months == month
-            clf.partial_fit_month(X[rows], y[rows], month=int(month))
+            clf.partial_fit_month(X[rows], y[rows], month=int(month),
+                                  sample_weight=None if w is None else w[rows])
             states.append({k: v.clone() for k, v in clf.module_.state_dict().items()})
         models[name] = (clf, states)
     return models
@@ -164,9 +178,10 @@ class TestTwoProcesses:
         assert rank0.files == rank1.files
         assert any(k.startswith("m2/w/") for k in rank0.files)
         different = [k for k in rank0.files if not np.array_equal(rank0[k], rank1[k])]
-        assert different == ["m1/message"]  # the error's wording: whose rows failed
+        # The error's wording says whose rows failed.
+        assert different == (["m1/message"] if name in POISON else [])
 
-    @pytest.mark.parametrize("name", list(RUNS))
+    @pytest.mark.parametrize("name", list(POISON))
     def test_a_failing_month_is_rolled_back_in_every_process(self, two_processes, name):
         # Only one process meets the poisoned rows; both raise, roll back and
         # go on together (the other tests then find the state of a run that
@@ -207,6 +222,19 @@ class TestTwoProcesses:
             assert rank0[f"m{k}/rows"].tolist() == [c["rows"] for c in clf.cost_[: k + 1]]
         assert str(rank0["m2/rng"]) == str(clf.rng_.bit_generator.state)
         np.testing.assert_allclose(rank0["proba"], clf.predict_proba(X), atol=1e-4)
+
+    def test_weighted_fisher_and_memory_are_those_of_one_process(self, two_processes,
+                                                                 reference):
+        clf, _ = reference["weighted"]
+        rank0, rank1 = _ranks(two_processes, "weighted")
+        replay, ewc = clf.strategy_.parts
+        for name, value in ewc.fisher_diag.items():
+            for rank in (rank0, rank1):
+                np.testing.assert_allclose(
+                    rank[f"m2/fisher_diag/{name}"], value.numpy(), rtol=1e-5,
+                    atol=1e-5 * float(value.abs().max()), err_msg=name)
+        memory = replay.memory.sources()
+        np.testing.assert_array_equal(rank0["m2/memory/X"], torch.cat([X for X, _ in memory]))
 
     def test_replay_memory_is_that_of_one_process(self, two_processes, reference):
         clf, _ = reference["replay_ewc"]

@@ -11,11 +11,16 @@ EXPECTED_FAILED_CHECKS = {
         "skorch's NeuralNet.__init__ sets history_, initialized_ and "
         "virtual_params_; they are skorch's bookkeeping, not learned state."
     ),
+    "check_sample_weight_equivalence_on_dense_data": (
+        "Equivalent up to float32 rounding (largest difference 6e-8, one unit in "
+        "the last place), but the check's rtol=1e-7 is below float32's epsilon. "
+        "tests/test_weights.py checks weight 2 == the row twice at 1e-6."
+    ),
 }
 
 
 def _fast_estimator():
-    return ContinualClassifier(hidden_units=(16,), max_epochs=3, lr=1e-2, batch_size=64,
+    return ContinualClassifier(hidden_units=(16,), max_epochs=10, lr=1e-2, batch_size=64,
                                random_state=0)
 
 

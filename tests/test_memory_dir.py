@@ -88,8 +88,8 @@ def test_a_failed_month_leaves_the_memory_files_as_they_were(tmp_path, monkeypat
     else:  # fail after the month's rows were written to the files
         add = type(memory).add
 
-        def add_then_fail(self, *args):
-            add(self, *args)
+        def add_then_fail(self, *args, **kwargs):
+            add(self, *args, **kwargs)
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(type(memory), "add", add_then_fail)

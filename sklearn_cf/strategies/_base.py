@@ -1,10 +1,47 @@
 """The hooks a continual-learning strategy implements."""
 
 import copy
+import inspect
 
 import torch
 
-__all__ = ["Strategy", "Combined", "RowsKeeper", "attribute_savepoint"]
+__all__ = ["Strategy", "Combined", "RowsKeeper", "attribute_savepoint", "call_hook"]
+
+
+def _accepts_sample_weight(method):
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return "sample_weight" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def call_hook(method, net, X, y, sample_weight=None):
+    """Call ``month_data`` or ``end_month`` with the month's sample weights
+    when there are any and the hook takes a ``sample_weight`` argument (a
+    strategy written without one still works on unweighted months).
+
+    Raises
+    ------
+    TypeError
+        When the month has sample weights and ``month_data`` returns rows of
+        its own but cannot receive the weights.
+    """
+    if sample_weight is None:
+        return method(net, X, y)
+    if _accepts_sample_weight(method):
+        return method(net, X, y, sample_weight=sample_weight)
+    result = method(net, X, y)
+    if method.__name__ == "month_data" and result is not None:
+        owner = type(getattr(method, "__self__", None)).__name__
+        raise TypeError(
+            f"{owner}.month_data chooses the rows to train on but takes no "
+            "sample_weight, so the month's sample weights would be lost. Add a "
+            "sample_weight=None parameter to month_data (and end_month) and return "
+            "MonthData(..., weights=...), or fit without sample_weight."
+        )
+    return result
 
 
 def attribute_savepoint(strategy):
@@ -76,6 +113,11 @@ class Strategy:
 
     def month_data(self, net, X, y):
         """Rows to train on this month, or None for the new month's rows.
+
+        A strategy that keeps rows and supports sample weights declares a
+        ``sample_weight=None`` keyword here and in :meth:`end_month`; it
+        receives the month's weights (a float32 tensor) when the user gave
+        any, and returns a ``MonthData`` with ``weights=``.
 
         Parameters
         ----------
@@ -206,9 +248,9 @@ class Combined(Strategy):
         for part in self.parts:
             part.check_month(X, y, classes)
 
-    def month_data(self, net, X, y):
+    def month_data(self, net, X, y, sample_weight=None):
         for part in self.parts:
-            data = part.month_data(net, X, y)
+            data = call_hook(part.month_data, net, X, y, sample_weight)
             if data is not None:
                 return data
         return None
@@ -223,9 +265,9 @@ class Combined(Strategy):
         for part in self.parts:
             part.penalty_gradient(net)
 
-    def end_month(self, net, X, y):
+    def end_month(self, net, X, y, sample_weight=None):
         for part in self.parts:
-            part.end_month(net, X, y)
+            call_hook(part.end_month, net, X, y, sample_weight)
 
     def predictive_states(self, net):
         for part in self.parts:

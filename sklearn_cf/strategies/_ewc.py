@@ -30,7 +30,8 @@ class EWC(Strategy):
     ``loss += reg_lambda / 2 * sum_i F_i (theta_i - theta_prev_i)^2``, with
     ``theta_prev`` the weights at the end of the previous month and ``F``
     the diagonal Fisher information computed then, on that month's training
-    rows, by :func:`sklearn_cf.fisher_diagonal`.
+    rows, by :func:`sklearn_cf.fisher_diagonal`. With ``sample_weight`` or
+    ``class_weight``, each row's term is weighted as its loss was.
 
     Parameters
     ----------
@@ -87,8 +88,9 @@ class EWC(Strategy):
         if self.closed_form_penalty and self.anchors is not None and self.reg_lambda != 0:
             add_pull_gradient(net, self.anchors, self.reg_lambda, self.fisher_diag)
 
-    def end_month(self, net, X, y):
+    def end_month(self, net, X, y, sample_weight=None):
         self.anchors = anchor_parameters(net)
+        weigh = getattr(net, "_month_row_weights", None)
         diag = fisher_diagonal(
             net.module_,
             X,
@@ -96,6 +98,8 @@ class EWC(Strategy):
             kind=self.fisher,
             batch_size=max(net.batch_size, 1024) if net.batch_size > 0 else 1024,
             outputs=_fisher_outputs(net),
+            # Rows weigh in the Fisher as they weighed in the month's loss.
+            sample_weight=weigh(y, sample_weight) if weigh else sample_weight,
         )
         if self.fisher == "hessian":
             n_neg = sum(int((d < 0).sum()) for d in diag.values())

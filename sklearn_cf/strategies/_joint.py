@@ -38,13 +38,15 @@ class Joint(RowsKeeper):
         folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "joint")
         self.history = AllRowsMemory(folder)
 
-    def month_data(self, net, X, y):
+    def month_data(self, net, X, y, sample_weight=None):
         if not len(self.history):
             return None
-        return MonthData([*self.history.sources(), (X, y)])
+        sources = self.history.sources()
+        weights = [*(self.history.weights() or [None] * len(sources)), sample_weight]
+        return MonthData([*sources, (X, y)], weights=weights)
 
-    def end_month(self, net, X, y):
-        self.history.add(X, y, net.rng_)
+    def end_month(self, net, X, y, sample_weight=None):
+        self.history.add(X, y, net.rng_, sample_weight=sample_weight)
 
     def state_dict(self):
         return {"history": self.history.state_dict()}

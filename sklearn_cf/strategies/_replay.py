@@ -104,7 +104,7 @@ class Replay(RowsKeeper):
         folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "replay")
         self.memory = make_memory(self.memory_size, folder)
 
-    def month_data(self, net, X, y):
+    def month_data(self, net, X, y, sample_weight=None):
         n_memory = len(self.memory)
         if n_memory == 0:  # the base fit trains on its month as usual
             return None
@@ -122,10 +122,12 @@ class Replay(RowsKeeper):
             past = n_new + _draw(rng, n_memory, n_past_epoch) if n_past_epoch else []
             return np.concatenate([new, past]).astype(np.int64)
 
-        return MonthData([(X, y), *self.memory.sources()], sample_epoch)
+        sources = self.memory.sources()
+        weights = [sample_weight, *(self.memory.weights() or [None] * len(sources))]
+        return MonthData([(X, y), *sources], sample_epoch, weights=weights)
 
-    def end_month(self, net, X, y):
-        self.memory.add(X, y, net.rng_)
+    def end_month(self, net, X, y, sample_weight=None):
+        self.memory.add(X, y, net.rng_, sample_weight=sample_weight)
 
     def state_dict(self):
         return {"memory": self.memory.state_dict()}
