@@ -7,7 +7,9 @@ stream, compares the strategies, prints the table and the verdict, and writes
 the report with its figures. Errors in the arguments or the data print one
 line, ``sklearn-cf: error: ...``, to stderr and exit with status 2, before
 anything is trained. Ctrl-C prints ``sklearn-cf: interrupted`` and exits with
-status 130, writing no report. ``update`` is a thin wrapper around
+status 130, writing no report. ``compare --save-best`` exits with status 3,
+after the report, when no strategy beats the majority-class baseline (there
+is nothing worth saving). ``update`` is a thin wrapper around
 :mod:`sklearn_cf.update`; it exits with status 3 when it refuses an update
 that forgets too much. See docs/cli.md.
 """
@@ -23,6 +25,9 @@ import warnings
 __all__ = ["main", "build_parser"]
 
 PROG = "sklearn-cf"
+_AUTO_SCORING_HELP = ("roc_auc for two classes when the rarer is under 40%% of rows, "
+                      "balanced_accuracy for more classes when one is under 40%%, "
+                      "else accuracy")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,8 +110,9 @@ def build_parser():
                      help="comma-separated strategy specs: name or name:param=value; an "
                           "item param=value continues the spec before it (e.g. "
                           "naive,ewc:fisher=hessian,reg_lambda=1000,joint)")
-    run.add_argument("--scoring", default="accuracy",
-                     help="any scikit-learn scorer name, or tpr_at_fpr:FPR")
+    run.add_argument("--scoring", default="auto",
+                     help="any scikit-learn scorer name, tpr_at_fpr:FPR, or auto: "
+                          + _AUTO_SCORING_HELP)
     run.add_argument("--n-splits", type=int, default=1, metavar="N",
                      help="SequentialSplit repetitions (20%% of every month held out)")
     run.add_argument("--seed", type=int, default=0, help="seed of data, splits and networks")
@@ -170,6 +176,11 @@ def _add_update_parser(commands):
     check.add_argument("--max-forgetting", type=float, default=None, metavar="X",
                        help="refuse to save (exit 3) when a past month's held-out score "
                             "drops by more than X")
+    check.add_argument("--scoring", default="auto",
+                       help="score of the held-out rows: a scikit-learn scorer name, "
+                            "tpr_at_fpr:FPR, or auto (" + _AUTO_SCORING_HELP + ", on the "
+                            "first data). Chosen when M.eval.npz is created and recorded "
+                            "there; later updates use the recorded one")
     check.add_argument("--seed", type=int, default=0, help="seed of the split and a new model")
     net = upd.add_argument_group("new model (only when M does not exist)")
     net.add_argument("--strategy", default=None, metavar="SPEC",
@@ -318,18 +329,25 @@ def _compare(args):
     )
     command = _command_line(args)
     path = write_report(comparison, args.out, fmt=args.format, command=command)
-    if args.save_best is not None:
+    best = None
+    if args.save_best is not None and comparison.recommend() is not None:
         from .update import save_best
 
         best = save_best(comparison, X, y, months, args.save_best, estimator_params=params,
                          scale=resolve_scale(args.data, args.scale), random_state=args.seed)
+    print(comparison.scoring_note(width=100))
+    print()
     print(comparison.to_string())
     print()
     print(comparison.verdict(width=100))
     print()
     print(f"Report: {path} ({comparison.settings['elapsed_seconds']:.0f} s)")
-    if args.save_best is not None:
+    if best is not None:
         print(f"Saved {best}, refitted on every row, to {args.save_best}")
+    elif args.save_best is not None:
+        print(f"{PROG}: not saved: no strategy is recommended (see the verdict), so "
+              f"{args.save_best} was not written.", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -383,7 +401,8 @@ def _update(args):
             args.model, args.data, target=args.target, month=args.month,
             month_column=args.month_column, holdout=args.holdout,
             max_forgetting=args.max_forgetting, strategy=args.strategy,
-            estimator_params=params, scale=args.scale, random_state=args.seed,
+            estimator_params=params, scale=args.scale, scoring=args.scoring,
+            random_state=args.seed,
         )
     except update.ForgettingRefused as exc:
         if not args.quiet:
@@ -450,7 +469,9 @@ def main(argv=None):
     int
         0 on success; 2 for bad arguments or data (after printing one line
         ``sklearn-cf: error: ...`` to stderr); 3 when ``update`` refuses a
-        model that forgets more than ``--max-forgetting``; 130 on Ctrl-C
+        model that forgets more than ``--max-forgetting``, or when
+        ``compare --save-best`` has no recommended strategy to save (none
+        beats the majority-class baseline); 130 on Ctrl-C
         (``KeyboardInterrupt``), after printing ``sklearn-cf: interrupted``
         to stderr and without writing a report.
 

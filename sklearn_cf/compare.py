@@ -29,22 +29,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.dummy import DummyClassifier
+from sklearn.metrics import check_scoring, get_scorer, get_scorer_names
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from ._classifier import ContinualClassifier
 from ._transaction import SigintWatch
 from ._compat import safe_indexing
-from .metrics import forgetting_matrix, summarize, tpr_at_fpr
-from .metrics._matrix import ForgettingMatrix
+from ._validation import group_by_month, month_label, take_rows
+from .metrics import default_scoring, forgetting_matrix, summarize, tpr_at_fpr
+from .metrics._matrix import ForgettingMatrix, _score_cell
 from .model_selection import SequentialSplit
 from .strategies import STRATEGIES
 
 __all__ = [
+    "BASELINE_NAME",
     "DEFAULT_REG_LAMBDA",
     "DEFAULT_STRATEGIES",
     "SPEC_PARAMS",
+    "BaselineResult",
     "Comparison",
     "FirstMonthScaler",
     "StrategyResult",
@@ -104,6 +108,10 @@ _STRING_PARAMS = ("device", "fisher")
 _FLOAT_PARAMS = ("dropout", "finetune_lr", "lr", "reg_lambda", "rehearsal_ratio")
 _INT_PARAMS = ("batch_size", "epoch_size", "finetune_epochs", "max_epochs", "max_snapshots",
                "memory_size")
+
+#: The table's name for the majority-class baseline (see :class:`BaselineResult`);
+#: no strategy spec can take it, since specs hold no spaces.
+BASELINE_NAME = "majority baseline"
 
 #: Summary keys, in table order, and their names in the table.
 _SUMMARY_COLUMNS = (
@@ -268,7 +276,7 @@ def parse_strategy(spec):
 # ---------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------
-def resolve_scoring(scoring):
+def resolve_scoring(scoring, y=None):
     """Turn a scoring name into ``(scorer, name)``, checking it early.
 
     Parameters
@@ -277,7 +285,10 @@ def resolve_scoring(scoring):
         Any sklearn scorer name (``"accuracy"``, ``"roc_auc"``,
         ``"balanced_accuracy"``...), ``"tpr_at_fpr:FPR"`` for
         :func:`sklearn_cf.tpr_at_fpr` (``"tpr_at_fpr"`` alone uses 0.001),
-        or a scorer callable ``scorer(estimator, X, y)``.
+        a scorer callable ``scorer(estimator, X, y)``, or ``"auto"``: the
+        scoring :func:`sklearn_cf.metrics.default_scoring` chooses for ``y``.
+    y : array-like of shape (n_samples,) or None, default=None
+        The whole target; needed for ``"auto"`` only.
 
     Returns
     -------
@@ -293,6 +304,8 @@ def resolve_scoring(scoring):
     ('accuracy', 'accuracy')
     >>> resolve_scoring("tpr_at_fpr:0.01")[1]
     'tpr_at_fpr:0.01'
+    >>> resolve_scoring("auto", y=[0] * 88 + [1] * 12)
+    ('roc_auc', 'roc_auc')
     >>> resolve_scoring("acuracy")
     Traceback (most recent call last):
     ...
@@ -302,6 +315,13 @@ def resolve_scoring(scoring):
         return scoring, getattr(scoring, "name", None) or type(scoring).__name__
     if not isinstance(scoring, str):
         raise ValueError(f"scoring must be a scorer name or callable, got {scoring!r}.")
+    if scoring == "auto":
+        if y is None:
+            raise ValueError(
+                "scoring='auto' is chosen from the target: pass y, or call "
+                "sklearn_cf.metrics.default_scoring(y) first."
+            )
+        return resolve_scoring(default_scoring(y)[0])
     name, sep, arg = scoring.partition(":")
     if name == "tpr_at_fpr":
         try:
@@ -324,7 +344,7 @@ def resolve_scoring(scoring):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown scoring {scoring!r}. Use a scikit-learn scorer name (e.g. "
-            f"accuracy, balanced_accuracy, roc_auc, f1) or tpr_at_fpr:0.001.{hint}"
+            f"accuracy, balanced_accuracy, roc_auc, f1), tpr_at_fpr:0.001 or auto.{hint}"
         ) from None
     return scoring, scoring
 
@@ -756,6 +776,45 @@ class StrategyResult:
     fisher_negative_share_per_month: list = None
 
 
+@dataclass
+class BaselineResult:
+    """The majority-class baseline: what answering one class scores.
+
+    After each month, a ``DummyClassifier(strategy="prior")`` fitted on the
+    training rows of every month so far: it predicts the most frequent class
+    of those rows (the first in label order on a tie), and its
+    ``predict_proba`` is the class shares, the same for every row. It is
+    scored with the comparison's scorer on the same held-out rows as the
+    strategies, so its accuracy is the majority class's share of the
+    held-out rows, its ROC-AUC 0.5 and its balanced accuracy
+    1 / n_classes. A strategy that does not beat it has learnt nothing the
+    scoring can see.
+
+    Attributes
+    ----------
+    name : str
+        :data:`BASELINE_NAME`, its row in the table.
+    matrix : ForgettingMatrix
+        ``R`` averaged over the splits (NaN-aware), with the strategies'
+        rows (trained through) and columns (scored on).
+    matrices : list of ForgettingMatrix
+        One per split.
+    summary : dict of str to float
+        As :attr:`StrategyResult.summary`.
+    majority_class : object
+        The class it predicts after the last month (first split).
+    gap_to_joint : float or None
+        ``average_accuracy`` minus joint's (None when joint did not run).
+    """
+
+    name: str
+    matrix: ForgettingMatrix
+    matrices: list
+    summary: dict
+    majority_class: object = None
+    gap_to_joint: float = None
+
+
 _TABLE_COLUMNS = (
     "strategy",
     "average_score",
@@ -834,6 +893,9 @@ class Comparison:
     scalers : list of FirstMonthScaler
         With ``scale="first-month"``, the scaler of each split, fitted on
         that split's training rows of the first month; else empty.
+    baseline : BaselineResult or None
+        The majority-class baseline: the last row of the table, never a
+        strategy (not in ``results``, never recommended).
 
     Examples
     --------
@@ -846,17 +908,20 @@ class Comparison:
     2.0
     >>> comp.table(as_frame=False)[0]["strategy"]
     'naive'
+    >>> comp.table(as_frame=False)[-1]["strategy"]
+    'majority baseline'
     >>> comp.verdict().startswith("Ship " + comp.recommend())
     True
     >>> print(comp.to_string().splitlines()[0])  # doctest: +ELLIPSIS
-    strategy  average     BWT  forgetting  learning  next-month AUT  gap to joint  rows ...
+    strategy           average     BWT  forgetting  learning  next-month AUT  gap to joint ...
     """
 
-    def __init__(self, results, scoring, settings, scalers=()):
+    def __init__(self, results, scoring, settings, scalers=(), baseline=None):
         self.results = dict(results)
         self.scoring = scoring
         self.settings = dict(settings)
         self.scalers = list(scalers)
+        self.baseline = baseline
         self.joint = _reference(self.results, "joint")
         self.naive = _reference(self.results, "naive")
 
@@ -875,7 +940,8 @@ class Comparison:
             ``forgetting``, ``learning_score``, ``next_month_aut``,
             ``gap_to_joint``, ``rows``, ``rows_vs_naive``, ``rows_vs_joint``,
             ``seconds``, ``seconds_vs_naive``, ``fisher_negative_share``
-            (None where undefined).
+            (None where undefined). With a :attr:`baseline`, a last row
+            named :data:`BASELINE_NAME` holds its scores (no costs).
         """
         out = []
         for name, res in self.results.items():
@@ -891,6 +957,13 @@ class Comparison:
                 seconds_vs_naive=res.seconds_vs_naive,
                 fisher_negative_share=res.fisher_negative_share,
             )
+            out.append(row)
+        if self.baseline is not None:
+            row = dict.fromkeys(_TABLE_COLUMNS)
+            row["strategy"] = self.baseline.name
+            for key, column in _SUMMARY_COLUMNS:
+                row[column] = self.baseline.summary.get(key, float("nan"))
+            row["gap_to_joint"] = self.baseline.gap_to_joint
             out.append(row)
         return out
 
@@ -992,9 +1065,10 @@ class Comparison:
 
         The reference score is joint's average score when joint ran (the
         goal line), else the best average score. Among the strategies whose
-        average score is at least the reference minus ``tolerance``, the one
-        with the fewest training rows wins; ties go to the higher score,
-        then the fewer seconds.
+        average score is at least the reference minus ``tolerance`` and
+        beats the majority-class :attr:`baseline`'s, the one with the fewest
+        training rows wins; ties go to the higher score, then the fewer
+        seconds. The baseline itself is never recommended.
 
         Parameters
         ----------
@@ -1004,21 +1078,37 @@ class Comparison:
         Returns
         -------
         str or None
-            A strategy name, or None when no strategy has a defined score.
+            A strategy name, or None when no strategy has a defined score
+            or none beats the majority-class baseline.
         """
-        scored = {
+        return self._cheapest(tolerance, beat_baseline=True)
+
+    def _scored(self):
+        return {
             name: res for name, res in self.results.items()
             if not _is_missing(res.summary.get("average_accuracy"))
         }
+
+    def _baseline_score(self):
+        """The baseline's average score, or None (no baseline, or undefined)."""
+        if self.baseline is None:
+            return None
+        score = self.baseline.summary.get("average_accuracy")
+        return None if _is_missing(score) else score
+
+    def _cheapest(self, tolerance, beat_baseline):
+        scored = self._scored()
         if not scored:
             return None
         reference = self._reference_score()
+        floor = self._baseline_score() if beat_baseline else None
         eligible = [
             (res.rows, -res.summary["average_accuracy"], res.seconds, i, name)
             for i, (name, res) in enumerate(scored.items())
             if res.summary["average_accuracy"] >= reference - tolerance - 1e-12
+            and (floor is None or res.summary["average_accuracy"] > floor + 1e-12)
         ]
-        return min(eligible)[-1]
+        return min(eligible)[-1] if eligible else None
 
     def _reference_score(self):
         if self.joint is not None:
@@ -1052,8 +1142,55 @@ class Comparison:
 
         return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
 
+    def scoring_note(self, width=None):
+        """Which score fills the table, and why when it was chosen automatically.
+
+        Parameters
+        ----------
+        width : int or None, default=None
+            Wrap at this many characters; None: one line.
+
+        Returns
+        -------
+        str
+            E.g. ``"scoring: roc_auc, chosen automatically because the rarest
+            class is 12.0% of rows (below 40%); pass --scoring to change"``,
+            or ``"scoring: f1"`` for a scoring given explicitly.
+        """
+        reason = self.settings.get("scoring_reason")
+        if reason:
+            why = reason.partition(", because ")[2] or reason
+            text = (f"scoring: {self.scoring}, chosen automatically because {why}; "
+                    "pass --scoring to change")
+        else:
+            text = f"scoring: {self.scoring}"
+        if width is None:
+            return text
+        import textwrap
+
+        return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+
+    def _no_strategy_beats_the_baseline(self, floor):
+        best = max(self._scored().items(), key=lambda item: item[1].summary["average_accuracy"])
+        answer = self.baseline.majority_class
+        answer = f"{answer!r}" if isinstance(answer, str) else f"{answer}"
+        text = (
+            f"No strategy beats the majority-class baseline ({floor:.3f}): always answering "
+            f"{answer}, the most frequent class of the training rows, scores at least the "
+            f"average {self.scoring} of the best strategy, {best[0]} "
+            f"({best[1].summary['average_accuracy']:.3f}), so none is recommended"
+        )
+        suggested = self.settings.get("auto_scoring")
+        if self.scoring == "accuracy" and suggested not in (None, "accuracy"):
+            text += ("; on a target with a rare class, accuracy rewards always answering "
+                     f"the most frequent one: compare them with --scoring {suggested}")
+        return text + "."
+
     def _verdict(self, tolerance):
         choice = self.recommend(tolerance)
+        floor = self._baseline_score()
+        if choice is None and self._scored() and floor is not None:
+            return self._no_strategy_beats_the_baseline(floor)
         if choice is None:
             return (
                 f"No strategy has a defined {self.scoring} score on these months, "
@@ -1075,8 +1212,13 @@ class Comparison:
             )
             ref_score = self.results[ref_name].summary["average_accuracy"]
 
+        # The cheapest within the tolerance, had the baseline not ruled it out.
+        passed_over = self._cheapest(tolerance, beat_baseline=False)
+        passed_over = None if passed_over == choice else passed_over
         text = f"Ship {choice}: its average {self.scoring} over all months, {score:.3f}, "
-        if choice == ref_name and joint_ok:
+        if choice == ref_name and joint_ok and passed_over is not None:
+            text += "is the goal line"
+        elif choice == ref_name and joint_ok:
             text += f"is the goal line, and no cheaper strategy comes within {points} of it"
         elif choice == ref_name:
             text += "is the best of all strategies"
@@ -1091,6 +1233,12 @@ class Comparison:
             costs.append(f"{res.rows_vs_joint:.2f}x joint's")
         if costs:
             text += f", for {' and '.join(costs)} training rows"
+        if passed_over is not None:
+            text += (
+                f"; {passed_over} would cost less, but its "
+                f"{self.results[passed_over].summary['average_accuracy']:.3f} does not beat "
+                f"the majority-class baseline ({floor:.3f})"
+            )
         if self.naive is not None:
             naive = self.results[self.naive].summary
             bwt = naive.get("backward_transfer")
@@ -1218,7 +1366,7 @@ def _negative_share(clf):
     return shares
 
 
-def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
+def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="auto",
                      estimator_params=None, random_state=0):
     """Check strategy specs, scoring and parameters before any data is touched.
 
@@ -1234,6 +1382,8 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
     -------
     specs : list of StrategySpec
     scorer : str or callable
+        ``"auto"`` stays ``"auto"``: it is chosen from the target, which
+        :func:`compare_strategies` sees.
     scoring_name : str
     estimator_params : dict
 
@@ -1245,9 +1395,10 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
     Examples
     --------
     >>> from sklearn_cf.compare import check_comparison
-    >>> specs, _, name, _ = check_comparison(["naive", "ewc:fisher=hessian"])
+    >>> specs, _, name, _ = check_comparison(["naive", "ewc:fisher=hessian"],
+    ...                                      scoring="balanced_accuracy")
     >>> [s.label for s in specs], name
-    (['naive', 'ewc:fisher=hessian'], 'accuracy')
+    (['naive', 'ewc:fisher=hessian'], 'balanced_accuracy')
     >>> check_comparison(["naive:finetune_lr=-1"])
     Traceback (most recent call last):
     ...
@@ -1262,7 +1413,10 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise ValueError(f"Strategy specs must be distinct; repeated: {repeated}.")
-    scorer, scoring_name = resolve_scoring(scoring)
+    if isinstance(scoring, str) and scoring == "auto":
+        scorer, scoring_name = "auto", "auto"
+    else:
+        scorer, scoring_name = resolve_scoring(scoring)
     estimator_params = dict(estimator_params or {})
     _check_estimator_params(estimator_params)
     try:
@@ -1275,7 +1429,7 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="accuracy",
 
 
 def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
-                       scoring="accuracy", scale="none", estimator_params=None,
+                       scoring="auto", scale="none", estimator_params=None,
                        progress=True, random_state=0):
     """Fit every strategy on the same splits and compare what they forget and cost.
 
@@ -1284,6 +1438,13 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     training rows with ``months=``, from the same seed, and its
     :func:`~sklearn_cf.forgetting_matrix` is computed on the split's test
     rows. Matrices and summaries are averaged over splits (NaN-aware).
+
+    The same is done for the *majority-class baseline*
+    (:class:`BaselineResult`): after each month, a
+    ``DummyClassifier(strategy="prior")`` fitted on the training rows of the
+    months so far, scored with the same scorer on the same held-out rows. It
+    is a row of the table, never a strategy: it is not in ``results``, is
+    never recommended, and a strategy must beat it to be recommended.
 
     A ``KeyboardInterrupt`` (Ctrl-C) is never caught: it stops the
     comparison, and no :class:`Comparison` is returned. If a Ctrl-C reaches
@@ -1303,9 +1464,14 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     cv : SequentialSplit, int or None, default=None
         The splitter. None: ``SequentialSplit(n_splits=1, test_size=0.2,
         random_state=random_state)``; an int: that many splits.
-    scoring : str or callable, default="accuracy"
+    scoring : str or callable, default="auto"
         See :func:`resolve_scoring` (sklearn scorer names,
-        ``"tpr_at_fpr:0.001"``, or a scorer callable).
+        ``"tpr_at_fpr:0.001"``, or a scorer callable). ``"auto"``: chosen
+        from the whole ``y`` before any fitting by
+        :func:`sklearn_cf.metrics.default_scoring` (roc_auc for a binary
+        target whose rarer class is under 40% of rows, balanced_accuracy for
+        more classes with one under 40%, else accuracy); the choice and its
+        reason are kept in ``settings["scoring_reason"]``.
     scale : {"none", "first-month"}, default="none"
         ``"first-month"``: for each split, fit a :class:`FirstMonthScaler` on
         the split's *training* rows of its first month and standardize the
@@ -1344,7 +1510,7 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=200, random_state=0)
     >>> comp = compare_strategies(
     ...     X, y, months, ["naive", "replay", "joint"], progress=False,
-    ...     estimator_params={"max_epochs": 2, "hidden_units": (16,)})
+    ...     estimator_params={"max_epochs": 10, "hidden_units": (16,)})
     >>> comp.strategies
     ['naive', 'replay', 'joint']
     >>> comp.results["naive"].rows_vs_naive
@@ -1353,11 +1519,22 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     (3, 3)
     >>> comp.recommend() in comp.strategies
     True
+    >>> comp.scoring, comp.settings["scoring_reason"]  # doctest: +ELLIPSIS
+    ('accuracy', 'accuracy, because the rarest class is 4...% of rows (40% or more)')
+    >>> comp.baseline.name, comp.baseline.matrix.R.shape
+    ('majority baseline', (3, 3))
     """
     specs, scorer, scoring_name, estimator_params = check_comparison(
         strategies, scoring=scoring, estimator_params=estimator_params,
         random_state=random_state,
     )
+    # On the whole target, before any fitting: every split and every
+    # strategy is scored alike.
+    auto_name, auto_reason = default_scoring(y)
+    scoring_reason = None
+    if scorer == "auto":
+        scoring_reason = auto_reason
+        scorer, scoring_name = resolve_scoring(auto_name)
     if scale not in ("none", "first-month"):
         hint = (" Resolve 'auto' for a stream with resolve_scale(data, 'auto')."
                 if scale == "auto" else "")
@@ -1426,6 +1603,8 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                     )
                 raw[spec.label].append((clf, fm, wall))
 
+    baseline = _majority_baseline(raw[specs[0].label], splits, features, y, months, scorer,
+                                  scoring_name)
     results = {
         spec.label: _aggregate(
             spec, raw[spec.label], scoring_name,
@@ -1434,7 +1613,7 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         )
         for spec in specs
     }
-    _add_relative(results)
+    _add_relative(results, baseline)
     month_labels = np.unique(months)
     settings = {
         "n_samples": int(len(y)),
@@ -1445,16 +1624,90 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         "cv": repr(cv),
         "n_splits": len(splits),
         "scoring": scoring_name,
+        "scoring_requested": scoring if isinstance(scoring, str) else scoring_name,
+        "scoring_reason": scoring_reason,
+        "auto_scoring": auto_name,
         "estimator_params": estimator_params,
         "random_state": random_state,
         "strategies": [s.label for s in specs],
         "scale": scale,
     }
-    return Comparison(results, scoring_name, settings, scalers=scalers)
+    return Comparison(results, scoring_name, settings, scalers=scalers, baseline=baseline)
 
 
-def _aggregate(spec, runs, scoring_name, effective):
-    matrices = [fm for _, fm, _ in runs]
+def _fit_majority(y_seen, classes):
+    """``DummyClassifier(strategy="prior")`` on the labels seen so far.
+
+    Every class of the stream is declared, with weight 0 (a class not seen
+    yet gets prior 0), so its ``predict_proba`` has a column per class, as
+    the strategies' have, and scorers such as roc_auc find the positive
+    class.
+    """
+    labels = np.concatenate([np.asarray(y_seen), classes])
+    weights = np.concatenate([np.ones(len(y_seen)), np.zeros(len(classes))])
+    dummy = DummyClassifier(strategy="prior")
+    return dummy.fit(np.zeros((len(labels), 1)), labels, sample_weight=weights)
+
+
+def _majority_matrix(fm, y_train, months_train, X_test, y_test, months_test, classes,
+                     scorer):
+    """One split's forgetting matrix of the majority-class baseline.
+
+    ``R[i, j]``: a :func:`_fit_majority` model fitted on the training rows of
+    the months ``fm.train_months[:i + 1]``, scored on month ``fm.months[j]``'s
+    held-out rows; the same cells as the strategies' matrix ``fm``, NaN
+    where theirs would be (no rows, or a score undefined on one class).
+
+    Returns
+    -------
+    matrix : ForgettingMatrix
+    majority : object
+        The class predicted after the last month.
+    """
+    train_labels, train_rows = group_by_month(months_train)
+    train_of = {month_label(m): r for m, r in zip(train_labels, train_rows)}
+    test_labels, test_rows = group_by_month(months_test)
+    test_of = {month_label(m): r for m, r in zip(test_labels, test_rows)}
+    R = np.full((len(fm.train_months), len(fm.months)), np.nan)
+    seen = []
+    dummy = None
+    for i, month in enumerate(fm.train_months):
+        seen.append(train_of.get(month, np.empty(0, dtype=int)))
+        dummy = _fit_majority(y_train[np.concatenate(seen)], classes)
+        score = check_scoring(dummy, scoring=scorer)
+        for j, column in enumerate(fm.months):
+            idx = test_of.get(column)
+            if idx is not None and len(idx):
+                R[i, j] = _score_cell(score, dummy, take_rows(X_test, idx), y_test[idx])
+    majority = dummy.classes_[np.argmax(dummy.class_prior_)]
+    return (ForgettingMatrix(R, fm.train_months, fm.months, fm.scoring),
+            majority.item() if hasattr(majority, "item") else majority)
+
+
+def _majority_baseline(runs, splits, features, y, months, scorer, scoring_name):
+    """The :class:`BaselineResult` over every split, or None (with a warning)
+    for a scorer callable that cannot score a plain ``DummyClassifier``."""
+    import warnings
+
+    classes = np.unique(y)
+    try:
+        per_split = [
+            _majority_matrix(runs[k][1], y[train], months[train], features(test, k), y[test],
+                             months[test], classes, scorer)
+            for k, (train, test) in enumerate(splits)
+        ]
+    except Exception as exc:  # a user's scorer: the strategies' results still stand
+        warnings.warn(
+            f"The majority-class baseline could not be scored with {scoring_name!r} "
+            f"({type(exc).__name__}: {exc}); the comparison has no baseline row.",
+            UserWarning, stacklevel=3,
+        )
+        return None
+    return _aggregate_baseline(per_split, scoring_name)
+
+
+def _mean_matrix(matrices, scoring_name):
+    """The NaN-aware mean of the splits' matrices."""
     shapes = {fm.R.shape for fm in matrices}
     if len(shapes) == 1:
         stack = np.stack([fm.R for fm in matrices])
@@ -1465,13 +1718,30 @@ def _aggregate(spec, runs, scoring_name, effective):
     else:  # pragma: no cover - splits with different months
         mean_R = matrices[0].R
     first = matrices[0]
-    matrix = ForgettingMatrix(mean_R, first.train_months, first.months, scoring_name)
+    return ForgettingMatrix(mean_R, first.train_months, first.months, scoring_name)
 
+
+def _mean_summary(matrices):
+    """Each summary of :data:`_SUMMARY_COLUMNS`, per split, averaged over splits."""
     per_split = [summarize(fm.R) for fm in matrices]
-    keys = [k for k, _ in _SUMMARY_COLUMNS]
-    summary = {
-        k: _nanmean([s.get(k, np.nan) for s in per_split]) for k in keys
-    }
+    return {k: _nanmean([s.get(k, np.nan) for s in per_split]) for k, _ in _SUMMARY_COLUMNS}
+
+
+def _aggregate_baseline(runs, scoring_name):
+    matrices = [fm for fm, _ in runs]
+    return BaselineResult(
+        name=BASELINE_NAME,
+        matrix=_mean_matrix(matrices, scoring_name),
+        matrices=matrices,
+        summary=_mean_summary(matrices),
+        majority_class=runs[0][1],
+    )
+
+
+def _aggregate(spec, runs, scoring_name, effective):
+    matrices = [fm for _, fm, _ in runs]
+    matrix = _mean_matrix(matrices, scoring_name)
+    summary = _mean_summary(matrices)
     rows_per_month = np.mean([[c["rows"] for c in clf.cost_] for clf, _, _ in runs], axis=0)
     seconds_per_month = np.mean([[c["seconds"] for c in clf.cost_] for clf, _, _ in runs], axis=0)
     shares = [_negative_share(clf) for clf, _, _ in runs]
@@ -1497,9 +1767,14 @@ def _aggregate(spec, runs, scoring_name, effective):
     )
 
 
-def _add_relative(results):
+def _add_relative(results, baseline=None):
     joint = _reference(results, "joint")
     naive = _reference(results, "naive")
+    if baseline is not None and joint is not None:
+        baseline.gap_to_joint = (
+            baseline.summary["average_accuracy"]
+            - results[joint].summary["average_accuracy"]
+        )
     for res in results.values():
         if joint is not None:
             ref = results[joint]

@@ -242,7 +242,8 @@ def figsize_for_matrices(n_panels, n_months, ncols=None):
     return (panel_w * ncols + 1.0, panel_h * nrows + 0.6)
 
 
-def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="score"):
+def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="score",
+                      baseline=None, baseline_label="majority baseline"):
     """Score of each strategy's final model on every month.
 
     The study's main figure: one line per strategy, the final row of its
@@ -257,6 +258,12 @@ def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="scor
     ax : matplotlib Axes, default=None
     title : str, default=None
     ylabel : str, default="score"
+    baseline : ForgettingMatrix or 2-d array, default=None
+        A reference that is not a strategy, such as the majority-class
+        baseline of :func:`sklearn_cf.compare.compare_strategies`: its final
+        row is drawn as a dashed grey line, last.
+    baseline_label : str, default="majority baseline"
+        Its legend entry.
 
     Returns
     -------
@@ -267,9 +274,10 @@ def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="scor
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> ax = plot_month_scores({"naive": [[0.9, 0.5], [0.6, 0.9]],
-    ...                         "joint": [[0.9, 0.5], [0.88, 0.9]]})
+    ...                         "joint": [[0.9, 0.5], [0.88, 0.9]]},
+    ...                        baseline=[[0.7, 0.6], [0.7, 0.6]])
     >>> [line.get_label() for line in ax.get_lines()]
-    ['naive', 'joint']
+    ['naive', 'joint', 'majority baseline']
     """
     plt = _pyplot()
     if not results:
@@ -281,6 +289,10 @@ def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="scor
         matrix, _, cols = _matrix_and_labels(R, months=months)
         labels = labels or cols
         ax.plot(range(matrix.shape[1]), matrix[-1], marker="o", markersize=3, label=name)
+    if baseline is not None:
+        matrix, _, _ = _matrix_and_labels(baseline, months=months)
+        ax.plot(range(matrix.shape[1]), matrix[-1], linestyle="--", color="0.45",
+                linewidth=1.2, label=baseline_label)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_xlabel("month")
     ax.set_ylabel(ylabel)

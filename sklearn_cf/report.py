@@ -44,6 +44,32 @@ _COLUMN_NOTES = (
 )
 
 
+def _baseline_note(comparison):
+    """What the baseline row is, or None when there is none."""
+    baseline = comparison.baseline
+    if baseline is None:
+        return None
+    answer = baseline.majority_class
+    answer = repr(answer) if isinstance(answer, str) else str(answer)
+    return (baseline.name,
+            "not a strategy: after each month, a model that always answers the most "
+            "frequent class of the training rows so far (here, at the end: "
+            f"{answer}), with the class shares as probabilities, scored on the same "
+            "held-out rows; a strategy must beat it to be recommended")
+
+
+def _scores_sentence(comparison):
+    """Which score the table holds, and why when it was chosen automatically."""
+    text = (f"Scores are {comparison.scoring} on each month's held-out rows, "
+            f"averaged over {comparison.settings.get('n_splits')} split(s)")
+    reason = comparison.settings.get("scoring_reason")
+    if reason:
+        why = reason.partition(", because ")[2] or reason
+        text += (f"; {comparison.scoring} was chosen automatically because {why}; "
+                 "pass --scoring to change")
+    return text + "."
+
+
 def _notes(headers):
     """The column notes of the columns shown."""
     shown = set(headers)
@@ -75,9 +101,12 @@ def _figures(comparison, out_dir):
     fig = Figure(figsize=(min(11.5, max(7.0, 0.5 * n_months + 3)), 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    baseline = comparison.baseline
     plot_month_scores(
         matrices, ax=ax, ylabel=comparison.scoring,
         title="Final model of each strategy, scored on every month",
+        baseline=None if baseline is None else baseline.matrix,
+        baseline_label=None if baseline is None else baseline.name,
     )
     fig.savefig(os.path.join(out_dir, MONTH_SCORES_PNG), dpi=_DPI)
 
@@ -119,7 +148,7 @@ def _settings_lines(comparison):
     shown = ", ".join(map(str, months[:3])) + (" ... " + str(months[-1]) if len(months) > 3 else "")
     lines.append(("months", f"{s.get('n_months')} ({shown})"))
     lines.append(("splits", f"{s.get('cv')}: part of every month held out for scoring"))
-    lines.append(("scoring", str(comparison.scoring)))
+    lines.append(("scoring", comparison.scoring_note().partition("scoring: ")[2]))
     lines.append(("seed", str(s.get("random_state"))))
     shared = s.get("estimator_params") or {}
     lines.append(("shared estimator parameters",
@@ -148,9 +177,10 @@ def _markdown(comparison, figures, command):
     out.append("| " + " | ".join(headers) + " |")
     out.append("| " + " | ".join(["---"] + ["---:"] * (len(headers) - 1)) + " |")
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    out += ["", f"Scores are {comparison.scoring} on each month's held-out rows, "
-                f"averaged over {comparison.settings.get('n_splits')} split(s).", ""]
+    out += ["", _scores_sentence(comparison), ""]
     out += [f"* **{header}**: {note}" for header, note in _notes(headers)]
+    if _baseline_note(comparison):
+        out.append("* **{}**: {}".format(*_baseline_note(comparison)))
     out += ["", "## Figures", "",
             f"![Score of every strategy's final model on every month]({figures[0]})", "",
             f"![Forgetting matrix of every strategy]({figures[1]})", "",
@@ -191,9 +221,11 @@ def _html(comparison, figures, command, out_dir):
             f"<td>{e(c)}</td>" if i == 0 else f"<td class=\"n\">{e(c)}</td>"
             for i, c in enumerate(r)) + "</tr>")
     parts.append("</table>")
-    parts.append(f"<p>Scores are {e(str(comparison.scoring))} on each month's held-out rows, "
-                 f"averaged over {comparison.settings.get('n_splits')} split(s).</p><ul>")
-    for header, note in _notes(headers):
+    parts.append(f"<p>{e(_scores_sentence(comparison))}</p><ul>")
+    notes = _notes(headers)
+    if _baseline_note(comparison):
+        notes.append(_baseline_note(comparison))
+    for header, note in notes:
         parts.append(f"<li><strong>{e(header)}</strong>: {e(note)}</li>")
     parts += ["</ul>", "<h2>Figures</h2>",
               f"<p><img src=\"{sources[0]}\" alt=\"Score of every strategy's final model "
@@ -244,12 +276,24 @@ def _results_json(comparison, command):
             "seconds_per_month": res.seconds_per_month,
             "fisher_negative_share_per_month": res.fisher_negative_share_per_month,
         }
+    baseline = comparison.baseline
+    if baseline is not None:
+        baseline = {
+            "name": baseline.name,
+            "majority_class": baseline.majority_class,
+            "summary": baseline.summary,
+            "R": baseline.matrix.R,
+            "train_months": baseline.matrix.train_months,
+            "months": baseline.matrix.months,
+        }
     return _jsonable({
         "verdict": comparison.verdict(),
         "recommended": comparison.recommend(),
         "scoring": comparison.scoring,
+        "scoring_reason": comparison.settings.get("scoring_reason"),
         "table": comparison.records(),
         "strategies": strategies,
+        "baseline": baseline,
         "settings": comparison.settings,
         "command": command,
     })
@@ -270,9 +314,11 @@ def write_report(comparison, out_dir, fmt="md", command=None):
 
     The report opens with the verdict (:meth:`Comparison.verdict`), then
     the table (average score, backward transfer, forgetting, learning
-    score, next-month AUT, gap to joint, rows and seconds relative to naive),
-    the figures, the settings with each strategy's parameters, and
-    ``command``, the command line that reproduces it.
+    score, next-month AUT, gap to joint, rows and seconds relative to naive;
+    its last row is the majority-class baseline), which scoring filled it
+    (and why, when it was chosen automatically), the figures, the settings
+    with each strategy's parameters, and ``command``, the command line that
+    reproduces it.
 
     Parameters
     ----------

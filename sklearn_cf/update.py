@@ -10,21 +10,29 @@ forgets more than a threshold is refused and writes no model.
 Next to the model lives a small *evaluation store*, ``<model>.eval.npz``: the
 held-out rows and labels of every month the model was updated with (at most
 :data:`MAX_EVAL_ROWS` per month, drawn at random), plus the feature
-standardization and column names the model was trained with. It is what makes
-the forgetting row possible: before and after each update, the model is
-scored on every past month's held-out rows. It is a plain ``.npz`` file, read
-with ``allow_pickle=False``.
+standardization and column names the model was trained with, and the scoring
+every update of the model uses. It is what makes the forgetting row possible:
+before and after each update, the model is scored on every past month's
+held-out rows. It is a plain ``.npz`` file, read with ``allow_pickle=False``.
+
+The scoring is chosen once, when the store is created (``scoring="auto"``:
+:func:`sklearn_cf.metrics.default_scoring` on that first data's target), and
+recorded in it, so that every later update of the model is scored alike; a
+store written before scorings were recorded means accuracy.
 """
 
 import io
 import json
+import math
 import os
 import contextlib
 import shutil
 import signal
 import tempfile
+import textwrap
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +59,8 @@ MAX_EVAL_ROWS = 5000
 """Held-out rows kept per month in the evaluation store (a random subset)."""
 
 _STORE_FORMAT = 1
+# What a store without a recorded scoring was scored with.
+_LEGACY_SCORING = "accuracy"
 
 
 def prev_path(model):
@@ -109,6 +119,11 @@ class EvalStore:
     scale_mean, scale_scale : ndarray or None
         First-month standardization applied to every month's features, or
         None when features are used as they are.
+    scoring : str or None
+        The scorer name every update of the model is scored with (see
+        :func:`sklearn_cf.compare.resolve_scoring`). None for a store not
+        created yet; a store file written without one reads as
+        ``"accuracy"``, what updates scored before scorings were recorded.
     """
 
     months: list = field(default_factory=list)
@@ -117,6 +132,7 @@ class EvalStore:
     feature_names: list = None
     scale_mean: np.ndarray = None
     scale_scale: np.ndarray = None
+    scoring: str = None
 
     def add(self, month, X, y, random_state=0):
         """Keep at most :data:`MAX_EVAL_ROWS` held-out rows of ``month``."""
@@ -137,6 +153,8 @@ class EvalStore:
     def to_bytes(self):
         meta = {"format": _STORE_FORMAT, "months": self.months,
                 "feature_names": self.feature_names}
+        if self.scoring is not None:
+            meta["scoring"] = self.scoring
         arrays = {"meta": np.array(json.dumps(meta))}
         if self.scale_mean is not None:
             arrays["scale_mean"] = np.asarray(self.scale_mean, dtype=np.float64)
@@ -166,6 +184,7 @@ class EvalStore:
                     feature_names=meta.get("feature_names"),
                     scale_mean=data["scale_mean"] if "scale_mean" in data else None,
                     scale_scale=data["scale_scale"] if "scale_scale" in data else None,
+                    scoring=meta.get("scoring") or _LEGACY_SCORING,
                 )
         except (OSError, ValueError, KeyError) as exc:
             raise ValueError(
@@ -443,7 +462,16 @@ class MonthUpdate:
 
     @property
     def drops(self):
+        """Before minus after, per past month (NaN where a score is undefined)."""
         return {m: self.before[m] - self.after[m] for m in self.before}
+
+    def undefined_months(self):
+        """Months whose held-out score is undefined (NaN) before or after."""
+        months = [m for m in self.before
+                  if _undefined(self.before[m]) or _undefined(self.after[m])]
+        if _undefined(self.score) or _undefined(self.next_month_score):
+            months.append(self.month)
+        return months
 
 
 @dataclass
@@ -458,21 +486,50 @@ class UpdateResult:
     steps: list
     max_forgetting: float = None
     saved: bool = False
+    scoring: str = _LEGACY_SCORING
+    """The scorer name every score here was computed with."""
+    scoring_reason: str = None
+    """Why, when it was chosen automatically for a new store
+    (:func:`~sklearn_cf.metrics.default_scoring`'s reason); else None."""
+    scoring_recorded: bool = False
+    """Whether the scoring was read from the evaluation store."""
 
     @property
     def largest_drop(self):
-        """(month, drop) of the largest drop over every step, or None."""
-        drops = [(d, m) for step in self.steps for m, d in step.drops.items()]
+        """(month, drop) of the largest defined drop over every step, or None."""
+        drops = [(d, m) for step in self.steps for m, d in step.drops.items()
+                 if not _undefined(d)]
         if not drops:
             return None
         drop, month = max(drops, key=lambda t: t[0])
         return month, drop
+
+    def scoring_note(self):
+        """``scoring: NAME`` and where it comes from, as one line."""
+        store = eval_store_path(self.model)
+        if self.scoring_recorded:
+            return f"scoring: {self.scoring}, recorded in {store}"
+        if self.scoring_reason:
+            why = self.scoring_reason.partition(", because ")[2] or self.scoring_reason
+            return (f"scoring: {self.scoring}, chosen automatically because {why}; "
+                    f"recorded in {store} for every later update")
+        return f"scoring: {self.scoring}, as given; recorded in {store} for every later update"
+
+    def _undefined_note(self):
+        months = [m for step in self.steps for m in step.undefined_months()]
+        if not months:
+            return None
+        shown = ", ".join(map(str, dict.fromkeys(months)))
+        return (f"{self.scoring} is undefined where the held-out rows hold a single "
+                f"class (month {shown}); such months are left out of the drops")
 
     def summary(self):
         """A few lines, at most 100 columns."""
         months = ", ".join(map(str, self.months_before)) or "none"
         verb = "new model" if self.created else "updated"
         lines = [f"{self.model}: {verb} ({self.strategy}); months before: {_clip(months, 60)}"]
+        lines += textwrap.wrap(self.scoring_note(), width=100, subsequent_indent="  ",
+                               break_long_words=False, break_on_hyphens=False)
         for step in self.steps:
             score = _fmt(step.score)
             nxt = _fmt(step.next_month_score)
@@ -486,8 +543,12 @@ class UpdateResult:
                 for m in step.before:
                     lines.append(
                         f"  {str(m).ljust(max(width, 10))}  {_fmt(step.before[m]):>6}  "
-                        f"{_fmt(step.after[m]):>6}  {step.after[m] - step.before[m]:+.3f}"
+                        f"{_fmt(step.after[m]):>6}  {_change(step.before[m], step.after[m])}"
                     )
+        undefined = self._undefined_note()
+        if undefined:
+            lines += textwrap.wrap(f"undef: {undefined}", width=100, subsequent_indent="  ",
+                                   break_long_words=False, break_on_hyphens=False)
         largest = self.largest_drop
         if largest is not None:
             limit = ("" if self.max_forgetting is None
@@ -507,6 +568,10 @@ class UpdateResult:
                    f"`{self.strategy}`; months before: "
                    f"{', '.join(map(str, self.months_before)) or 'none'}; after: "
                    f"{', '.join(map(str, self.months_after))}.")
+        out += ["", f"Scores are {self.scoring_note().partition('scoring: ')[2]}."]
+        undefined = self._undefined_note()
+        if undefined:
+            out += ["", f"`undef`: {undefined}."]
         largest = self.largest_drop
         if largest is not None:
             out.append("")
@@ -517,7 +582,7 @@ class UpdateResult:
             out += ["", f"## Month {step.month}", "",
                     f"Trained on {step.train_rows} rows ({step.seconds:.1f} s); "
                     f"{step.holdout_rows} rows held out.", "",
-                    "| measure | score |", "| --- | ---: |",
+                    f"| measure | {self.scoring} |", "| --- | ---: |",
                     f"| held-out score of the updated model | {_fmt(step.score)} |",
                     f"| next-month score (model before the update) | "
                     f"{_fmt(step.next_month_score)} |"]
@@ -525,12 +590,24 @@ class UpdateResult:
                 out += ["", "| past month | before | after | change |",
                         "| --- | ---: | ---: | ---: |"]
                 out += [f"| {m} | {_fmt(step.before[m])} | {_fmt(step.after[m])} | "
-                        f"{step.after[m] - step.before[m]:+.3f} |" for m in step.before]
+                        f"{_change(step.before[m], step.after[m])} |" for m in step.before]
         return "\n".join(out) + "\n"
 
 
+def _undefined(value):
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _fmt(value):
-    return "n/a" if value is None else f"{value:.3f}"
+    if value is None:
+        return "n/a"
+    return "undef" if _undefined(value) else f"{value:.3f}"
+
+
+def _change(before, after):
+    if before is None or after is None or _undefined(before) or _undefined(after):
+        return "-"
+    return f"{after - before:+.3f}"
 
 
 def _clip(text, width):
@@ -550,10 +627,58 @@ def _split(X, y, holdout, random_state):
         return train_test_split(rows, test_size=holdout, random_state=random_state)
 
 
-def _score(clf, X, y):
+def _score(clf, X, y, scorer, scoring):
+    """``scorer(clf, X, y)``; NaN where the score is undefined (held-out rows of
+    one class for roc_auc), None when there is no fitted model or no row."""
     if clf is None or len(y) == 0 or not clf.__sklearn_is_fitted__():
         return None
-    return float(clf.score(X, y))
+    try:
+        with warnings.catch_warnings():
+            # sklearn warns (UndefinedMetricWarning) and returns NaN for a
+            # score undefined on these rows; the summary says so instead.
+            warnings.simplefilter("ignore", category=UserWarning)
+            return float(scorer(clf, X, y))
+    except ValueError as exc:
+        if len(np.unique(y)) < 2:
+            return float("nan")
+        raise ValueError(f"The score {scoring!r} failed on the held-out rows: {exc}") from exc
+
+
+def _resolve_update_scoring(scoring, store, model):
+    """The scoring name of this update: the store's, or the one asked for.
+
+    Returns ``(name, recorded)``; ``name`` is None for ``"auto"`` on a new
+    store, chosen later from the data.
+    """
+    from .compare import resolve_scoring
+
+    if not isinstance(scoring, str):
+        raise ValueError(
+            f"scoring must be a scorer name (it is recorded in the evaluation store), "
+            f"got {scoring!r}."
+        )
+    requested = None if scoring == "auto" else resolve_scoring(scoring)[1]
+    if store.scoring is None:
+        return requested, False
+    recorded = resolve_scoring(store.scoring)[1]
+    if requested is not None and requested != recorded:
+        raise ValueError(
+            f"--scoring {requested} differs from the scoring recorded for the model "
+            f"{model!r} in {eval_store_path(model)!r}: {recorded}. Every update of a model "
+            f"is scored alike, so that its forgetting rows compare. Drop --scoring (or pass "
+            f"--scoring {recorded}) to update it, or give a new --model path to start a "
+            f"model scored with {requested}."
+        )
+    return recorded, True
+
+
+def _scorer_of(name):
+    from sklearn.metrics import get_scorer
+
+    from .compare import resolve_scoring
+
+    scorer, _ = resolve_scoring(name)
+    return get_scorer(scorer) if isinstance(scorer, str) else scorer
 
 
 def _check_strategy_matches(clf, spec, model):
@@ -596,7 +721,7 @@ def _split_by_month(X, y, months, month):
 
 def update_model(model, data, *, target=None, month=None, month_column=None, holdout=0.2,
                  max_forgetting=None, strategy=None, estimator_params=None, scale="auto",
-                 random_state=0):
+                 scoring="auto", random_state=0):
     """Update the checkpoint ``model`` with the month(s) in ``data``.
 
     Parameters
@@ -617,7 +742,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         the update; they are kept in the evaluation store for later updates.
     max_forgetting : float or None, default=None
         Refuse the update (raise :class:`ForgettingRefused`, write no model)
-        when a past month's held-out score drops by more than this.
+        when a past month's held-out score drops by more than this (in
+        units of the scoring; months where it is undefined are left out).
     strategy : str or None
         Strategy spec for a new model; for an existing one it must match.
     estimator_params : dict or None
@@ -626,15 +752,34 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         For a new model: standardize features with the first month's training
         rows ("auto": for files, as ``compare`` does). An existing model keeps
         the scaling recorded in its evaluation store.
+    scoring : str, default="auto"
+        What scores the held-out rows: a scikit-learn scorer name or
+        ``"tpr_at_fpr:FPR"``, called as ``get_scorer(name)(model, X, y)``.
+        Chosen when the evaluation store is created and recorded in it;
+        ``"auto"``: :func:`sklearn_cf.metrics.default_scoring` on the whole
+        target of ``data``, before any training. For an existing store,
+        ``"auto"`` means the recorded scoring (``"accuracy"`` for a store
+        that records none), and any other scoring is refused with a
+        ``ValueError``. A score that is undefined on some held-out rows
+        (roc_auc on rows of one class) is NaN.
     random_state : int, default=0
         Seed of the held-out split and of a new model.
 
     Returns
     -------
     UpdateResult
+
+    Raises
+    ------
+    ValueError
+        Bad arguments or data, a strategy or scoring that differs from the
+        model's; nothing is written.
+    ForgettingRefused
+        When ``max_forgetting`` is exceeded; nothing is written.
     """
     from ._checkpoint import load
     from .compare import FirstMonthScaler, resolve_scale
+    from .metrics import default_scoring
 
     model = os.fspath(model)
     estimator_params = dict(estimator_params or {})
@@ -662,9 +807,19 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         if strategy is not None:
             _check_strategy_matches(clf, strategy, model)
         store = EvalStore.read(eval_store_path(model))
+    scoring_name, recorded = _resolve_update_scoring(scoring, store, model)
     months_before = list(clf.months_seen_) if not created else []
 
     X, y, months, names = load_month_data(data, target=target, month_column=month_column)
+    scoring_reason = None
+    if scoring_name is None:  # "auto" for a new store: on the whole target, before training
+        scoring_name, scoring_reason = default_scoring(y)
+    store.scoring = scoring_name
+    scorer = _scorer_of(scoring_name)
+
+    def score(Xs, ys):
+        return _score(clf, Xs, ys, scorer, scoring_name)
+
     if store.feature_names is not None:
         X = _align_columns(X, names, store.feature_names, data)
     elif created:
@@ -682,16 +837,16 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         Xm = store.scale(Xm)
         train, held = _split(Xm, ym, holdout, random_state)
         fitted = clf.__sklearn_is_fitted__()
-        before = {m: _score(clf, Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
-        next_score = _score(clf, Xm[held], ym[held]) if fitted else None
+        before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+        next_score = score(Xm[held], ym[held]) if fitted else None
         start = time.perf_counter()
         clf.partial_fit_month(Xm[train], ym[train], month=label)
         seconds = time.perf_counter() - start
         label = clf.months_seen_[-1]
-        after = {m: _score(clf, Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+        after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
         steps.append(MonthUpdate(
             month=_plain_label(label), train_rows=len(train), holdout_rows=len(held),
-            seconds=seconds, score=_score(clf, Xm[held], ym[held]),
+            seconds=seconds, score=score(Xm[held], ym[held]),
             next_month_score=next_score, before=before, after=after,
         ))
         if len(held):
@@ -700,7 +855,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     result = UpdateResult(
         model=model, strategy=str(clf.get_params(deep=False)["strategy"]), created=created,
         months_before=months_before, months_after=list(clf.months_seen_), steps=steps,
-        max_forgetting=max_forgetting,
+        max_forgetting=max_forgetting, scoring=scoring_name, scoring_reason=scoring_reason,
+        scoring_recorded=recorded,
     )
     largest = result.largest_drop
     if max_forgetting is not None and largest is not None and largest[1] > max_forgetting:
@@ -720,19 +876,28 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
     month's rows, and those statistics are kept in ``<path>.eval.npz`` so that
     ``sklearn-cf update`` scales later months alike. That store holds no
     held-out rows (none are left): forgetting rows start with the first
-    update.
+    update. It records the comparison's scoring, so that updates are scored
+    as the comparison was (a scorer callable, which has no name to record,
+    leaves the store without one: accuracy).
 
     Returns
     -------
     str
         The strategy spec saved.
     """
-    from .compare import FirstMonthScaler, _build_estimator, parse_strategy
+    from .compare import FirstMonthScaler, _build_estimator, parse_strategy, resolve_scoring
 
     best = comparison.recommend()
     if best is None:
-        raise ValueError("No strategy has a defined score; nothing to save.")
+        raise ValueError(
+            "No strategy is recommended (none has a defined score, or none beats the "
+            "majority-class baseline); nothing to save."
+        )
     store = EvalStore(feature_names=feature_names)
+    try:
+        store.scoring = resolve_scoring(comparison.scoring)[1]
+    except ValueError:
+        pass  # a scorer callable: nothing to record
     X = np.asarray(X, dtype=np.float32)
     months = np.asarray(months)
     if scale == "first-month":

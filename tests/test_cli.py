@@ -44,24 +44,34 @@ def test_compare_in_process(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.err == ""  # --quiet: no progress bar
-    table = captured.out.split("\n\n")[0].splitlines()
-    assert [line.split()[0] for line in table[1:]] == strategies
-    assert "Ship " in captured.out and "Report: " in captured.out
+    blocks = captured.out.split("\n\n")
+    # which score, and why: synthetic months are nearly balanced
+    assert blocks[0].startswith("scoring: accuracy, chosen automatically because the rarest "
+                                "class is ")
+    table = blocks[1].splitlines()
+    assert [line.split()[0] for line in table[1:]] == strategies + ["majority"]
+    assert "Report: " in captured.out
 
     report = (out / "report.md").read_text()
     lines = report.splitlines()
     assert lines[0] == "# Which monthly update should we ship?"
-    assert lines[2].startswith("**Ship ")  # the report opens with the verdict
+    assert lines[2].startswith("**")  # the report opens with the verdict
     assert report.index("## Results") < report.index("## Figures") < report.index(
         "## Settings") < report.index("## Reproduce")
-    for name in strategies:
+    for name in strategies + ["majority baseline"]:
         assert f"| {name} |" in report
+    assert "accuracy was chosen automatically because the rarest class is " in report
     assert "sklearn-cf compare --data synthetic --months 3" in report
     _assert_png(out / "month_scores.png")
     _assert_png(out / "forgetting_matrices.png")
     results = json.loads((out / "results.json").read_text())
-    assert [r["strategy"] for r in results["table"]] == strategies
-    assert results["recommended"] in strategies
+    assert [r["strategy"] for r in results["table"]] == strategies + ["majority baseline"]
+    assert lines[2] == f"**{results['verdict']}**"
+    assert " ".join(results["verdict"].split()) in " ".join(captured.out.split())
+    # recommended: only a strategy that beats the majority-class baseline
+    floor = results["baseline"]["summary"]["average_accuracy"]
+    beats = [r["strategy"] for r in results["table"][:-1] if r["average_score"] > floor]
+    assert results["recommended"] in beats if beats else results["recommended"] is None
     assert np.array(results["strategies"]["joint"]["R"]).shape == (3, 3)
     assert results["table"][3]["fisher_negative_share"] == 0.0
 
@@ -88,8 +98,8 @@ def test_python_dash_m(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    table = proc.stdout.split("\n\n")[0].splitlines()
-    assert [line.split()[0] for line in table[1:]] == strategies
+    table = proc.stdout.split("\n\n")[1].splitlines()
+    assert [line.split()[0] for line in table[1:]] == strategies + ["majority"]
     _assert_png(tmp_path / "rep" / "month_scores.png")
     _assert_png(tmp_path / "rep" / "forgetting_matrices.png")
     assert (tmp_path / "rep" / "report.md").is_file()
@@ -104,10 +114,10 @@ def test_python_dash_m(tmp_path):
     assert not (tmp_path / "rep2").exists()
 
 
-def _write_stream(path, names):
+def _write_stream(path, names, **drift):
     """A CSV of make_monthly_drift months, month ``k`` written as ``names[k]``."""
     X, y, months = make_monthly_drift(n_months=len(names), n_samples_per_month=80,
-                                      n_features=6, random_state=0)
+                                      n_features=6, random_state=0, **drift)
     lines = ["when,f0,f1,f2,f3,f4,f5,channel,is_malware"]
     for i in range(len(y)):
         channel = ("email", "web", "usb")[i % 3]
@@ -503,9 +513,11 @@ def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
     from sklearn_cf.update import EvalStore, eval_store_path
 
     out, best = tmp_path / "rep", tmp_path / "best.ckpt"
+    # enough epochs for these 64 training rows a month to beat the
+    # majority-class baseline, without which nothing is saved (next test)
     code = main(["compare", "--data", str(csv_stream), "--month-column", "when",
-                 "--target", "is_malware", "--months", "3", "--epochs", "1",
-                 "--hidden-units", "8", "--strategies", "naive,replay,joint",
+                 "--target", "is_malware", "--months", "3", "--epochs", "30",
+                 "--hidden-units", "32", "--strategies", "naive,replay,joint",
                  "--out", str(out), "--quiet", "--save-best", str(best)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -518,12 +530,13 @@ def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
     assert clf.months_seen_ == ["2023-11", "2023-12", "2024-01"]
     X, y, months = load_table(csv_stream, month_column="when", target="is_malware")
     first = months == "2023-11"
-    assert clf.cost_[0]["rows"] == first.sum()  # every row of the base month, 1 epoch
+    assert clf.cost_[0]["rows"] == 30 * first.sum()  # every row of the base month, 30 epochs
     # first-month scaling, from every row of the first month, kept for update
     store = EvalStore.read(eval_store_path(best))
     np.testing.assert_allclose(store.scale_mean, X[first].astype(np.float64).mean(axis=0),
                                rtol=1e-6, atol=1e-6)
     assert store.months == []
+    assert store.scoring == results["scoring"] == "accuracy"  # updates score alike
 
     # the saved model is ready for the monthly job
     last = tmp_path / "last.csv"
@@ -547,3 +560,55 @@ def test_save_best_to_a_missing_folder_fails_before_training(tmp_path, capsys, m
                  str(tmp_path / "rep"), "--save-best", str(tmp_path / "no" / "m.ckpt")])
     assert code == 2
     _assert_one_error_line(capsys.readouterr().err, "--save-best")
+
+
+def test_save_best_saves_nothing_when_no_strategy_beats_the_baseline(csv_stream, tmp_path,
+                                                                     capsys):
+    # One epoch teaches these networks nothing: none beats always answering the
+    # majority class, so there is nothing worth deploying.
+    out, best = tmp_path / "rep", tmp_path / "best.ckpt"
+    code = main(["compare", "--data", str(csv_stream), "--month-column", "when",
+                 "--target", "is_malware", "--months", "3", "--epochs", "1",
+                 "--hidden-units", "8", "--strategies", "naive,joint",
+                 "--out", str(out), "--quiet", "--save-best", str(best)])
+    captured = capsys.readouterr()
+    assert code == 3
+    results = json.loads((out / "results.json").read_text())
+    floor = results["baseline"]["summary"]["average_accuracy"]
+    assert all(r["average_score"] <= floor for r in results["table"][:-1])
+    assert results["recommended"] is None
+    assert "No strategy beats the majority-class baseline" in captured.out
+    assert captured.err.startswith("sklearn-cf: not saved:") and str(best) in captured.err
+    assert not best.exists() and not (tmp_path / "best.ckpt.eval.npz").exists()
+    assert (out / "report.md").is_file()  # the report is still written
+
+
+def test_compare_chooses_roc_auc_for_a_rare_class_and_shows_the_baseline(tmp_path, capsys):
+    import pandas as pd
+
+    path = _write_stream(tmp_path / "rare.csv", ["2024-01", "2024-02", "2024-03"],
+                         malware_share=(0.2, 0.3))
+    y = pd.read_csv(path)["is_malware"].to_numpy()
+    share = np.bincount(y).min() / len(y)
+    assert share < 0.4
+    out = tmp_path / "rep"
+    code = main(["compare", "--data", str(path), "--month-column", "when", "--target",
+                 "is_malware", "--epochs", "1", "--hidden-units", "8", "--strategies",
+                 "naive,joint", "--out", str(out), "--quiet", "--format", "html"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    note = (f"scoring: roc_auc, chosen automatically because the rarest class is {share:.1%} "
+            "of rows (below 40%); pass --scoring to change")
+    assert " ".join(captured.out.split()).startswith(note)
+    assert all(len(line) <= 100 for line in captured.out.splitlines())
+    baseline_row = [ln for ln in captured.out.splitlines() if ln.startswith("majority baseline")]
+    assert baseline_row and baseline_row[0].split()[2] == "0.500"  # ROC-AUC of a constant
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["scoring"] == "roc_auc"
+    assert results["scoring_reason"].startswith("roc_auc, because the rarest class is")
+    assert results["baseline"]["summary"]["average_accuracy"] == 0.5
+    assert "--scoring auto" in results["command"]
+    page = (out / "report.html").read_text()
+    assert "roc_auc was chosen automatically because the rarest class is" in page
+    assert "<td>majority baseline</td>" in page

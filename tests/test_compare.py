@@ -7,6 +7,7 @@ from sklearn.metrics import accuracy_score
 from conftest import make_stream
 from sklearn_cf import ContinualClassifier, SequentialSplit, forgetting_matrix
 from sklearn_cf.compare import (
+    BASELINE_NAME,
     DEFAULT_REG_LAMBDA,
     DEFAULT_STRATEGIES,
     Comparison,
@@ -130,11 +131,13 @@ def test_every_strategy_has_a_row(everything):
     expected = list(STRATEGIES) + ["naive:finetune_lr=1e-4", "ewc:fisher=hessian"]
     assert everything.strategies == expected
     frame = everything.table()
-    assert list(frame.index) == expected
+    # the majority-class baseline is the last row of the table, not a strategy
+    assert list(frame.index) == expected + [BASELINE_NAME]
     records = everything.table(as_frame=False)
-    assert [r["strategy"] for r in records] == expected
+    assert [r["strategy"] for r in records] == expected + [BASELINE_NAME]
+    assert BASELINE_NAME not in everything.results
     text = everything.to_string()
-    for name in expected:
+    for name in expected + [BASELINE_NAME]:
         assert name in text
     for res in everything.results.values():
         assert res.matrix.R.shape == (3, 3)
@@ -221,13 +224,36 @@ def test_hessian_negative_share_is_zero_for_relu(everything):
     assert everything.results["naive"].fisher_negative_share is None
 
 
-def test_verdict_names_an_existing_strategy(everything):
-    choice = everything.recommend()
-    assert choice in everything.strategies
-    verdict = everything.verdict()
+@pytest.fixture(scope="module")
+def learnt(data):
+    """Networks trained long enough to beat the majority-class baseline
+    (TINY's two epochs of 48 rows do not: see the next test)."""
+    X, y, months = data
+    return compare_strategies(X, y, months, ["naive", "replay", "joint"], progress=False,
+                              estimator_params=dict(TINY, max_epochs=20, lr=0.01))
+
+
+def test_verdict_names_an_existing_strategy(learnt):
+    choice = learnt.recommend()
+    assert choice in learnt.strategies
+    verdict = learnt.verdict()
     assert verdict.startswith(f"Ship {choice}:")
     assert "naive" in verdict
     assert verdict.count(".") >= 1 and "\n" not in verdict
+    assert learnt.results[choice].summary["average_accuracy"] > \
+        learnt.baseline.summary["average_accuracy"]
+
+
+def test_untrained_networks_do_not_beat_the_baseline(everything):
+    # Two epochs of 48 rows teach these networks nothing: every strategy
+    # scores at most what always answering the majority class scores, so
+    # none is recommended, and the verdict says why.
+    floor = everything.baseline.summary["average_accuracy"]
+    best = max(r.summary["average_accuracy"] for r in everything.results.values())
+    assert best <= floor
+    assert everything.recommend() is None
+    assert everything.verdict().startswith(
+        f"No strategy beats the majority-class baseline ({floor:.3f})")
 
 
 def _fake(name, strategy, score, rows, bwt=-0.05):

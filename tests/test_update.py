@@ -15,10 +15,10 @@ NET = ["--epochs", "1", "--hidden-units", "8"]
 ROWS_PER_MONTH = 80
 
 
-def _month_csvs(folder, n_months=3):
+def _month_csvs(folder, n_months=3, **drift):
     """One CSV per month (no month column), and one CSV of every month (``when``)."""
     X, y, months = make_monthly_drift(n_months=n_months, n_samples_per_month=ROWS_PER_MONTH,
-                                      n_features=6, random_state=0)
+                                      n_features=6, random_state=0, **drift)
     header = "f0,f1,f2,f3,f4,f5,channel,is_malware"
     every = ["when," + header]
     paths = []
@@ -193,6 +193,8 @@ def test_a_file_of_several_months_trains_them_in_order(tmp_path):
         (["--data", "MONTH0", "--target", "is_malware", "--holdout", "1.5"], ["--holdout"]),
         (["--data", "MONTH0", "--target", "is_malware", "--strategy", "replya"],
          ["'replya'", "'replay'"]),
+        (["--data", "MONTH0", "--target", "is_malware", "--scoring", "acuracy"],
+         ["'acuracy'", "'accuracy'"]),
     ],
 )
 def test_bad_data_or_arguments_exit_2(args, words, months, tmp_path, capsys):
@@ -266,3 +268,157 @@ def test_a_folder_of_npy_months(tmp_path, capsys):
     assert is_held.sum() == len(held)
     np.testing.assert_allclose(store.scale_mean, first[~is_held].mean(axis=0), atol=1e-5)
     np.testing.assert_allclose(store.scale_scale, first[~is_held].std(axis=0), rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# The scoring: chosen once, recorded in the store
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def rare_months(tmp_path):
+    """Months of about 25% malware: roc_auc is chosen for them."""
+    return _month_csvs(tmp_path, malware_share=(0.2, 0.3))[0]
+
+
+def _labels(path):
+    from sklearn_cf.datasets._table import _import_pandas
+
+    return _import_pandas().read_csv(path)["is_malware"].to_numpy()
+
+
+def _store_meta(model):
+    import json
+
+    with np.load(eval_store_path(model), allow_pickle=False) as data:
+        return json.loads(str(data["meta"]))
+
+
+def test_a_rare_class_is_scored_by_roc_auc_as_sklearn_computes_it(rare_months, tmp_path,
+                                                                   capsys):
+    from sklearn.metrics import roc_auc_score
+
+    model = tmp_path / "m"
+    y0 = _labels(rare_months[0])
+    share = np.bincount(y0).min() / len(y0)
+    assert share < 0.4
+    assert _update(model, rare_months[0], "--strategy", "naive", *NET) == 0
+    assert _store_meta(model)["scoring"] == "roc_auc"  # recorded in the file itself
+    capsys.readouterr()
+
+    out = tmp_path / "report"
+    code = main(["update", "--model", str(model), "--data", rare_months[1], "--target",
+                 "is_malware", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert f"scoring: roc_auc, recorded in {model}.eval.npz" in " ".join(text.split())
+
+    store = EvalStore.read(eval_store_path(model))
+    old, new = sklearn_cf.load(prev_path(model)), sklearn_cf.load(model)
+    assert list(new.classes_) == [0, 1]
+
+    def auc(clf, k):  # sklearn's metric on the positive class's probability
+        return roc_auc_score(store.y[k], clf.predict_proba(store.X[k])[:, 1])
+
+    report = (out / "update.md").read_text()
+    assert "| measure | roc_auc |" in report
+    assert f"| 0 | {auc(old, 0):.3f} | {auc(new, 0):.3f} |" in report
+    assert f"rows: {auc(new, 1):.3f} (before update: {auc(old, 1):.3f})" in text
+    assert f"{auc(old, 0):.3f}   {auc(new, 0):.3f}" in text
+
+
+def test_the_automatic_choice_is_explained(rare_months, tmp_path, capsys):
+    model = tmp_path / "m"
+    y0 = _labels(rare_months[0])
+    share = np.bincount(y0).min() / len(y0)
+    main(["update", "--model", str(model), "--data", rare_months[0], "--target", "is_malware",
+          "--strategy", "naive", *NET])
+    text = " ".join(capsys.readouterr().out.split())  # the line wraps at 100 columns
+    assert (f"scoring: roc_auc, chosen automatically because the rarest class is {share:.1%} "
+            "of rows (below 40%)") in text
+
+
+def test_a_different_explicit_scoring_is_refused(rare_months, tmp_path, capsys):
+    model = tmp_path / "m"
+    assert _update(model, rare_months[0], "--strategy", "naive", *NET) == 0
+    files = [model, tmp_path / "m.eval.npz"]
+    before = [f.read_bytes() for f in files]
+    capsys.readouterr()
+
+    assert _update(model, rare_months[1], "--scoring", "accuracy") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("sklearn-cf: error: --scoring accuracy differs from the scoring "
+                           "recorded")
+    assert ": roc_auc." in line and "Drop --scoring" in line and "new --model" in line
+    assert [f.read_bytes() for f in files] == before
+    assert not (tmp_path / "m.prev").exists()
+
+    # the recorded one, given explicitly, is fine
+    assert _update(model, rare_months[1], "--scoring", "roc_auc") == 0
+    assert EvalStore.read(eval_store_path(model)).scoring == "roc_auc"
+
+
+def test_an_explicit_scoring_is_recorded_for_a_new_model(rare_months, tmp_path):
+    from sklearn.metrics import balanced_accuracy_score
+
+    model = tmp_path / "m"
+    assert _update(model, rare_months[0], "--strategy", "naive", "--scoring",
+                   "balanced_accuracy", *NET) == 0
+    assert _store_meta(model)["scoring"] == "balanced_accuracy"
+    out = tmp_path / "rep"
+    assert _update(model, rare_months[1], "--out", str(out)) == 0  # auto: the recorded one
+    store = EvalStore.read(eval_store_path(model))
+    old, new = sklearn_cf.load(prev_path(model)), sklearn_cf.load(model)
+    before = balanced_accuracy_score(store.y[0], old.predict(store.X[0]))
+    after = balanced_accuracy_score(store.y[0], new.predict(store.X[0]))
+    assert f"| 0 | {before:.3f} | {after:.3f} |" in (out / "update.md").read_text()
+
+
+def test_a_store_without_a_recorded_scoring_means_accuracy(rare_months, tmp_path, capsys):
+    model = tmp_path / "m"
+    assert _update(model, rare_months[0], "--strategy", "naive", *NET) == 0
+    # an older store: the same rows, no scoring in its meta
+    store = EvalStore.read(eval_store_path(model))
+    store.scoring = None
+    (tmp_path / "m.eval.npz").write_bytes(store.to_bytes())
+    assert "scoring" not in _store_meta(model)
+    assert EvalStore.read(eval_store_path(model)).scoring == "accuracy"
+
+    assert _update(model, rare_months[1], "--scoring", "roc_auc") == 2
+    assert ": accuracy." in capsys.readouterr().err
+    out = tmp_path / "rep"
+    assert _update(model, rare_months[1], "--out", str(out)) == 0
+    store = EvalStore.read(eval_store_path(model))
+    old, new = sklearn_cf.load(prev_path(model)), sklearn_cf.load(model)
+    report = (out / "update.md").read_text()
+    assert f"| 0 | {old.score(store.X[0], store.y[0]):.3f} | " \
+           f"{new.score(store.X[0], store.y[0]):.3f} |" in report
+
+
+def test_roc_auc_undefined_on_one_class_is_nan_and_said_so(rare_months, tmp_path, capsys):
+    from sklearn_cf.update import update_model
+
+    model = tmp_path / "m"
+    assert _update(model, rare_months[0], "--strategy", "naive", *NET) == 0
+    # a month of benign files only: its held-out rows hold one class
+    lines = open(rare_months[1]).read().splitlines()
+    benign = tmp_path / "benign.csv"
+    benign.write_text("\n".join([lines[0], *(ln for ln in lines[1:] if ln.endswith(",0"))]))
+    result = update_model(str(model), str(benign), target="is_malware",
+                          max_forgetting=0.5)
+    assert result.saved
+    step = result.steps[0]
+    assert np.isnan(step.score) and np.isnan(step.next_month_score)
+    assert not np.isnan(step.after[0])  # month 0 still holds both classes
+    summary = result.summary()
+    assert "held-out" in summary and ": undef (before update: undef)" in summary
+    assert "undef: roc_auc is undefined where the held-out rows hold a single class " \
+           "(month 1)" in summary
+    assert all(len(line) <= 100 for line in summary.splitlines())
+    # the next update scores that month as a past month: undefined before and
+    # after, left out of the drops, so --max-forgetting judges the others
+    capsys.readouterr()
+    out = tmp_path / "rep"
+    assert _update(model, rare_months[2], "--max-forgetting", "0.5", "--out", str(out)) == 0
+    report = (out / "update.md").read_text()
+    assert "| 1 | undef | undef | - |" in report
+    assert "`undef`: roc_auc is undefined where the held-out rows hold a single class " \
+        "(month 1)" in report
