@@ -125,6 +125,11 @@ def build_parser():
                           + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_REG_LAMBDA.items()))
     net.add_argument("--rehearsal-ratio", type=float, default=None,
                      help="share of past rows in each replay epoch (estimator default 0.5)")
+    net.add_argument("--class-weight", default=None, choices=("none", "balanced"),
+                     help="weigh each class's rows in the loss (and the EWC Fisher); "
+                          "balanced: n_rows / (n_classes * rows of the class), counted on the "
+                          "rows each month trains on, so a rare class counts as much as "
+                          "the others")
     net.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     net.add_argument("--threads", type=int, default=1,
                      help="torch CPU threads (1 is fastest for small MLPs on a busy machine)")
@@ -192,6 +197,8 @@ def _add_update_parser(commands):
     net.add_argument("--reg-lambda", type=float, default=None, help="strength of the pull")
     net.add_argument("--rehearsal-ratio", type=float, default=None,
                      help="share of past rows in each replay epoch")
+    net.add_argument("--class-weight", default=None, choices=("none", "balanced"),
+                     help="weigh each class's rows in the loss (default none)")
     net.add_argument("--device", default=None, help="torch device (default cpu)")
     upd.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     out = upd.add_argument_group("output")
@@ -211,8 +218,8 @@ def _command_line(args):
         ("--strategies", args.strategies), ("--scoring", args.scoring),
         ("--n-splits", args.n_splits), ("--seed", args.seed), ("--epochs", args.epochs),
         ("--hidden-units", args.hidden_units), ("--reg-lambda", args.reg_lambda),
-        ("--rehearsal-ratio", args.rehearsal_ratio), ("--device", args.device),
-        ("--threads", args.threads), ("--out", args.out), ("--format", args.format),
+        ("--rehearsal-ratio", args.rehearsal_ratio), ("--class-weight", args.class_weight),
+        ("--device", args.device), ("--threads", args.threads), ("--out", args.out), ("--format", args.format),
         ("--save-best", args.save_best),
     ):
         if value is not None:
@@ -308,6 +315,8 @@ def _compare(args):
         params["reg_lambda"] = args.reg_lambda
     if args.rehearsal_ratio is not None:
         params["rehearsal_ratio"] = args.rehearsal_ratio
+    if args.class_weight is not None:
+        params["class_weight"] = None if args.class_weight == "none" else args.class_weight
     # Everything that can be checked without data, before loading any.
     check_comparison(strategies, scoring=args.scoring, estimator_params=params,
                      random_state=args.seed)
@@ -393,6 +402,8 @@ def _update(args):
                        ("rehearsal_ratio", args.rehearsal_ratio), ("device", args.device)):
         if value is not None:
             params[key] = value
+    if args.class_weight is not None:
+        params["class_weight"] = None if args.class_weight == "none" else args.class_weight
     from .exceptions import TrainingDivergedError
 
     torch.set_num_threads(args.threads)

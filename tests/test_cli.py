@@ -612,3 +612,15 @@ def test_compare_chooses_roc_auc_for_a_rare_class_and_shows_the_baseline(tmp_pat
     page = (out / "report.html").read_text()
     assert "roc_auc was chosen automatically because the rarest class is" in page
     assert "<td>majority baseline</td>" in page
+
+
+def test_compare_with_balanced_class_weights(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "rep"
+    code = main(["compare", *TINY, "--strategies", "naive", "--class-weight", "balanced",
+                 "--out", str(out), "--quiet", "--format", "md"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["estimator_params"]["class_weight"] == "balanced"
+    assert "--class-weight balanced" in results["command"]

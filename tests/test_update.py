@@ -422,3 +422,14 @@ def test_roc_auc_undefined_on_one_class_is_nan_and_said_so(rare_months, tmp_path
     assert "| 1 | undef | undef | - |" in report
     assert "`undef`: roc_auc is undefined where the held-out rows hold a single class " \
         "(month 1)" in report
+
+
+def test_a_new_model_with_balanced_class_weights(months, tmp_path):
+    model = tmp_path / "m.pt"
+    assert _update(model, months[0], "--strategy", "replay", "--class-weight", "balanced",
+                   *NET) == 0
+    assert sklearn_cf.load(model).class_weight == "balanced"
+    # The next month trains with the checkpoint's setting.
+    assert _update(model, months[1]) == 0
+    clf = sklearn_cf.load(model)
+    assert clf.class_weight == "balanced" and len(clf.months_seen_) == 2
