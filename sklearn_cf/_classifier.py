@@ -1,6 +1,7 @@
 """ContinualClassifier: a skorch classifier that is updated month by month."""
 
 import copy
+import inspect
 import math
 import threading
 import time
@@ -53,6 +54,12 @@ _GLOBAL_RNG_LOCK = threading.Lock()
 _FISHER_KINDS = ("empirical", "true", "hessian")
 _MIN_PREDICT_BATCH = 4096
 
+#: Flat hyperparameters a named strategy's parts take by their signature.
+_FLAT_STRATEGY_PARAMS = ("reg_lambda", "rehearsal_ratio", "epoch_size", "memory_size",
+                         "memory_dir", "fisher")
+#: Strategy parameters that shape its state: fixed after the base fit.
+_STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
+
 #: What the fitted state is built on: fixed from the base fit until the next
 #: ``fit`` (see ``ContinualClassifier._check_sequence_config``).
 _SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "module", "hidden_units",
@@ -91,6 +98,11 @@ class _EpochLog(PrintLog):
     def on_epoch_end(self, net, **kwargs):
         if net.verbose >= 2:
             super().on_epoch_end(net, **kwargs)
+
+
+def _flat_defaults():
+    parameters = inspect.signature(ContinualClassifier.__init__).parameters
+    return {name: parameters[name].default for name in _FLAT_STRATEGY_PARAMS}
 
 
 def _check_n_threads(value, name="n_threads"):
@@ -165,10 +177,18 @@ class ContinualClassifier(NeuralNetClassifier):
         - ``"ewc"``: add ``reg_lambda/2 * sum(F * (theta - theta_prev)^2)``.
         - ``"replay+l2"``, ``"replay+ewc"``: replay with a pull.
 
-        A :class:`~sklearn_cf.strategies.Strategy` instance may be passed.
-    reg_lambda : float >= 0, default=1.0
+        The names are :data:`sklearn_cf.strategies.STRATEGIES`. A
+        :class:`~sklearn_cf.strategies.Strategy` instance may be passed; it
+        is cloned at each fit, and ``strategy__<param>`` reaches its
+        hyperparameters (in ``set_params`` and grid searches). With a name,
+        ``strategy__<param>`` sets a parameter of the named strategy that
+        has no flat parameter here (see
+        :func:`sklearn_cf.strategies.strategy_parameters`).
+    reg_lambda : float >= 0 or None, default=None
         Strength of the l2/ewc pull. Larger: less forgetting, less learning
-        of the new month. Used by "l2", "ewc" and their replay combinations.
+        of the new month. None: the strategy's own default (l2: 1.0, ewc:
+        1e4, whose Fisher weights are small). Used by "l2", "ewc" and their
+        replay combinations.
     rehearsal_ratio : float in [0, 1), default=0.5
         Share of past rows in each replay epoch. Larger: less forgetting,
         and with ``epoch_size=None`` a longer epoch (2x rows at 0.5).
@@ -306,7 +326,7 @@ class ContinualClassifier(NeuralNetClassifier):
         module=None,
         *,
         strategy="naive",
-        reg_lambda=1.0,
+        reg_lambda=None,
         rehearsal_ratio=0.5,
         epoch_size=None,
         memory_size=None,
@@ -367,12 +387,14 @@ class ContinualClassifier(NeuralNetClassifier):
     cuda_dependent_attributes_ = NeuralNetClassifier.cuda_dependent_attributes_ + [
         "strategy_"
     ]
+    # strategy__<param>: a hyperparameter of the strategy (see set_params).
+    prefixes_ = NeuralNetClassifier.prefixes_ + ["strategy"]
 
     #: Every hyperparameter's accepted values, checked at each call that
     #: trains (so a change between months is checked too) and at load.
     _hyperparameter_constraints = {
         "strategy": Satisfies(_check_strategy_param),
-        "reg_lambda": Real(0, np.inf),
+        "reg_lambda": Real(0, np.inf, none=True),
         "rehearsal_ratio": Real(0, 1, high_open=True),
         "epoch_size": Integer(1, none=True),
         "memory_size": Integer(1, none=True),
@@ -797,6 +819,9 @@ class ContinualClassifier(NeuralNetClassifier):
             term = self.strategy_.loss_penalty(self)
             if term is not None:
                 loss = loss + term
+            term = self.strategy_.batch_penalty(self, X, y_pred, y_true)
+            if term is not None:
+                loss = loss + term
         return loss
 
     def _weighted_loss(self, y_pred, y_true, weights, X, training):
@@ -882,17 +907,50 @@ class ContinualClassifier(NeuralNetClassifier):
                 "sklearn.base.clone(model).set_params(...) to keep this model)."
             )
 
+    def _strategy_params(self):
+        """The ``strategy__<param>`` values set on this estimator."""
+        return {key[len("strategy__"):]: value for key, value in vars(self).items()
+                if key.startswith("strategy__")}
+
     def _sync_strategy(self):
-        """Apply the current flat hyperparameters to a built-in strategy, so
-        set_params(reg_lambda=...) between months takes effect."""
+        """Apply the current hyperparameters to the fitted strategy, so that
+        set_params(reg_lambda=...) or set_params(strategy__alpha=...) between
+        months takes effect (the structural ones are fixed, see
+        _check_sequence_config)."""
         if isinstance(self.strategy, Strategy):
+            params = self.strategy.get_params(deep=True)
+            if isinstance(self.strategy, Combined):
+                params = {k: v for k, v in params.items() if "__" in k}
+            self.strategy_.set_params(**{k: v for k, v in params.items()
+                                         if k.rpartition("__")[2] not in _STRUCTURAL})
             return
+        given = {**self._flat_strategy_params(), **self._strategy_params()}
         for part in _strategy_parts(self.strategy_):
-            for name in ("reg_lambda", "rehearsal_ratio", "epoch_size", "fisher"):
-                if name in vars(part):
-                    setattr(part, name, getattr(self, name))
+            defaults = type(part).param_defaults()
+            for name in part._get_param_names():
+                if name in _STRUCTURAL:
+                    continue
+                # Set, or set back to the default: the part's own default.
+                setattr(part, name, given.get(name, defaults[name]))
 
     def set_params(self, **params):
+        strategy_params = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
+        if "strategy" in params:
+            # "strategy" is also skorch's prefix of strategy__*; skorch's own
+            # set_params would take it for a module to re-initialize.
+            self.strategy = params.pop("strategy")
+        if strategy_params:
+            strategy = params.get("strategy", self.strategy)
+            if isinstance(strategy, Strategy):
+                # Routed to the user's object, as sklearn does for nested
+                # estimators (the fitted copy follows at the next month).
+                strategy.set_params(**{k[len("strategy__"):]: v
+                                       for k, v in strategy_params.items()})
+            else:
+                # Kept like skorch's module__ parameters; skorch's own
+                # set_params would try to re-initialize a "strategy" module.
+                vars(self).update(strategy_params)
+                self._params_to_validate.update(strategy_params)
         fitted = self.__sklearn_is_fitted__()
         rebuilt = sorted(k for k in params if k.startswith(("module__", "criterion__")))
         if fitted and rebuilt:
@@ -917,6 +975,7 @@ class ContinualClassifier(NeuralNetClassifier):
         and the combinations a strategy needs; called by every method that
         trains, before anything changes."""
         check_hyperparameters(self, self._hyperparameter_constraints)
+        self._make_strategy()  # the strategy's own parameters, by its constraints
         if not isinstance(self.strategy, Strategy):
             if "ewc" in self.strategy:
                 criterion = self.criterion
@@ -998,16 +1057,17 @@ class ContinualClassifier(NeuralNetClassifier):
             )
         return month
 
+    def _flat_strategy_params(self):
+        """The flat hyperparameters set away from their defaults, which reach
+        a named strategy's parts (at their defaults, a part keeps its own,
+        and ``strategy__<param>`` may set it instead)."""
+        defaults = _flat_defaults()
+        return {name: getattr(self, name) for name in _FLAT_STRATEGY_PARAMS
+                if not _same(getattr(self, name), defaults[name])}
+
     def _make_strategy(self):
-        return make_strategy(
-            self.strategy,
-            reg_lambda=self.reg_lambda,
-            rehearsal_ratio=self.rehearsal_ratio,
-            epoch_size=self.epoch_size,
-            memory_size=self.memory_size,
-            fisher=self.fisher,
-            memory_dir=self.memory_dir,
-        )
+        return make_strategy(self.strategy, self._flat_strategy_params(),
+                             self._strategy_params())
 
     def _start_sequence(self, n_features, names, classes, strategy=None):
         """Forget everything and set up the state of a new sequence of months."""
@@ -1220,9 +1280,10 @@ class ContinualClassifier(NeuralNetClassifier):
         lr = self.finetune_lr if fine_tune and self.finetune_lr is not None else self.lr
         causes.append(f"a learning rate too high for these data (now {lr:g}): lower lr"
                       + (" or finetune_lr" if fine_tune else ""))
-        if self.months_seen_ and any(hasattr(part, "anchors")
-                                     for part in _strategy_parts(self.strategy_)):
-            causes.append(f"reg_lambda too large (now {self.reg_lambda:g}): lower it")
+        pulls = [part.reg_lambda for part in _strategy_parts(self.strategy_)
+                 if hasattr(part, "anchors") and hasattr(part, "reg_lambda")]
+        if self.months_seen_ and pulls:
+            causes.append(f"reg_lambda too large (now {pulls[0]:g}): lower it")
         if scale is not None and 100 < scale <= 1e4:
             causes.append(f"features on a large scale (largest |value| {scale:.3g}): "
                           "standardize them")

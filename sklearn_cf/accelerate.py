@@ -44,7 +44,7 @@ from ._data import EpochIterator
 from ._fisher import fisher_diagonal
 from ._mlp import GeneratorDropout
 from .strategies import EWC
-from .strategies._l2 import anchor_parameters
+from .strategies._pull import anchor_parameters
 
 __all__ = ["AcceleratedContinualClassifier", "fisher_diagonal_sharded"]
 

@@ -5,6 +5,8 @@ import inspect
 
 import torch
 
+from .._validation import check_hyperparameters
+
 __all__ = ["Strategy", "Combined", "RowsKeeper", "attribute_savepoint", "call_hook"]
 
 
@@ -101,6 +103,51 @@ class Strategy:
 
     fresh_model = False
 
+    #: Accepted values of each constructor parameter (``_validation``'s
+    #: constraint objects), checked by :meth:`check_params` before a fit.
+    _parameter_constraints = {}
+
+    # -- Parameters, as a scikit-learn estimator's ------------------------------
+    @classmethod
+    def _get_param_names(cls):
+        """The constructor's named parameters: the strategy's hyperparameters."""
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        return sorted(p.name for p in inspect.signature(init).parameters.values()
+                      if p.name != "self" and p.kind not in skip)
+
+    @classmethod
+    def param_defaults(cls):
+        """``{name: default}`` of the constructor's parameters."""
+        if cls.__init__ is object.__init__:
+            return {}
+        parameters = inspect.signature(cls.__init__).parameters
+        return {name: parameters[name].default for name in cls._get_param_names()}
+
+    def get_params(self, deep=True):
+        """The strategy's hyperparameters (its constructor's arguments), so
+        that ``sklearn.base.clone`` and ``strategy__param`` grids work."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set hyperparameters; an unknown name is an error naming the valid ones."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}; its parameters are "
+                    f"{valid or 'none'}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def check_params(self):
+        """Raise ``TypeError``/``ValueError`` for a hyperparameter outside
+        :attr:`_parameter_constraints`."""
+        check_hyperparameters(self, self._parameter_constraints)
+
     def start(self, net):
         """Forget every month: called before the base fit."""
 
@@ -154,6 +201,23 @@ class Strategy:
         """Closed-form route, called after ``loss.backward()`` on every
         training batch: add the penalty's gradient to the parameters'
         ``.grad`` in place."""
+
+    def batch_penalty(self, net, X, y_pred, y_true):
+        """Tensor added to a training batch's loss that depends on the batch,
+        or None (distillation, replayed logits...).
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+        X : Tensor of shape (n_rows, n_features)
+            The batch's inputs.
+        y_pred : Tensor of shape (n_rows, n_classes)
+            The network's outputs on them (logits with the default
+            criterion), part of the autograd graph.
+        y_true : Tensor of shape (n_rows,)
+            Their labels as class indices.
+        """
+        return None
 
     def end_month(self, net, X, y):
         """Consolidate after a month is trained (anchors, Fisher, memory...)."""
@@ -236,6 +300,42 @@ class Combined(Strategy):
     def __init__(self, *parts):
         self.parts = list(parts)
 
+    def _part_names(self):
+        from ._registry import name_of
+
+        names = [name_of(part) or f"part{k}" for k, part in enumerate(self.parts)]
+        return [name if names.count(name) == 1 else f"part{k}" for k, name in enumerate(names)]
+
+    def get_params(self, deep=True):
+        """``{part name: part}`` and, with ``deep``, ``{part name}__{param}``
+        for every part's parameter (e.g. ``ewc__reg_lambda``)."""
+        params = dict(zip(self._part_names(), self.parts))
+        if deep:
+            for name, part in list(params.items()):
+                params.update({f"{name}__{k}": v for k, v in part.get_params().items()})
+        return params
+
+    def set_params(self, **params):
+        parts = dict(zip(self._part_names(), self.parts))
+        for key, value in params.items():
+            name, _, param = key.partition("__")
+            if name not in parts or not param:
+                raise ValueError(
+                    f"Combined has no parameter {key!r}; use <part>__<param> with a part "
+                    f"among {list(parts)}."
+                )
+            parts[name].set_params(**{param: value})
+        return self
+
+    def check_params(self):
+        for part in self.parts:
+            part.check_params()
+
+    def __sklearn_clone__(self):
+        from sklearn.base import clone
+
+        return type(self)(*(clone(part) for part in self.parts))
+
     @property
     def fresh_model(self):
         return any(part.fresh_model for part in self.parts)
@@ -264,6 +364,9 @@ class Combined(Strategy):
     def penalty_gradient(self, net):
         for part in self.parts:
             part.penalty_gradient(net)
+
+    def batch_penalty(self, net, X, y_pred, y_true):
+        return _sum_terms(part.batch_penalty(net, X, y_pred, y_true) for part in self.parts)
 
     def end_month(self, net, X, y, sample_weight=None):
         for part in self.parts:

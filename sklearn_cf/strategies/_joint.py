@@ -1,6 +1,7 @@
 """Joint retraining: a fresh network on every month seen so far."""
 
 from .._data import MonthData
+from .._validation import Satisfies, check_folder
 from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import AllRowsMemory, memory_from_state
@@ -30,6 +31,8 @@ class Joint(RowsKeeper):
 
     fresh_model = True
     rows_attribute = "history"
+
+    _parameter_constraints = {"memory_dir": Satisfies(check_folder)}
 
     def __init__(self, memory_dir=None):
         self.memory_dir = memory_dir

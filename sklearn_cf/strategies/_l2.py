@@ -1,54 +1,12 @@
 """L2 pull toward the weights of the previous month."""
 
-import torch
+import numpy as np
 
+from .._validation import Real
 from ._base import Strategy, attribute_savepoint
+from ._pull import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 
 __all__ = ["L2"]
-
-
-def anchor_parameters(net):
-    """Detached copies of the trainable parameters, on their device."""
-    return {
-        name: p.detach().clone()
-        for name, p in net.module_.named_parameters()
-        if p.requires_grad
-    }
-
-
-def to_device(tensors, device):
-    """A dict of tensors moved to ``device`` (None stays None)."""
-    if tensors is None:
-        return None
-    return {name: t.to(device) for name, t in tensors.items()}
-
-
-def weighted_distance(net, anchors, weights=None):
-    """sum_i w_i (theta_i - anchor_i)^2 over every anchored parameter."""
-    total = 0.0
-    for name, p in net.module_.named_parameters():
-        if name not in anchors:
-            continue
-        sq = (p - anchors[name]).pow(2)
-        total = total + (sq if weights is None else weights[name] * sq).sum()
-    return total
-
-
-def add_pull_gradient(net, anchors, reg_lambda, weights=None):
-    """Add the gradient of ``reg_lambda/2 * sum_i w_i (theta_i - anchor_i)^2``,
-    ``reg_lambda * w * (theta - anchor)``, to each anchored parameter's
-    ``.grad`` in place: two elementwise ops per parameter, no autograd graph."""
-    with torch.no_grad():
-        for name, p in net.module_.named_parameters():
-            if name not in anchors:
-                continue
-            diff = p - anchors[name]
-            if weights is not None:
-                diff.mul_(weights[name])
-            if p.grad is None:
-                p.grad = diff.mul_(reg_lambda)
-            else:
-                p.grad.add_(diff, alpha=reg_lambda)
 
 
 class L2(Strategy):
@@ -70,6 +28,8 @@ class L2(Strategy):
     >>> L2(reg_lambda=10.0)
     L2(reg_lambda=10.0)
     """
+
+    _parameter_constraints = {"reg_lambda": Real(0, np.inf)}
 
     def __init__(self, reg_lambda=1.0):
         self.reg_lambda = reg_lambda

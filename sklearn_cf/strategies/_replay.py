@@ -3,6 +3,7 @@
 import numpy as np
 
 from .._data import MonthData
+from .._validation import Integer, Real, Satisfies, check_folder
 from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import make_memory, memory_from_state
@@ -92,6 +93,13 @@ class Replay(RowsKeeper):
     >>> [c["rows"] for c in clf.cost_]
     [200, 400, 400]
     """
+
+    _parameter_constraints = {
+        "rehearsal_ratio": Real(0, 1, high_open=True),
+        "epoch_size": Integer(1, none=True),
+        "memory_size": Integer(1, none=True),
+        "memory_dir": Satisfies(check_folder),
+    }
 
     def __init__(self, rehearsal_ratio=0.5, epoch_size=None, memory_size=None,
                  memory_dir=None):
