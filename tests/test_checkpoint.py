@@ -51,7 +51,8 @@ def _first_two_months(strategy, **extra):
 @pytest.mark.parametrize(
     "strategy, extra",
     [("naive", {}), ("replay+ewc", {}), ("replay", {"memory_size": 40}), ("joint", {}),
-     ("ensemble", {}), ("l2", {"finetune_lr": 1e-4})],
+     ("ensemble", {}), ("l2", {"finetune_lr": 1e-4}), ("online_ewc", {"strategy__gamma": 0.5}),
+     ("lwf", {}), ("replay+lwf", {"memory_size": 40})],
 )
 def test_resume_in_a_new_process_matches_an_uninterrupted_run(tmp_path, strategy, extra):
     clf, (X, y, months) = _first_two_months(strategy, **extra)

@@ -11,8 +11,10 @@ from ._ensemble import Ensemble
 from ._ewc import EWC
 from ._joint import Joint
 from ._l2 import L2
+from ._lwf import LwF
 from ._memory import AllRowsMemory, ReservoirMemory
 from ._naive import Naive
+from ._online_ewc import OnlineEWC
 from ._registry import (
     BUILTIN,
     COMBINATIONS,
@@ -33,7 +35,9 @@ __all__ = [
     "Ensemble",
     "Joint",
     "L2",
+    "LwF",
     "Naive",
+    "OnlineEWC",
     "Replay",
     "ReservoirMemory",
     "Strategy",

@@ -17,7 +17,9 @@ from ._ensemble import Ensemble
 from ._ewc import EWC
 from ._joint import Joint
 from ._l2 import L2
+from ._lwf import LwF
 from ._naive import Naive
+from ._online_ewc import OnlineEWC
 from ._replay import Replay
 
 __all__ = ["BUILTIN", "COMBINATIONS", "STRATEGIES", "make_strategy", "name_of",
@@ -31,11 +33,13 @@ BUILTIN = {
     "ewc": EWC,
     "joint": Joint,
     "ensemble": Ensemble,
+    "online_ewc": OnlineEWC,
+    "lwf": LwF,
 }
 
 #: Names of the combinations accepted (parts joined by "+", the part that
 #: chooses the rows first): every part trains together, penalties add up.
-COMBINATIONS = ("replay+l2", "replay+ewc")
+COMBINATIONS = ("replay+l2", "replay+ewc", "replay+online_ewc", "replay+lwf")
 
 #: Every strategy name :class:`~sklearn_cf.ContinualClassifier` accepts.
 STRATEGIES = (*BUILTIN, *COMBINATIONS)

@@ -1,0 +1,65 @@
+"""Online EWC: one anchor, a Fisher accumulated over the months."""
+
+from .._validation import Real
+from ._ewc import EWC
+
+__all__ = ["OnlineEWC"]
+
+
+class OnlineEWC(EWC):
+    """EWC whose Fisher accumulates over months, with a single anchor.
+
+    ``loss += reg_lambda / 2 * sum_i F*_i (theta_i - theta_prev_i)^2`` where
+    ``theta_prev`` are the weights at the end of the previous month and
+    ``F*`` is updated at the end of every month ``t`` from that month's
+    Fisher diagonal ``F_t`` (computed as :class:`EWC` does):
+    ``F*_t = gamma * F*_{t-1} + F_t``. The state does not grow with the
+    number of months (one anchor, one accumulated diagonal), unlike EWC
+    with one penalty per month, and older months keep a share of the pull.
+
+    Parameters
+    ----------
+    reg_lambda : float >= 0, default=1e4
+        Strength of the pull (as for :class:`EWC`). With ``gamma=1`` the
+        accumulated Fisher grows with every month, so the pull on old
+        weights strengthens over time.
+    fisher : {"empirical", "true", "hessian"}, default="empirical"
+        How each month's ``F_t`` is estimated.
+    gamma : float in [0, 1], default=1.0
+        Decay of the accumulated Fisher: 1 keeps every month's importance
+        (the sum of the Fishers), 0 is plain EWC (the last month's only).
+
+    Notes
+    -----
+    Schwarz et al., "Progress & Compress: A scalable framework for continual
+    learning", ICML 2018 (section 3, "online EWC"); Huszár, "Note on the
+    quadratic penalties in elastic weight consolidation", PNAS 2018.
+    The Fisher and the penalty cost what EWC's do.
+
+    Examples
+    --------
+    >>> from sklearn_cf import ContinualClassifier
+    >>> from sklearn_cf.datasets import make_monthly_drift
+    >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=200, random_state=0)
+    >>> clf = ContinualClassifier(strategy="online_ewc", strategy__gamma=0.9, max_epochs=1,
+    ...                           random_state=0).fit(X, y, months=months)
+    >>> clf.strategy_
+    OnlineEWC(reg_lambda=10000.0, fisher='empirical', gamma=0.9)
+    """
+
+    _parameter_constraints = {**EWC._parameter_constraints, "gamma": Real(0, 1)}
+
+    def __init__(self, reg_lambda=1e4, fisher="empirical", gamma=1.0):
+        super().__init__(reg_lambda=reg_lambda, fisher=fisher)
+        self.gamma = gamma
+
+    def end_month(self, net, X, y, sample_weight=None):
+        accumulated = self.fisher_diag
+        super().end_month(net, X, y, sample_weight=sample_weight)  # anchors, F_t
+        if accumulated is not None:
+            self.fisher_diag = {name: self.gamma * accumulated[name] + new
+                                for name, new in self.fisher_diag.items()}
+
+    def __repr__(self):
+        return (f"OnlineEWC(reg_lambda={self.reg_lambda}, fisher={self.fisher!r}, "
+                f"gamma={self.gamma})")
