@@ -783,6 +783,16 @@ class ContinualClassifier(NeuralNetClassifier):
                 data.resample(self.rng_)
             self.epochs_run_in_month_ += 1
 
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_end(net, dataset_train, dataset_valid, **kwargs)
+        # A closed-form penalty (L2/EWC pull) adds only its gradient at each
+        # step; its value is computed here, once per epoch, for the history.
+        strategy = getattr(self, "strategy_", None)
+        if strategy is not None and strategy.reports_penalty:
+            value = strategy.penalty_value(self)
+            if value is not None:
+                self.history.record("train_penalty", value)
+
     def train_step_single(self, batch, **fit_params):
         step = super().train_step_single(batch, **fit_params)
         # skorch reads every batch's loss with .item() anyway; checking it

@@ -186,16 +186,33 @@ class Strategy:
         return None
 
     #: True when :meth:`penalty_gradient` adds the penalty's gradient in
-    #: closed form; :meth:`penalty` is then only evaluated (no autograd).
+    #: closed form; :meth:`penalty` is then never evaluated at a step: its
+    #: value is recorded once per epoch (``history``'s ``train_penalty``).
     closed_form_penalty = False
 
     def loss_penalty(self, net):
         """What the classifier adds to every training batch's loss: the
-        penalty, or only its value (detached) for a closed-form penalty."""
+        penalty through autograd, or None for a closed-form penalty (whose
+        gradient :meth:`penalty_gradient` adds, and whose value nobody needs
+        at every step)."""
+        if self.closed_form_penalty:
+            return None
+        return self.penalty(net)
+
+    @property
+    def reports_penalty(self):
+        """Whether the classifier records :meth:`penalty_value` at the end of
+        each epoch (closed-form penalties, left out of the step's loss)."""
+        return bool(self.closed_form_penalty)
+
+    def penalty_value(self, net):
+        """The closed-form penalty's current value as a float (no autograd),
+        or None: computed on request, never at every step."""
         if not self.closed_form_penalty:
-            return self.penalty(net)
+            return None
         with torch.no_grad():
-            return self.penalty(net)
+            value = self.penalty(net)
+        return None if value is None else float(value)
 
     def penalty_gradient(self, net):
         """Closed-form route, called after ``loss.backward()`` on every
@@ -360,6 +377,15 @@ class Combined(Strategy):
 
     def loss_penalty(self, net):
         return _sum_terms(part.loss_penalty(net) for part in self.parts)
+
+    @property
+    def reports_penalty(self):
+        return any(part.reports_penalty for part in self.parts)
+
+    def penalty_value(self, net):
+        values = [part.penalty_value(net) for part in self.parts]
+        values = [v for v in values if v is not None]
+        return sum(values) if values else None
 
     def penalty_gradient(self, net):
         for part in self.parts:

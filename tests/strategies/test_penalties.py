@@ -61,12 +61,14 @@ def test_ewc_penalty_equals_formula_by_hand():
         by_hand += float((fisher[name] * (p.detach() - anchor[name]) ** 2).sum())
     by_hand *= lam / 2
     assert float(clf.strategy_.penalty(clf).detach()) == pytest.approx(by_hand, rel=1e-4)
-    # The training loss carries the penalty; the validation loss does not.
+    # The step's loss leaves the closed-form penalty out (its gradient is
+    # added after backward); its value is reported on request.
     logits = module(torch.from_numpy(X[:10]))
     y_true = torch.from_numpy(y[:10])
     train = clf.get_loss(logits, y_true, training=True)
     valid = clf.get_loss(logits, y_true, training=False)
-    assert float((train - valid).detach()) == pytest.approx(by_hand, rel=1e-4)
+    assert float((train - valid).detach()) == 0.0
+    assert clf.strategy_.penalty_value(clf) == pytest.approx(by_hand, rel=1e-4)
 
 
 def test_l2_penalty_equals_formula_by_hand():
@@ -160,5 +162,29 @@ def test_closed_form_penalty_gradient_equals_autograd(strategy):
     clf.strategy_.penalty_gradient(clf)
     for g, p in zip(expected, params):
         torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-8)
-    # The loss still reports the penalty's value, without a graph for it.
-    assert not clf.strategy_.loss_penalty(clf).requires_grad
+    # No value at the steps: it is computed on request (once per epoch).
+    assert clf.strategy_.loss_penalty(clf) is None
+    assert clf.strategy_.penalty_value(clf) == pytest.approx(
+        float(clf.strategy_.penalty(clf).detach()), rel=1e-6)
+
+
+def test_closed_form_penalty_value_is_recorded_once_per_epoch(monkeypatch):
+    from sklearn_cf.strategies import L2
+
+    X, y, months = make_stream(n_months=2, n_per_month=N)
+    calls = []
+    penalty = L2.penalty
+    monkeypatch.setattr(L2, "penalty", lambda self, net: calls.append(1) or penalty(self, net))
+    monkeypatch.setattr(L2, "closed_form_penalty", property(lambda self: True))
+    clf = ContinualClassifier(strategy="l2", reg_lambda=5.0, **dict(FAST, max_epochs=3))
+    clf.partial_fit_month(X[months == 0], y[months == 0])
+    calls.clear()
+    clf.partial_fit_month(X[months == 1], y[months == 1])
+    steps = clf.cost_[1]["rows"] // FAST["batch_size"]
+    assert steps > 3 and len(calls) == 3  # one value per epoch of month 1, none per step
+    # Oracle: 5/2 * sum((theta_1 - theta_0)^2) with the weights at the end
+    # of month 1's last epoch (its snapshot) and of month 0 (the anchors).
+    after_0, after_1 = (s.states[0] for s in clf.snapshots_)
+    expected = 2.5 * sum(float(((after_1[k] - after_0[k]) ** 2).sum()) for k in after_0)
+    assert clf.history[-1, "train_penalty"] == pytest.approx(expected, rel=1e-5)
+    assert "train_penalty" not in clf.history[2]  # month 0: no anchors yet
