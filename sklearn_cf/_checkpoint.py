@@ -125,7 +125,8 @@ def _plain(obj):
 # ----------------------------------------------------------------------
 # The strategy's state (memory, anchors, members), the weights and the
 # snapshots only make sense for the network and strategy they came from.
-_CONFIG_NAMES = ("strategy", "memory_size", "module", "hidden_units", "dropout")
+_CONFIG_NAMES = ("strategy", "memory_size", "memory_policy", "module", "hidden_units",
+                 "dropout")
 
 
 def _class_name(cls):
@@ -145,6 +146,7 @@ def _describe_config(values):
     config["strategy"] = strategy
     memory_size = values.get("memory_size")
     config["memory_size"] = int(memory_size) if memory_size is not None else None
+    config["memory_policy"] = str(values.get("memory_policy", "reservoir"))
     module = values.get("module")
     if module is not None:
         module = {"class": _class_name(module if isinstance(module, type) else type(module))}
@@ -192,7 +194,7 @@ def _config_mismatch(estimator, state, path):
         current = _describe_config({n: getattr(estimator, n) for n in _CONFIG_NAMES})
     except (TypeError, ValueError):
         return None  # malformed hyperparameters: _check_hyperparameters names them
-    names = ["strategy", "memory_size", "module"]
+    names = ["strategy", "memory_size", "memory_policy", "module"]
     # hidden_units and dropout shape only the default MLP.
     if stored.get("module", "?") is None and current["module"] is None:
         names += ["hidden_units", "dropout"]

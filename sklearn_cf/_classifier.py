@@ -56,14 +56,14 @@ _MIN_PREDICT_BATCH = 4096
 
 #: Flat hyperparameters a named strategy's parts take by their signature.
 _FLAT_STRATEGY_PARAMS = ("reg_lambda", "rehearsal_ratio", "epoch_size", "memory_size",
-                         "memory_dir", "fisher")
+                         "memory_dir", "memory_policy", "fisher")
 #: Strategy parameters that shape its state: fixed after the base fit.
 _STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
 
 #: What the fitted state is built on: fixed from the base fit until the next
 #: ``fit`` (see ``ContinualClassifier._check_sequence_config``).
-_SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "module", "hidden_units",
-                    "dropout", "criterion", "device")
+_SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "memory_policy", "module",
+                    "hidden_units", "dropout", "criterion", "device")
 
 
 def _check_strategy_param(value, name):
@@ -175,7 +175,16 @@ class ContinualClassifier(NeuralNetClassifier):
         - ``"replay"``: mix rows drawn from memory into each fine-tune epoch.
         - ``"l2"``: add ``reg_lambda/2 * sum((theta - theta_prev)^2)``.
         - ``"ewc"``: add ``reg_lambda/2 * sum(F * (theta - theta_prev)^2)``.
-        - ``"replay+l2"``, ``"replay+ewc"``: replay with a pull.
+        - ``"online_ewc"``: EWC with one anchor and a Fisher accumulated
+          over months (``strategy__gamma``).
+        - ``"lwf"``: distil last month's network on each batch
+          (``strategy__alpha``, ``strategy__temperature``); keeps no rows.
+        - ``"der"``, ``"der++"``: Dark Experience Replay; fine-tune on the
+          new month while matching the logits stored with rows drawn from
+          memory (and, for der++, their labels); ``strategy__alpha``,
+          ``strategy__beta``.
+        - ``"replay+l2"``, ``"replay+ewc"``, ``"replay+online_ewc"``,
+          ``"replay+lwf"``: replay with a pull or distillation.
 
         The names are :data:`sklearn_cf.strategies.STRATEGIES`. A
         :class:`~sklearn_cf.strategies.Strategy` instance may be passed; it
@@ -197,10 +206,19 @@ class ContinualClassifier(NeuralNetClassifier):
         ``rehearsal_ratio``. int: exactly this many rows per fine-tune epoch,
         so the monthly cost is fixed.
     memory_size : int or None, default=None
-        Replay only. None: remember every past training row. int: keep a
-        uniform reservoir sample of at most this many rows (bounded memory).
+        Replay and DER. None: remember every past training row. int: keep
+        at most this many rows (bounded memory), chosen by ``memory_policy``.
+    memory_policy : {"reservoir", "class_balanced"}, default="reservoir"
+        Replay and DER, with an int ``memory_size``: which past rows the
+        memory keeps. "reservoir": a uniform sample of all rows seen, so a
+        class keeps its share of the stream (a 1% class about 1% of the
+        memory). "class_balanced": class-balancing reservoir sampling
+        (CBRS, Chrysakis & Moens 2020): a rare class keeps every row until
+        it is as large as the largest class, and each class is a uniform
+        sample of its own rows. Same memory size and cost per month; needs
+        ``memory_size``.
     memory_dir : path-like or None, default=None
-        Replay and joint. None: past rows are kept in RAM. A folder: they
+        Replay, DER and joint. None: past rows are kept in RAM. A folder: they
         are kept in memory-mapped ``.npy`` files in a new subfolder of it
         (one per fitted sequence), so history need not fit in RAM; the same
         ``random_state`` gives the same predictions either way. Checkpoints
@@ -331,6 +349,7 @@ class ContinualClassifier(NeuralNetClassifier):
         epoch_size=None,
         memory_size=None,
         memory_dir=None,
+        memory_policy="reservoir",
         finetune_lr=None,
         finetune_epochs=None,
         fisher="empirical",
@@ -371,6 +390,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self.epoch_size = epoch_size
         self.memory_size = memory_size
         self.memory_dir = memory_dir
+        self.memory_policy = memory_policy
         self.finetune_lr = finetune_lr
         self.finetune_epochs = finetune_epochs
         self.fisher = fisher
@@ -399,6 +419,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "epoch_size": Integer(1, none=True),
         "memory_size": Integer(1, none=True),
         "memory_dir": Satisfies(check_folder),
+        "memory_policy": Options("reservoir", "class_balanced"),
         "finetune_lr": Real(0, np.inf, low_open=True, none=True),
         "finetune_epochs": Integer(1, none=True),
         "fisher": Options(*_FISHER_KINDS),

@@ -43,7 +43,7 @@ from ._classifier import ContinualClassifier, _strategy_parts
 from ._data import EpochIterator
 from ._fisher import fisher_diagonal
 from ._mlp import GeneratorDropout
-from .strategies import EWC
+from .strategies import DER, EWC
 from .strategies._pull import anchor_parameters
 
 __all__ = ["AcceleratedContinualClassifier", "fisher_diagonal_sharded"]
@@ -330,6 +330,15 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
 
     def _make_strategy(self):
         strategy = super()._make_strategy()
+        if self.accelerator.num_processes > 1:
+            for part in _strategy_parts(strategy):
+                if isinstance(part, DER):
+                    raise ValueError(
+                        f"strategy {part!r} runs the network on replayed rows outside the "
+                        "distributed forward pass, which DDP cannot average; it is not "
+                        "supported with several processes. Use 'replay', 'replay+lwf' or "
+                        "'replay+ewc', or train DER in one process."
+                    )
         for part in _strategy_parts(strategy):
             if type(part) is EWC:  # a user's EWC subclass computes on every row
                 part.__class__ = _ShardedEWC

@@ -7,6 +7,8 @@ of a :class:`Strategy` subclass.
 """
 
 from ._base import Combined, Strategy
+from ._class_balanced import ClassBalancedMemory
+from ._der import DER, DERPlusPlus
 from ._ensemble import Ensemble
 from ._ewc import EWC
 from ._joint import Joint
@@ -30,7 +32,10 @@ __all__ = [
     "COMBINATIONS",
     "STRATEGIES",
     "AllRowsMemory",
+    "ClassBalancedMemory",
     "Combined",
+    "DER",
+    "DERPlusPlus",
     "EWC",
     "Ensemble",
     "Joint",

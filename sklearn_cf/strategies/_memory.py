@@ -326,11 +326,18 @@ def _file_names(entry):
     return entry[:2] + entry[4:5]
 
 
-def make_memory(memory_size, directory=None):
-    """All past rows for ``memory_size=None``, else a reservoir of that size;
-    in RAM, or in memory-mapped files in ``directory``."""
+def make_memory(memory_size, directory=None, policy="reservoir"):
+    """All past rows for ``memory_size=None``, else a reservoir of that size
+    (``policy="reservoir"``: uniform; ``"class_balanced"``: CBRS, see
+    :class:`~._class_balanced.ClassBalancedMemory`); in RAM, or in
+    memory-mapped files in ``directory``."""
+    from ._class_balanced import ClassBalancedMemory, check_memory_policy
+
+    check_memory_policy(policy, memory_size)
     if memory_size is None:
         return AllRowsMemory(directory)
+    if policy == "class_balanced":
+        return ClassBalancedMemory(memory_size, directory)
     return ReservoirMemory(memory_size, directory)
 
 
@@ -353,7 +360,13 @@ def memory_from_state(state):
             memory.chunk_weights.append(open_rows(paths[2]) if len(paths) > 2 else None)
             memory.files.append(list(names))
         return memory
-    memory = ReservoirMemory(state["capacity"], directory)
+    if state.get("policy", "reservoir") == "class_balanced":
+        from ._class_balanced import ClassBalancedMemory
+
+        memory = ClassBalancedMemory(state["capacity"], directory)
+        memory.load_counts(state)
+    else:
+        memory = ReservoirMemory(state["capacity"], directory)
     if directory is None:
         memory.X, memory.y, memory.w = state["X"], state["y"], state.get("w")
     elif state["files"] is not None:

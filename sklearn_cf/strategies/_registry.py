@@ -13,6 +13,7 @@ import difflib
 
 from .._validation import check_choice
 from ._base import Combined, Strategy
+from ._der import DER, DERPlusPlus
 from ._ensemble import Ensemble
 from ._ewc import EWC
 from ._joint import Joint
@@ -35,6 +36,8 @@ BUILTIN = {
     "ensemble": Ensemble,
     "online_ewc": OnlineEWC,
     "lwf": LwF,
+    "der": DER,
+    "der++": DERPlusPlus,
 }
 
 #: Names of the combinations accepted (parts joined by "+", the part that
@@ -79,6 +82,8 @@ def strategy_classes(strategy):
     ['Replay', 'EWC']
     """
     _check_name(strategy)
+    if strategy in BUILTIN:  # a name may hold "+" itself ("der++")
+        return [BUILTIN[strategy]]
     return [BUILTIN[name] for name in strategy.split("+")]
 
 
