@@ -2,9 +2,11 @@
 
 skorch's default ``DataLoader`` fetches and collates row by row, which costs
 about half the throughput of a hand-written loop on tabular data. Rows here
-stay in a few large CPU tensors; a batch is one fancy-indexing gather.
+stay in a few large CPU tensors; a batch is gathered from them with
+``index_select`` (see :class:`EpochIterator` for batches mixing sources).
 """
 
+import functools
 import math
 import warnings
 
@@ -13,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 __all__ = ["MonthData", "RowsDataset", "EpochIterator", "SliceIterator", "as_tensor",
-           "prefetch", "host_to_device", "nbytes"]
+           "prefetch", "host_to_device", "nbytes", "sorted_within_batches"]
 
 
 def as_tensor(array):
@@ -69,8 +71,11 @@ class MonthData(Dataset):
                 raise ValueError(
                     f"{len(weights)} weight entries for {len(self.sources)} sources."
                 )
+            # A source without weights weighs 1 everywhere: a zero-stride
+            # view of one 1.0, so that an unweighted memory of any size costs
+            # nothing (not a tensor of ones per remembered row every month).
             self.weights = [
-                torch.ones(n, dtype=torch.float32) if w is None else as_tensor(w)
+                torch.ones(1, dtype=torch.float32).expand(n) if w is None else as_tensor(w)
                 for w, n in zip(weights, self.sizes)
             ]
         self.plan = None
@@ -127,31 +132,76 @@ class MonthData(Dataset):
         held.plan = torch.from_numpy(vidx.copy())
         return held
 
-    def plan_labels(self):
-        """Labels of the current epoch's rows, in plan order."""
+    def _source_starts(self, device):
+        """The first virtual index of every source, on ``device`` (made once
+        per device: batches ask for it at every step)."""
+        device = torch.device(device)
+        cache = self.__dict__.setdefault("_starts", {})
+        if device not in cache:
+            cache[device] = torch.as_tensor(np.asarray(self.offsets[:-1], dtype=np.int64),
+                                            device=device)
+        return cache[device]
+
+    def _source_bounds(self, device):
+        """The first virtual index of every source but the first, on ``device``
+        (``searchsorted`` of a virtual index on them gives its source)."""
+        return self._source_starts(device)[1:]
+
+    def _take(self, vidx, *per_source):
+        """Entries ``vidx`` (virtual row indices) of per-source 1-d tensors,
+        in that order, on their device: one tensor for each list of
+        ``per_source`` (labels, weights), which share the index work.
+
+        One gather per source hit: the work is in the number of indices, never
+        in the number of rows the sources hold (no concatenation of every
+        source, which grows with the history a month keeps).
+        """
+        on = per_source[0][0].device
+        vidx = torch.as_tensor(vidx, device=on)
         if len(self.sources) == 1:
-            return self.sources[0][1][self.plan]
-        labels = torch.cat([y for _, y in self.sources])
-        return labels[self.plan]
+            return [tensors[0].index_select(0, vidx) for tensors in per_source]
+        source = torch.searchsorted(self._source_bounds(on), vidx, right=True)
+        order = _grouped(source, len(self.sources))
+        local = (vidx - self._source_starts(on)[source]).index_select(0, order)
+        counts = torch.bincount(source, minlength=len(self.sources)).tolist()
+        hit = [k for k, count in enumerate(counts) if count]
+        local = local.split(counts)
+        out = []
+        for tensors in per_source:
+            # Each source's entries into its slice of a buffer in source
+            # order, then all of them back to the order asked for.
+            dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
+            by_source = torch.empty(len(vidx), dtype=dtype, device=on)
+            parts = by_source.split(counts)
+            for k in hit:
+                if tensors[k].dtype == dtype:
+                    torch.index_select(tensors[k], 0, local[k], out=parts[k])
+                else:
+                    parts[k].copy_(tensors[k].index_select(0, local[k]))
+            out.append(torch.empty_like(by_source).index_copy_(0, order, by_source))
+        return out
+
+    def plan_labels(self):
+        """Labels of the current epoch's rows, in plan order (read from the
+        rows of the plan only, whatever the size of the sources)."""
+        return self._take(self.plan, [y for _, y in self.sources])[0]
 
     def plan_weights(self):
         """Sample weights of the current epoch's rows in plan order, or None
         when no source has weights."""
         if self.weights is None:
             return None
-        if len(self.weights) == 1:
-            return self.weights[0][self.plan]
-        return torch.cat(self.weights)[self.plan]
+        return self._take(self.plan, self.weights)[0]
 
     def labels_and_weights(self, vidx):
         """Labels and sample weights (None when rows are unweighted) of the
-        rows with virtual indices ``vidx`` (a tensor), in that order; no
-        feature is read."""
-        vidx = vidx.cpu()
-        labels = torch.cat([y.cpu() for _, y in self.sources])[vidx]
+        rows with virtual indices ``vidx`` (a tensor), in that order, on the
+        CPU; no feature is read, and only the rows asked for."""
+        labels = [y for _, y in self.sources]
         if self.weights is None:
-            return labels, None
-        return labels, torch.cat([w.cpu() for w in self.weights])[vidx]
+            return self._take(vidx, labels)[0].cpu(), None
+        labels, weights = self._take(vidx, labels, self.weights)
+        return labels.cpu(), weights.cpu()
 
     def rows(self, vidx):
         """Gather rows by virtual index (order within the result may differ
@@ -249,6 +299,68 @@ def nbytes(sources, weights=None):
     return sum(t.element_size() * t.nelement() for t in tensors)
 
 
+def _argsort(values):
+    """Indices that sort a 1-d integer tensor (ties in any order); numpy's
+    sort on the CPU, several times faster than torch's there."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.argsort(values.numpy()))
+    return torch.argsort(values)
+
+
+def _grouped(source, n_sources):
+    """The positions of ``source`` (source ids, a 1-d tensor) grouped by id,
+    in increasing order within each: a stable argsort, as a radix sort of
+    16-bit keys on the CPU (ten times numpy's default sort on such keys)."""
+    if source.device.type == "cpu" and n_sources <= 2**16:
+        return torch.from_numpy(np.argsort(source.numpy().astype(np.uint16), kind="stable"))
+    return torch.argsort(source, stable=True)
+
+
+def _put(out, where, values):
+    """``out[where] = values`` for a 1-d index ``where``: ``index_copy_``
+    (a plain copy per row) when the dtypes agree, else a casting assignment."""
+    if values.dtype == out.dtype:
+        out.index_copy_(0, where, values)
+    else:
+        out[where] = values
+
+
+def sorted_within_batches(plan, batch_size):
+    """``plan`` with the virtual indices of every batch of ``batch_size``
+    consecutive entries sorted in increasing order.
+
+    Each batch keeps the same rows; only their order inside the batch
+    changes, which the mean loss over a batch does not see. Sorted, the rows
+    a batch takes from one source are contiguous (virtual indices of a source
+    form one range), so they can be gathered into the batch with one copy.
+
+    Examples
+    --------
+    >>> sorted_within_batches(torch.tensor([5, 1, 4, 0, 3, 2, 9]), 3).tolist()
+    [1, 4, 5, 0, 2, 3, 9]
+    """
+    n_full = len(plan) // batch_size * batch_size
+    if plan.device.type == "cpu":  # numpy's sort is many times faster here
+        values = plan.numpy()
+        return torch.from_numpy(np.concatenate([
+            np.sort(values[:n_full].reshape(-1, batch_size), axis=1).reshape(-1),
+            np.sort(values[n_full:])]))
+    head = plan[:n_full].reshape(-1, batch_size).sort(dim=1).values.reshape(-1)
+    return torch.cat([head, plan[n_full:].sort().values])
+
+
+def _only_source(data, plan):
+    """The source every row of ``plan`` comes from, or None when it mixes
+    several."""
+    if len(data.sources) == 1:
+        return 0
+    if not len(plan):
+        return None
+    first, last = np.searchsorted(data.offsets, [int(plan.min()), int(plan.max())],
+                                  side="right") - 1
+    return int(first) if first == last else None
+
+
 class EpochIterator:
     """Shuffled mini-batches over a :class:`MonthData` epoch plan.
 
@@ -274,6 +386,28 @@ class EpochIterator:
         sources live on (the host, or the GPU with ``month_on_device``); for
         a CUDA device, host batches move there through pinned memory, one
         batch ahead (:func:`prefetch`).
+
+    Notes
+    -----
+    The (shuffled) plan is cut into batches of ``batch_size`` consecutive
+    rows. A shuffled plan that mixes several sources (replay's new month and
+    memory, joint's history) then has each global batch's rows put in
+    increasing virtual index (:func:`sorted_within_batches`, before
+    sharding, so that every process agrees): each batch holds the same rows,
+    in another order, which the batch's mean loss does not see, and the rows
+    it takes from one source are contiguous. On the host they are copied
+    once, from the source straight into the batch's memory
+    (``index_select(..., out=...)``), rather than gathered into a temporary
+    and then scattered into place; a memory-mapped source is read in
+    increasing row order within each batch. Otherwise (one source, or
+    ``shuffle=False``, as for validation rows) batches keep the plan's order.
+
+    A source that contributes on average fewer than :attr:`min_run_rows`
+    rows to each batch of a chunk is gathered for the whole chunk at once,
+    in increasing row order, and then put in place: two copies of its rows,
+    but two operations instead of one per batch, which is faster for short
+    runs (see ``benchmarks/bench_gather.py``). Sources on a GPU always take
+    that path (one kernel per source, not one per batch and source).
     """
 
     def __init__(self, data, batch_size, shuffle=True, generator=None, shard=None,
@@ -294,6 +428,13 @@ class EpochIterator:
     #: operation per source per chunk instead of per batch (bounded memory:
     #: 16k rows x 200 float32 features is 13 MB).
     chunk_rows = 16384
+
+    #: Rows per batch, on average over a chunk, from which a source's rows are
+    #: copied straight into each batch (one ``index_select`` per batch and
+    #: source) rather than gathered for the chunk and put in place (two copies,
+    #: two operations per source). Measured on 2 CPU cores, 200 float32
+    #: features: a direct copy per batch wins from about 16-32 rows a run.
+    min_run_rows = 24
 
     def _local_plan(self, plan):
         """This process's rows of the plan and the (local, global) size of
@@ -325,61 +466,123 @@ class EpochIterator:
         plan = data.plan
         if self.shuffle:
             plan = plan[torch.randperm(len(plan), generator=self.generator)]
+        only = _only_source(data, plan)
+        if only is None and self.shuffle:
+            plan = sorted_within_batches(plan, self.batch_size)
         self._global_plan = plan
         plan, sizes, self._global_sizes = self._local_plan(plan)
         on = data.sources[0][0].device
         plan = plan.to(on)  # indices where the rows are
         ends = np.cumsum([0] + sizes).tolist()
         weights = None if data.weights is None else [w.to(on) for w in data.weights]
-        if len(data.sources) == 1:
-            X, y = data.sources[0]
+        if only is not None:
+            # Rows of one source (replay with rehearsal_ratio=0 included):
+            # batches in plan order, as a single-source month's.
+            X, y = data.sources[only]
+            w = None if weights is None else weights[only]
+            if only:
+                plan = plan - int(data.offsets[only])
             for k in range(len(sizes)):
+                # index_select: the same rows as X[index], a plain copy per row
+                # (advanced indexing costs about three times as much).
                 index = plan[ends[k] : ends[k + 1]]
-                if weights is None:
-                    yield X[index], y[index]
+                if w is None:
+                    yield X.index_select(0, index), y.index_select(0, index)
                 else:
-                    yield X[index], (y[index], weights[0][index])
+                    yield X.index_select(0, index), (y.index_select(0, index),
+                                                     w.index_select(0, index))
             return
-        bounds = torch.from_numpy(np.asarray(data.offsets[1:-1], dtype=np.int64)).to(on)
         per_chunk = max(1, self.chunk_rows // self.batch_size)  # batches per gather
-        X0, y0 = data.sources[0]
-        # On the host, gather straight into pinned memory when batches go on
-        # to a GPU (no extra copy before the non-blocking transfer).
-        pin = self.move is not None and on.type == "cpu"
         for first_batch in range(0, len(sizes), per_chunk):
             last_batch = min(first_batch + per_chunk, len(sizes))
             first = ends[first_batch]
-            chunk = plan[first : ends[last_batch]]
-            source = torch.searchsorted(bounds, chunk, right=True)
-            order = torch.argsort(source, stable=True)
-            counts = torch.bincount(source, minlength=len(data.sources)).tolist()
-            X_chunk = torch.empty((len(chunk), *X0.shape[1:]), dtype=X0.dtype, device=on,
-                                  pin_memory=pin)
-            y_chunk = torch.empty((len(chunk), *y0.shape[1:]), dtype=y0.dtype, device=on,
-                                  pin_memory=pin)
-            w_chunk = None if weights is None else torch.empty(
-                len(chunk), dtype=weights[0].dtype, device=on, pin_memory=pin)
-            done = 0
-            for k, count in enumerate(counts):
-                if count:
-                    where = order[done : done + count]
-                    done += count
-                    X, y = data.sources[k]
-                    # Read each source in index order (sequential on a
-                    # memory-mapped file); rows still land in plan order.
-                    local, order_in_source = torch.sort(chunk[where] - int(data.offsets[k]))
-                    where = where[order_in_source]
-                    X_chunk[where] = X[local]
-                    y_chunk[where] = y[local]
-                    if w_chunk is not None:
-                        w_chunk[where] = weights[k][local]
-            # Rows keep the plan's order; batches are views of the chunk.
+            X_chunk, y_chunk, w_chunk = self._gather_chunk(
+                plan[first : ends[last_batch]], sizes[first_batch:last_batch], weights)
+            # Batches are views of the chunk.
             for k in range(first_batch, last_batch):
                 rows = slice(ends[k] - first, ends[k + 1] - first)
                 if w_chunk is None:
                     yield X_chunk[rows], y_chunk[rows]
                 else:
                     yield X_chunk[rows], (y_chunk[rows], w_chunk[rows])
+
+    def _gather_chunk(self, chunk, sizes, weights):
+        """The rows of consecutive batches (``sizes`` rows each, virtual
+        indices ``chunk``) as one ``(X, y, w)`` in that order, ``w`` None for
+        unweighted rows. Features of long runs (one source's consecutive rows
+        in a batch) are copied straight into place; labels and weights, and
+        the features of other sources, are gathered per source, in
+        increasing row order, then put in place."""
+        data = self.data
+        X0, y0 = data.sources[0]
+        on = X0.device
+        # On the host, gather straight into pinned memory when batches go on
+        # to a GPU (no extra copy before the non-blocking transfer).
+        pin = self.move is not None and on.type == "cpu"
+        X_chunk = torch.empty((len(chunk), *X0.shape[1:]), dtype=X0.dtype, device=on,
+                              pin_memory=pin)
+        y_chunk = torch.empty((len(chunk), *y0.shape[1:]), dtype=y0.dtype, device=on,
+                              pin_memory=pin)
+        w_chunk = None if weights is None else torch.empty(
+            len(chunk), dtype=weights[0].dtype, device=on, pin_memory=pin)
+        if not len(chunk):  # empty local batches (sharded, a short last batch)
+            return X_chunk, y_chunk, w_chunk
+        n_sources = len(data.sources)
+        source = torch.searchsorted(data._source_bounds(on), chunk, right=True)
+        local = chunk - data._source_starts(on)[source]
+        order = _grouped(source, n_sources)  # each source's positions, in order
+        counts = torch.bincount(source, minlength=n_sources)
+        direct = self._direct_runs(source, sizes, counts, X_chunk.dtype)
+        counts = counts.tolist()
+        done = 0
+        for k, count in enumerate(counts):
+            if not count:
+                continue
+            where = order[done : done + count]
+            done += count
+            X, y = data.sources[k]
+            rows = local.index_select(0, where)
+            if k not in direct:
+                # Read in increasing row order (sequential on a memory map).
+                in_order = _argsort(rows)
+                rows = rows.index_select(0, in_order)
+                where = where.index_select(0, in_order)
+                _put(X_chunk, where, X.index_select(0, rows))
+            _put(y_chunk, where, y.index_select(0, rows))
+            if w_chunk is not None:
+                _put(w_chunk, where, weights[k].index_select(0, rows))
+        for k, runs in direct.items():
+            X = data.sources[k][0]
+            for start, stop in runs:
+                torch.index_select(X, 0, local[start:stop], out=X_chunk[start:stop])
+        return X_chunk, y_chunk, w_chunk
+
+    def _direct_runs(self, source, sizes, counts, dtype):
+        """``{source: [(start, stop), ...]}``: the runs (one source's rows
+        within one batch) of the sources whose features are copied straight
+        into the chunk, those with at least ``min_run_rows`` rows per run on
+        average; the other sources' rows are gathered, then put in place."""
+        on = source.device
+        if on.type != "cpu":
+            return {}
+        same_dtype = torch.tensor([X.dtype == dtype for X, _ in self.data.sources])
+        first_rows = np.cumsum([0] + sizes[:-1])[np.asarray(sizes) > 0]
+        new_run = torch.zeros(len(source), dtype=torch.bool)
+        new_run[torch.from_numpy(first_rows)] = True  # a batch starts a run
+        new_run[1:] |= source[1:] != source[:-1]
+        run_start = torch.nonzero(new_run).squeeze(1)
+        run_source = source.index_select(0, run_start)
+        n_runs = torch.bincount(run_source, minlength=len(counts))
+        long_runs = (counts > 0) & (counts >= self.min_run_rows * n_runs) & same_dtype
+        if not bool(long_runs.any()):
+            return {}
+        run_stop = torch.cat([run_start[1:], torch.tensor([len(source)])])
+        keep = long_runs.index_select(0, run_source)
+        direct = {}
+        for k, start, stop in zip(run_source[keep].tolist(), run_start[keep].tolist(),
+                                  run_stop[keep].tolist()):
+            direct.setdefault(k, []).append((start, stop))
+        return direct
 
 
 class SliceIterator:

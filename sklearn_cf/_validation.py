@@ -7,6 +7,7 @@ month before it changes any of its state.
 
 import difflib
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
@@ -31,6 +32,10 @@ __all__ = [
 #: memory a month's validation needs beyond the month itself.
 CHUNK_BYTES = 32 * 2**20
 
+#: A conversion of X into a new float32 array larger than this warns (once
+#: per call), naming the input that would be used in place instead.
+COPY_WARNING_BYTES = 256 * 2**20
+
 
 def check_features(X, *, n_features=None, feature_names=None, what="X",
                    owner="ContinualClassifier"):
@@ -49,7 +54,9 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
     For months larger than memory, store X as float32 in C order (e.g.
     ``np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
     shape=shape)``, opened later with ``np.load(path, mmap_mode="r")``):
-    a float64 month is copied whole into float32.
+    a float64 month is copied whole into float32. A copy larger than
+    ``COPY_WARNING_BYTES`` (256 MiB) gives a ``UserWarning`` that names its
+    size, the input's dtype and that fix.
 
     Parameters
     ----------
@@ -83,12 +90,18 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
             "Skip empty months instead of passing them."
         )
     if _is_numeric_matrix(X):
+        if not _usable_in_place(X):
+            _warn_if_large_copy(X, X.shape, what)
         X = _float32_in_chunks(X, what, owner)
     else:
+        shape = getattr(X, "shape", None)
+        known = shape is not None and len(shape) == 2
+        if known:  # warned before the copy is made: it may not fit
+            _warn_if_large_copy(X, shape, what)
         # Casting values beyond float32's range gives inf (a numpy overflow
         # warning); the chunked finiteness test below names the row instead.
         with np.errstate(over="ignore", invalid="ignore"):
-            X = check_array(
+            X_in, X = X, check_array(
                 X,
                 dtype=np.float32,
                 order="C",
@@ -96,6 +109,8 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
                 input_name=what,
                 estimator=owner,
             )
+        if not known:
+            _warn_if_large_copy(X_in, X.shape, what)
         _check_finite_rows(X, what, owner)
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(
@@ -133,6 +148,43 @@ def _is_numeric_matrix(X):
     )
 
 
+def _usable_in_place(X):
+    """Whether a numeric matrix is already what training reads (float32, C
+    order), so that it is used without a copy."""
+    return X.dtype == np.float32 and X.flags.c_contiguous
+
+
+def _warn_if_large_copy(X, shape, what):
+    """Warn when X's conversion to a new float32 array of ``shape`` takes
+    more than ``COPY_WARNING_BYTES``, saying how to avoid the copy."""
+    n_rows, n_features = int(shape[0]), int(shape[1])
+    size = 4 * n_rows * n_features
+    if size <= COPY_WARNING_BYTES:
+        return
+    if isinstance(X, np.ndarray):
+        if X.dtype != np.float32:
+            kind = f"a {X.dtype} array"
+        elif X.flags.f_contiguous:
+            kind = "a float32 array in Fortran order"
+        else:
+            kind = "a float32 array that is not C-contiguous (a strided view)"
+    elif hasattr(X, "dtypes"):
+        dtypes = sorted({str(dtype) for dtype in np.atleast_1d(X.dtypes)})
+        kind = f"a {type(X).__name__} of {', '.join(dtypes)}"
+    else:
+        kind = f"a {type(X).__name__}"
+    warnings.warn(
+        f"{what} ({kind}, {n_rows:,} x {n_features:,}) is copied into a new float32 "
+        f"array of {size / 2**20:,.0f} MiB, held for as long as this call runs. "
+        f"Pass {what} as a float32 C-contiguous array (convert it once, e.g. "
+        "np.ascontiguousarray(X, dtype=np.float32), and reuse it) or as a float32 "
+        "np.memmap (np.load(path, mmap_mode='r') of a float32 .npy file): it is then "
+        "used in place, without a copy. See docs/data.md.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def _row_chunks(n_rows, n_features):
     """``(start, stop)`` of consecutive row blocks of about ``CHUNK_BYTES``."""
     step = max(1, CHUNK_BYTES // (4 * max(n_features, 1)))
@@ -144,7 +196,7 @@ def _float32_in_chunks(X, what, owner):
     """``X`` as a C-contiguous float32 array: the same memory when it already
     is one, else one new array filled (and checked) a chunk at a time, so no
     temporary of the whole month in another dtype is ever made."""
-    if X.dtype == np.float32 and X.flags.c_contiguous:
+    if _usable_in_place(X):
         X = X.view(np.ndarray)
         _check_finite_rows(X, what, owner)
         return X

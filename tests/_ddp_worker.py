@@ -10,7 +10,8 @@ after every month k, the weights (``m<k>/w/<param>``), the strategy's state
 and the rows trained; and at the end the predicted probabilities on all of X.
 A run with "save_after": k also saves a checkpoint OUT_DIR/<name>.pt after
 month k (every process calls save; the main process writes); one with
-"poison": [k, value] first trains month k with three rows set to value,
+"poison": [k, value, n] first trains month k with its first n rows (3 when
+n is left out) set to value,
 recording the FloatingPointError that every process should raise
 (``m<k>/failed``), then trains the clean month. One with "sample_weight":
 true trains with the weights in DATA.npz (array w).
@@ -78,7 +79,7 @@ def main(data_path, out_dir, runs_path):
                 # Fisher block only: every process must fail and roll the
                 # month back together, then train the clean month.
                 poisoned = X[rows].copy()
-                poisoned[:3] = run["poison"][1]
+                poisoned[:(run["poison"] + [3])[2]] = run["poison"][1]
                 try:
                     clf.partial_fit_month(poisoned, y[rows], month=int(month))
                 except FloatingPointError as exc:  # TrainingDivergedError is one

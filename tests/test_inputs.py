@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -190,6 +191,89 @@ class TestConversion:
         finally:
             tracemalloc.stop()
         assert peak < 2**20, peak
+
+
+def _copy_warnings(record):
+    return [w for w in record if "copied into a new float32 array" in str(w.message)]
+
+
+class TestCopyWarning:
+    """A conversion that copies more than COPY_WARNING_BYTES warns once per
+    call; float32 C-contiguous input is never copied and never warns."""
+
+    @pytest.fixture
+    def small_threshold(self, monkeypatch):
+        # 100 rows x 6 float32 features are 2400 bytes: above 2000.
+        monkeypatch.setattr(_validation, "COPY_WARNING_BYTES", 2000)
+
+    @pytest.mark.parametrize(
+        "convert, kind",
+        [
+            (lambda X: X, "a float64 array"),
+            (lambda X: np.round(X * 100).astype(np.int64), "a int64 array"),
+            (lambda X: np.asfortranarray(X, dtype=np.float32), "a float32 array in Fortran order"),
+            (lambda X: np.repeat(X.astype(np.float32), 2, axis=0)[::2],
+             "a float32 array that is not C-contiguous (a strided view)"),
+            (pd.DataFrame, "a DataFrame of float64"),
+            (lambda X: X.tolist(), "a list"),
+        ],
+        ids=["float64", "int64", "float32-F", "strided", "DataFrame", "list"],
+    )
+    def test_a_large_conversion_names_its_size_dtype_and_the_fix(self, monkeypatch,
+                                                                 convert, kind):
+        # 2**17 x 4 values: a 2 MiB float32 copy, above a 1 MiB threshold.
+        X = np.random.default_rng(0).normal(size=(2**17, 4))
+        monkeypatch.setattr(_validation, "COPY_WARNING_BYTES", 2**20)
+        with pytest.warns(UserWarning, match="copied into a new float32 array") as record:
+            checked, _ = check_features(convert(X))
+        assert checked.nbytes == 2 * 2**20
+        (warning,) = _copy_warnings(record)
+        message = str(warning.message)
+        assert f"X ({kind}, 131,072 x 4)" in message
+        assert "array of 2 MiB" in message
+        assert "float32 C-contiguous array" in message and "np.memmap" in message
+        assert "docs/data.md" in message
+
+    def test_the_threshold_is_a_strict_bound_on_the_copy(self, monkeypatch):
+        X = np.ones((100, 6))  # a 2400-byte float32 copy
+        monkeypatch.setattr(_validation, "COPY_WARNING_BYTES", 2400)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            check_features(X)
+        monkeypatch.setattr(_validation, "COPY_WARNING_BYTES", 2399)
+        with pytest.warns(UserWarning, match="copied into a new float32 array"):
+            check_features(X)
+
+    def test_the_default_threshold_is_256_mib(self):
+        assert _validation.COPY_WARNING_BYTES == 256 * 2**20
+
+    def test_float32_c_contiguous_input_is_never_copied_nor_warned(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(_validation, "COPY_WARNING_BYTES", 0)
+        X, _, _ = make_stream(n_months=1, n_per_month=100)
+        for array in (X, _memmap(tmp_path, X), X[10:60]):  # a C-contiguous slice too
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                checked, _ = check_features(array)
+            assert np.shares_memory(checked, array)
+
+    def test_once_per_call_of_the_estimator(self, small_threshold):
+        X, y, months = make_stream(n_months=3, n_per_month=100)
+        X64 = X.astype(np.float64)
+        clf = ContinualClassifier(strategy="replay", **FAST)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            clf.fit(X64, y, months=months)  # 300 rows, one conversion
+        assert len(_copy_warnings(record)) == 1
+        for call in (lambda: clf.partial_fit_month(X64[:100], y[:100]),
+                     lambda: clf.predict_proba(X64)):
+            with warnings.catch_warnings(record=True) as record:
+                warnings.simplefilter("always")
+                call()
+            assert len(_copy_warnings(record)) == 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            clf.partial_fit_month(X[:100], y[:100])
+            clf.predict_proba(X)
 
 
 class TestStreamingScores:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._data import MonthData
-from .._validation import Integer, Real, Satisfies, check_folder
+from .._validation import Integer, Options, Real, Satisfies, check_folder
 from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import make_memory, memory_from_state
@@ -42,11 +42,54 @@ def epoch_composition(n_new, n_memory, rehearsal_ratio, epoch_size):
     return epoch_size - n_past, n_past
 
 
+#: Populations up to this size are always drawn from with numpy's
+#: ``Generator.choice`` (whatever it costs, it is small).
+SMALL_POPULATION = 10_000
+
+
 def _draw(rng, population, k):
-    """k indices from range(population): without replacement when possible."""
-    if k <= population:
+    """k indices from range(population): without replacement when possible.
+
+    The cost is O(k log k), whatever the population (the rows kept in
+    memory, which grow with every month): numpy's ``choice(...,
+    replace=False)`` allocates and partly shuffles ``arange(population)``
+    once k exceeds a small share of it, so it is only used where that is
+    O(k) too (k at least a quarter of the population, or a small one).
+    """
+    if k > population:
+        return rng.integers(0, population, size=k)
+    if population <= SMALL_POPULATION or 4 * k >= population:
         return rng.choice(population, size=k, replace=False)
-    return rng.integers(0, population, size=k)
+    return _distinct_sample(rng, population, k)
+
+
+def _distinct_sample(rng, population, k):
+    """A uniformly random ordered sample of k distinct indices of
+    range(population) in O(k log k) time and O(k) memory (k <= population / 4).
+
+    Notes
+    -----
+    The distinct values of iid uniform draws, redrawn until there are at
+    least k, form a set whose law is invariant under any relabelling of the
+    population, and so is a random permutation of that set cut to k: every
+    ordered k-sample is equally likely. With k <= population / 4, fewer than
+    an eighth of the draws repeat on average, so one round of
+    ``k * (1 + k / population)`` draws usually suffices.
+    """
+    n_draws = int(k * (1 + k / population)) + 16
+    distinct = _sorted_distinct(rng.integers(0, population, size=n_draws))
+    while len(distinct) < k:
+        more = rng.integers(0, population, size=k - len(distinct) + 16)
+        distinct = _sorted_distinct(np.concatenate([distinct, more]))
+    rng.shuffle(distinct)
+    return distinct[:k]
+
+
+def _sorted_distinct(values):
+    """The distinct values, sorted (a plain sort: ``np.unique`` can be many
+    times slower on large integer arrays)."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])]
 
 
 class Replay(RowsKeeper):
@@ -75,6 +118,11 @@ class Replay(RowsKeeper):
         None: memory in RAM. A folder: memory in memory-mapped ``.npy``
         files in a new subfolder of it, so it need not fit in RAM; the same
         draws and the same predictions as in RAM.
+    memory_policy : {"reservoir", "class_balanced"}, default="reservoir"
+        Which rows a bounded memory (``memory_size``) keeps: a uniform
+        reservoir sample, or a class-balanced one (CBRS, see
+        :class:`~sklearn_cf.strategies.ClassBalancedMemory`) in which a rare
+        class keeps its rows until it is as large as the largest class.
 
     Notes
     -----
@@ -99,18 +147,20 @@ class Replay(RowsKeeper):
         "epoch_size": Integer(1, none=True),
         "memory_size": Integer(1, none=True),
         "memory_dir": Satisfies(check_folder),
+        "memory_policy": Options("reservoir", "class_balanced"),
     }
 
     def __init__(self, rehearsal_ratio=0.5, epoch_size=None, memory_size=None,
-                 memory_dir=None):
+                 memory_dir=None, memory_policy="reservoir"):
         self.rehearsal_ratio = rehearsal_ratio
         self.epoch_size = epoch_size
         self.memory_size = memory_size
         self.memory_dir = memory_dir
+        self.memory_policy = memory_policy
 
     def start(self, net):
         folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "replay")
-        self.memory = make_memory(self.memory_size, folder)
+        self.memory = make_memory(self.memory_size, folder, self.memory_policy)
 
     def month_data(self, net, X, y, sample_weight=None):
         n_memory = len(self.memory)
@@ -145,6 +195,8 @@ class Replay(RowsKeeper):
 
     def __repr__(self):
         on_disk = "" if self.memory_dir is None else f", memory_dir={self.memory_dir!r}"
+        if self.memory_policy != "reservoir":
+            on_disk += f", memory_policy={self.memory_policy!r}"
         return (
             f"Replay(rehearsal_ratio={self.rehearsal_ratio}, "
             f"epoch_size={self.epoch_size}, memory_size={self.memory_size}{on_disk})"
