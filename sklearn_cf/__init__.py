@@ -7,6 +7,11 @@ Public names:
 * :class:`SequentialSplit`: hold out part of every month, for sklearn's CV tools.
 * :func:`forgetting_matrix`, :func:`make_forgetting_scorer`: score every month
   after every month of training, alone or inside ``GridSearchCV``.
+* :func:`make_detection_scorer`: TPR at a target FPR with the threshold set
+  the month before, flips per update and the worst group's forgetting, inside
+  ``GridSearchCV`` (the pure functions are in :mod:`sklearn_cf.metrics`).
+* :func:`honest_tuning`: choose hyperparameters on past months only and score
+  the choice on later months, beside the oracle that chooses on them.
 * :mod:`sklearn_cf.strategies`: the monthly update rules as small objects.
 * :mod:`sklearn_cf.exceptions`: ``TrainingDivergedError``, raised (after the
   month is rolled back) when a month's loss or weights become NaN or infinite.
@@ -18,8 +23,14 @@ from . import exceptions
 from ._classifier import ContinualClassifier, MonthSnapshot
 from ._checkpoint import load
 from ._fisher import fisher_diagonal
-from .metrics import ForgettingMatrix, forgetting_matrix, make_forgetting_scorer, tpr_at_fpr
-from .model_selection import SequentialSplit
+from .metrics import (
+    ForgettingMatrix,
+    forgetting_matrix,
+    make_detection_scorer,
+    make_forgetting_scorer,
+    tpr_at_fpr,
+)
+from .model_selection import SequentialSplit, honest_tuning
 
 __all__ = [
     "ContinualClassifier",
@@ -27,8 +38,10 @@ __all__ = [
     "MonthSnapshot",
     "SequentialSplit",
     "fisher_diagonal",
+    "honest_tuning",
     "load",
     "forgetting_matrix",
+    "make_detection_scorer",
     "make_forgetting_scorer",
     "tpr_at_fpr",
     "__version__",

@@ -116,6 +116,34 @@ def build_parser():
     run.add_argument("--n-splits", type=int, default=1, metavar="N",
                      help="SequentialSplit repetitions (20%% of every month held out)")
     run.add_argument("--seed", type=int, default=0, help="seed of data, splits and networks")
+    ev = cmp.add_argument_group("evaluation of a detector")
+    ev.add_argument("--future-months", type=int, default=0, metavar="N",
+                    help="keep the last N months out of training: all their rows are test "
+                         "rows (training strictly before testing)")
+    ev.add_argument("--test-prevalence", type=float, default=None, metavar="P",
+                    help="binary targets: share of positives in every month's held-out "
+                         "rows, as in the wild (e.g. 0.1); the surplus class is subsampled")
+    ev.add_argument("--aut", nargs="?", const="f1", default=None, metavar="SCORING",
+                    help="also report the next-month area under time of SCORING "
+                         "(default f1, TESSERACT's)")
+    ev.add_argument("--target-fpr", type=float, default=None, metavar="FPR",
+                    help="binary targets: per month, the TPR at this FPR with the threshold "
+                         "set on the previous month's held-out rows, and the FPR it realised")
+    ev.add_argument("--group-column", default=None, metavar="COL",
+                    help="score each group of rows apart (a malware family: its "
+                         "forgetting, the worst group, a heatmap); synthetic: family; "
+                         "files: a column, which is then not a feature")
+    tune = cmp.add_argument_group("honest tuning")
+    tune.add_argument("--tune-months", type=int, default=None, metavar="K",
+                      help="choose each strategy's lambda or rehearsal ratio on the first K "
+                           "months only, and report its score on the later months (honest) "
+                           "beside the best setting chosen on those months (oracle)")
+    tune.add_argument("--tune-every", type=int, default=None, metavar="R",
+                      help="choose again every R months (each time on all months so far)")
+    tune.add_argument("--tune-grid", default=None, metavar="GRID",
+                      help="settings to try, e.g. 'reg_lambda=0.1,1,10;rehearsal_ratio=0.25,"
+                           "0.5' (default: lambda at 0.1x, 1x and 10x; rehearsal ratio "
+                           "0.25, 0.5, 0.75)")
     net = cmp.add_argument_group("network")
     net.add_argument("--epochs", type=int, default=10, help="epochs per month")
     net.add_argument("--hidden-units", default="256x256", metavar="WxW",
@@ -216,7 +244,12 @@ def _command_line(args):
         ("--months", args.months), ("--samples-per-month", args.samples_per_month),
         ("--scale", args.scale),
         ("--strategies", args.strategies), ("--scoring", args.scoring),
-        ("--n-splits", args.n_splits), ("--seed", args.seed), ("--epochs", args.epochs),
+        ("--n-splits", args.n_splits), ("--seed", args.seed),
+        ("--future-months", args.future_months or None),
+        ("--test-prevalence", args.test_prevalence), ("--aut", args.aut),
+        ("--target-fpr", args.target_fpr), ("--group-column", args.group_column),
+        ("--tune-months", args.tune_months), ("--tune-every", args.tune_every),
+        ("--tune-grid", args.tune_grid), ("--epochs", args.epochs),
         ("--hidden-units", args.hidden_units), ("--reg-lambda", args.reg_lambda),
         ("--rehearsal-ratio", args.rehearsal_ratio), ("--class-weight", args.class_weight),
         ("--device", args.device), ("--threads", args.threads), ("--out", args.out), ("--format", args.format),
@@ -264,9 +297,7 @@ def _check_out(out):
 def _load_stream(args):
     """The raw stream, with notes on the data printed as ``sklearn-cf: note: ...``
     (months ordered as text, a Parquet file read whole)."""
-    from .compare import load_stream
-    from .datasets._files import ReadWholeWarning
-    from .datasets._table import MonthOrderWarning
+    from .datasets import MonthOrderWarning, ReadWholeWarning, load_stream
 
     notes = (MonthOrderWarning, ReadWholeWarning)
     with warnings.catch_warnings(record=True) as caught:
@@ -276,6 +307,7 @@ def _load_stream(args):
             args.data, n_months=args.months, samples_per_month=args.samples_per_month,
             month_column=args.month_column, target=args.target, random_state=args.seed,
             cache_dir=args.cache_dir, progress=not args.quiet,
+            group_column=args.group_column,
         )
     for warning in caught:
         if issubclass(warning.category, notes):
@@ -289,9 +321,8 @@ def _load_stream(args):
 def _compare(args):
     import torch
 
-    from .compare import (
-        _parse_hidden_units, check_comparison, compare_strategies, resolve_scale,
-    )
+    from .compare import check_comparison, compare_strategies, parse_hidden_units, parse_tune_grid
+    from .datasets import resolve_scale
     from .model_selection import SequentialSplit
     from .report import write_report
 
@@ -301,6 +332,8 @@ def _compare(args):
         raise ValueError(f"--threads must be >= 1, got {args.threads}.")
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
+    if args.future_months < 0:
+        raise ValueError(f"--future-months must be >= 0, got {args.future_months}.")
     _check_out(args.out)
     if args.save_best is not None:
         _check_model_path(args.save_best, "--save-best")
@@ -308,7 +341,7 @@ def _compare(args):
     strategies = _join_spec_params(strategies)
     params = {
         "max_epochs": args.epochs,
-        "hidden_units": _parse_hidden_units(args.hidden_units, "--hidden-units"),
+        "hidden_units": parse_hidden_units(args.hidden_units, "--hidden-units"),
         "device": args.device,
     }
     if args.reg_lambda is not None:
@@ -317,20 +350,29 @@ def _compare(args):
         params["rehearsal_ratio"] = args.rehearsal_ratio
     if args.class_weight is not None:
         params["class_weight"] = None if args.class_weight == "none" else args.class_weight
+    options = dict(
+        target_fpr=args.target_fpr, aut_scoring=args.aut, tune_months=args.tune_months,
+        tune_every=args.tune_every,
+        tune_grid=None if args.tune_grid is None else parse_tune_grid(args.tune_grid),
+    )
     # Everything that can be checked without data, before loading any.
     check_comparison(strategies, scoring=args.scoring, estimator_params=params,
-                     random_state=args.seed)
+                     random_state=args.seed, **options)
+    cv = SequentialSplit(n_splits=args.n_splits, test_size=0.2, random_state=args.seed,
+                         n_future_months=args.future_months,
+                         test_prevalence=args.test_prevalence)
+    cv.get_n_splits()  # its parameters, checked before loading
 
     torch.set_num_threads(args.threads)
     # Raw features: compare_strategies scales each split with its own training
     # rows, so that the held-out rows of the first month do not leak into it.
-    X, y, months = _load_stream(args)
+    X, y, months, *groups = _load_stream(args)
     start = time.perf_counter()
     comparison = compare_strategies(
-        X, y, months, strategies,
-        cv=SequentialSplit(n_splits=args.n_splits, test_size=0.2, random_state=args.seed),
+        X, y, months, strategies, cv=cv,
         scoring=args.scoring, scale=resolve_scale(args.data, args.scale),
         estimator_params=params, progress=not args.quiet, random_state=args.seed,
+        groups=groups[0] if groups else None, **options,
     )
     comparison.settings.update(
         data=args.data, torch_threads=args.threads,
@@ -350,6 +392,9 @@ def _compare(args):
     print()
     print(comparison.verdict(width=100))
     print()
+    if comparison.tuning_note() is not None:
+        print(comparison.tuning_note(width=100))
+        print()
     print(f"Report: {path} ({comparison.settings['elapsed_seconds']:.0f} s)")
     if best is not None:
         print(f"Saved {best}, refitted on every row, to {args.save_best}")
@@ -395,9 +440,9 @@ def _update(args):
     if args.epochs is not None:
         params["max_epochs"] = args.epochs
     if args.hidden_units is not None:
-        from .compare import _parse_hidden_units
+        from .compare import parse_hidden_units
 
-        params["hidden_units"] = _parse_hidden_units(args.hidden_units, "--hidden-units")
+        params["hidden_units"] = parse_hidden_units(args.hidden_units, "--hidden-units")
     for key, value in (("reg_lambda", args.reg_lambda),
                        ("rehearsal_ratio", args.rehearsal_ratio), ("device", args.device)):
         if value is not None:

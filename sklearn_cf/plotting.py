@@ -1,4 +1,6 @@
-"""The study's figures: forgetting-matrix heatmaps and per-month scores.
+"""The study's figures: forgetting-matrix heatmaps and per-month scores, and
+the detection figures: TPR and realised FPR per month, flips per update, and
+forgetting per group (malware family).
 
 matplotlib is imported when a function is called, so ``import sklearn_cf``
 never needs it (``pip install "sklearn-cf[plot]"``).
@@ -7,7 +9,8 @@ never needs it (``pip install "sklearn-cf[plot]"``).
 import numpy as np
 
 __all__ = ["plot_forgetting_matrix", "plot_forgetting_matrices", "plot_month_scores",
-           "figsize_for_matrices"]
+           "figsize_for_matrices", "plot_detection_by_month", "plot_flip_rates",
+           "plot_group_forgetting"]
 
 
 def _pyplot():
@@ -298,6 +301,174 @@ def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="scor
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncols=2)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def _month_axis(ax, labels):
+    ax.set_xticks(range(len(labels)), [str(m) for m in labels], rotation=45, ha="right")
+    ax.grid(alpha=0.3)
+
+
+def plot_detection_by_month(detections, *, target_fpr=None, fig=None, title=None):
+    """TPR and realised FPR per month, the threshold set the month before.
+
+    Two panels: the TPR on each month at the threshold chosen on the
+    previous month's held-out rows, and the false-positive rate that
+    threshold realised, with the target as a dashed line: a point above it
+    is a month whose alert volume exceeded what was planned.
+
+    Parameters
+    ----------
+    detections : dict of str to MonthlyDetection
+        Strategy name to its :func:`sklearn_cf.metrics.monthly_detection`.
+    target_fpr : float, default=None
+        The target; taken from the first detection when None.
+    fig : matplotlib Figure, default=None
+        Where to draw (use ``layout="constrained"``); a new pyplot figure
+        when None.
+    title : str, default=None
+
+    Returns
+    -------
+    fig : matplotlib Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn_cf.metrics import MonthlyDetection
+    >>> det = MonthlyDetection(0.01, [1, 2], [0, 1], np.array([0.8, 0.7]),
+    ...                        np.array([0.008, 0.02]), np.array([0.6, 0.6]))
+    >>> fig = plot_detection_by_month({"naive": det})
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['TPR (threshold set the month before)', 'realised FPR']
+    >>> fig.axes[1].get_lines()[-1].get_label()
+    'target FPR 0.01'
+    """
+    if not detections:
+        raise ValueError("detections is empty: pass {strategy name: MonthlyDetection}.")
+    first = next(iter(detections.values()))
+    target_fpr = first.target_fpr if target_fpr is None else target_fpr
+    if fig is None:
+        fig = _pyplot().figure(figsize=(11, 4), layout="constrained")
+    tpr_ax, fpr_ax = fig.subplots(1, 2)
+    for name, det in detections.items():
+        tpr_ax.plot(range(len(det.months)), det.tpr, marker="o", markersize=3, label=name)
+        fpr_ax.plot(range(len(det.months)), det.fpr, marker="o", markersize=3, label=name)
+    fpr_ax.axhline(target_fpr, linestyle="--", color="0.3", linewidth=1.2,
+                   label=f"target FPR {target_fpr:g}")
+    for ax in (tpr_ax, fpr_ax):
+        _month_axis(ax, first.months)
+        ax.set_xlabel("month")
+    tpr_ax.set_ylabel("TPR (threshold set the month before)")
+    fpr_ax.set_ylabel("realised FPR")
+    fpr_ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_flip_rates(flips, *, ax=None, title=None):
+    """Negative flip rate of every update, one line per strategy.
+
+    Parameters
+    ----------
+    flips : dict of str to UpdateFlips
+        Strategy name to its :func:`sklearn_cf.metrics.update_flips`.
+    ax : matplotlib Axes, default=None
+    title : str, default=None
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn_cf.metrics import UpdateFlips
+    >>> f = UpdateFlips([(0, 1), (1, 2)], np.array([0.02, 0.05]), np.array([4, 12]),
+    ...                 np.array([200, 240]))
+    >>> ax = plot_flip_rates({"naive": f})
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['0→1', '1→2']
+    """
+    plt = _pyplot()
+    if not flips:
+        raise ValueError("flips is empty: pass {strategy name: UpdateFlips}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    updates = next(iter(flips.values())).updates
+    for name, f in flips.items():
+        ax.plot(range(len(f.rate)), 100 * np.asarray(f.rate, dtype=float), marker="o",
+                markersize=3, label=name)
+    _month_axis(ax, [f"{a}→{b}" for a, b in updates])
+    ax.set_xlabel("update (trained through → through)")
+    ax.set_ylabel("negative flips (% of held-out rows)")
+    ax.legend(fontsize=8, ncols=2)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_group_forgetting(values, *, ax=None, title=None, cmap="magma_r", annotate=True):
+    """Heatmap of the forgetting of each group (malware family) per strategy.
+
+    Parameters
+    ----------
+    values : dict of str to dict of group to float
+        Strategy name to its :func:`sklearn_cf.metrics.group_forgetting`.
+    ax : matplotlib Axes, default=None
+    title : str, default=None
+    cmap : str, default="magma_r"
+        Darker is more forgotten.
+    annotate : bool, default=True
+        Numbers in the cells, up to 30 groups.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        Rows: groups; columns: strategies.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> ax = plot_group_forgetting({"naive": {"emotet": 0.4, "zbot": 0.1},
+    ...                             "replay": {"emotet": 0.05, "zbot": 0.0}})
+    >>> ax.images[0].get_array().shape, ax.get_ylabel()
+    ((2, 2), 'group')
+    """
+    plt = _pyplot()
+    if not values:
+        raise ValueError("values is empty: pass {strategy name: {group: forgetting}}.")
+    groups = []
+    for per_group in values.values():
+        groups += [g for g in per_group if g not in groups]
+    M = np.array([[per_group.get(g, np.nan) for per_group in values.values()]
+                  for g in groups], dtype=float)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2 + 1.1 * len(values), 1.5 + 0.3 * len(groups)))
+    vmin, vmax = _finite_range([M])
+    vmin = min(vmin, 0.0)
+    image = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=vmin, vmax=max(vmax, vmin + 1e-9),
+                      aspect="auto")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="forgetting")
+    ax.set_xticks(range(len(values)), list(values), rotation=45, ha="right")
+    ax.set_yticks(range(len(groups)), [str(g) for g in groups])
+    ax.set_xlabel("strategy")
+    ax.set_ylabel("group")
+    if annotate and len(groups) <= 30:
+        middle = (vmin + vmax) / 2
+        for (i, j), value in np.ndenumerate(M):
+            if np.isfinite(value):
+                shown = 0.0 if round(value, 2) == 0 else value  # never "-0.00"
+                ax.text(j, i, f"{shown:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if value > middle else "black")
     if title:
         ax.set_title(title)
     return ax

@@ -17,11 +17,18 @@ import os
 
 import numpy as np
 
-__all__ = ["write_report", "MONTH_SCORES_PNG", "FORGETTING_PNG"]
+__all__ = ["write_report", "MONTH_SCORES_PNG", "FORGETTING_PNG", "FLIPS_PNG", "DETECTION_PNG",
+           "GROUPS_PNG"]
 
 #: File names of the figures, written next to the report.
 MONTH_SCORES_PNG = "month_scores.png"
 FORGETTING_PNG = "forgetting_matrices.png"
+#: The detection section's figures, each written when its numbers exist:
+#: flips per update (every comparison of two months or more), TPR and
+#: realised FPR per month (``target_fpr``), forgetting per group (``groups``).
+FLIPS_PNG = "flips.png"
+DETECTION_PNG = "detection_by_month.png"
+GROUPS_PNG = "group_forgetting.png"
 RESULTS_JSON = "results.json"
 # Figures are drawn at this resolution and at most 11.5 inches wide, so they
 # fit the HTML page (1100 px) without being scaled down.
@@ -35,7 +42,19 @@ _COLUMN_NOTES = (
     ("learning", "mean score on each month right after training on it"),
     ("next-month AUT", "area under the score on the month after each training "
                        "month (the month the model is deployed on)"),
+    ("honest", "tuned strategies: mean score of the months after the tuning months, each "
+               "scored with the model deployed on it, the setting chosen on earlier months "
+               "only"),
+    ("oracle", "the same months scored with the setting that is best on them, chosen in "
+               "hindsight: what a search over every month reports"),
     ("gap to joint", "average minus joint retraining's average"),
+    ("flips", "mean negative flip rate of the updates: held-out rows right before an update "
+              "and wrong after it"),
+    ("TPR@", "mean TPR over months, each month's threshold set on the previous month's "
+             "held-out rows for the target FPR"),
+    ("realised FPR", "mean false-positive rate those thresholds gave on the month they were "
+                     "used on"),
+    ("worst group", "forgetting (accuracy) of the group forgotten most"),
     ("rows", "training rows processed (all epochs), summed over months"),
     ("rows vs naive / joint", "training rows relative to naive fine-tuning / to joint"),
     ("seconds", "training seconds summed over months (noisy on a busy machine)"),
@@ -78,8 +97,12 @@ def _notes(headers):
         if header == "rows vs naive / joint":
             if {"rows vs naive", "rows vs joint"} & shown:
                 out.append((header, note))
+        elif header == "TPR@":
+            out += [(h, note) for h in headers if h.startswith("TPR@")]
         elif header in shown:
             out.append((header, note))
+    out += [(h, "next-month area under time (TESSERACT) of " + h[4:-1])
+            for h in headers if h.startswith("AUT(")]
     return out
 
 
@@ -120,6 +143,212 @@ def _figures(comparison, out_dir):
     return MONTH_SCORES_PNG, FORGETTING_PNG
 
 
+def _detection_figures(comparison, out_dir):
+    """Draw the detection section's figures that have numbers; return their names."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .plotting import plot_detection_by_month, plot_flip_rates, plot_group_forgetting
+
+    results = comparison.results.values()
+    drawn = {}
+    flips = {r.name: r.flips for r in results if r.flips is not None and len(r.flips.rate)}
+    if flips:
+        n = len(next(iter(flips.values())).rate)
+        fig = Figure(figsize=(min(11.5, max(7.0, 0.5 * n + 3)), 4.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        plot_flip_rates(flips, ax=fig.subplots(), title="Rows each update broke")
+        fig.savefig(os.path.join(out_dir, FLIPS_PNG), dpi=_DPI)
+        drawn["flips"] = FLIPS_PNG
+    detections = {r.name: r.detection for r in results if r.detection is not None}
+    if detections:
+        fig = Figure(figsize=(11.5, 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        plot_detection_by_month(detections, fig=fig, title=(
+            "Threshold set on the previous month for a target FPR of "
+            f"{next(iter(detections.values())).target_fpr:g}"))
+        fig.savefig(os.path.join(out_dir, DETECTION_PNG), dpi=_DPI)
+        drawn["detection"] = DETECTION_PNG
+    groups = {r.name: r.group_forgetting for r in results if r.group_forgetting}
+    if groups:
+        n_groups = len({g for values in groups.values() for g in values})
+        fig = Figure(figsize=(min(11.5, 3 + 1.1 * len(groups)), min(14, 2 + 0.3 * n_groups)),
+                     layout="constrained")
+        FigureCanvasAgg(fig)
+        plot_group_forgetting(groups, ax=fig.subplots(),
+                              title="Forgetting of each group (accuracy on its rows)")
+        fig.savefig(os.path.join(out_dir, GROUPS_PNG), dpi=_DPI)
+        drawn["groups"] = GROUPS_PNG
+    return drawn
+
+
+def _percent(value, digits=1):
+    return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}%}"
+
+
+def _detection_blocks(comparison, drawn):
+    """The report's detection and tuning sections, as blocks for Markdown or HTML:
+    ``("h2" | "h3" | "p", text)``, ``("table", headers, rows)``, ``("img", file, alt)``."""
+    results = list(comparison.results.values())
+    blocks = []
+    flips = [r for r in results if r.flips is not None and len(r.flips.rate)]
+    detections = [r for r in results if r.detection is not None]
+    grouped = [r for r in results if r.group_forgetting]
+    if flips or detections or grouped:
+        blocks.append(("h2", "Regressions and detection"))
+    if flips:
+        updates = [f"{a}→{b}" for a, b in flips[0].flips.updates]
+        blocks += [
+            ("h3", "Flips per update"),
+            ("p", "Each update, scored on the held-out rows of every month trained through: "
+                  "the share of rows that were classified right before the update and wrong "
+                  "after it (the negative flip rate), and how many (in brackets). An update "
+                  "can raise the average score and still break rows that used to be right."),
+            ("table", ["strategy", *updates, "mean"],
+             [[r.name, *(f"{_percent(rate)} ({n})" for rate, n in
+                         zip(r.flips.rate, r.flips.n_flips)), _percent(r.flip_rate)]
+              for r in flips]),
+        ]
+        if "flips" in drawn:
+            blocks.append(("img", drawn["flips"], "Negative flips per update"))
+    if detections:
+        target = detections[0].detection.target_fpr
+        months = detections[0].detection.months
+        rows = []
+        for r in detections:
+            det = r.detection
+            rows.append([f"{r.name}: realised FPR"] + [
+                _percent(f, 2) + (" ▲" if np.isfinite(f) and f > target else "")
+                for f in det.fpr])
+            rows.append([f"{r.name}: TPR"] + [
+                "-" if not np.isfinite(t) else f"{t:.3f}" for t in det.tpr])
+        over = [f"{r.name} ({', '.join(map(str, r.detection.months_over_target()))})"
+                for r in detections if r.detection.months_over_target()]
+        blocks += [
+            ("h3", f"TPR at a {target:g} FPR, the threshold set the month before"),
+            ("p", "Each month's threshold is set on the previous month's held-out rows, to "
+                  f"flag at most {_percent(target, 2)} of their negatives, and used unchanged "
+                  "on the month, as a deployed detector's is. The table gives the FPR it "
+                  "realised there (▲: over the target) and the TPR. "
+                  + ("Over the target: " + "; ".join(over) + "." if over else
+                     "No month went over the target.")),
+            ("table", ["strategy", *map(str, months)], rows),
+        ]
+        if "detection" in drawn:
+            blocks.append(("img", drawn["detection"], "TPR and realised FPR per month"))
+    if grouped:
+        rows = []
+        for r in grouped:
+            forgotten = sorted((v, g) for g, v in r.group_forgetting.items()
+                               if np.isfinite(v) and v > 0.05)
+            rows.append([r.name, str(r.worst_group),
+                         "-" if r.worst_group_forgetting is None
+                         or not np.isfinite(r.worst_group_forgetting)
+                         else f"{r.worst_group_forgetting:.3f}",
+                         str(len(forgotten)), str(len(r.group_forgetting))])
+        blocks += [
+            ("h3", "Forgetting per group"),
+            ("p", "Each group's held-out rows (a malware family; benign files form their own "
+                  "group) are scored with accuracy, its detection rate, after every month: "
+                  "its forgetting is the drop from its best earlier score to the final one. An "
+                  "average over every row hides a family that is forgotten while the others "
+                  "are kept."),
+            ("table", ["strategy", "worst group", "its forgetting", "groups forgetting > 0.05",
+                       "groups"], rows),
+        ]
+        if "groups" in drawn:
+            blocks.append(("img", drawn["groups"], "Forgetting of each group per strategy"))
+    tuned = [r for r in results if r.tuning]
+    if tuned:
+        first = tuned[0].tuning[0]
+        span = first.scored_months
+        blocks += [
+            ("h2", "Honest tuning"),
+            ("p", f"Each tuned strategy's setting was chosen on the months up to "
+                  f"{first.cutoffs[0]} only"
+                  + (f" (and again after {', '.join(map(str, first.cutoffs[1:]))})"
+                     if len(first.cutoffs) > 1 else "")
+                  + f", by the score of each month with the model trained through the month "
+                  f"before, from fits that saw no later month. Honest: that setting, trained "
+                  f"on month after month, scored on months {span[0]} to {span[-1]}, each with "
+                  "the model deployed on it. Oracle: the setting that scores best on those "
+                  "very months, the choice a search over every month makes. Their gap is what "
+                  "the oracle overstates; settings of the first split."),
+            ("table", ["strategy", "tried", "chosen", "in hindsight", "honest", "oracle",
+                       "oracle overstates"],
+             [[r.name, _settings_text(r.tuning[0].candidates),
+               "; ".join(_settings_text([p]) for p in r.tuning[0].chosen_params),
+               "; ".join(_settings_text([p]) for p in r.tuning[0].oracle_params),
+               f"{r.honest_score:.3f}", f"{r.oracle_score:.3f}",
+               f"{r.oracle_score - r.honest_score:+.3f}"] for r in tuned]),
+        ]
+    return blocks
+
+
+def _grid_settings(grid):
+    from sklearn.model_selection import ParameterGrid
+
+    return ParameterGrid(grid)
+
+
+def _settings_text(settings):
+    """``[{"reg_lambda": 1}, {"reg_lambda": 10}]`` -> ``"reg_lambda=1/10"``."""
+    keys = sorted({k for p in settings for k in p})
+    parts = []
+    for key in keys:
+        values = []
+        for p in settings:
+            text = _format_param(p.get(key))
+            if text not in values:
+                values.append(text)
+        parts.append(f"{key}={'/'.join(values)}")
+    return ", ".join(parts)
+
+
+def _markdown_blocks(blocks):
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h2":
+            out += [f"## {block[1]}", ""]
+        elif kind == "h3":
+            out += [f"### {block[1]}", ""]
+        elif kind == "p":
+            out += [block[1], ""]
+        elif kind == "table":
+            headers, rows = block[1], block[2]
+            out.append("| " + " | ".join(headers) + " |")
+            out.append("| " + " | ".join(["---"] + ["---:"] * (len(headers) - 1)) + " |")
+            out += ["| " + " | ".join(r) + " |" for r in rows]
+            out.append("")
+        elif kind == "img":
+            out += [f"![{block[2]}]({block[1]})", ""]
+    return out
+
+
+def _html_blocks(blocks, out_dir):
+    e = html.escape
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h2", "h3"):
+            out.append(f"<{kind}>{e(block[1])}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{e(block[1])}</p>")
+        elif kind == "table":
+            out.append("<table>")
+            out.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in block[1]) + "</tr>")
+            for r in block[2]:
+                out.append("<tr>" + "".join(
+                    f"<td>{e(c)}</td>" if i == 0 else f"<td class=\"n\">{e(c)}</td>"
+                    for i, c in enumerate(r)) + "</tr>")
+            out.append("</table>")
+        elif kind == "img":
+            source = _data_uri(os.path.join(out_dir, block[1]))
+            out.append(f"<p><img src=\"{source}\" alt=\"{e(block[2])}\"></p>")
+    return out
+
+
 def _data_uri(path):
     """The PNG at ``path`` as a ``data:`` URI, so the HTML needs no other file."""
     with open(path, "rb") as fh:
@@ -149,6 +378,22 @@ def _settings_lines(comparison):
     lines.append(("months", f"{s.get('n_months')} ({shown})"))
     lines.append(("splits", f"{s.get('cv')}: part of every month held out for scoring"))
     lines.append(("scoring", comparison.scoring_note().partition("scoring: ")[2]))
+    if s.get("test_prevalence") is not None:
+        lines.append(("test prevalence", f"{s['test_prevalence']:g}: each month's held-out rows "
+                                         "subsampled to this share of positives"))
+    if s.get("aut_scoring"):
+        lines.append(("area under time", f"next-month AUT of {s['aut_scoring']}"))
+    if s.get("target_fpr") is not None:
+        lines.append(("target FPR", f"{s['target_fpr']:g}, the threshold set on the previous "
+                                    "month's held-out rows"))
+    if s.get("groups"):
+        lines.append(("groups", f"{s['groups']} groups scored apart"))
+    if s.get("tune_months") is not None:
+        every = f", chosen again every {s['tune_every']} months" if s.get("tune_every") else ""
+        grids = "; ".join(f"{k}: {_settings_text(list(_grid_settings(v)))}"
+                          for k, v in (s.get("tune_grids") or {}).items())
+        lines.append(("honest tuning", f"chosen on the first {s['tune_months']} months{every}"
+                                       + (f" ({grids})" if grids else "")))
     lines.append(("seed", str(s.get("random_state"))))
     shared = s.get("estimator_params") or {}
     lines.append(("shared estimator parameters",
@@ -170,7 +415,7 @@ def _strategy_params(comparison):
     return out
 
 
-def _markdown(comparison, figures, command):
+def _markdown(comparison, figures, command, blocks=()):
     headers, rows = comparison.display_rows()
     out = ["# Which monthly update should we ship?", "", f"**{comparison.verdict()}**", ""]
     out += ["## Results", ""]
@@ -183,8 +428,9 @@ def _markdown(comparison, figures, command):
         out.append("* **{}**: {}".format(*_baseline_note(comparison)))
     out += ["", "## Figures", "",
             f"![Score of every strategy's final model on every month]({figures[0]})", "",
-            f"![Forgetting matrix of every strategy]({figures[1]})", "",
-            "## Settings", ""]
+            f"![Forgetting matrix of every strategy]({figures[1]})", ""]
+    out += _markdown_blocks(blocks)
+    out += ["## Settings", ""]
     out += [f"* {k}: {v}" for k, v in _settings_lines(comparison)]
     out += ["", "| strategy | parameters |", "| --- | --- |"]
     out += [f"| {name} | {params} |" for name, params in _strategy_params(comparison)]
@@ -197,7 +443,7 @@ def _markdown(comparison, figures, command):
     return "\n".join(out)
 
 
-def _html(comparison, figures, command, out_dir):
+def _html(comparison, figures, command, out_dir, blocks=()):
     e = html.escape
     sources = [_data_uri(os.path.join(out_dir, f)) for f in figures]
     headers, rows = comparison.display_rows()
@@ -230,8 +476,9 @@ def _html(comparison, figures, command, out_dir):
     parts += ["</ul>", "<h2>Figures</h2>",
               f"<p><img src=\"{sources[0]}\" alt=\"Score of every strategy's final model "
               "on every month\"></p>",
-              f"<p><img src=\"{sources[1]}\" alt=\"Forgetting matrix of every strategy\"></p>",
-              "<h2>Settings</h2>", "<ul>"]
+              f"<p><img src=\"{sources[1]}\" alt=\"Forgetting matrix of every strategy\"></p>"]
+    parts += _html_blocks(blocks, out_dir)
+    parts += ["<h2>Settings</h2>", "<ul>"]
     parts += [f"<li>{e(k)}: {e(v)}</li>" for k, v in _settings_lines(comparison)]
     parts += ["</ul>", "<table>", "<tr><th>strategy</th><th>parameters</th></tr>"]
     parts += [f"<tr><td>{e(n)}</td><td>{e(p)}</td></tr>" for n, p in _strategy_params(comparison)]
@@ -275,6 +522,26 @@ def _results_json(comparison, command):
             "rows_per_month": res.rows_per_month,
             "seconds_per_month": res.seconds_per_month,
             "fisher_negative_share_per_month": res.fisher_negative_share_per_month,
+            "flips": None if res.flips is None else {
+                "updates": res.flips.updates, "rate": res.flips.rate,
+                "n_flips": res.flips.n_flips, "n_rows": res.flips.n_rows,
+            },
+            "detection": None if res.detection is None else {
+                "target_fpr": res.detection.target_fpr, "months": res.detection.months,
+                "calibrated_on": res.detection.calibrated_on, "tpr": res.detection.tpr,
+                "realised_fpr": res.detection.fpr, "threshold": res.detection.threshold,
+            },
+            "group_forgetting": None if res.group_forgetting is None else [
+                {"group": g, "forgetting": v} for g, v in res.group_forgetting.items()],
+            "worst_group": res.worst_group,
+            "aut": res.aut,
+            "tuning": None if res.tuning is None else [
+                {"cutoffs": t.cutoffs, "candidates": t.candidates,
+                 "chosen_params": t.chosen_params, "oracle_params": t.oracle_params,
+                 "scored_months": t.scored_months, "honest_scores": t.honest_scores,
+                 "oracle_scores": t.oracle_scores, "honest_score": t.honest_score,
+                 "oracle_score": t.oracle_score}
+                for t in res.tuning],
         }
     baseline = comparison.baseline
     if baseline is not None:
@@ -308,7 +575,14 @@ def write_report(comparison, out_dir, fmt="md", command=None):
     ``forgetting_matrices.png`` (a grid of forgetting-matrix heatmaps, one
     per strategy on one colour scale,
     :func:`~sklearn_cf.plotting.plot_forgetting_matrices`) and
-    ``results.json`` (every number in the report, with the matrices).
+    ``results.json`` (every number in the report, with the matrices). The
+    section "Regressions and detection" adds ``flips.png`` (the negative
+    flip rate of every update), and, when the comparison has them,
+    ``detection_by_month.png`` (``target_fpr``: TPR and realised FPR per
+    month against the target) and ``group_forgetting.png`` (``groups``: a
+    heatmap of each group's forgetting per strategy); the section "Honest
+    tuning" (``tune_months``) gives each tuned strategy's choices and its
+    honest score beside the oracle's.
     ``report.md`` links the PNG files; ``report.html`` embeds them (base64
     ``data:`` URIs), so it keeps its figures when moved alone.
 
@@ -347,7 +621,8 @@ def write_report(comparison, out_dir, fmt="md", command=None):
     ...                           estimator_params={"max_epochs": 1, "hidden_units": (8,)})
     >>> path = write_report(comp, tempfile.mkdtemp(), command="sklearn-cf compare ...")
     >>> os.path.basename(path), sorted(os.listdir(os.path.dirname(path)))
-    ('report.md', ['forgetting_matrices.png', 'month_scores.png', 'report.md', 'results.json'])
+    ('report.md', ['flips.png', 'forgetting_matrices.png', 'month_scores.png', 'report.md',
+                   'results.json'])
     >>> open(path).read().splitlines()[2].startswith("**Ship ")
     True
     """
@@ -358,10 +633,11 @@ def write_report(comparison, out_dir, fmt="md", command=None):
         raise ValueError(f"out_dir {out_dir!r} exists and is not a folder.")
     os.makedirs(out_dir, exist_ok=True)
     figures = _figures(comparison, out_dir)
+    blocks = _detection_blocks(comparison, _detection_figures(comparison, out_dir))
     if fmt == "md":
-        text = _markdown(comparison, figures, command)
+        text = _markdown(comparison, figures, command, blocks)
     else:
-        text = _html(comparison, figures, command, out_dir)
+        text = _html(comparison, figures, command, out_dir, blocks)
     path = os.path.join(out_dir, f"report.{fmt}")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)

@@ -121,7 +121,7 @@ class EvalStore:
         None when features are used as they are.
     scoring : str or None
         The scorer name every update of the model is scored with (see
-        :func:`sklearn_cf.compare.resolve_scoring`). None for a store not
+        :func:`sklearn_cf.metrics.resolve_scoring`). None for a store not
         created yet; a store file written without one reads as
         ``"accuracy"``, what updates scored before scorings were recorded.
     """
@@ -650,7 +650,7 @@ def _resolve_update_scoring(scoring, store, model):
     Returns ``(name, recorded)``; ``name`` is None for ``"auto"`` on a new
     store, chosen later from the data.
     """
-    from .compare import resolve_scoring
+    from .metrics import resolve_scoring
 
     if not isinstance(scoring, str):
         raise ValueError(
@@ -675,7 +675,7 @@ def _resolve_update_scoring(scoring, store, model):
 def _scorer_of(name):
     from sklearn.metrics import get_scorer
 
-    from .compare import resolve_scoring
+    from .metrics import resolve_scoring
 
     scorer, _ = resolve_scoring(name)
     return get_scorer(scorer) if isinstance(scorer, str) else scorer
@@ -700,7 +700,8 @@ def _check_strategy_matches(clf, spec, model):
 
 
 def _new_model(spec, estimator_params, random_state):
-    from .compare import _build_estimator, _check_estimator_params, parse_strategy
+    from .compare import parse_strategy
+    from .compare._estimators import _build_estimator, _check_estimator_params
 
     _check_estimator_params(estimator_params)
     return _build_estimator(parse_strategy(spec), estimator_params, random_state)
@@ -778,7 +779,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         When ``max_forgetting`` is exceeded; nothing is written.
     """
     from ._checkpoint import load
-    from .compare import FirstMonthScaler, resolve_scale
+    from .compare import FirstMonthScaler
+    from .datasets import resolve_scale
     from .metrics import default_scoring
 
     model = os.fspath(model)
@@ -885,7 +887,9 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
     str
         The strategy spec saved.
     """
-    from .compare import FirstMonthScaler, _build_estimator, parse_strategy, resolve_scoring
+    from .compare import FirstMonthScaler, parse_strategy
+    from .compare._estimators import _build_estimator
+    from .metrics import resolve_scoring
 
     best = comparison.recommend()
     if best is None:

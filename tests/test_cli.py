@@ -253,11 +253,12 @@ def test_free_text_months_are_ordered_as_text_with_a_note(tmp_path, capsys):
 # ---------------------------------------------------------------------------
 def _no_training(monkeypatch):
     import sklearn_cf.compare as compare
+    import sklearn_cf.datasets as datasets
 
     def fail(*args, **kwargs):
         raise AssertionError("nothing may be loaded or trained after a bad --out")
 
-    monkeypatch.setattr(compare, "load_stream", fail)
+    monkeypatch.setattr(datasets, "load_stream", fail)
     monkeypatch.setattr(compare, "compare_strategies", fail)
 
 
@@ -313,12 +314,12 @@ def test_out_is_created_when_its_parents_are_missing(tmp_path, capsys):
 # Ctrl-C
 # ---------------------------------------------------------------------------
 def test_keyboard_interrupt_exits_130_without_a_report(tmp_path, capsys, monkeypatch):
-    import sklearn_cf.compare as compare
+    import sklearn_cf.compare._run as run
 
     def interrupted(*args, **kwargs):  # Ctrl-C while the first strategy is scored
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(compare, "forgetting_matrix", interrupted)
+    monkeypatch.setattr(run, "forgetting_matrix", interrupted)
     out = tmp_path / "rep"
     code = main(["compare", *TINY, "--strategies", "naive,joint", "--out", str(out),
                  "--quiet"])
@@ -332,10 +333,10 @@ def test_keyboard_interrupt_exits_130_without_a_report(tmp_path, capsys, monkeyp
 def test_a_swallowed_ctrl_c_still_stops_the_comparison(tmp_path, capsys, monkeypatch):
     # skorch ends a training loop on KeyboardInterrupt and returns normally;
     # the comparison must not go on to build a report on that model.
-    import sklearn_cf.compare as compare
+    from sklearn_cf import ContinualClassifier
 
     fits = []
-    real_fit = compare.ContinualClassifier.fit
+    real_fit = ContinualClassifier.fit
 
     def fit_that_swallows_ctrl_c(self, *args, **kwargs):
         fits.append(self.strategy)
@@ -345,7 +346,7 @@ def test_a_swallowed_ctrl_c_still_stops_the_comparison(tmp_path, capsys, monkeyp
             pass
         return real_fit(self, *args, **kwargs)
 
-    monkeypatch.setattr(compare.ContinualClassifier, "fit", fit_that_swallows_ctrl_c)
+    monkeypatch.setattr(ContinualClassifier, "fit", fit_that_swallows_ctrl_c)
     # Python's own handler, even where the test runner set another one.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -624,3 +625,75 @@ def test_compare_with_balanced_class_weights(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["estimator_params"]["class_weight"] == "balanced"
     assert "--class-weight balanced" in results["command"]
+
+
+# ---------------------------------------------------------------------------
+# A detector's evaluation: TESSERACT's options, detection metrics, honest tuning
+# ---------------------------------------------------------------------------
+def test_compare_as_a_detection_team(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["compare", *TINY, "--strategies", "naive,l2", "--target-fpr", "0.05",
+                 "--group-column", "family", "--aut", "--test-prevalence", "0.3",
+                 "--tune-months", "2", "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert all(len(line) <= 100 for line in captured.out.splitlines())
+    for header in ("AUT(f1)", "honest", "oracle", "flips", "TPR@0.05", "realised FPR",
+                   "worst group"):
+        assert header in captured.out
+    results = json.loads((out / "results.json").read_text())
+    l2 = results["strategies"]["l2"]
+    honest, oracle = l2["tuning"][0]["honest_score"], l2["tuning"][0]["oracle_score"]
+    assert oracle >= honest
+    note = " ".join(captured.out.split())
+    assert f"l2 {honest:.3f} vs {oracle:.3f}" in note
+    assert "Honest tuning, chosen on months up to 1, scored on months 2 to 2" in note
+    assert results["strategies"]["naive"]["tuning"] is None
+    assert results["settings"]["target_fpr"] == 0.05
+    assert results["settings"]["test_prevalence"] == 0.3
+    assert results["settings"]["aut_scoring"] == "f1"
+    assert results["settings"]["groups"] >= 2
+    assert results["settings"]["tune_grids"] == {"l2": {"reg_lambda": [0.1, 1.0, 10.0]}}
+    for option in ("--target-fpr 0.05", "--group-column family", "--aut f1",
+                   "--test-prevalence 0.3", "--tune-months 2"):
+        assert option in results["command"]
+    report = (out / "report.md").read_text()
+    assert report.index("## Figures") < report.index("## Regressions and detection") < \
+        report.index("## Honest tuning") < report.index("## Settings")
+    for png in ("flips.png", "detection_by_month.png", "group_forgetting.png"):
+        _assert_png(out / png)
+
+
+def test_future_months_are_never_trained(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["compare", *TINY, "--strategies", "naive", "--future-months", "1",
+                 "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    naive = results["strategies"]["naive"]
+    assert naive["train_months"] == [0, 1] and naive["months"] == [0, 1, 2]
+    assert "n_future_months=1" in results["settings"]["cv"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--target-fpr", "2"], ["target_fpr must be"]),
+    (["--tune-months", "1"], ["tune_months must be an integer >= 2"]),
+    (["--tune-months", "2", "--tune-grid", "reg_lambda"], ["--tune-grid item"]),
+    (["--tune-every", "2"], ["set tune_months too"]),
+    (["--test-prevalence", "1.5"], ["test_prevalence must be"]),
+    (["--future-months", "-1"], ["--future-months must be >= 0"]),
+    (["--aut", "f2"], ["Unknown scoring 'f2'"]),
+])
+def test_detection_option_errors_before_training(args, words, tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    code = main(["compare", *TINY, *args, "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, *words)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_group_column_the_stream_lacks_is_an_error(tmp_path, capsys):
+    code = main(["compare", "--data", "digits", "--months", "2", "--group-column", "family",
+                 "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, "group_column", "digits")

@@ -266,3 +266,57 @@ def test_verdict_wraps_at_the_width_and_keeps_every_word(comparison):
     assert all(len(line) <= 100 for line in wrapped.splitlines())
     assert len(wrapped.splitlines()) >= 2
     assert wrapped.split() == sentence.split()
+
+
+# ---------------------------------------------------------------------------
+# The detection section's figures
+# ---------------------------------------------------------------------------
+def test_detection_figure_draws_tpr_fpr_and_the_target():
+    from sklearn_cf.metrics import MonthlyDetection
+    from sklearn_cf.plotting import plot_detection_by_month
+
+    det = {
+        "naive": MonthlyDetection(0.01, [1, 2, 3], [0, 1, 2], np.array([0.9, 0.8, np.nan]),
+                                  np.array([0.005, 0.03, 0.01]), np.zeros(3)),
+        "replay": MonthlyDetection(0.01, [1, 2, 3], [0, 1, 2], np.array([0.95, 0.9, 0.9]),
+                                   np.array([0.008, 0.012, 0.009]), np.zeros(3)),
+    }
+    fig = Figure(layout="constrained")
+    FigureCanvasAgg(fig)
+    plot_detection_by_month(det, fig=fig, title="t")
+    tpr_ax, fpr_ax = fig.axes
+    np.testing.assert_allclose(tpr_ax.get_lines()[0].get_ydata(), [0.9, 0.8, np.nan])
+    np.testing.assert_allclose(fpr_ax.get_lines()[1].get_ydata(), [0.008, 0.012, 0.009])
+    target = fpr_ax.get_lines()[-1]
+    assert target.get_label() == "target FPR 0.01"
+    np.testing.assert_allclose(target.get_ydata(), [0.01, 0.01])
+    assert [t.get_text() for t in fpr_ax.get_xticklabels()] == ["1", "2", "3"]
+
+
+def test_flip_rate_figure_in_percent():
+    from sklearn_cf.metrics import UpdateFlips
+    from sklearn_cf.plotting import plot_flip_rates
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = plot_flip_rates({"naive": UpdateFlips([("2024-01", "2024-02")], np.array([0.025]),
+                                               np.array([5]), np.array([200]))},
+                         ax=fig.subplots())
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [2.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2024-01→2024-02"]
+
+
+def test_group_heatmap_holds_every_group_of_every_strategy():
+    from sklearn_cf.plotting import plot_group_forgetting
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = plot_group_forgetting({"naive": {"emotet": 0.4, "zbot": 0.1},
+                                "replay": {"zbot": 0.0, "qakbot": np.nan}}, ax=fig.subplots())
+    data = ax.images[0].get_array()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["emotet", "zbot", "qakbot"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["naive", "replay"]
+    np.testing.assert_allclose(data.filled(np.nan), [[0.4, np.nan], [0.1, 0.0],
+                                                     [np.nan, np.nan]])
+    assert data.mask.tolist() == [[False, True], [False, False], [True, True]]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.00", "0.10", "0.40"]

@@ -1,13 +1,31 @@
 """Metrics for continual (monthly) training.
 
-Summaries of a forgetting matrix ``R`` (``R[i, j]`` = score on month ``j``
-after training through month ``i``), and :func:`default_scoring`, the score
-that fills it when none is chosen.
+* Summaries of a forgetting matrix ``R`` (``R[i, j]`` = score on month ``j``
+  after training through month ``i``) and :func:`area_under_time`
+  (TESSERACT's AUT of any per-month score);
+* :func:`default_scoring`, the score that fills ``R`` when none is chosen,
+  and :func:`resolve_scoring`, from a scoring name to its scorer;
+* detection metrics, pure functions of labels and scores:
+  :func:`threshold_at_fpr`, :func:`prospective_tpr_at_fpr` (the threshold
+  set on the previous month), :func:`negative_flip_rate`,
+  :func:`group_forgetting` and :func:`worst_group_forgetting`; and the same
+  applied to a fitted model's snapshots: :func:`monthly_detection`,
+  :func:`update_flips`, :func:`group_forgetting_matrices`;
+* scorers for sklearn's search tools: :func:`make_forgetting_scorer`,
+  :func:`make_detection_scorer`, :func:`tpr_at_fpr`.
 """
 
 from ._default import default_scoring
-
+from ._detection import (
+    DetectionRates,
+    group_forgetting,
+    negative_flip_rate,
+    prospective_tpr_at_fpr,
+    threshold_at_fpr,
+    worst_group_forgetting,
+)
 from ._forgetting import (
+    area_under_time,
     average_accuracy,
     backward_transfer,
     forgetting,
@@ -16,21 +34,50 @@ from ._forgetting import (
     next_month_aut,
     summarize,
 )
+from ._lookup import resolve_scoring
 from ._matrix import ForgettingMatrix, forgetting_matrix
-from ._scorer import SUMMARY_KEYS, make_forgetting_scorer, tpr_at_fpr
+from ._scorer import (
+    DETECTION_KEYS,
+    SUMMARY_KEYS,
+    make_detection_scorer,
+    make_forgetting_scorer,
+    tpr_at_fpr,
+)
+from ._updates import (
+    MonthlyDetection,
+    UpdateFlips,
+    group_forgetting_matrices,
+    monthly_detection,
+    update_flips,
+)
 
 __all__ = [
+    "DETECTION_KEYS",
+    "DetectionRates",
     "ForgettingMatrix",
-    "default_scoring",
+    "MonthlyDetection",
     "SUMMARY_KEYS",
-    "forgetting_matrix",
-    "make_forgetting_scorer",
-    "tpr_at_fpr",
+    "UpdateFlips",
+    "area_under_time",
     "average_accuracy",
     "backward_transfer",
+    "default_scoring",
     "forgetting",
+    "forgetting_matrix",
     "forward_transfer",
+    "group_forgetting",
+    "group_forgetting_matrices",
     "learning_accuracy",
+    "make_detection_scorer",
+    "make_forgetting_scorer",
+    "monthly_detection",
+    "negative_flip_rate",
     "next_month_aut",
+    "prospective_tpr_at_fpr",
+    "resolve_scoring",
     "summarize",
+    "threshold_at_fpr",
+    "tpr_at_fpr",
+    "update_flips",
+    "worst_group_forgetting",
 ]

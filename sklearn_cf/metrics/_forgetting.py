@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "area_under_time",
     "average_accuracy",
     "backward_transfer",
     "forgetting",
@@ -437,7 +438,49 @@ def next_month_aut(R):
         )
     N = min(n_trained, n_months - 1)
     i = np.arange(N)
-    s = R[i, i + 1]
+    return area_under_time(R[i, i + 1])
+
+
+def area_under_time(scores):
+    """Area Under Time (TESSERACT) of a series of per-period scores.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_periods,)
+        One score per test period, in time order (any metric: F1, TPR,
+        accuracy...). ``NaN`` entries are dropped.
+
+    Returns
+    -------
+    float
+        In the range of the score; ``NaN`` when no score is defined.
+
+    Notes
+    -----
+    The normalized trapezoidal rule of Pendlebury et al., *TESSERACT:
+    Eliminating Experimental Bias in Malware Classification across Space and
+    Time*, USENIX Security 2019, over the ``N`` defined scores ``s_k``:
+
+    .. math::
+        \\mathrm{AUT} = \\frac{1}{N-1} \\sum_{k=0}^{N-2}
+        \\frac{s_k + s_{k+1}}{2} \\quad (N \\ge 2), \\qquad
+        \\mathrm{AUT} = s_0 \\quad (N = 1).
+
+    It equals the mean score with half weight on the first and the last
+    period. TESSERACT reports AUT of F1 over 24 monthly test periods:
+    a detector that decays over time scores less than one that does not,
+    even at the same first-month F1. :func:`next_month_aut` is the AUT of
+    the next-month series of a forgetting matrix.
+
+    Examples
+    --------
+    >>> from sklearn_cf.metrics import area_under_time
+    >>> area_under_time([0.9, 0.7, 0.5])  # ((0.9 + 0.7) / 2 + (0.7 + 0.5) / 2) / 2
+    0.7
+    >>> area_under_time([0.8, float("nan"), 0.6])  # NaN dropped: (0.8 + 0.6) / 2
+    0.7
+    """
+    s = np.asarray(scores, dtype=float).ravel()
     s = s[~np.isnan(s)]
     if s.size == 0:
         return float("nan")

@@ -124,6 +124,56 @@ def _scoring_name(scoring):
     return getattr(scoring, "name", None) or type(scoring).__name__
 
 
+def _evaluation_layout(estimator, X, y, months):
+    """What the snapshots of ``estimator`` are scored on, checked.
+
+    Returns
+    -------
+    clf : ContinualClassifier
+        The classifier at the end of ``estimator``.
+    Xt : array-like
+        ``X`` as that classifier sees it (after a Pipeline's transforms).
+    y : ndarray
+    trained : list
+        ``clf.months_seen_``: one snapshot each, in order.
+    columns : list
+        The trained months, then the months of ``months`` never trained.
+    rows_of : dict
+        Month label to the indices of its rows.
+    """
+    clf, Xt = _final_classifier(estimator, X)
+    y = np.asarray(y)
+    months = check_months(months, len(y))
+    if len(y) != _num_rows(Xt):
+        raise ValueError(f"X has {_num_rows(Xt)} rows but y has {len(y)} labels.")
+    labels, rows = group_by_month(months)
+    labels = [month_label(m) for m in labels]
+    trained = list(clf.months_seen_)
+    kept = {s.month for s in clf.snapshots_}
+    missing = [m for m in trained if m not in kept]
+    if missing:
+        raise ValueError(
+            f"No snapshot is kept for months {missing[:5]} (max_snapshots="
+            f"{clf.max_snapshots}); refit with max_snapshots=None to score every month."
+        )
+    rows_of = dict(zip(labels, rows))
+    future = [m for m in labels if m not in trained]
+    early = [m for m in future if _sorts_before(m, trained[-1])]
+    if early:
+        raise ValueError(
+            f"Months {early[:5]} have evaluation rows but were never trained, although "
+            f"they come before the last trained month {trained[-1]!r}; were they "
+            "left out of fit, or are the month labels of another kind?"
+        )
+    if not set(labels) & set(trained):
+        raise ValueError(
+            f"None of the evaluation months {labels[:5]} was trained "
+            f"(months_seen_={trained[:5]}...); the month labels must be of the same "
+            "kind as those passed to fit."
+        )
+    return clf, Xt, y, trained, trained + future, rows_of
+
+
 def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
     """Score every month's rows with the model as it was after every month.
 
@@ -158,37 +208,7 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
     >>> sorted(fm.summary())
     ['average_accuracy', 'backward_transfer', 'forgetting', 'learning_accuracy', 'next_month_aut']
     """
-    clf, Xt = _final_classifier(estimator, X)
-    y = np.asarray(y)
-    months = check_months(months, len(y))
-    if len(y) != _num_rows(Xt):
-        raise ValueError(f"X has {_num_rows(Xt)} rows but y has {len(y)} labels.")
-    labels, rows = group_by_month(months)
-    labels = [month_label(m) for m in labels]
-    trained = list(clf.months_seen_)
-    kept = {s.month for s in clf.snapshots_}
-    missing = [m for m in trained if m not in kept]
-    if missing:
-        raise ValueError(
-            f"No snapshot is kept for months {missing[:5]} (max_snapshots="
-            f"{clf.max_snapshots}); refit with max_snapshots=None to score every month."
-        )
-    rows_of = dict(zip(labels, rows))
-    future = [m for m in labels if m not in trained]
-    early = [m for m in future if _sorts_before(m, trained[-1])]
-    if early:
-        raise ValueError(
-            f"Months {early[:5]} have evaluation rows but were never trained, although "
-            f"they come before the last trained month {trained[-1]!r}; were they "
-            "left out of fit, or are the month labels of another kind?"
-        )
-    if not set(labels) & set(trained):
-        raise ValueError(
-            f"None of the evaluation months {labels[:5]} was trained "
-            f"(months_seen_={trained[:5]}...); the month labels must be of the same "
-            "kind as those passed to fit."
-        )
-    columns = trained + future
+    clf, Xt, y, trained, columns, rows_of = _evaluation_layout(estimator, X, y, months)
     scorer = check_scoring(clf, scoring=scoring)
     views = [_SnapshotView(clf, month) for month in trained]
     R = np.full((len(trained), len(columns)), np.nan)

@@ -13,7 +13,8 @@ from ._forgetting import (
 )
 from ._matrix import forgetting_matrix
 
-__all__ = ["make_forgetting_scorer", "tpr_at_fpr", "SUMMARY_KEYS"]
+__all__ = ["DETECTION_KEYS", "SUMMARY_KEYS", "make_detection_scorer", "make_forgetting_scorer",
+           "tpr_at_fpr"]
 
 #: The keys every forgetting scorer returns, in order. Every one is "higher
 #: is better", as ``GridSearchCV`` ranks each scorer key and picks ``refit``'s
@@ -201,3 +202,132 @@ def tpr_at_fpr(fpr=0.001):
     )
     scorer.name = f"tpr_at_fpr({fpr})"
     return scorer
+
+
+#: The keys a detection scorer returns (``neg_worst_group_forgetting`` only
+#: when it gets each row's group). Higher is better for each, as
+#: ``GridSearchCV`` ranks them: rates where lower is better are negated.
+DETECTION_KEYS = (
+    "prospective_tpr",
+    "neg_realised_fpr",
+    "neg_flip_rate",
+    "neg_worst_group_forgetting",
+)
+
+
+class DetectionScorer:
+    """Callable ``scorer(estimator, X, y, months=..., groups=...) -> dict``;
+    see :func:`make_detection_scorer`."""
+
+    def __init__(self, target_fpr=0.01, pos_label=None, month_column=None, group_column=None):
+        self.target_fpr = target_fpr
+        self.pos_label = pos_label
+        self.month_column = month_column
+        self.group_column = group_column
+
+    def get_metadata_routing(self):
+        """Request ``months`` and ``groups`` for scoring, so routing delivers them."""
+        request = MetadataRequest(owner=type(self).__name__)
+        request.score.add_request(param="months", alias=True)
+        request.score.add_request(param="groups", alias=True)
+        return request
+
+    def _column(self, X, name, what):
+        if not hasattr(X, "columns") or name not in X.columns:
+            raise ValueError(
+                f"{what}={name!r} is not a column of X; pass X as a DataFrame that "
+                "holds it."
+            )
+        return X[name].to_numpy()
+
+    def __call__(self, estimator, X, y, months=None, groups=None, **kwargs):
+        from ._detection import worst_group_forgetting
+        from ._updates import group_forgetting_matrices, monthly_detection, update_flips
+
+        if kwargs:
+            raise TypeError(f"Unexpected scoring parameters: {sorted(kwargs)}.")
+        if months is None and self.month_column is not None:
+            months = self._column(X, self.month_column, "month_column")
+        if groups is None and self.group_column is not None:
+            groups = self._column(X, self.group_column, "group_column")
+        if months is None:
+            raise ValueError(_ROUTING_HINT.replace("forgetting scorer", "detection scorer")
+                             .replace("make_forgetting_scorer", "make_detection_scorer"))
+        detection = monthly_detection(estimator, X, y, months, self.target_fpr,
+                                      pos_label=self.pos_label).summary()
+        flips = update_flips(estimator, X, y, months, pos_label=self.pos_label).mean()
+        scores = {
+            "prospective_tpr": detection["prospective_tpr"],
+            "neg_realised_fpr": 0.0 - detection["realised_fpr"],
+            "neg_flip_rate": 0.0 - flips,
+        }
+        if groups is not None:
+            matrices = group_forgetting_matrices(estimator, X, y, months, groups)
+            scores["neg_worst_group_forgetting"] = 0.0 - worst_group_forgetting(matrices)[1]
+        return scores
+
+    def __repr__(self):
+        return (
+            f"make_detection_scorer(target_fpr={self.target_fpr!r}, "
+            f"pos_label={self.pos_label!r}, month_column={self.month_column!r}, "
+            f"group_column={self.group_column!r})"
+        )
+
+
+def make_detection_scorer(target_fpr=0.01, *, pos_label=None, month_column=None,
+                          group_column=None):
+    """A multi-metric scorer of what a monthly update does to a detector.
+
+    For each cross-validation split it scores the fitted candidate's
+    per-month snapshots on the test rows and returns:
+
+    * ``prospective_tpr``: mean over months of the TPR at ``target_fpr``,
+      the threshold set on the previous month's test rows
+      (:func:`~sklearn_cf.metrics.monthly_detection`);
+    * ``neg_realised_fpr``: minus the mean FPR that threshold realised;
+    * ``neg_flip_rate``: minus the mean negative flip rate of the updates
+      (:func:`~sklearn_cf.metrics.update_flips`; with ``pos_label``, only
+      malware caught then missed);
+    * ``neg_worst_group_forgetting``: minus the forgetting of the group
+      forgotten most (:func:`~sklearn_cf.metrics.worst_group_forgetting`),
+      only when each row's group reaches the scorer.
+
+    Parameters
+    ----------
+    target_fpr : float in (0, 1), default=0.01
+    pos_label : object, default=None
+        The positive (malware) class; None: ``classes_[1]``. Also restricts
+        the flips to rows of that class when given.
+    month_column, group_column : str, default=None
+        Without metadata routing: the columns of a DataFrame ``X`` holding
+        each row's month and group (the estimator must drop them). With
+        routing, ``months`` and ``groups`` arrive as metadata.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, months=None, groups=None) -> dict``; every
+        key is "higher is better" (:data:`DETECTION_KEYS`).
+
+    Examples
+    --------
+    >>> import sklearn
+    >>> from sklearn.model_selection import cross_validate
+    >>> from sklearn_cf import ContinualClassifier, SequentialSplit
+    >>> from sklearn_cf.datasets import make_monthly_drift
+    >>> from sklearn_cf.metrics import make_detection_scorer
+    >>> X, y, months, family = make_monthly_drift(
+    ...     n_months=3, n_samples_per_month=200, return_families=True, random_state=0)
+    >>> with sklearn.config_context(enable_metadata_routing=True):
+    ...     scores = cross_validate(
+    ...         ContinualClassifier(max_epochs=1, hidden_units=(8,), random_state=0
+    ...                             ).set_fit_request(months=True),
+    ...         X, y, cv=SequentialSplit(n_splits=1, random_state=0),
+    ...         scoring=make_detection_scorer(target_fpr=0.05),
+    ...         params={"months": months, "groups": family})
+    >>> sorted(k[len("test_"):] for k in scores if k.startswith("test_"))
+    ['neg_flip_rate', 'neg_realised_fpr', 'neg_worst_group_forgetting', 'prospective_tpr']
+    """
+    if not 0 < target_fpr < 1:
+        raise ValueError(f"target_fpr must be in (0, 1), got {target_fpr!r}.")
+    return DetectionScorer(target_fpr, pos_label, month_column, group_column)

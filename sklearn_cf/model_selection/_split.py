@@ -103,6 +103,17 @@ class SequentialSplit(BaseCrossValidator):
         ``k`` does not depend on ``n_splits``). ``None`` gives fresh
         randomness on every call.
 
+    test_prevalence : float in (0, 1) or None, default=None
+        Binary targets: the share of positives (the larger label, e.g.
+        malware) that every month's test rows should have, as in the wild
+        (TESSERACT's third constraint: a realistic class ratio in testing;
+        e.g. 0.1). Each month's test rows are drawn as without it, then the
+        surplus of one class is dropped at random, so that the month's
+        positive share is the one closest to ``test_prevalence`` that keeps
+        every row of the other class; dropped rows are in neither part.
+        Training rows are left as they are. A month whose test rows lack a
+        class keeps them all. None: test rows keep the month's own ratio.
+
     See Also
     --------
     sklearn.model_selection.StratifiedShuffleSplit : Stratified random
@@ -112,6 +123,15 @@ class SequentialSplit(BaseCrossValidator):
 
     Notes
     -----
+    With ``test_prevalence=p``, a month's ``P`` positive and ``N`` negative
+    test rows become ``min(P, max(1, round(p N / (1 - p))))`` positives
+    and all negatives when ``P / (P + N) > p``, else all positives and
+    ``min(N, max(1, round(P (1 - p) / p)))`` negatives (Pendlebury et al.,
+    *TESSERACT: Eliminating Experimental Bias in Malware Classification
+    across Space and Time*, USENIX Security 2019, constraint C3). The draw
+    uses each repetition's generator after its hold-out, so the splits
+    without ``test_prevalence`` are unchanged.
+
     Rows of a month (ordered by class, then at random) are selected by
     systematic sampling with a random offset ``u ~ U[0, 1)``: the row at
     position ``p`` is a test row when ``floor((p + 1) * t + u) - floor(p * t + u)
@@ -144,12 +164,23 @@ class SequentialSplit(BaseCrossValidator):
     __metadata_request__split = {"groups": True, "months": True}
 
     def __init__(
-        self, n_splits=5, *, test_size=0.2, n_future_months=0, random_state=None
+        self, n_splits=5, *, test_size=0.2, n_future_months=0, random_state=None,
+        test_prevalence=None,
     ):
         self.n_splits = n_splits
         self.test_size = test_size
         self.n_future_months = n_future_months
         self.random_state = random_state
+        self.test_prevalence = test_prevalence
+
+    def __repr__(self):
+        # One line, parameters sorted as sklearn prints splitters;
+        # test_prevalence only when set, so that existing reprs stay as they were.
+        names = ["n_future_months", "n_splits", "random_state", "test_size"]
+        if self.test_prevalence is not None:
+            names.insert(3, "test_prevalence")
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ API
     def get_n_splits(self, X=None, y=None, groups=None, months=None):
@@ -204,6 +235,8 @@ class SequentialSplit(BaseCrossValidator):
             months = groups
         month_idx, labels = self._check_months(months, n_samples)
         classes = self._check_y(y, n_samples)
+        if self.test_prevalence is not None:
+            self._check_binary_for_prevalence(y, classes)
 
         n_labels = len(labels)
         n_trained = n_labels - self.n_future_months
@@ -250,9 +283,41 @@ class SequentialSplit(BaseCrossValidator):
                 candidates = rows[is_test[rows] != want_test]
                 is_test[candidates[rng.integers(len(candidates))]] = want_test
 
-            yield np.flatnonzero(~is_test), np.flatnonzero(is_test)
+            train = np.flatnonzero(~is_test)
+            if self.test_prevalence is not None:
+                is_test &= self._prevalence_mask(is_test, month_idx, n_labels, classes, rng)
+            yield train, np.flatnonzero(is_test)
 
     # ------------------------------------------------------------- helpers
+    def _prevalence_mask(self, is_test, month_idx, n_labels, classes, rng):
+        """Rows to keep: every row but the surplus class's dropped test rows."""
+        p = float(self.test_prevalence)
+        keep = np.ones(len(is_test), dtype=bool)
+        for m in range(n_labels):
+            rows = np.flatnonzero(is_test & (month_idx == m))
+            pos, neg = rows[classes[rows] == 1], rows[classes[rows] == 0]
+            if not len(pos) or not len(neg):
+                continue
+            if len(pos) / len(rows) > p:
+                surplus, n_keep = pos, min(len(pos), max(1, round(p * len(neg) / (1 - p))))
+            else:
+                surplus, n_keep = neg, min(len(neg), max(1, round(len(pos) * (1 - p) / p)))
+            keep[rng.permutation(surplus)[n_keep:]] = False
+        return keep
+
+    def _check_binary_for_prevalence(self, y, classes):
+        if y is None:
+            raise ValueError(
+                f"test_prevalence={self.test_prevalence!r} sets the share of positives in "
+                "every month's test rows, so split needs y; pass the target."
+            )
+        n_classes = len(np.unique(classes))
+        if n_classes != 2:
+            raise ValueError(
+                f"test_prevalence needs a binary target (positives: the larger label); "
+                f"y has {n_classes} classes. Drop test_prevalence for this target."
+            )
+
     def _check_params(self):
         n_splits = self.n_splits
         if (
@@ -283,6 +348,17 @@ class SequentialSplit(BaseCrossValidator):
             raise ValueError(
                 f"n_future_months must be an integer >= 0; got "
                 f"n_future_months={n_future!r}."
+            )
+        prevalence = self.test_prevalence
+        if prevalence is not None and (
+            not isinstance(prevalence, numbers.Real)
+            or isinstance(prevalence, bool)
+            or not 0 < prevalence < 1
+        ):
+            raise ValueError(
+                f"test_prevalence must be None or a float in the open interval (0, 1), "
+                f"the share of positives in every month's test rows (e.g. 0.1); got "
+                f"test_prevalence={prevalence!r}."
             )
 
     def _check_months(self, months, n_samples):

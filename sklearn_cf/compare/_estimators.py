@@ -1,0 +1,47 @@
+"""From a strategy spec to the ContinualClassifier that runs it."""
+
+import difflib
+
+from .._classifier import ContinualClassifier
+from ._specs import DEFAULT_REG_LAMBDA
+
+
+def _effective_params(spec, estimator_params):
+    """The ContinualClassifier parameters one strategy runs with."""
+    params = {**estimator_params, **spec.params}
+    if "reg_lambda" not in params:
+        pulls = [p for p in spec.strategy.split("+") if p in DEFAULT_REG_LAMBDA]
+        if pulls:
+            params["reg_lambda"] = DEFAULT_REG_LAMBDA[pulls[0]]
+    return params
+
+
+def _build_estimator(spec, estimator_params, random_state, extra_callbacks=()):
+    params = _effective_params(spec, estimator_params)
+    callbacks = list(params.pop("callbacks", None) or []) + list(extra_callbacks)
+    try:
+        clf = ContinualClassifier(
+            strategy=spec.strategy,
+            random_state=random_state,
+            callbacks=callbacks or None,
+            **params,
+        )
+        clf._check_hyperparameters()
+    except TypeError as exc:
+        raise ValueError(f"Strategy {spec.label!r}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"Strategy {spec.label!r}: {exc}") from None
+    return clf
+
+
+def _check_estimator_params(estimator_params):
+    allowed = set(ContinualClassifier().get_params(deep=False)) - {"strategy", "random_state"}
+    for key in estimator_params:
+        if key not in allowed and not key.startswith(("optimizer__", "module__",
+                                                       "iterator_train__", "iterator_valid__",
+                                                       "callbacks__", "criterion__")):
+            close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.5)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"Unknown estimator parameter {key!r} in estimator_params.{hint}"
+            )

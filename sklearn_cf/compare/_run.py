@@ -1,0 +1,450 @@
+"""The comparison itself: :func:`compare_strategies` and :func:`check_comparison`."""
+
+import numbers
+import time
+
+import numpy as np
+
+from .._compat import safe_indexing
+from .._transaction import SigintWatch
+from ..metrics import (
+    default_scoring,
+    forgetting_matrix,
+    group_forgetting_matrices,
+    monthly_detection,
+    resolve_scoring,
+    update_flips,
+)
+from ..model_selection import SequentialSplit
+from ._baseline import _majority_baseline
+from ._comparison import Comparison
+from ._estimators import _build_estimator, _check_estimator_params, _effective_params
+from ._progress import _make_bar, _MonthProgress
+from ._results import SplitRun, _add_relative, _aggregate
+from ._specs import DEFAULT_STRATEGIES, StrategySpec, parse_strategy
+from ._streams import FirstMonthScaler
+from ._tuning import (
+    candidate_specs,
+    check_tune_grid,
+    default_tune_grid,
+    tune_on_split,
+    tuning_months_trained,
+)
+
+__all__ = ["check_comparison", "compare_strategies"]
+
+
+def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="auto",
+                     estimator_params=None, random_state=0, target_fpr=None,
+                     aut_scoring=None, tune_months=None, tune_every=None, tune_grid=None):
+    """Check strategy specs, scoring and parameters before any data is touched.
+
+    Builds (without fitting) the estimator of every strategy, and of every
+    setting honest tuning would try, and validates its hyperparameters,
+    including that a requested CUDA device exists.
+
+    Parameters
+    ----------
+    strategies, scoring, estimator_params, random_state, target_fpr, \
+aut_scoring, tune_months, tune_every, tune_grid
+        As in :func:`compare_strategies`.
+
+    Returns
+    -------
+    specs : list of StrategySpec
+    scorer : str or callable
+        ``"auto"`` stays ``"auto"``: it is chosen from the target, which
+        :func:`compare_strategies` sees.
+    scoring_name : str
+    estimator_params : dict
+
+    Raises
+    ------
+    ValueError
+        Naming the first problem found.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare import check_comparison
+    >>> specs, _, name, _ = check_comparison(["naive", "ewc:fisher=hessian"],
+    ...                                      scoring="balanced_accuracy")
+    >>> [s.label for s in specs], name
+    (['naive', 'ewc:fisher=hessian'], 'balanced_accuracy')
+    >>> check_comparison(["naive:finetune_lr=-1"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Strategy 'naive:finetune_lr=-1': finetune_lr must be in (0, inf..., got -1.
+    """
+    specs = [parse_strategy(s) for s in (
+        [strategies] if isinstance(strategies, (str, StrategySpec)) else strategies
+    )]
+    if not specs:
+        raise ValueError("strategies is empty: give at least one strategy spec.")
+    labels = [s.label for s in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"Strategy specs must be distinct; repeated: {repeated}.")
+    if isinstance(scoring, str) and scoring == "auto":
+        scorer, scoring_name = "auto", "auto"
+    else:
+        scorer, scoring_name = resolve_scoring(scoring)
+    estimator_params = dict(estimator_params or {})
+    _check_estimator_params(estimator_params)
+    try:
+        _build_estimator(StrategySpec("naive", "naive"), estimator_params, random_state)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("Strategy 'naive': ", "", 1)) from None
+    for spec in specs:
+        _build_estimator(spec, estimator_params, random_state)
+    _check_options(target_fpr, aut_scoring, tune_months, tune_every)
+    if tune_months is not None:
+        tune_grid = check_tune_grid(tune_grid)
+        for spec in specs:
+            grid = default_tune_grid(spec, _effective_params(spec, estimator_params), tune_grid)
+            for candidate in candidate_specs(spec, grid) if grid else ():
+                _build_estimator(candidate, estimator_params, random_state)
+    elif tune_grid is not None or tune_every is not None:
+        raise ValueError(
+            "tune_grid and tune_every apply to honest tuning: set tune_months too "
+            "(the months the first choice is made on)."
+        )
+    return specs, scorer, scoring_name, estimator_params
+
+
+def _check_options(target_fpr, aut_scoring, tune_months, tune_every):
+    """The evaluation options that need no data."""
+    if target_fpr is not None and (
+        isinstance(target_fpr, bool) or not isinstance(target_fpr, numbers.Real)
+        or not 0 < target_fpr < 1
+    ):
+        raise ValueError(
+            f"target_fpr must be a false-positive rate in (0, 1), e.g. 0.01; got "
+            f"{target_fpr!r}."
+        )
+    if aut_scoring is not None:
+        resolve_scoring(aut_scoring)
+    if tune_months is not None and (
+        isinstance(tune_months, bool) or not isinstance(tune_months, numbers.Integral)
+        or tune_months < 2
+    ):
+        raise ValueError(
+            f"tune_months must be an integer >= 2, got {tune_months!r}: a setting is "
+            "chosen by scoring each tuning month with the model trained through the "
+            "month before, so the first choice needs two months."
+        )
+    if tune_every is not None and (
+        isinstance(tune_every, bool) or not isinstance(tune_every, numbers.Integral)
+        or tune_every < 1
+    ):
+        raise ValueError(f"tune_every must be None or an integer >= 1, got {tune_every!r}.")
+
+
+def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
+                       scoring="auto", scale="none", estimator_params=None,
+                       progress=True, random_state=0, groups=None, target_fpr=None,
+                       aut_scoring=None, test_prevalence=None, tune_months=None,
+                       tune_every=None, tune_grid=None):
+    """Fit every strategy on the same splits and compare what they forget and cost.
+
+    For each split of ``cv`` and each strategy, a
+    :class:`~sklearn_cf.ContinualClassifier` is fitted on the split's
+    training rows with ``months=``, from the same seed, and its
+    :func:`~sklearn_cf.forgetting_matrix` is computed on the split's test
+    rows. Matrices and summaries are averaged over splits (NaN-aware).
+
+    The same is done for the *majority-class baseline*
+    (:class:`BaselineResult`): after each month, a
+    ``DummyClassifier(strategy="prior")`` fitted on the training rows of the
+    months so far, scored with the same scorer on the same held-out rows. It
+    is a row of the table, never a strategy: it is not in ``results``, is
+    never recommended, and a strategy must beat it to be recommended.
+
+    A ``KeyboardInterrupt`` (Ctrl-C) is never caught: it stops the
+    comparison, and no :class:`Comparison` is returned. If a Ctrl-C reaches
+    a fit that swallows it (skorch ends training on ``KeyboardInterrupt``),
+    it is raised again as soon as that fit returns, so nothing is built on a
+    half-trained strategy.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    months : array-like of shape (n_samples,)
+        Month label of each row (any sortable labels).
+    strategies : sequence of str or StrategySpec, default=DEFAULT_STRATEGIES
+        Strategy specs, ``name[:param=value,...]`` (see
+        :func:`parse_strategy`). Names must be distinct.
+    cv : SequentialSplit, int or None, default=None
+        The splitter. None: ``SequentialSplit(n_splits=1, test_size=0.2,
+        random_state=random_state, test_prevalence=test_prevalence)``; an
+        int: that many splits. Its ``n_future_months`` keeps the last months
+        out of training (TESSERACT's training strictly before testing).
+    scoring : str or callable, default="auto"
+        See :func:`resolve_scoring` (sklearn scorer names,
+        ``"tpr_at_fpr:0.001"``, or a scorer callable). ``"auto"``: chosen
+        from the whole ``y`` before any fitting by
+        :func:`sklearn_cf.metrics.default_scoring` (roc_auc for a binary
+        target whose rarer class is under 40% of rows, balanced_accuracy for
+        more classes with one under 40%, else accuracy); the choice and its
+        reason are kept in ``settings["scoring_reason"]``.
+    scale : {"none", "first-month"}, default="none"
+        ``"first-month"``: for each split, fit a :class:`FirstMonthScaler` on
+        the split's *training* rows of its first month and standardize the
+        split's training and test rows with it, so the held-out rows never
+        shape the scaling. Streams of raw units (flights, most files) need
+        it; :func:`resolve_scale` tells which. ``"none"``: features as given.
+    estimator_params : dict or None, default=None
+        ContinualClassifier parameters shared by every strategy (e.g.
+        ``max_epochs``, ``hidden_units``, ``reg_lambda``, ``device``); a
+        spec's own overrides take precedence.
+    progress : bool, default=True
+        Show a tqdm progress bar over strategies x splits x months.
+    random_state : int, default=0
+        Seed of every estimator and of the default splitter.
+    groups : array-like of shape (n_samples,) or None, default=None
+        The group of each row, e.g. its malware family: each strategy also
+        gets an accuracy forgetting matrix per group of held-out rows (a
+        family's detection rate), the forgetting of each group and the worst
+        group (:func:`sklearn_cf.metrics.group_forgetting_matrices`).
+    target_fpr : float in (0, 1) or None, default=None
+        Binary targets: per month, the TPR at this false-positive rate with
+        the threshold set on the previous month's held-out rows, and the
+        FPR that threshold realises (:func:`sklearn_cf.metrics.monthly_detection`).
+    aut_scoring : str or callable or None, default=None
+        Also report the next-month area under time (TESSERACT) of this
+        score, e.g. ``"f1"``, TESSERACT's choice for detection.
+    test_prevalence : float in (0, 1) or None, default=None
+        Binary targets: the positive share of every month's held-out rows
+        (TESSERACT's realistic class ratio in testing), see
+        :class:`~sklearn_cf.SequentialSplit`. Set it on ``cv`` instead when
+        passing a splitter.
+    tune_months : int >= 2 or None, default=None
+        Honest tuning: for each strategy with something to tune
+        (``tune_grid``), choose its setting on the split's rows of the first
+        ``tune_months`` months only, keep training it month by month, and
+        score the months after them, each with the model deployed on it;
+        beside it, the oracle score of the best setting chosen on those very
+        months (see :mod:`sklearn_cf.compare._tuning`). Every choice comes
+        from fits that saw no later month.
+    tune_every : int or None, default=None
+        Choose again every this many months.
+    tune_grid : dict of str to list or None, default=None
+        The settings tried, each parameter for the strategies that use it
+        (see :func:`default_tune_grid`); None: λ of a pull at 0.1x, 1x and
+        10x, the rehearsal ratio of replay at 0.25, 0.5 and 0.75.
+
+    Every strategy also gets its negative flip rate per update (rows right
+    before an update and wrong after it, :func:`sklearn_cf.metrics.update_flips`).
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    ValueError
+        For a bad spec, scoring, scale or parameter (before anything is
+        trained), or a score undefined on every month.
+    KeyboardInterrupt
+        On Ctrl-C, as soon as the current fit returns or at once.
+
+    See Also
+    --------
+    sklearn_cf.report.write_report : write the comparison up with figures.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare import compare_strategies
+    >>> from sklearn_cf.datasets import make_monthly_drift
+    >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=200, random_state=0)
+    >>> comp = compare_strategies(
+    ...     X, y, months, ["naive", "replay", "joint"], progress=False,
+    ...     estimator_params={"max_epochs": 10, "hidden_units": (16,)})
+    >>> comp.strategies
+    ['naive', 'replay', 'joint']
+    >>> comp.results["naive"].rows_vs_naive
+    1.0
+    >>> comp.results["joint"].matrix.R.shape
+    (3, 3)
+    >>> comp.recommend() in comp.strategies
+    True
+    >>> comp.scoring, comp.settings["scoring_reason"]  # doctest: +ELLIPSIS
+    ('accuracy', 'accuracy, because the rarest class is 4...% of rows (40% or more)')
+    >>> comp.baseline.name, comp.baseline.matrix.R.shape
+    ('majority baseline', (3, 3))
+    """
+    specs, scorer, scoring_name, estimator_params = check_comparison(
+        strategies, scoring=scoring, estimator_params=estimator_params,
+        random_state=random_state, target_fpr=target_fpr, aut_scoring=aut_scoring,
+        tune_months=tune_months, tune_every=tune_every, tune_grid=tune_grid,
+    )
+    aut_scorer, aut_name = (None, None) if aut_scoring is None else resolve_scoring(aut_scoring)
+    # On the whole target, before any fitting: every split and every
+    # strategy is scored alike.
+    auto_name, auto_reason = default_scoring(y)
+    scoring_reason = None
+    if scorer == "auto":
+        scoring_reason = auto_reason
+        scorer, scoring_name = resolve_scoring(auto_name)
+    if scale not in ("none", "first-month"):
+        hint = (" Resolve 'auto' for a stream with resolve_scale(data, 'auto')."
+                if scale == "auto" else "")
+        raise ValueError(f"scale must be 'none' or 'first-month', got {scale!r}.{hint}")
+    n_classes = len(np.unique(np.asarray(y)))
+    if scoring_name.startswith("tpr_at_fpr") and n_classes != 2:
+        raise ValueError(
+            f"scoring {scoring_name!r} needs a binary target, but y has {n_classes} "
+            "classes; use e.g. accuracy or balanced_accuracy."
+        )
+
+    if target_fpr is not None and n_classes != 2:
+        raise ValueError(
+            f"target_fpr={target_fpr!r} sets a detector's threshold, which needs a binary "
+            f"target; y has {n_classes} classes."
+        )
+    if cv is None or (isinstance(cv, numbers.Integral) and not isinstance(cv, bool)):
+        cv = SequentialSplit(n_splits=1 if cv is None else int(cv), test_size=0.2,
+                             random_state=random_state, test_prevalence=test_prevalence)
+    elif test_prevalence is not None:
+        raise ValueError(
+            "test_prevalence applies to the default splitter; with your own cv, set it "
+            "there: SequentialSplit(..., test_prevalence=...)."
+        )
+    y = np.asarray(y)
+    months = np.asarray(getattr(months, "to_numpy", lambda: months)())
+    if len(y) != len(months):
+        raise ValueError(f"y has {len(y)} labels but months has {len(months)} entries.")
+    if groups is not None:
+        groups = np.asarray(getattr(groups, "to_numpy", lambda: groups)())
+        if groups.shape != y.shape:
+            raise ValueError(
+                f"groups must hold one group label per row: y has {len(y)} rows, groups "
+                f"has shape {groups.shape}."
+            )
+    month_labels = np.unique(months)
+    labels = [m.item() if hasattr(m, "item") else m for m in month_labels]
+    grids = {}
+    if tune_months is not None:
+        grids = {spec.label: default_tune_grid(spec, _effective_params(spec, estimator_params),
+                                               tune_grid) for spec in specs}
+        if tune_months >= len(labels):
+            raise ValueError(
+                f"tune_months={tune_months} leaves no month to score: the stream has "
+                f"{len(labels)} months. Use tune_months <= {len(labels) - 1}."
+            )
+    splits = list(cv.split(X, y, months=months))
+    prevalence = getattr(cv, "test_prevalence", None)
+    if prevalence is not None:
+        # Held-out rows with a set class ratio: the rarest class is judged there.
+        auto_name, auto_reason = default_scoring(y[splits[0][1]])
+        auto_reason += f" in the held-out rows (test_prevalence={prevalence:g})"
+        if scoring_reason is not None:
+            scoring_reason = auto_reason
+            scorer, scoring_name = resolve_scoring(auto_name)
+    scalers = []
+    if scale == "first-month":
+        # Training rows only: the rows a split holds out must not shape it.
+        scalers = [FirstMonthScaler().fit(safe_indexing(X, train), months=months[train])
+                   for train, _ in splits]
+
+    def features(index, k):
+        part = safe_indexing(X, index)
+        return scalers[k].transform(part) if scalers else part
+
+    total = len(specs) * sum(len(np.unique(months[train])) for train, _ in splits)
+    total += len(splits) * sum(
+        tuning_months_trained(len(labels), tune_months, tune_every,
+                              len(candidate_specs(StrategySpec("", ""), grid)))
+        for grid in grids.values() if grid
+    )
+    raw = {spec.label: [] for spec in specs}
+
+    def build(spec):
+        return _build_estimator(spec, estimator_params, random_state,
+                                extra_callbacks=[("compare_progress", _MonthProgress(bar))])
+
+    # The bar is closed, and the SIGINT handler put back, however this ends.
+    with _make_bar(total, progress) as bar, SigintWatch() as sigint:
+        for spec in specs:
+            for k, (train, test) in enumerate(splits):
+                bar.set_postfix_str(f"{spec.label} (split {k + 1}/{len(splits)})")
+                clf = build(spec)
+                start = time.perf_counter()
+                clf.fit(features(train, k), y[train], months=months[train])
+                wall = time.perf_counter() - start
+                if sigint.seen:  # never a result built on a fit that was interrupted
+                    raise KeyboardInterrupt
+                X_test = features(test, k)
+                try:
+                    fm = forgetting_matrix(clf, X_test, y[test], months[test], scoring=scorer)
+                except ValueError as exc:
+                    hint = (
+                        f" (the target has {n_classes} classes: use a multiclass score "
+                        "such as accuracy, balanced_accuracy or roc_auc_ovr)"
+                        if n_classes > 2 else ""
+                    )
+                    raise ValueError(
+                        f"The score {scoring_name!r} failed on the held-out rows of "
+                        f"{spec.label!r}: {exc}{hint}."
+                    ) from exc
+                if k == 0 and spec is specs[0] and not np.isfinite(fm.R).any():
+                    raise ValueError(
+                        f"The score {scoring_name!r} is undefined on every month of "
+                        f"these data (e.g. a binary-only score on a multiclass target, "
+                        f"{len(np.unique(y))} classes); choose another scoring."
+                    )
+                run = SplitRun(clf, fm, wall)
+                run.flips = update_flips(clf, X_test, y[test], months[test])
+                if target_fpr is not None:
+                    run.detection = monthly_detection(clf, X_test, y[test], months[test],
+                                                      target_fpr)
+                if groups is not None:
+                    run.group_matrices = group_forgetting_matrices(
+                        clf, X_test, y[test], months[test], groups[test])
+                if aut_scorer is not None:
+                    run.aut_matrix = forgetting_matrix(clf, X_test, y[test], months[test],
+                                                       scoring=aut_scorer)
+                if grids.get(spec.label):
+                    run.tuning = tune_on_split(
+                        spec, grids[spec.label], build, lambda index: features(index, k),
+                        y, months, labels, train, test, scorer, tune_months, tune_every)
+                    if sigint.seen:
+                        raise KeyboardInterrupt
+                raw[spec.label].append(run)
+
+    baseline = _majority_baseline(raw[specs[0].label], splits, features, y, months, scorer,
+                                  scoring_name)
+    results = {
+        spec.label: _aggregate(
+            spec, raw[spec.label], scoring_name,
+            {k: v for k, v in _effective_params(spec, estimator_params).items()
+             if k != "callbacks"},
+        )
+        for spec in specs
+    }
+    _add_relative(results, baseline)
+    settings = {
+        "n_samples": int(len(y)),
+        "n_features": int(getattr(X, "shape", (0, 0))[1]),
+        "n_months": int(len(month_labels)),
+        "months": labels,
+        "n_classes": int(len(np.unique(y))),
+        "cv": repr(cv),
+        "n_splits": len(splits),
+        "scoring": scoring_name,
+        "scoring_requested": scoring if isinstance(scoring, str) else scoring_name,
+        "scoring_reason": scoring_reason,
+        "auto_scoring": auto_name,
+        "estimator_params": estimator_params,
+        "random_state": random_state,
+        "strategies": [s.label for s in specs],
+        "scale": scale,
+        "target_fpr": target_fpr,
+        "aut_scoring": aut_name,
+        "test_prevalence": getattr(cv, "test_prevalence", None),
+        "groups": None if groups is None else int(len(np.unique(groups))),
+        "tune_months": tune_months,
+        "tune_every": tune_every,
+        "tune_grids": {k: v for k, v in grids.items() if v},
+    }
+    return Comparison(results, scoring_name, settings, scalers=scalers, baseline=baseline)

@@ -1,0 +1,438 @@
+"""Honest tuning: choose hyperparameters on past months, score them on later ones.
+
+A search over every month (``GridSearchCV`` with
+:class:`~sklearn_cf.SequentialSplit`) chooses λ and the rehearsal ratio on
+the same months it then reports: an oracle, since a team choosing them in
+production has only the months so far. :func:`honest_tuning` runs the
+protocol a team can run: choose on months up to ``k`` only, keep training
+the chosen setting month by month, and score it on the months after ``k``
+only, each month with the model deployed on it (trained through the month
+before); optionally choose again every few months. The oracle's score on
+the same months is reported beside it.
+"""
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+import sklearn
+from sklearn.base import clone
+
+from .._compat import safe_indexing
+from .._validation import check_months, group_by_month, month_label
+from ._split import SequentialSplit
+
+__all__ = ["HonestTuningResult", "honest_tuning", "tuning_cutoffs"]
+
+
+def tuning_cutoffs(n_months, tune_months, rechoose_every=None):
+    """The months (0-based positions) after which a setting is chosen.
+
+    Parameters
+    ----------
+    n_months : int
+        Months in the stream.
+    tune_months : int
+        The first choice uses the first ``tune_months`` months, so it is
+        made after month ``tune_months - 1``; at least one month must
+        follow.
+    rechoose_every : int or None, default=None
+        Choose again every this many months, each time on every month so
+        far; None: choose once.
+
+    Returns
+    -------
+    list of int
+        Each choice's last month; the months after it, up to the next
+        choice, are scored with it.
+
+    Examples
+    --------
+    >>> from sklearn_cf.model_selection import tuning_cutoffs
+    >>> tuning_cutoffs(12, 6)
+    [5]
+    >>> tuning_cutoffs(12, 6, rechoose_every=2)  # months 6-7, 8-9, 10-11
+    [5, 7, 9]
+    """
+    for name, value, low in (("n_months", n_months, 2), ("tune_months", tune_months, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if tune_months >= n_months:
+        raise ValueError(
+            f"tune_months={tune_months} leaves no month to score: the stream has "
+            f"{n_months} months. Use tune_months <= {n_months - 1}."
+        )
+    if rechoose_every is None:
+        return [tune_months - 1]
+    if (isinstance(rechoose_every, bool) or not isinstance(rechoose_every, numbers.Integral)
+            or rechoose_every < 1):
+        raise ValueError(
+            f"rechoose_every must be None or an integer >= 1, got {rechoose_every!r}."
+        )
+    return list(range(tune_months - 1, n_months - 1, rechoose_every))
+
+
+def _blocks(cutoffs, n_months):
+    """The months scored with each choice: ``(cutoff, next cutoff]``."""
+    ends = list(cutoffs[1:]) + [n_months - 1]
+    return [np.arange(c + 1, end + 1) for c, end in zip(cutoffs, ends)]
+
+
+def _nanmean(values):
+    values = np.asarray(values, dtype=float)
+    keep = ~np.isnan(values)
+    return float(values[keep].mean()) if keep.any() else float("nan")
+
+
+def _honest_and_oracle(deployed, choices, cutoffs):
+    """Score the choices made on the past, and the oracle's, on later months.
+
+    Parameters
+    ----------
+    deployed : ndarray of shape (n_candidates, n_months)
+        ``deployed[c, j]``: candidate ``c``'s score on month ``j`` with the
+        model deployed on it (trained through month ``j - 1``).
+    choices : list of int
+        The candidate chosen at each cutoff, on months up to it only.
+    cutoffs : list of int
+
+    Returns
+    -------
+    honest, oracle : ndarray of shape (n_scored,)
+        Per scored month (those after the first cutoff).
+    oracle_choices : list of int
+        Per block, the candidate with the best mean score on the block's own
+        months: the choice made in hindsight.
+    """
+    deployed = np.asarray(deployed, dtype=float)
+    honest, oracle, oracle_choices = [], [], []
+    for choice, block in zip(choices, _blocks(cutoffs, deployed.shape[1])):
+        means = [_nanmean(row) for row in deployed[:, block]]
+        best = int(np.nanargmax(means)) if not np.all(np.isnan(means)) else choice
+        oracle_choices.append(best)
+        honest.append(deployed[choice, block])
+        oracle.append(deployed[best, block])
+    return np.concatenate(honest), np.concatenate(oracle), oracle_choices
+
+
+@dataclass
+class HonestTuningResult:
+    """The outcome of :func:`honest_tuning`.
+
+    Attributes
+    ----------
+    scoring : str
+        What fills each month's score.
+    tune_months : int
+        Months the first choice was made on.
+    cutoffs : list
+        The last month of each choice's data (month labels).
+    chosen_params : list of dict
+        The setting chosen at each cutoff, from months up to it only.
+    oracle_params : list of dict
+        For the months scored with each choice, the setting that scores best
+        on those very months: chosen in hindsight.
+    scored_months : list
+        The months after the first cutoff, each scored with the model
+        deployed on it.
+    honest_scores, oracle_scores : ndarray of shape (n_scored,)
+        Per scored month: the deployed score of the chosen setting, and of
+        the oracle's.
+    honest_score, oracle_score : float
+        Their means over the scored months (NaN-aware).
+    candidates : list of dict
+        Every setting tried.
+    deployed_scores : ndarray of shape (n_candidates, n_scored)
+        Each candidate's deployed score on each scored month.
+    choice_results : list of dict
+        The inner search's ``cv_results_`` at each cutoff (empty when the
+        protocol ran without a search object).
+    """
+
+    scoring: str
+    tune_months: int
+    cutoffs: list
+    chosen_params: list
+    oracle_params: list
+    scored_months: list
+    honest_scores: np.ndarray
+    oracle_scores: np.ndarray
+    candidates: list
+    deployed_scores: np.ndarray
+    choice_results: list = field(default_factory=list)
+
+    @property
+    def honest_score(self):
+        """Mean deployed score of the settings chosen on the past."""
+        return _nanmean(self.honest_scores)
+
+    @property
+    def oracle_score(self):
+        """Mean deployed score of the settings chosen in hindsight."""
+        return _nanmean(self.oracle_scores)
+
+    @property
+    def overstatement(self):
+        """``oracle_score - honest_score``: what choosing on the reported months adds."""
+        return self.oracle_score - self.honest_score
+
+    def summary(self):
+        """A few lines for people: both scores and the settings chosen."""
+        months = self.scored_months
+        span = f"{months[0]}" if len(months) == 1 else f"{months[0]}..{months[-1]}"
+        lines = [
+            f"Honest tuning: chosen on months up to {self.cutoffs[0]}"
+            + (f", again after {', '.join(map(str, self.cutoffs[1:]))}"
+               if len(self.cutoffs) > 1 else "")
+            + f"; scored on months {span} ({self.scoring} of the model deployed on each)",
+            f"  honest {self.honest_score:.3f}   oracle {self.oracle_score:.3f}   "
+            f"the oracle overstates by {self.overstatement:+.3f}",
+        ]
+        for cutoff, chosen, oracle in zip(self.cutoffs, self.chosen_params,
+                                          self.oracle_params):
+            lines.append(f"  after {cutoff}: chose {chosen}; in hindsight {oracle}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+
+def _evaluation_scoring(search, scoring):
+    """What fills each month's score: ``scoring``, else the search's."""
+    if scoring is not None:
+        return scoring
+    inner = search.scoring
+    if hasattr(inner, "get_metadata_routing") and isinstance(getattr(inner, "scoring", None),
+                                                             str):
+        return inner.scoring  # make_forgetting_scorer("roc_auc") -> "roc_auc"
+    if inner is None:
+        return "accuracy"
+    if isinstance(inner, str):
+        return inner
+    raise ValueError(
+        f"honest_tuning cannot tell which score fills a month from search.scoring="
+        f"{inner!r}; pass scoring= (e.g. scoring='roc_auc')."
+    )
+
+
+def _best_index(refit, results):
+    """The candidate the search itself would refit, as sklearn picks it."""
+    if callable(refit):
+        return int(refit(results))
+    key = "rank_test_score" if refit is True else f"rank_test_{refit}"
+    if key not in results:
+        raise ValueError(
+            f"honest_tuning chooses as the search's refit= does, but the search has no "
+            f"{key!r}; with several scorer keys set refit= to the one to choose by "
+            "(e.g. refit='average_accuracy')."
+        )
+    return int(np.argmin(results[key]))
+
+
+def _check_search(search):
+    for attribute in ("estimator", "cv", "refit"):
+        if not hasattr(search, attribute):
+            raise ValueError(
+                f"honest_tuning needs an unfitted sklearn search such as GridSearchCV or "
+                f"RandomizedSearchCV; {type(search).__name__} has no {attribute!r}."
+            )
+    if search.refit is False:
+        raise ValueError(
+            "honest_tuning uses the setting the search would refit: set refit= to the "
+            "scorer key to choose by (e.g. refit='average_accuracy'), not False."
+        )
+
+
+def _fit_search(search, X, y, months):
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    inner = clone(search).set_params(refit=False)  # the choice only: no refit
+    try:
+        with sklearn.config_context(enable_metadata_routing=True):
+            inner.fit(X, y, months=months)
+    except UnsetMetadataPassedError as exc:
+        raise ValueError(
+            "honest_tuning passes each row's month to search.fit with metadata routing "
+            "on, but the estimator does not request it: use "
+            "ContinualClassifier(...).set_fit_request(months=True) (in a Pipeline, on the "
+            f"classifier). ({exc})"
+        ) from None
+    return inner.cv_results_
+
+
+def _key(params):
+    return repr(sorted(params.items(), key=lambda item: item[0]))
+
+
+def _deployed_scores(matrix):
+    """Each month's score with the model deployed on it, from a forgetting matrix.
+
+    ``s[j] = R[min(j - 1, T - 1), j]``: month ``j`` scored by the model
+    trained through the month before it (the last trained model for months
+    never trained); ``s[0]`` is NaN (no model precedes the first month).
+    """
+    R = np.asarray(getattr(matrix, "R", matrix), dtype=float)
+    n_trained, n_months = R.shape
+    out = np.full(n_months, np.nan)
+    for j in range(1, n_months):
+        out[j] = R[min(j - 1, n_trained - 1), j]
+    return out
+
+
+def honest_tuning(search, X, y, months, *, tune_months, rechoose_every=None, test_size=0.2,
+                  test_prevalence=None, scoring=None, random_state=None):
+    """Tune on the past, score on the future: the score a team can actually get.
+
+    1. Hold out ``test_size`` of every month (a
+       :class:`~sklearn_cf.SequentialSplit` with one repetition); the rest
+       is the training part.
+    2. **Choose** (at each cutoff ``k``, the first after ``tune_months``
+       months): fit a clone of ``search`` on the rows of months up to ``k``
+       only (nothing of a later month is passed to it), with ``months=``
+       under metadata routing, and take the setting its ``refit=`` picks.
+    3. **Score**: every setting the searches tried is trained on the
+       training part of every month (a monthly sequence: the model of month
+       ``j`` has seen months up to ``j`` only) and each month ``j`` after
+       ``k`` is scored on its held-out rows with the model deployed on it,
+       the one trained through month ``j - 1``. The honest score is the
+       chosen setting's mean over those months; the *oracle* score is the
+       best setting's on those same months, chosen in hindsight, which is
+       what a search over every month reports. Every choice is made before
+       any of these fits.
+
+    Parameters
+    ----------
+    search : GridSearchCV, RandomizedSearchCV or another sklearn search
+        Unfitted; its ``estimator`` is a ContinualClassifier (or a Pipeline
+        ending in one) that requests ``months`` (``.set_fit_request(
+        months=True)``), its ``cv`` a month-aware splitter such as
+        :class:`~sklearn_cf.SequentialSplit`, and its ``refit`` the scorer
+        key to choose by (e.g. ``"average_accuracy"`` of
+        :func:`~sklearn_cf.make_forgetting_scorer`).
+    X : array-like or DataFrame of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    months : array-like of shape (n_samples,)
+    tune_months : int
+        Months the first choice sees; the months after them are scored.
+    rechoose_every : int or None, default=None
+        Choose again every this many months (each time on all months so
+        far); the months after each choice, up to the next, are scored with
+        it. None: choose once.
+    test_size : float in (0, 1), default=0.2
+        Share of every month held out for scoring.
+    test_prevalence : float in (0, 1) or None, default=None
+        Positive share of the held-out rows (see
+        :class:`~sklearn_cf.SequentialSplit`).
+    scoring : str or callable or None, default=None
+        What scores a month's held-out rows; None takes the search's
+        (``make_forgetting_scorer("roc_auc")`` -> ``"roc_auc"``; a scorer
+        name as it is; none: accuracy).
+    random_state : int or None, default=None
+        Seed of the hold-out.
+
+    Returns
+    -------
+    HonestTuningResult
+
+    Raises
+    ------
+    ValueError
+        For a search that cannot choose (``refit=False``), an estimator that
+        does not request ``months``, or too few months.
+
+    See Also
+    --------
+    tuning_cutoffs : when the choices are made.
+
+    Notes
+    -----
+    Choosing on the months one reports leaks their labels into the choice:
+    the score of the best of several settings is biased upwards (Cawley &
+    Talbot, *On Over-fitting in Model Selection and Subsequent Selection
+    Bias in Performance Evaluation*, JMLR 2010). In continual learning the
+    leak is tuning on the whole stream; De Lange et al. (*A Continual
+    Learning Survey: Defying Forgetting in Classification Tasks*, TPAMI
+    2021) choose with the data of the current task only, as FACIL (Masana
+    et al., TPAMI 2022) does. Here, as in online tuning, a setting is
+    chosen with the past and judged on the future. The oracle's score is at
+    least the honest one by construction (per block of months, it is the
+    best candidate's mean); their gap is what the oracle overstates.
+
+    Examples
+    --------
+    >>> import sklearn
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn_cf import ContinualClassifier, SequentialSplit, make_forgetting_scorer
+    >>> from sklearn_cf.datasets import make_monthly_drift
+    >>> from sklearn_cf.model_selection import honest_tuning
+    >>> X, y, months = make_monthly_drift(n_months=4, n_samples_per_month=150, random_state=0)
+    >>> with sklearn.config_context(enable_metadata_routing=True):
+    ...     search = GridSearchCV(
+    ...         ContinualClassifier(strategy="l2", max_epochs=1, hidden_units=(8,),
+    ...                             random_state=0).set_fit_request(months=True),
+    ...         {"reg_lambda": [0.1, 10.0]},
+    ...         cv=SequentialSplit(n_splits=1, random_state=0),
+    ...         scoring=make_forgetting_scorer(), refit="average_accuracy")
+    ...     result = honest_tuning(search, X, y, months, tune_months=2, random_state=0)
+    >>> result.cutoffs, result.scored_months
+    ([1], [2, 3])
+    >>> bool(result.oracle_score >= result.honest_score)
+    True
+    """
+    _check_search(search)
+    y = np.asarray(y)
+    months = check_months(months, len(y))
+    labels, _ = group_by_month(months)
+    labels = [month_label(m) for m in labels]
+    cutoffs = tuning_cutoffs(len(labels), tune_months, rechoose_every)
+    scoring = _evaluation_scoring(search, scoring)
+    position = {m: k for k, m in enumerate(labels)}
+    month_pos = np.array([position[month_label(m)] for m in months])
+
+    # 1-2. Every choice first, each on the rows of months up to its cutoff.
+    candidates, chosen, choice_results = [], [], []
+    index_of = {}
+    for cutoff in cutoffs:
+        past = np.flatnonzero(month_pos <= cutoff)
+        results = _fit_search(search, safe_indexing(X, past), y[past], months[past])
+        best = results["params"][_best_index(search.refit, results)]
+        for params in results["params"]:
+            if _key(params) not in index_of:
+                index_of[_key(params)] = len(candidates)
+                candidates.append(dict(params))
+        chosen.append(index_of[_key(best)])
+        choice_results.append(results)
+
+    # 3. Every candidate as a monthly sequence on the training part; each
+    # month scored by the model deployed on it.
+    from ..metrics import forgetting_matrix
+
+    cv = SequentialSplit(n_splits=1, test_size=test_size, random_state=random_state,
+                         test_prevalence=test_prevalence)
+    train, test = next(cv.split(X, y, months=months))
+    deployed = np.full((len(candidates), len(labels)), np.nan)
+    for c, params in enumerate(candidates):
+        estimator = clone(search.estimator).set_params(**params)
+        with sklearn.config_context(enable_metadata_routing=True):
+            estimator.fit(safe_indexing(X, train), y[train], months=months[train])
+        fm = forgetting_matrix(estimator, safe_indexing(X, test), y[test], months[test],
+                               scoring=scoring)
+        deployed[c] = _deployed_scores(fm)
+
+    honest, oracle, oracle_choices = _honest_and_oracle(deployed, chosen, cutoffs)
+    scored = np.arange(cutoffs[0] + 1, len(labels))
+    name = scoring if isinstance(scoring, str) else (
+        getattr(scoring, "name", None) or type(scoring).__name__)
+    return HonestTuningResult(
+        scoring=name,
+        tune_months=int(tune_months),
+        cutoffs=[labels[c] for c in cutoffs],
+        chosen_params=[candidates[c] for c in chosen],
+        oracle_params=[candidates[c] for c in oracle_choices],
+        scored_months=[labels[j] for j in scored],
+        honest_scores=honest,
+        oracle_scores=oracle,
+        candidates=candidates,
+        deployed_scores=deployed[:, scored],
+        choice_results=choice_results,
+    )
