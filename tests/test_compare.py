@@ -56,6 +56,12 @@ def everything(data):
         (" l2 : reg_lambda = 0.5 ", "l2", {"reg_lambda": 0.5}),
         ("joint:hidden_units=32x16", "joint", {"hidden_units": (32, 16)}),
         ("naive:optimizer__weight_decay=0.01", "naive", {"optimizer__weight_decay": 0.01}),
+        # A strategy's own parameters, from the registry.
+        ("lwf:alpha=2,temperature=3", "lwf", {"strategy__alpha": 2, "strategy__temperature": 3}),
+        ("der++:alpha=0.3,memory_size=50,memory_policy=class_balanced", "der++",
+         {"strategy__alpha": 0.3, "memory_size": 50, "memory_policy": "class_balanced"}),
+        ("online_ewc:gamma=0.5,reg_lambda=10", "online_ewc",
+         {"strategy__gamma": 0.5, "reg_lambda": 10}),
     ],
 )
 def test_parse_strategy(spec, strategy, params):
@@ -556,3 +562,27 @@ def test_parquet_needs_pyarrow(tmp_path, monkeypatch):
 def test_spec_dataclass_passes_through():
     spec = StrategySpec("mine", "naive", {"lr": 0.01})
     assert parse_strategy(spec) is spec
+
+
+def test_specs_with_a_strategys_own_parameters_reach_it(data):
+    X, y, months = data
+    comparison = compare_strategies(
+        X, y, months, ["lwf:alpha=3", "der++:alpha=0.2,buffer_batch_size=8"],
+        estimator_params=TINY, progress=False)
+    assert comparison.strategies == ["lwf:alpha=3", "der++:alpha=0.2,buffer_batch_size=8"]
+    from sklearn_cf.compare._estimators import _build_estimator
+
+    lwf = _build_estimator(parse_strategy("lwf:alpha=3"), TINY, 0)._make_strategy()
+    der = _build_estimator(parse_strategy("der++:alpha=0.2,buffer_batch_size=8"), TINY,
+                           0)._make_strategy()
+    assert (lwf.alpha, der.alpha, der.beta, der.buffer_batch_size) == (3, 0.2, 0.5, 8)
+
+
+def test_a_strategys_default_lambda_comes_from_its_class():
+    from sklearn_cf.strategies import strategy_parameters
+
+    assert DEFAULT_REG_LAMBDA == {
+        name: strategy_parameters(name)["reg_lambda"]
+        for name in ("l2", "ewc", "online_ewc")}
+    with pytest.raises(ValueError, match="lwf's own parameters: alpha, temperature"):
+        parse_strategy("lwf:alfa=2")

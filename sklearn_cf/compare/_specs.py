@@ -3,19 +3,23 @@
 A strategy is given as a *spec* string: a name from
 :data:`sklearn_cf.strategies.STRATEGIES`, optionally followed by ``:`` and
 comma-separated ``param=value`` overrides of
-:class:`~sklearn_cf.ContinualClassifier` parameters, e.g.
-``"naive:finetune_lr=1e-4"``, ``"ewc:fisher=hessian,reg_lambda=1000"`` or
-``"replay:epoch_size=2000"``.
+:class:`~sklearn_cf.ContinualClassifier` parameters or of the strategy's own
+parameters, e.g. ``"naive:finetune_lr=1e-4"``,
+``"ewc:fisher=hessian,reg_lambda=1000"``, ``"replay:epoch_size=2000"`` or
+``"lwf:alpha=2"`` (``strategy__alpha=2``).
 
-Every constant that describes what a spec may hold (:data:`SPEC_PARAMS`,
-the numeric types, :data:`DEFAULT_REG_LAMBDA`, :data:`DEFAULT_STRATEGIES`)
-lives in this one module, next to :func:`parse_strategy`, which reads them.
+The names and the strategies' own parameters come from the strategy
+registry (:mod:`sklearn_cf.strategies._registry`), so a strategy added
+there works in specs with no change here. Every other constant that
+describes what a spec may hold (:data:`SPEC_PARAMS`, the numeric types,
+:data:`DEFAULT_STRATEGIES`) lives in this one module, next to
+:func:`parse_strategy`, which reads them.
 """
 
 import difflib
 from dataclasses import dataclass, field
 
-from ..strategies import STRATEGIES
+from ..strategies import _registry
 
 __all__ = [
     "DEFAULT_REG_LAMBDA",
@@ -40,12 +44,16 @@ DEFAULT_STRATEGIES = (
     "replay+ewc",
 )
 
-#: ``reg_lambda`` used when neither the spec nor ``estimator_params`` sets
-#: one. Fisher entries are small, so EWC needs a far larger pull than L2: on
-#: the default synthetic stream (seed 0, 12 months of 2000 rows) EWC with
-#: lambda <= 1000 forgets as much as naive, and 1e4 to 1e5 stops most of it;
-#: L2 is best near 1 (docs/results.md).
-DEFAULT_REG_LAMBDA = {"l2": 1.0, "ewc": 1e4}
+#: ``reg_lambda`` of each strategy that has one, when neither the spec nor
+#: ``estimator_params`` sets it: the strategy class's own default, read from
+#: the registry. Fisher entries are small, so EWC needs a far larger pull
+#: than L2: on the default synthetic stream (seed 0, 12 months of 2000 rows)
+#: EWC with lambda <= 1000 forgets as much as naive, and 1e4 to 1e5 stops
+#: most of it; L2 is best near 1 (docs/results.md).
+DEFAULT_REG_LAMBDA = {
+    name: cls.param_defaults()["reg_lambda"]
+    for name, cls in _registry.BUILTIN.items() if "reg_lambda" in cls._get_param_names()
+}
 
 #: ContinualClassifier parameters a spec may override (plus any
 #: ``optimizer__*`` or ``module__*`` parameter).
@@ -61,13 +69,14 @@ SPEC_PARAMS = (
     "lr",
     "max_epochs",
     "max_snapshots",
+    "memory_policy",
     "memory_size",
     "reg_lambda",
     "rehearsal_ratio",
 )
-_PREFIXES = ("optimizer__", "module__")
+_PREFIXES = ("optimizer__", "module__", "strategy__")
 # Parameters whose values are always kept as strings ("fisher=true").
-_STRING_PARAMS = ("device", "fisher")
+_STRING_PARAMS = ("device", "fisher", "memory_policy")
 # The type each numeric spec parameter needs (None allowed where the
 # estimator allows it).
 _FLOAT_PARAMS = ("dropout", "finetune_lr", "lr", "reg_lambda", "rehearsal_ratio")
@@ -87,7 +96,8 @@ class StrategySpec:
     strategy : str
         A name from :data:`sklearn_cf.strategies.STRATEGIES`.
     params : dict
-        ContinualClassifier parameters set for this strategy only.
+        ContinualClassifier parameters set for this strategy only (the
+        strategy's own parameters as ``strategy__<param>``).
     """
 
     label: str
@@ -179,10 +189,12 @@ def parse_strategy(spec):
     spec : str or StrategySpec
         A strategy name from :data:`sklearn_cf.strategies.STRATEGIES`,
         optionally with :class:`~sklearn_cf.ContinualClassifier` parameter
-        overrides after a colon. Values are read as int, float, None,
-        True/False or else a string (``fisher`` and ``device`` always as
-        strings); ``hidden_units`` takes widths joined by ``x``
-        (``hidden_units=64x64``).
+        overrides after a colon, or parameters of the strategy itself
+        (:func:`sklearn_cf.strategies.strategy_parameters`; they become
+        ``strategy__<param>``). Values are read as int, float, None,
+        True/False or else a string (``fisher``, ``device`` and
+        ``memory_policy`` always as strings); ``hidden_units`` takes widths
+        joined by ``x`` (``hidden_units=64x64``).
 
     Returns
     -------
@@ -201,6 +213,8 @@ def parse_strategy(spec):
     StrategySpec(label='naive:finetune_lr=1e-4', strategy='naive', params={'finetune_lr': 0.0001})
     >>> parse_strategy("ewc:fisher=hessian,reg_lambda=100").params
     {'fisher': 'hessian', 'reg_lambda': 100}
+    >>> parse_strategy("lwf:alpha=2,temperature=3").params
+    {'strategy__alpha': 2, 'strategy__temperature': 3}
     >>> parse_strategy("naiv")
     Traceback (most recent call last):
     ...
@@ -215,13 +229,17 @@ def parse_strategy(spec):
         )
     label = "".join(spec.split())
     name, _, rest = label.partition(":")
-    if name not in STRATEGIES:
-        close = difflib.get_close_matches(name, STRATEGIES, n=1, cutoff=0.4)
+    names = _registry.STRATEGIES
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.4)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown strategy {name!r} in spec {spec!r}. Valid names: "
-            f"{', '.join(STRATEGIES)}.{hint}"
+            f"{', '.join(names)}.{hint}"
         )
+    # The strategy's own parameters that no flat parameter sets.
+    own = sorted(set(_registry.strategy_parameters(name)) - set(SPEC_PARAMS)
+                 - {"memory_dir"})
     params = {}
     if rest:
         for item in rest.split(","):
@@ -231,12 +249,17 @@ def parse_strategy(spec):
                     f"In strategy spec {spec!r}: {item!r} is not of the form "
                     "param=value (e.g. naive:finetune_lr=1e-4,max_epochs=5)."
                 )
-            if key not in SPEC_PARAMS and not key.startswith(_PREFIXES):
-                close = difflib.get_close_matches(key, SPEC_PARAMS, n=1, cutoff=0.5)
+            if key in own:
+                key = f"strategy__{key}"
+            elif key not in SPEC_PARAMS and not key.startswith(_PREFIXES):
+                valid = list(SPEC_PARAMS) + own
+                close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
+                mine = f" {name}'s own parameters: {', '.join(own)};" if own else ""
                 raise ValueError(
-                    f"Unknown parameter {key!r} in strategy spec {spec!r}. Valid "
-                    f"parameters: {', '.join(SPEC_PARAMS)}, optimizer__*, module__*.{hint}"
+                    f"Unknown parameter {key!r} in strategy spec {spec!r}.{mine} "
+                    f"other parameters: {', '.join(SPEC_PARAMS)}, optimizer__*, "
+                    f"module__*.{hint}"
                 )
             if key in params:
                 raise ValueError(f"Parameter {key!r} is given twice in spec {spec!r}.")
