@@ -84,6 +84,11 @@ def _encode_params(clf):
             value = os.fspath(value)
         if _is_plain(value):
             params[name] = value
+        elif isinstance(value, dict) and _is_plain(
+                [[_item(k), _item(v)] for k, v in value.items()]):
+            # class_weight={label: weight}: a list of pairs (labels may be
+            # numbers, which a checkpoint's dict keys cannot be).
+            params[name] = {"items": [[_item(k), _item(v)] for k, v in value.items()]}
         elif isinstance(value, type) and f"{value.__module__}.{value.__qualname__}" in _CLASSES:
             params[name] = {"class": f"{value.__module__}.{value.__qualname__}"}
         else:
@@ -91,9 +96,16 @@ def _encode_params(clf):
     return params, foreign
 
 
+def _item(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _decode_params(params, path):
     decoded = {}
     for name, value in params.items():
+        if isinstance(value, dict) and set(value) == {"items"}:
+            decoded[name] = {k: v for k, v in value["items"]}
+            continue
         if isinstance(value, dict) and "class" in value:
             if value["class"] not in _CLASSES:
                 raise _invalid(

@@ -285,12 +285,14 @@ class ContinualClassifier(NeuralNetClassifier):
     n_threads : "auto", int or None, default="auto"
         Torch CPU threads while training (torch's setting is restored after
         each call). "auto": torch's current count, less one for each thread
-        of another process running when the call starts, at least 1: two
-        threads train a small MLP about 1.7x faster than one on an idle
-        2-core machine, but several times slower when other work holds a
-        core (threads wait for one another at every kernel). An int: that
+        of another process running when the call starts (on this process's
+        share of the CPUs), at least 1: two threads trained a small MLP 1.3x
+        faster than one on an idle 2-core machine, but 1.7x slower when
+        another process held a core (threads wait for one another at every
+        kernel; docs/performance.md, section 10). An int: that
         many. None: leave torch's setting alone. ``cost_`` records the
-        count each month used.
+        count each month used. Torch's setting is process-wide: fits running
+        at once in threads share it.
     **kwargs
         Other skorch parameters (``callbacks``, ``iterator_train__*``,
         ``optimizer__*``, ``module__*`` ...).
@@ -846,14 +848,23 @@ class ContinualClassifier(NeuralNetClassifier):
             # of zero-weight rows has loss 0, not 0/0.
             loss = total if reduction == "sum" else total / weight_sum.clamp_min(
                 torch.finfo(weight_sum.dtype).tiny)
-        if training and getattr(self, "strategy_", None) is not None:
-            term = self.strategy_.loss_penalty(self)
-            if term is not None:
-                loss = loss + term
-            term = self.strategy_.batch_penalty(self, X, y_pred, y_true)
-            if term is not None:
-                loss = loss + term
+        if training:
+            terms = self._strategy_terms(X, y_pred, y_true)
+            if terms is not None:
+                loss = loss + terms
         return loss
+
+    def _strategy_terms(self, X, y_pred, y_true):
+        """The strategy's terms of a training batch's loss (its autograd
+        penalty and its batch penalty), or None."""
+        strategy = getattr(self, "strategy_", None)
+        if strategy is None:
+            return None
+        total = strategy.loss_penalty(self)
+        term = strategy.batch_penalty(self, X, y_pred, y_true)
+        if term is not None:
+            total = term if total is None else total + term
+        return total
 
     def _weighted_loss(self, y_pred, y_true, weights, X, training):
         """``(sum_i w_i l_i, sum_i w_i, reduction)`` of the batch, from the
@@ -894,6 +905,9 @@ class ContinualClassifier(NeuralNetClassifier):
             labels = data.plan_labels().cpu()
             counts = torch.bincount(labels, minlength=n_classes).double()
             vector = len(labels) / (n_classes * counts.clamp_min(1))
+            # A class absent from the month's rows has no balanced weight;
+            # 1 keeps its rows elsewhere (DER's buffer) at their plain weight.
+            vector[counts == 0] = 1.0
         else:
             vector = torch.ones(n_classes, dtype=torch.float64)
             for label, weight in class_weight.items():
@@ -929,8 +943,19 @@ class ContinualClassifier(NeuralNetClassifier):
         on them."""
         fixed = self.sequence_config_
         changed = [name for name, value in fixed.items() if not _same(getattr(self, name), value)]
-        if changed:
-            detail = ", ".join(f"{n}={fixed[n]!r} -> {getattr(self, n)!r}" for n in changed)
+        details = [f"{n}={fixed[n]!r} -> {getattr(self, n)!r}" for n in changed]
+        if not changed:
+            # The same, set as strategy__<param> or on a strategy object:
+            # the strategy the settings give now against the fitted one.
+            fresh = _strategy_parts(self._make_strategy())
+            for new, old in zip(fresh, _strategy_parts(self.strategy_)):
+                for name in _STRUCTURAL:
+                    if name in new._get_param_names() and not _same(
+                            getattr(new, name), getattr(old, name, None)):
+                        details.append(f"the strategy's {name}={getattr(old, name)!r} -> "
+                                       f"{getattr(new, name)!r}")
+        if details:
+            detail = ", ".join(details)
             raise ValueError(
                 f"{detail} changed after the base fit; the fitted network and the state "
                 "kept between months depend on it. Set it back to continue this "
@@ -965,32 +990,31 @@ class ContinualClassifier(NeuralNetClassifier):
                 setattr(part, name, given.get(name, defaults[name]))
 
     def set_params(self, **params):
-        strategy_params = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
-        if "strategy" in params:
-            # "strategy" is also skorch's prefix of strategy__*; skorch's own
-            # set_params would take it for a module to re-initialize.
-            self.strategy = params.pop("strategy")
-        if strategy_params:
-            strategy = params.get("strategy", self.strategy)
-            if isinstance(strategy, Strategy):
-                # Routed to the user's object, as sklearn does for nested
-                # estimators (the fitted copy follows at the next month).
-                strategy.set_params(**{k[len("strategy__"):]: v
-                                       for k, v in strategy_params.items()})
-            else:
-                # Kept like skorch's module__ parameters; skorch's own
-                # set_params would try to re-initialize a "strategy" module.
-                vars(self).update(strategy_params)
-                self._params_to_validate.update(strategy_params)
         fitted = self.__sklearn_is_fitted__()
         rebuilt = sorted(k for k in params if k.startswith(("module__", "criterion__")))
         if fitted and rebuilt:
+            # Refused before anything is set: the model stays as it was.
             raise ValueError(
                 f"set_params({', '.join(rebuilt)}) would re-initialize the network of a "
                 "fitted model (skorch rebuilds it), leaving months_seen_, snapshots_ "
                 "and the strategy's state about other weights. Set them before fit, "
                 "or call fit afterwards on a clone."
             )
+        strategy_params = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
+        strategy = params.pop("strategy", self.strategy)
+        if strategy_params and isinstance(strategy, Strategy):
+            # Routed to the user's object, as sklearn does for nested
+            # estimators (the fitted copy follows at the next month); the
+            # object checks every name before it sets any.
+            strategy.set_params(**{k[len("strategy__"):]: v for k, v in strategy_params.items()})
+        # "strategy" is also skorch's prefix of strategy__*; skorch's own
+        # set_params would take it for a module to re-initialize.
+        self.strategy = strategy
+        if strategy_params and not isinstance(strategy, Strategy):
+            # Kept like skorch's module__ parameters; skorch's own set_params
+            # would try to re-initialize a "strategy" module.
+            vars(self).update(strategy_params)
+            self._params_to_validate.update(strategy_params)
         if fitted:
             # skorch rebuilds module_/criterion_ as soon as these change, which
             # would replace the fitted network (and the criterion_ that decides

@@ -4,7 +4,7 @@ Torch's intra-op threads busy-wait for one another at every kernel: on a
 machine whose cores are taken by other work, two threads of a small MLP can
 be several times *slower* than one (a fit measured 544 s with two threads and
 49 s with one on a busy 2-core machine), while on an idle machine two are
-about 1.7x faster than one. ``n_threads="auto"`` therefore counts, when a
+about 1.3x faster than one (docs/performance.md, section 10). ``n_threads="auto"`` therefore counts, when a
 training call starts, the threads of *other* processes that are running at
 that instant and leaves them their cores.
 """
@@ -98,7 +98,12 @@ def resolve_threads(n_threads):
         others = other_running_threads()
         if others is None:
             return torch.get_num_threads()
-        return auto_threads(torch.get_num_threads(), _usable_cpus(), others)
+        usable, every = _usable_cpus(), os.cpu_count() or 1
+        if every > usable:
+            # The kernel counts running threads on every CPU of the host;
+            # this process runs on some of them: their share of the load.
+            others = round(others * usable / every)
+        return auto_threads(torch.get_num_threads(), usable, others)
     return int(n_threads)
 
 

@@ -507,8 +507,16 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
             v = v * class_weights.cpu().double()[labels]
         world = self.accelerator.num_processes
         if reduction == "sum":
-            return total * world
-        return total * (world / max(float(v.sum()), torch.finfo(torch.float32).tiny))
+            loss = total * world
+        else:
+            loss = total * (world / max(float(v.sum()), torch.finfo(torch.float32).tiny))
+        # The strategy's terms (LwF's distillation, a user's autograd
+        # penalty) as on the unweighted path: each process's term times its
+        # share of the global batch, so DDP's average is the whole batch's.
+        terms = self._strategy_terms(X, y_pred, y_true)
+        if terms is not None:
+            loss = loss + terms * (len(codes) * world / iterator.global_batch_rows)
+        return loss
 
     def train_step_single(self, batch, **fit_params):
         # ContinualClassifier's step (divergence check, closed-form L2/EWC

@@ -41,6 +41,10 @@ def _record(out, prefix, clf, X_month, y_month, rank, world_size):
                 sources = store.sources()
                 out[f"{prefix}/{attr}/X"] = torch.cat([X for X, _ in sources]).numpy()
                 out[f"{prefix}/{attr}/y"] = torch.cat([y for _, y in sources]).numpy()
+                weights = store.weights() or [None] * len(sources)
+                out[f"{prefix}/{attr}/w"] = torch.cat(
+                    [torch.ones(len(y)) if w is None else w
+                     for (_, y), w in zip(sources, weights)]).numpy()
     out[f"{prefix}/rng"] = np.array(str(clf.rng_.bit_generator.state))
     out[f"{prefix}/rows"] = np.array([c["rows"] for c in clf.cost_])
     out[f"{prefix}/months"] = np.array(clf.months_seen_)

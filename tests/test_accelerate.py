@@ -50,8 +50,11 @@ RUNS = {
     # only the global batch's weight gives the one-process loss.
     "weighted": dict(BASE, strategy="replay+ewc", reg_lambda=100.0, batch_size=31,
                      class_weight="balanced"),
+    # A batch term (LwF's distillation) next to the weighted loss.
+    "weighted_lwf": dict(BASE, strategy="replay+lwf", strategy__alpha=5.0, batch_size=31,
+                         class_weight="balanced"),
 }
-WEIGHTED = {"weighted"}
+WEIGHTED = {"weighted", "weighted_lwf"}
 SAVE_AFTER = {"replay_ewc": 1}
 # Month 1 is first tried with 3 rows on a huge scale: replay+ewc's Fisher
 # overflows on the first process's block only; joint's training loss becomes
@@ -236,6 +239,9 @@ class TestTwoProcesses:
                     atol=1e-5 * float(value.abs().max()), err_msg=name)
         memory = replay.memory.sources()
         np.testing.assert_array_equal(rank0["m2/memory/X"], torch.cat([X for X, _ in memory]))
+        weights = [torch.ones(len(y_)) if w_ is None else w_
+                   for (_, y_), w_ in zip(memory, replay.memory.weights())]
+        np.testing.assert_array_equal(rank0["m2/memory/w"], torch.cat(weights))
 
     def test_replay_memory_is_that_of_one_process(self, two_processes, reference):
         clf, _ = reference["replay_ewc"]

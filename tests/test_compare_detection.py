@@ -204,7 +204,7 @@ def test_target_fpr_needs_a_binary_target(monkeypatch):
 
 def test_parse_tune_grid():
     assert parse_tune_grid("reg_lambda=1e-1,10;fisher=true,empirical") == {
-        "reg_lambda": [0.1, 10], "fisher": [True, "empirical"]}
+        "reg_lambda": [0.1, 10], "fisher": ["true", "empirical"]}  # strings, as in specs
     for bad in ("reg_lambda", "reg_lambda=", ";", "a=1;a=2"):
         with pytest.raises(ValueError, match="tune-grid"):
             parse_tune_grid(bad)
@@ -251,3 +251,16 @@ def test_load_stream_group_column_must_exist(tmp_path):
     with pytest.raises(ValueError, match="The group column 'family' is not in"):
         load_stream(str(path), month_column="month", target="label", group_column="family")
     assert os.path.exists(path)
+
+
+def test_a_strategys_own_parameter_can_be_tuned():
+    from sklearn_cf.compare import default_tune_grid, parse_strategy
+    from sklearn_cf.compare._estimators import _build_estimator
+    from sklearn_cf.compare._tuning import candidate_specs
+
+    grid = default_tune_grid(parse_strategy("lwf"), {}, {"alpha": [1, 5], "reg_lambda": [1]})
+    assert grid == {"strategy__alpha": [1, 5]}  # reg_lambda: lwf has none
+    X, y, months = make_stream(n_months=2, n_per_month=40)
+    for spec in candidate_specs(parse_strategy("lwf"), grid):
+        clf = _build_estimator(spec, TINY, 0).fit(X, y, months=months)
+        assert clf.strategy_.alpha == spec.params["strategy__alpha"]

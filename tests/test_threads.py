@@ -31,6 +31,10 @@ def test_auto_reads_the_other_processes_running_threads(monkeypatch):
     assert resolve_threads("auto") == 4
     monkeypatch.setattr(_threads, "other_running_threads", lambda: None)  # not Linux
     assert resolve_threads("auto") == 4
+    # Pinned to 4 of a busy 64-CPU host's CPUs: only their share of the load.
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(_threads, "other_running_threads", lambda: 32)
+    assert resolve_threads("auto") == 2
     assert resolve_threads(3) == 3
     monkeypatch.undo()
     assert resolve_threads(None) == before

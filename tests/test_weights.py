@@ -322,3 +322,30 @@ def test_a_strategy_that_picks_rows_without_taking_weights_is_refused():
     # Without weights it trains as before.
     clf.partial_fit_month(X[months == 1], y[months == 1])
     assert clf.cost_[-1]["rows"] == 2 * 240
+
+
+@pytest.mark.parametrize("class_weight", [{1: 3.0}, {"benign": 0.5, "malware": 4.0}])
+def test_a_class_weight_dict_survives_a_checkpoint(tmp_path, class_weight):
+    X, y, months = make_stream(n_months=2, n_per_month=80)
+    if "malware" in class_weight:
+        y = np.where(y == 1, "malware", "benign")
+    clf = ContinualClassifier(strategy="replay", class_weight=class_weight, **FAST)
+    clf.fit(X, y, months=months)
+    clf.save(tmp_path / "m.pt")
+    loaded = sklearn_cf.load(tmp_path / "m.pt")
+    assert loaded.class_weight == class_weight
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_balanced_weights_leave_a_class_absent_from_the_month_at_1():
+    X, y, months = make_stream(n_months=2, n_per_month=60)
+    y = y.copy()
+    y[months == 1] = 0  # the second month is all one class
+    capture = _Capture()
+    ContinualClassifier(strategy="der", class_weight="balanced", callbacks=[capture],
+                        **FAST).fit(X, y, months=months)
+    vector, labels = capture.months[1]
+    assert set(labels.tolist()) == {0}
+    # sklearn: n / (n_classes * count) for the class present; the absent one 1.
+    assert vector[0] == pytest.approx(len(labels) / (2 * len(labels)))
+    assert vector[1] == 1.0

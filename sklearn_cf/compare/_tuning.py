@@ -19,7 +19,7 @@ from ..metrics import forgetting_matrix
 from ..strategies import STRATEGIES, strategy_parameters
 from ..model_selection import HonestTuningResult, tuning_cutoffs
 from ..model_selection._honest import _deployed_scores, _honest_and_oracle, _nanmean
-from ._specs import StrategySpec, _check_spec_type, _parse_value
+from ._specs import SPEC_PARAMS, StrategySpec, _STRING_PARAMS, _check_spec_type, _parse_value
 
 __all__ = ["default_tune_grid", "parse_tune_grid"]
 
@@ -70,6 +70,8 @@ def parse_tune_grid(text):
     >>> from sklearn_cf.compare import parse_tune_grid
     >>> parse_tune_grid("reg_lambda=0.1,1,10; rehearsal_ratio=0.25,0.5")
     {'reg_lambda': [0.1, 1, 10], 'rehearsal_ratio': [0.25, 0.5]}
+    >>> parse_tune_grid("fisher=true,empirical")
+    {'fisher': ['true', 'empirical']}
     """
     grid = {}
     for item in (part.strip() for part in str(text).split(";")):
@@ -85,7 +87,8 @@ def parse_tune_grid(text):
             )
         if key in grid:
             raise ValueError(f"--tune-grid gives {key!r} twice.")
-        grid[key] = [_parse_value(v) for v in values]
+        # As in a spec: fisher=true stays the string "true".
+        grid[key] = values if key in _STRING_PARAMS else [_parse_value(v) for v in values]
     if not grid:
         raise ValueError("--tune-grid is empty: give e.g. reg_lambda=0.1,1,10.")
     return grid
@@ -128,10 +131,20 @@ def default_tune_grid(spec, effective_params, tune_grid=None):
     {}
     >>> default_tune_grid(parse_strategy("joint"), {}, {"reg_lambda": [1, 10], "lr": [1e-3]})
     {'lr': [0.001]}
+    >>> default_tune_grid(parse_strategy("lwf"), {}, {"alpha": [1, 5]})
+    {'strategy__alpha': [1, 5]}
     """
-    if tune_grid is not None:
-        return {k: list(v) for k, v in tune_grid.items() if _uses(spec.strategy, k)}
     own = strategy_parameters(spec.strategy)
+    if tune_grid is not None:
+        grid = {}
+        for key, values in tune_grid.items():
+            if not _uses(spec.strategy, key):
+                continue
+            bare = key[len("strategy__"):] if key.startswith("strategy__") else key
+            if bare in own and bare not in SPEC_PARAMS:
+                key = f"strategy__{bare}"  # the strategy's own (lwf's alpha)
+            grid[key] = list(values)
+        return grid
     if "reg_lambda" in own:
         lam = effective_params.get("reg_lambda")
         lam = float(own["reg_lambda"] if lam is None else lam)

@@ -134,12 +134,13 @@ class Strategy:
     def set_params(self, **params):
         """Set hyperparameters; an unknown name is an error naming the valid ones."""
         valid = self._get_param_names()
-        for name, value in params.items():
+        for name in params:  # every name checked before any is set
             if name not in valid:
                 raise ValueError(
                     f"{type(self).__name__} has no parameter {name!r}; its parameters are "
                     f"{valid or 'none'}."
                 )
+        for name, value in params.items():
             setattr(self, name, value)
         return self
 
@@ -334,6 +335,7 @@ class Combined(Strategy):
 
     def set_params(self, **params):
         parts = dict(zip(self._part_names(), self.parts))
+        by_part = {}
         for key, value in params.items():
             name, _, param = key.partition("__")
             if name not in parts or not param:
@@ -341,7 +343,16 @@ class Combined(Strategy):
                     f"Combined has no parameter {key!r}; use <part>__<param> with a part "
                     f"among {list(parts)}."
                 )
-            parts[name].set_params(**{param: value})
+            by_part.setdefault(name, {})[param] = value
+        for name, values in by_part.items():  # every name checked before any is set
+            unknown = sorted(set(values) - set(parts[name]._get_param_names()))
+            if unknown:
+                raise ValueError(
+                    f"{type(parts[name]).__name__} has no parameter {unknown[0]!r}; its "
+                    f"parameters are {parts[name]._get_param_names() or 'none'}."
+                )
+        for name, values in by_part.items():
+            parts[name].set_params(**values)
         return self
 
     def check_params(self):

@@ -121,7 +121,9 @@ def make_strategy(strategy, params=None, strategy_params=None):
         constructor declares; None values leave the part's default.
     strategy_params : dict or None
         ``strategy__<param>`` values: each must be a parameter of some part
-        (of the object, for a strategy object); none may also be set flat.
+        (of the object, for a strategy object), or of another built-in
+        strategy (then ignored, like a flat parameter the strategy does not
+        use); none may also be set flat.
 
     Returns
     -------
@@ -150,6 +152,11 @@ def make_strategy(strategy, params=None, strategy_params=None):
         return built
     classes = strategy_classes(strategy)
     accepted = set().union(*(cls._get_param_names() for cls in classes))
+    # A parameter of another built-in strategy is ignored, as a flat one the
+    # strategy does not use is (a search over strategy=["lwf", "naive"] with
+    # strategy__alpha set); a name no strategy has is a mistake.
+    known = set().union(*(cls._get_param_names() for cls in BUILTIN.values()))
+    strategy_params = {k: v for k, v in strategy_params.items() if k in accepted or k not in known}
     unknown = sorted(set(strategy_params) - accepted)
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(accepted), n=1, cutoff=0.5)

@@ -49,7 +49,7 @@ def test_flat_and_prefixed_parameters_reach_the_parts_by_signature():
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(strategy="ewc", strategy__alpha=1.0), "has no parameter 'alpha'"),
+    (dict(strategy="ewc", strategy__alfa=1.0), "has no parameter 'alfa'"),
     (dict(strategy="ewc", reg_lambda=2.0, strategy__reg_lambda=3.0), "set twice"),
     (dict(strategy="ewc", strategy__fisher="fake"), "fisher"),
     (dict(strategy="replay", strategy__rehearsal_ratio=1.5), "rehearsal_ratio"),
@@ -173,3 +173,51 @@ def test_the_batch_penalty_is_added_to_the_loss():
             p -= 0.1 * p.grad
     for got, want in zip(clf.module_.state_dict().values(), oracle.state_dict().values()):
         torch.testing.assert_close(got, want)
+
+
+def test_another_strategys_parameter_is_ignored_as_a_flat_one_is():
+    # A search over strategies with strategy__alpha set for lwf: naive's
+    # candidates must not fail.
+    X, y, months = make_stream(n_months=2, n_per_month=60)
+    search = GridSearchCV(ContinualClassifier(strategy="lwf", strategy__alpha=2.0, **FAST),
+                          {"strategy": ["lwf", "naive"]}, cv=2, error_score="raise")
+    search.fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert ContinualClassifier(strategy="naive", strategy__alpha=2.0)._make_strategy().__class__.__name__ == "Naive"
+
+
+def test_a_refused_set_params_changes_nothing():
+    from sklearn_cf.strategies import LwF
+
+    X, y, months = make_stream(n_months=2, n_per_month=60)
+    obj = LwF(alpha=1.0)
+    clf = ContinualClassifier(strategy=obj, **FAST).fit(X, y, months=months)
+    with pytest.raises(ValueError, match="re-initialize the network"):
+        clf.set_params(strategy="naive", strategy__alpha=9.0, module__hidden_units=(4,))
+    assert clf.strategy is obj and obj.alpha == 1.0
+    with pytest.raises(ValueError, match="no parameter 'alfa'"):
+        clf.set_params(strategy__alpha=9.0, strategy__alfa=1.0)
+    assert obj.alpha == 1.0
+    both = Combined(Replay(), L2())
+    with pytest.raises(ValueError, match="no parameter 'x'"):
+        both.set_params(l2__reg_lambda=5.0, replay__x=1)
+    assert both.parts[1].reg_lambda == 1.0
+
+
+@pytest.mark.parametrize("how", ["prefixed", "object"])
+@pytest.mark.parametrize("name, before, after", [
+    ("memory_size", 50, 10), ("memory_policy", "reservoir", "class_balanced")])
+def test_structural_strategy_parameters_are_fixed_after_the_base_fit(how, name, before, after):
+    X, y, months = make_stream(n_months=2, n_per_month=60)
+    settings = {"memory_size": 50, name: before}
+    if how == "object":
+        clf = ContinualClassifier(strategy=Replay(**settings), **FAST)
+    else:
+        clf = ContinualClassifier(strategy="replay",
+                                  **{f"strategy__{k}": v for k, v in settings.items()}, **FAST)
+    clf.partial_fit_month(X[months == 0], y[months == 0])
+    before_state = clf.strategy_.memory.capacity
+    clf.set_params(**{f"strategy__{name}": after})
+    with pytest.raises(ValueError, match=f"the strategy's {name}="):
+        clf.partial_fit_month(X[months == 1], y[months == 1])
+    assert clf.months_seen_ == [0] and clf.strategy_.memory.capacity == before_state
