@@ -700,11 +700,9 @@ def _check_strategy_matches(clf, spec, model):
 
 
 def _new_model(spec, estimator_params, random_state):
-    from .compare import parse_strategy
-    from .compare._estimators import _build_estimator, _check_estimator_params
+    from .compare import build_estimator
 
-    _check_estimator_params(estimator_params)
-    return _build_estimator(parse_strategy(spec), estimator_params, random_state)
+    return build_estimator(spec, estimator_params, random_state)
 
 
 def _split_by_month(X, y, months, month):
@@ -887,8 +885,7 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
     str
         The strategy spec saved.
     """
-    from .compare import FirstMonthScaler, parse_strategy
-    from .compare._estimators import _build_estimator
+    from .compare import FirstMonthScaler, build_estimator
     from .metrics import resolve_scoring
 
     best = comparison.recommend()
@@ -908,7 +905,7 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
         scaler = FirstMonthScaler().fit(X, months=months)
         store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
         X = store.scale(X)
-    clf = _build_estimator(parse_strategy(best), estimator_params, random_state)
+    clf = build_estimator(best, estimator_params, random_state)
     clf.fit(X, np.asarray(y), months=months)
     save_with_store(clf, path, store, keep_previous=True)
     return best

@@ -37,6 +37,7 @@ The scoring lookup is :func:`sklearn_cf.metrics.resolve_scoring`.
 from ..datasets import load_stream, resolve_scale
 from ..metrics import resolve_scoring
 from ._comparison import Comparison
+from ._estimators import build_estimator
 # _add_relative stays importable here: tests build comparisons from hand-made results.
 from ._results import BASELINE_NAME, BaselineResult, StrategyResult, _add_relative  # noqa: F401
 from ._run import check_comparison, compare_strategies
@@ -52,6 +53,7 @@ from ._streams import FirstMonthScaler
 from ._tuning import default_tune_grid, parse_tune_grid
 
 __all__ = [
+    "build_estimator",
     "BASELINE_NAME",
     "DEFAULT_REG_LAMBDA",
     "DEFAULT_STRATEGIES",

@@ -3,7 +3,38 @@
 import difflib
 
 from .._classifier import ContinualClassifier
-from ._specs import DEFAULT_REG_LAMBDA
+from ._specs import DEFAULT_REG_LAMBDA, parse_strategy
+
+__all__ = ["build_estimator"]
+
+
+def build_estimator(spec, estimator_params=None, random_state=None):
+    """The :class:`~sklearn_cf.ContinualClassifier` that runs a strategy spec.
+
+    Parameters
+    ----------
+    spec : str or StrategySpec
+        A strategy spec (see :func:`parse_strategy`), e.g. ``"lwf:alpha=2"``.
+    estimator_params : dict or None, default=None
+        Parameters shared by every strategy of a comparison; the spec's own
+        override them. Unknown names are refused, naming the closest one.
+    random_state : int or None, default=None
+
+    Returns
+    -------
+    ContinualClassifier
+        Unfitted, with its hyperparameters checked.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare import build_estimator
+    >>> clf = build_estimator("lwf:alpha=2", {"max_epochs": 3}, random_state=0)
+    >>> clf.strategy, clf.strategy__alpha, clf.max_epochs
+    ('lwf', 2, 3)
+    """
+    estimator_params = dict(estimator_params or {})
+    _check_estimator_params(estimator_params)
+    return _build_estimator(parse_strategy(spec), estimator_params, random_state)
 
 
 def _effective_params(spec, estimator_params):
