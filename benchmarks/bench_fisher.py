@@ -74,8 +74,21 @@ def run(quick=False, device="cpu", log=print):
 
         return fn
 
+    def sampled(share):
+        # EWC(fisher_rows=share * n): the empirical Fisher over a uniform
+        # sample of the rows (drawn as EWC draws it, then gathered).
+        def fn():
+            rows = torch.from_numpy(np.sort(np.random.default_rng(0).choice(
+                n, size=int(share * n), replace=False)))
+            fisher_diagonal(model, Xd[rows.to(Xd.device)], yd[rows.to(yd.device)],
+                            kind="empirical", batch_size=fisher_batch)
+            sync(device)
+
+        return fn
+
     candidates = {
         "fisher empirical": fisher("empirical"),
+        "fisher empirical, fisher_rows = n/2": sampled(0.5),
         "fisher true": fisher("true"),
         "fisher hessian": fisher("hessian"),
         "train epoch (bs 256)": lambda: plain_epochs(epoch_model, X_t, y_t, 256, 1, device,

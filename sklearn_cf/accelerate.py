@@ -174,6 +174,9 @@ class _ShardedEWC(EWC):
 
     def end_month(self, net, X, y, sample_weight=None):
         shard = net._process_shard()
+        # The same sample in every process (the generator is the same), then
+        # split in blocks; a block is never sampled again (it is smaller).
+        X, y, sample_weight = self.fisher_sample(net, X, y, sample_weight)
         if shard is None or self.fisher == "hessian" or len(y) < shard[1]:
             return super().end_month(net, X, y, sample_weight=sample_weight)
         rank, world_size = shard

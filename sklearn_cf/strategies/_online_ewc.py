@@ -28,6 +28,9 @@ class OnlineEWC(EWC):
     gamma : float in [0, 1], default=1.0
         Decay of the accumulated Fisher: 1 keeps every month's importance
         (the sum of the Fishers), 0 is plain EWC (the last month's only).
+    fisher_rows : int or None, default=None
+        As for :class:`EWC`: each month's ``F_t`` over at most this many
+        of its rows.
 
     Notes
     -----
@@ -49,8 +52,8 @@ class OnlineEWC(EWC):
 
     _parameter_constraints = {**EWC._parameter_constraints, "gamma": Real(0, 1)}
 
-    def __init__(self, reg_lambda=1e4, fisher="empirical", gamma=1.0):
-        super().__init__(reg_lambda=reg_lambda, fisher=fisher)
+    def __init__(self, reg_lambda=1e4, fisher="empirical", gamma=1.0, fisher_rows=None):
+        super().__init__(reg_lambda=reg_lambda, fisher=fisher, fisher_rows=fisher_rows)
         self.gamma = gamma
 
     def end_month(self, net, X, y, sample_weight=None):
@@ -61,5 +64,6 @@ class OnlineEWC(EWC):
                                 for name, new in self.fisher_diag.items()}
 
     def __repr__(self):
+        rows = "" if self.fisher_rows is None else f", fisher_rows={self.fisher_rows}"
         return (f"OnlineEWC(reg_lambda={self.reg_lambda}, fisher={self.fisher!r}, "
-                f"gamma={self.gamma})")
+                f"gamma={self.gamma}{rows})")

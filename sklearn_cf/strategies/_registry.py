@@ -94,7 +94,7 @@ def strategy_parameters(strategy):
     Examples
     --------
     >>> strategy_parameters("ewc")
-    {'fisher': 'empirical', 'reg_lambda': 10000.0}
+    {'fisher': 'empirical', 'fisher_rows': None, 'reg_lambda': 10000.0}
     >>> strategy_parameters("l2")
     {'reg_lambda': 1.0}
     """

@@ -137,3 +137,41 @@ def test_lwf_parameters_are_checked():
     with pytest.raises(ValueError, match="temperature"):
         ContinualClassifier(strategy="lwf", strategy__temperature=0.0, **FAST).fit(X, y)
     assert LwF(alpha=2).get_params() == {"alpha": 2, "temperature": 2.0}
+
+
+# -- a Fisher over a sample of the month's rows ----------------------------------
+
+@pytest.mark.parametrize("strategy", ["ewc", "online_ewc"])
+def test_fisher_rows_computes_the_fisher_on_a_uniform_sample(monkeypatch, strategy):
+    from sklearn_cf.strategies import _ewc
+
+    seen = []
+    exact = _ewc.fisher_diagonal
+    monkeypatch.setattr(_ewc, "fisher_diagonal",
+                        lambda module, X, y, **kw: seen.append((X.clone(), y.clone()))
+                        or exact(module, X, y, **kw))
+    X, y, months = make_stream(n_months=2, n_per_month=120, id_column=True)
+    clf = ContinualClassifier(strategy=strategy, strategy__fisher_rows=40, **FAST)
+    clf.fit(X, y, months=months)
+    for k, (X_used, y_used) in enumerate(seen):
+        ids = X_used[:, 0].numpy().astype(int)
+        assert len(ids) == 40 and len(set(ids)) == 40  # distinct rows ...
+        assert set(ids) <= set(np.flatnonzero(months == k))  # ... of that month
+        np.testing.assert_array_equal(y_used.numpy(), y[ids])
+    # Oracle: the Fisher of exactly those rows at the month's final weights.
+    X_last, y_last = seen[-1]
+    expected = exact(_snapshot_module(clf, 1), X_last, y_last)
+    fisher = clf.strategy_.fisher_diag
+    if strategy == "online_ewc":  # plus the first month's, gamma=1
+        first = exact(_snapshot_module(clf, 0), *seen[0])
+        expected = {n: expected[n] + first[n] for n in expected}
+    for name, value in fisher.items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-10)
+
+
+def test_fisher_rows_at_least_the_month_is_the_exact_fisher():
+    X, y, months = make_stream(n_months=2)
+    exact = ContinualClassifier(strategy="ewc", **FAST).fit(X, y, months=months)
+    sampled = ContinualClassifier(strategy="ewc", strategy__fisher_rows=500, **FAST)
+    sampled.fit(X, y, months=months)
+    np.testing.assert_array_equal(sampled.predict_proba(X), exact.predict_proba(X))

@@ -64,7 +64,7 @@ def test_bad_strategy_parameters_are_refused_before_training(params, message):
 
 def test_a_strategy_object_is_a_scikit_learn_style_object():
     ewc = EWC(reg_lambda=5.0, fisher="true")
-    assert ewc.get_params() == {"fisher": "true", "reg_lambda": 5.0}
+    assert ewc.get_params() == {"fisher": "true", "fisher_rows": None, "reg_lambda": 5.0}
     ewc.anchors = "state"
     copy = clone(ewc)
     assert copy.get_params() == ewc.get_params() and not hasattr(copy, "anchors")
