@@ -23,10 +23,17 @@ def _busy(stop):
 
 
 def child_fit(n_threads, n_rows, n_features, n_months, batch_size):
+    import os
+
     import numpy as np
+    import torch
 
     from _common import make_months
     from sklearn_cf import ContinualClassifier
+
+    # run.py caps its children at its --threads (OMP_NUM_THREADS); "auto"
+    # never goes above torch's count, so give it the machine's CPUs here.
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
 
     X, y, months = make_months(n_months, n_rows, n_features, seed=3)
     clf = ContinualClassifier(strategy="replay", max_epochs=2, batch_size=batch_size,

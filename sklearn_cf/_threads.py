@@ -62,12 +62,13 @@ def _own_running_threads():
     return count
 
 
-def other_running_threads(samples=5, interval=0.002):
+def other_running_threads(samples=3, interval=0.0005):
     """Threads of other processes running now (Linux), or None where the
     kernel does not say.
 
     The median over ``samples`` readings of the running count in
-    ``/proc/loadavg`` minus this process's running threads.
+    ``/proc/loadavg`` minus this process's running threads (about 1.4 ms
+    with the defaults, once per ``fit`` or ``partial_fit_month``).
     """
     try:
         readings = []
