@@ -834,11 +834,7 @@ class ContinualClassifier(NeuralNetClassifier):
         weights = None
         if isinstance(y_true, (tuple, list)):  # weighted rows: (y, w)
             y_true, weights = y_true
-        class_weights = self.__dict__.get("month_class_weight_")
-        if class_weights is not None:
-            codes = torch.as_tensor(y_true).to(class_weights.device)
-            weights = class_weights[codes] if weights is None else (
-                torch.as_tensor(weights).to(class_weights.device) * class_weights[codes])
+        weights = self._month_row_weights(y_true, weights)
         if weights is None:
             loss = super().get_loss(y_pred, y_true, X=X, training=training)
         else:
@@ -926,13 +922,16 @@ class ContinualClassifier(NeuralNetClassifier):
     def _month_row_weights(self, y, sample_weight=None):
         """Per-row loss weights of rows with class indices ``y`` in the month
         being trained (``sample_weight`` times the month's class weights),
-        or None when rows are not weighted. Strategies use it to weigh the
-        rows of what they compute from a month (the EWC Fisher)."""
+        or None when rows are not weighted; on the device of the class
+        weights. The loss of every batch uses it, and strategies weigh the
+        rows of what they compute from a month with it (the EWC Fisher)."""
         class_weights = self.__dict__.get("month_class_weight_")
         if class_weights is None:
             return sample_weight
-        per_row = class_weights.cpu()[torch.as_tensor(y).cpu()]
-        return per_row if sample_weight is None else per_row * torch.as_tensor(sample_weight)
+        per_row = class_weights[torch.as_tensor(y).to(class_weights.device)]
+        if sample_weight is None:
+            return per_row
+        return torch.as_tensor(sample_weight).to(per_row.device) * per_row
 
     # ------------------------------------------------------------------
     # Month bookkeeping

@@ -76,6 +76,15 @@ def _block(n_rows, rank, world_size):
     return slice(n_rows * rank // world_size, n_rows * (rank + 1) // world_size)
 
 
+def _block_counts(block, n_rows, weights=None):
+    """What a block and all rows count for in a mean over processes: their
+    rows, or, for a weighted mean, their total weight."""
+    if weights is None:
+        return block.stop - block.start, n_rows
+    weights = torch.as_tensor(weights).double()
+    return float(weights[block].sum()), float(weights.sum())
+
+
 def _mean_over_processes(trainable, compute, n_local, n_total):
     """The mean over every process's rows of a per-row quantity (one tensor
     per trainable parameter): ``compute()`` returns its mean over this
@@ -151,12 +160,10 @@ def fisher_diagonal_sharded(module, X, y, *, rank, world_size, **kwargs):
         return fisher_diagonal(module, X, y, **kwargs)
     block = _block(len(y), rank, world_size)
     weights = kwargs.pop("sample_weight", None)
-    n_local, n_total = block.stop - block.start, len(y)
+    # A weighted Fisher is a weighted mean: blocks count by their weight.
+    n_local, n_total = _block_counts(block, len(y), weights)
     if weights is not None:
-        # A weighted Fisher is a weighted mean: blocks count by their weight.
-        weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-        kwargs["sample_weight"] = weights[block]
-        n_local, n_total = float(weights[block].sum()), float(weights.sum())
+        kwargs["sample_weight"] = torch.as_tensor(weights)[block]
     trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
     return _mean_over_processes(
         trainable, lambda: fisher_diagonal(module, X[block], y[block], **kwargs),
@@ -181,11 +188,8 @@ class _ShardedEWC(EWC):
             return super().end_month(net, X, y, sample_weight=sample_weight)
         rank, world_size = shard
         block = _block(len(y), rank, world_size)
-        n_local, n_total = block.stop - block.start, len(y)
-        weights = net._month_row_weights(y, sample_weight)
-        if weights is not None:  # blocks count by their weight
-            weights = torch.as_tensor(weights, dtype=torch.float64)
-            n_local, n_total = float(weights[block].sum()), float(weights.sum())
+        # Blocks count by their rows, or by their weight.
+        n_local, n_total = _block_counts(block, len(y), net._month_row_weights(y, sample_weight))
 
         def block_fisher():
             # EWC sets the anchors and the mean Fisher over this block ...
@@ -497,11 +501,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         weights = None
         if isinstance(y_true, (tuple, list)):
             y_true, weights = y_true
-        codes = torch.as_tensor(y_true)
-        if class_weights is not None:
-            per_row = class_weights[codes.to(class_weights.device)]
-            weights = per_row if weights is None else (
-                torch.as_tensor(weights).to(per_row.device) * per_row)
+        weights = self._month_row_weights(y_true, weights)
         total, _, reduction = self._weighted_loss(y_pred, y_true, weights, X, True)
         labels, global_weights = iterator.data.labels_and_weights(iterator.global_batch_index)
         v = torch.ones(len(labels), dtype=torch.float64) if global_weights is None \
@@ -518,7 +518,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         # share of the global batch, so DDP's average is the whole batch's.
         terms = self._strategy_terms(X, y_pred, y_true)
         if terms is not None:
-            loss = loss + terms * (len(codes) * world / iterator.global_batch_rows)
+            loss = loss + terms * (get_len(y_true) * world / iterator.global_batch_rows)
         return loss
 
     def train_step_single(self, batch, **fit_params):

@@ -58,6 +58,16 @@ _DISPLAY = {
 }
 
 
+def _wrap(text, width):
+    """``text`` on lines of at most ``width`` characters (words kept whole),
+    or unchanged for ``width=None``."""
+    if width is None:
+        return text
+    import textwrap
+
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+
+
 def _again(every):
     if not every:
         return ""
@@ -361,11 +371,7 @@ class Comparison:
         str
         """
         text = self._verdict(tolerance)
-        if width is None:
-            return text
-        import textwrap
-
-        return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+        return _wrap(text, width)
 
     def scoring_note(self, width=None):
         """Which score fills the table, and why when it was chosen automatically.
@@ -389,11 +395,7 @@ class Comparison:
                     "pass --scoring to change")
         else:
             text = f"scoring: {self.scoring}"
-        if width is None:
-            return text
-        import textwrap
-
-        return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+        return _wrap(text, width)
 
     def tuning_note(self, width=None):
         """What honest tuning found, or None when ``tune_months`` was not set.
@@ -422,11 +424,7 @@ class Comparison:
                 + f", scored on months {months[0]} to {months[-1]}: honest vs oracle "
                 f"{self.scoring} (what choosing on the scored months overstates): "
                 + "; ".join(parts) + ".")
-        if width is None:
-            return text
-        import textwrap
-
-        return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+        return _wrap(text, width)
 
     def _no_strategy_beats_the_baseline(self, floor):
         best = max(self._scored().items(), key=lambda item: item[1].summary["average_accuracy"])

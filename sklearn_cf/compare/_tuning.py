@@ -17,8 +17,8 @@ from sklearn.model_selection import ParameterGrid
 
 from ..metrics import forgetting_matrix
 from ..strategies import STRATEGIES, strategy_parameters
-from ..model_selection import HonestTuningResult, tuning_cutoffs
-from ..model_selection._honest import _deployed_scores, _honest_and_oracle, _nanmean
+from ..model_selection import tuning_cutoffs
+from ..model_selection._honest import _deployed_scores, _nanmean, _tuning_result
 from ._specs import SPEC_PARAMS, StrategySpec, _STRING_PARAMS, _check_spec_type, _parse_value
 
 __all__ = ["default_tune_grid", "parse_tune_grid"]
@@ -214,21 +214,9 @@ def tune_on_split(spec, grid, build, features, y, months, labels, train, test, s
         means = [_nanmean(deployed(c, cutoff)[1:]) for c in candidates]
         choices.append(int(np.nanargmax(means)) if not np.all(np.isnan(means)) else 0)
     scores = np.array([deployed(c, len(labels) - 1) for c in candidates])
-    honest, oracle, oracle_choices = _honest_and_oracle(scores, choices, cutoffs)
-    settings = list(ParameterGrid(grid))
-    scored = np.arange(cutoffs[0] + 1, len(labels))
-    return HonestTuningResult(
-        scoring=scoring if isinstance(scoring, str) else getattr(scoring, "name", "score"),
-        tune_months=int(tune_months),
-        cutoffs=[labels[c] for c in cutoffs],
-        chosen_params=[settings[c] for c in choices],
-        oracle_params=[settings[c] for c in oracle_choices],
-        scored_months=[labels[j] for j in scored],
-        honest_scores=honest,
-        oracle_scores=oracle,
-        candidates=settings,
-        deployed_scores=scores[:, scored],
-    )
+    name = scoring if isinstance(scoring, str) else getattr(scoring, "name", "score")
+    return _tuning_result(name, tune_months, labels, cutoffs, list(ParameterGrid(grid)),
+                          choices, scores)
 
 
 def tuning_months_trained(n_months, tune_months, tune_every, n_candidates):

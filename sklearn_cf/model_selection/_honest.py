@@ -115,6 +115,29 @@ def _honest_and_oracle(deployed, choices, cutoffs):
     return np.concatenate(honest), np.concatenate(oracle), oracle_choices
 
 
+def _tuning_result(scoring, tune_months, labels, cutoffs, candidates, choices, deployed,
+                   **extra):
+    """The :class:`HonestTuningResult` of choices made at ``cutoffs`` among
+    ``candidates``, from their deployed scores (see
+    :func:`_honest_and_oracle`); ``extra`` fields are passed on."""
+    deployed = np.asarray(deployed, dtype=float)
+    honest, oracle, oracle_choices = _honest_and_oracle(deployed, choices, cutoffs)
+    scored = np.arange(cutoffs[0] + 1, len(labels))
+    return HonestTuningResult(
+        scoring=scoring,
+        tune_months=int(tune_months),
+        cutoffs=[labels[c] for c in cutoffs],
+        chosen_params=[candidates[c] for c in choices],
+        oracle_params=[candidates[c] for c in oracle_choices],
+        scored_months=[labels[j] for j in scored],
+        honest_scores=honest,
+        oracle_scores=oracle,
+        candidates=candidates,
+        deployed_scores=deployed[:, scored],
+        **extra,
+    )
+
+
 @dataclass
 class HonestTuningResult:
     """The outcome of :func:`honest_tuning`.
@@ -419,20 +442,7 @@ def honest_tuning(search, X, y, months, *, tune_months, rechoose_every=None, tes
                                scoring=scoring)
         deployed[c] = _deployed_scores(fm)
 
-    honest, oracle, oracle_choices = _honest_and_oracle(deployed, chosen, cutoffs)
-    scored = np.arange(cutoffs[0] + 1, len(labels))
     name = scoring if isinstance(scoring, str) else (
         getattr(scoring, "name", None) or type(scoring).__name__)
-    return HonestTuningResult(
-        scoring=name,
-        tune_months=int(tune_months),
-        cutoffs=[labels[c] for c in cutoffs],
-        chosen_params=[candidates[c] for c in chosen],
-        oracle_params=[candidates[c] for c in oracle_choices],
-        scored_months=[labels[j] for j in scored],
-        honest_scores=honest,
-        oracle_scores=oracle,
-        candidates=candidates,
-        deployed_scores=deployed[:, scored],
-        choice_results=choice_results,
-    )
+    return _tuning_result(name, tune_months, labels, cutoffs, candidates, chosen, deployed,
+                          choice_results=choice_results)
