@@ -17,11 +17,9 @@ Public names:
   month is rolled back) when a month's loss or weights become NaN or infinite.
 """
 
-__version__ = "0.1.0.dev0"
-
 from . import exceptions
-from ._classifier import ContinualClassifier, MonthSnapshot
-from ._checkpoint import load
+from ._version import __version__
+from ._estimator import ContinualClassifier, MonthSnapshot, load
 from ._fisher import fisher_diagonal
 from .metrics import (
     ForgettingMatrix,

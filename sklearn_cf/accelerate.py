@@ -38,8 +38,9 @@ import torch
 from skorch.dataset import get_len, unpack_data
 from skorch.hf import AccelerateMixin
 
-from ._checkpoint import save as _save_checkpoint
-from ._classifier import ContinualClassifier, _strategy_parts
+from ._estimator import ContinualClassifier
+from ._estimator import save as _save_checkpoint
+from ._estimator._classifier import _strategy_parts
 from ._data import EpochIterator
 from ._fisher import fisher_diagonal
 from ._mlp import GeneratorDropout

@@ -25,17 +25,16 @@ import io
 import json
 import math
 import os
-import contextlib
 import shutil
-import signal
 import tempfile
 import textwrap
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._atomic import copy_atomically, fsync_folder, sigint_held, write_atomically_bytes
 
 __all__ = [
     "EVAL_SUFFIX",
@@ -193,50 +192,6 @@ class EvalStore:
             ) from None
 
 
-def _write_bytes_atomically(path, data):
-    from ._checkpoint import _write_atomically
-
-    _write_atomically(path, [data])
-
-
-def _copy_atomically(source, target):
-    """Copy ``source`` over ``target`` so that ``target`` is never partial."""
-    folder = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
-                               suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copy2(source, tmp)
-        with open(tmp, "rb+") as f:  # durable before the rename, as save's files are
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _sigint_held():
-    """Hold Ctrl-C until the block ends, so the model, its ``.prev`` and their
-    stores are never left half-replaced (a second Ctrl-C still stops at once)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pressed = []
-
-    def hold(signum, frame):
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(signum)
-
-    previous = signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def save_with_store(clf, model, store, keep_previous=True):
     """Save ``clf`` to ``model`` and ``store`` next to it, keeping the old pair.
 
@@ -245,7 +200,7 @@ def save_with_store(clf, model, store, keep_previous=True):
     replaced atomically.
     """
     model = os.fspath(model)
-    with _sigint_held():
+    with sigint_held():
         _save_pair(clf, model, store, keep_previous)
 
 
@@ -253,24 +208,23 @@ def _save_pair(clf, model, store, keep_previous):
     # The new pair is written in full first, under temporary names: a save
     # that fails there (a full disk) has changed nothing, M.prev included.
     # Only then is the old pair kept as .prev and the new one renamed in.
-    from ._checkpoint import _fsync_folder
 
     folder = os.path.dirname(os.path.abspath(model))
     new_model, new_store = (_temporary_name(folder, name)
                             for name in (model, eval_store_path(model)))
     try:
         clf.save(new_model)
-        _write_bytes_atomically(new_store, store.to_bytes())
+        write_atomically_bytes(new_store, store.to_bytes())
         if keep_previous and os.path.exists(model):
-            _copy_atomically(model, prev_path(model))
+            copy_atomically(model, prev_path(model))
             old_store = eval_store_path(model)
             if os.path.exists(old_store):
-                _copy_atomically(old_store, eval_store_path(prev_path(model)))
+                copy_atomically(old_store, eval_store_path(prev_path(model)))
             elif os.path.exists(eval_store_path(prev_path(model))):
                 os.unlink(eval_store_path(prev_path(model)))
         os.replace(new_model, model)
         os.replace(new_store, eval_store_path(model))
-        _fsync_folder(folder)
+        fsync_folder(folder)
     finally:
         for name in (new_model, new_store):
             if os.path.exists(name):
@@ -292,7 +246,7 @@ def _swap(a, b):
     os.close(fd)
     try:
         shutil.copy2(a, tmp)
-        _copy_atomically(b, a)
+        copy_atomically(b, a)
         os.replace(tmp, b)
     except BaseException:
         if os.path.exists(tmp):
@@ -311,7 +265,7 @@ def rollback(model):
     months_before, months_after : list
         ``months_seen_`` of the model before and after the swap.
     """
-    from ._checkpoint import load
+    from ._estimator import load
 
     model = os.fspath(model)
     previous = prev_path(model)
@@ -323,7 +277,7 @@ def rollback(model):
             "written by the first update of an existing model)."
         )
     before, after = load(model), load(previous)  # both must be valid checkpoints
-    with _sigint_held():
+    with sigint_held():
         _swap_pairs(model, previous)
     return list(before.months_seen_), list(after.months_seen_)
 
@@ -776,7 +730,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     ForgettingRefused
         When ``max_forgetting`` is exceeded; nothing is written.
     """
-    from ._checkpoint import load
+    from ._estimator import load
     from .compare import FirstMonthScaler
     from .datasets import resolve_scale
     from .metrics import default_scoring

@@ -19,8 +19,8 @@ from sklearn.exceptions import NotFittedError
 
 import sklearn_cf
 from sklearn_cf import ContinualClassifier
-from sklearn_cf import _checkpoint
-from sklearn_cf._checkpoint import _DIGEST_SIZE, _MAGIC, CHECKPOINT_FORMAT
+from sklearn_cf import _atomic
+from sklearn_cf._estimator._checkpoint import _DIGEST_SIZE, _MAGIC, CHECKPOINT_FORMAT
 from sklearn_cf.strategies import Replay
 
 
@@ -221,8 +221,8 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, erro
         opened = open(file, mode, *args, **kwargs)
         return _DiskFillsUp(opened, len(previous) // 2, error) if "w" in mode else opened
 
-    # save writes through the module's name ``open`` (the builtin).
-    monkeypatch.setattr(_checkpoint, "open", open_on_a_full_disk, raising=False)
+    # save writes through _atomic's name ``open`` (the builtin).
+    monkeypatch.setattr(_atomic, "open", open_on_a_full_disk, raising=False)
     with pytest.raises(type(error)):
         clf.save(path)
     monkeypatch.undo()

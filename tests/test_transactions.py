@@ -16,9 +16,11 @@ from conftest import FAST, fingerprint, make_stream
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.history import History
 
+import sklearn.exceptions
 import sklearn_cf
 from sklearn_cf import ContinualClassifier
-from sklearn_cf._transaction import SigintWatch, raised_by_early_stopping
+from sklearn_cf._atomic import SigintWatch
+from sklearn_cf._estimator._transaction import raised_by_early_stopping
 from sklearn_cf.exceptions import TrainingDivergedError
 from sklearn_cf.strategies import STRATEGIES, Combined
 
@@ -156,7 +158,7 @@ def test_a_failed_base_fit_leaves_the_estimator_unfitted():
     with pytest.raises(RuntimeError, match="base broke"):
         clf.partial_fit_month(X[m == 0], y[m == 0])
     assert not hasattr(clf, "months_seen_") and not hasattr(clf, "strategy_")
-    with pytest.raises(sklearn_cf._classifier.NotFittedError):
+    with pytest.raises(sklearn.exceptions.NotFittedError):
         clf.predict(X)
 
 

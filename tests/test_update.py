@@ -153,7 +153,7 @@ def test_refused_update_exits_3_and_changes_nothing(months, tmp_path, capsys):
 def test_a_save_that_fails_half_way_changes_nothing(months, tmp_path, capsys, monkeypatch):
     import errno
 
-    from sklearn_cf import _checkpoint
+    from sklearn_cf._estimator import _checkpoint
 
     model = tmp_path / "m"
     assert _update(model, months[0], "--strategy", "naive", *NET) == 0
@@ -165,7 +165,7 @@ def test_a_save_that_fails_half_way_changes_nothing(months, tmp_path, capsys, mo
     def disk_full(path, parts):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_checkpoint, "_write_atomically", disk_full)
+    monkeypatch.setattr(_checkpoint, "write_atomically", disk_full)
     assert _update(model, months[2]) == 2
     assert "No space left on device" in capsys.readouterr().err
     # The model, the one kept for rollback and both stores are as they were.

@@ -2,7 +2,7 @@
 
 import difflib
 
-from .._classifier import ContinualClassifier
+from .._estimator import ContinualClassifier
 from ._specs import DEFAULT_REG_LAMBDA, parse_strategy
 
 __all__ = ["build_estimator"]

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from .._compat import safe_indexing
-from .._transaction import SigintWatch
+from .._atomic import SigintWatch
 from ..metrics import (
     default_scoring,
     forgetting_matrix,

@@ -5,7 +5,7 @@ import inspect
 
 import torch
 
-from .._validation import check_hyperparameters
+from .._param_validation import check_hyperparameters
 
 __all__ = ["Strategy", "Combined", "RowsKeeper", "attribute_savepoint", "call_hook"]
 

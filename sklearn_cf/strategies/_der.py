@@ -6,7 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import Integer, Options, Real, Satisfies, check_folder
+from .._validation import check_folder
+from .._param_validation import Integer, Options, Real, Satisfies
 from ._base import RowsKeeper
 from ._class_balanced import MEMORY_POLICIES, check_memory_policy
 from ._disk import sequence_folder

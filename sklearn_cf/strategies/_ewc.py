@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .._fisher import fisher_diagonal
-from .._validation import Integer, Options, Real
+from .._param_validation import Integer, Options, Real
 from ._base import Strategy, attribute_savepoint
 from ._pull import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 

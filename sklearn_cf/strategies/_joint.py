@@ -1,7 +1,8 @@
 """Joint retraining: a fresh network on every month seen so far."""
 
 from .._data import MonthData
-from .._validation import Satisfies, check_folder
+from .._validation import check_folder
+from .._param_validation import Satisfies
 from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import AllRowsMemory, memory_from_state

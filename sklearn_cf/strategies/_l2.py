@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._validation import Real
+from .._param_validation import Real
 from ._base import Strategy, attribute_savepoint
 from ._pull import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 

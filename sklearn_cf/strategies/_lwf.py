@@ -5,7 +5,7 @@ import copy
 import numpy as np
 import torch
 
-from .._validation import Real
+from .._param_validation import Real
 from ._base import Strategy, attribute_savepoint
 
 __all__ = ["LwF", "distillation_loss"]

@@ -1,6 +1,6 @@
 """Online EWC: one anchor, a Fisher accumulated over the months."""
 
-from .._validation import Real
+from .._param_validation import Real
 from ._ewc import EWC
 
 __all__ = ["OnlineEWC"]

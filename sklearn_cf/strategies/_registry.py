@@ -11,7 +11,7 @@ that signature. Adding a strategy is its module plus one line in
 
 import difflib
 
-from .._validation import check_choice
+from .._param_validation import check_choice
 from ._base import Combined, Strategy
 from ._der import DER, DERPlusPlus
 from ._ensemble import Ensemble

@@ -3,7 +3,8 @@
 import numpy as np
 
 from .._data import MonthData
-from .._validation import Integer, Options, Real, Satisfies, check_folder
+from .._validation import check_folder
+from .._param_validation import Integer, Options, Real, Satisfies
 from ._base import RowsKeeper
 from ._disk import sequence_folder
 from ._memory import make_memory, memory_from_state

@@ -26,12 +26,10 @@ it happened before Python raises ``KeyboardInterrupt`` as usual.
 """
 
 import copy
-import signal
-import threading
 
 from skorch.callbacks import EarlyStopping
 
-__all__ = ["MonthTransaction", "SigintWatch", "raised_by_early_stopping"]
+__all__ = ["MonthTransaction", "raised_by_early_stopping"]
 
 
 def _clone_state(module):
@@ -103,38 +101,3 @@ def raised_by_early_stopping(exc):
     while tb.tb_next is not None:
         tb = tb.tb_next
     return isinstance(tb.tb_frame.f_locals.get("self"), EarlyStopping)
-
-
-class SigintWatch:
-    """Context manager noting whether a real SIGINT arrived.
-
-    In the main thread, while a SIGINT handler that raises is installed
-    (Python's default), the handler is wrapped so that ``seen`` becomes True
-    before the original handler runs. Elsewhere (other threads, a handler
-    that ignores SIGINT) nothing is installed and ``seen`` stays False.
-    """
-
-    def __init__(self):
-        self.seen = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        previous = signal.getsignal(signal.SIGINT)
-        if not callable(previous):  # SIG_IGN, SIG_DFL or set from C
-            return self
-
-        def handler(signum, frame):
-            self.seen = True
-            previous(signum, frame)
-
-        self._previous = previous
-        signal.signal(signal.SIGINT, handler)
-        return self
-
-    def __exit__(self, *exc_info):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-        return False

@@ -16,14 +16,10 @@ the file.
 """
 
 import contextlib
-import copy
 import hashlib
 import io
 import os
 import pickle
-import stat
-import tempfile
-import warnings
 import zipfile
 
 import numpy as np
@@ -31,12 +27,12 @@ import skorch.dataset
 import torch
 import torch.utils.data
 
-from . import __version__
-from ._classifier import ContinualClassifier, MonthSnapshot
-from ._labels import decode_label, encode_label
-from .strategies import Strategy
+from .._version import __version__
+from .._atomic import write_atomically
+from .._labels import encode_label
+from ..strategies import Strategy
 
-__all__ = ["save", "load", "CHECKPOINT_FORMAT"]
+__all__ = ["save", "read_checkpoint", "CHECKPOINT_FORMAT"]
 
 #: Version of the checkpoint layout; bumped on incompatible changes.
 CHECKPOINT_FORMAT = 1
@@ -229,67 +225,6 @@ def _config_mismatch(estimator, state, path):
 # ----------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------
-def _umask():
-    try:  # Linux reports it without changing it
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    # Elsewhere it can only be read by setting it; 0o022 rather than 0 in
-    # the instant between, in case another thread creates a file then.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder):
-    """Make the rename durable where the OS lets a folder be synced."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path, parts):
-    """Write the byte strings ``parts`` to ``path`` so that it holds either
-    its previous content or all of them, never a part."""
-    # Through a symlink, as open(path, "wb") would write.
-    target = os.path.realpath(os.fspath(path))
-    folder, name = os.path.split(target)
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)  # open() keeps it
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()  # what open() would create
-    # The same folder, so the rename stays on one file system (atomic).
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        try:
-            f = open(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
-        with f:
-            for part in parts:
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:  # also Ctrl-C: never leave the temporary file
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_folder(folder)
-
-
 def save(clf, path):
     """Write a fitted ContinualClassifier to ``path``; see
     :meth:`ContinualClassifier.save`.
@@ -334,7 +269,7 @@ def save(clf, path):
             f"load_state_dict() methods that use tensors and plain data ({exc})."
         ) from None
     payload = buffer.getbuffer()
-    _write_atomically(path, [_MAGIC, hashlib.sha256(payload).digest(), payload])
+    write_atomically(path, [_MAGIC, hashlib.sha256(payload).digest(), payload])
 
 
 # ----------------------------------------------------------------------
@@ -474,136 +409,10 @@ def _check_format(state, path):
         )
 
 
-def load(path, estimator=None, device=None):
-    """Load a checkpoint written by :meth:`ContinualClassifier.save`.
-
-    Parameters
-    ----------
-    path : str or path-like
-    estimator : ContinualClassifier, default=None
-        An unfitted estimator to load into. Needed only when the saved one
-        had hyperparameters a checkpoint cannot hold safely (a custom
-        ``module``, ``criterion``, ``callbacks`` or strategy object): build
-        it as before and the weights and state go into it. Its strategy,
-        ``memory_size`` and module (and for the default MLP its
-        ``hidden_units`` and ``dropout``) must be those the checkpoint was
-        fitted with. If loading fails, it is left as it was. None rebuilds
-        the estimator from the stored hyperparameters.
-    device : str, default=None
-        Where to put the model; None uses the saved ``device``, falling back
-        to "cpu" with a warning when CUDA is not available.
-
-    Returns
-    -------
-    ContinualClassifier
-        Fitted, and ready for the next ``partial_fit_month``: continuing
-        gives the same predictions as a run that was never interrupted.
-
-    Raises
-    ------
-    ValueError
-        When the file is not a readable, intact sklearn_cf checkpoint of
-        this format, or when ``estimator`` has other settings than the
-        checkpoint.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> import numpy as np
-    >>> import sklearn_cf
-    >>> from sklearn_cf import ContinualClassifier
-    >>> X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
-    >>> clf = ContinualClassifier(max_epochs=1, random_state=0).fit(X, y)
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
-    >>> clf.save(path)
-    >>> loaded = sklearn_cf.load(path)
-    >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))
-    True
-    """
+def read_checkpoint(path):
+    """The checked payload of the checkpoint at ``path`` (format, version
+    and layout verified), on the CPU; ``ValueError`` naming the file if not."""
     state = _read(path, map_location="cpu")
     _check_format(state, path)
     _check_layout(state, path)
-    if estimator is not None:
-        if not isinstance(estimator, ContinualClassifier):
-            raise TypeError(
-                f"estimator must be a ContinualClassifier to load into, got "
-                f"{type(estimator).__name__}."
-            )
-        with _checkpoint_errors(path):
-            mismatch = _config_mismatch(estimator, state, path)
-        if mismatch:
-            raise ValueError(mismatch)
-        clf = estimator
-    else:
-        with _checkpoint_errors(path):
-            params = _decode_params(state["params"], path)
-        if state["foreign_params"]:
-            raise ValueError(
-                f"The saved estimator had custom {', '.join(state['foreign_params'])}, "
-                "which a safe checkpoint does not store; pass "
-                "estimator=ContinualClassifier(...) built with them."
-            )
-        with _checkpoint_errors(path):
-            clf = ContinualClassifier(**params)
-    # Everything below changes clf; a failure puts its attributes back, so
-    # an estimator passed in is never left half-restored.
-    before = {k: copy.copy(v) if isinstance(v, (list, dict, set)) else v
-              for k, v in vars(clf).items()}
-    try:
-        if device is not None:
-            clf.set_params(device=device)
-        if str(clf.device).startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(
-                f"The checkpoint was saved with device={clf.device!r} but CUDA is not "
-                "available; loading on the CPU.",
-                UserWarning,
-                stacklevel=2,
-            )
-            clf.set_params(device="cpu")
-        if estimator is not None:
-            clf._check_hyperparameters()  # the caller's settings: their errors
-        with _checkpoint_errors(path):
-            if estimator is None:
-                clf._check_hyperparameters()
-            _restore(clf, state, path)
-    except BaseException:
-        vars(clf).clear()
-        vars(clf).update(before)
-        raise
-    return clf
-
-
-def _shapes(state_dict):
-    return {k: tuple(v.shape) for k, v in state_dict.items()}
-
-
-def _restore(clf, state, path):
-    fitted = state["fitted"]
-    names = fitted["feature_names_in"]
-    clf._start_sequence(
-        fitted["n_features_in"],
-        None if names is None else np.asarray(names, dtype=object),
-        np.asarray(fitted["classes"]),
-    )
-    try:
-        clf.module_.load_state_dict(state["module"])
-    except RuntimeError as exc:
-        raise _invalid(
-            path,
-            f"its weights do not fit the network built for {fitted['n_features_in']} "
-            f"features and {len(fitted['classes'])} classes ({exc})",
-        ) from None
-    # Snapshots are loaded only when predict_proba_after uses them; check
-    # now that they fit, rather than fail then.
-    expected = _shapes(clf.module_.state_dict())
-    for k, snapshot in enumerate(state["snapshots"]):
-        if any(_shapes(s) != expected for s in snapshot["states"]):
-            raise _invalid(path, f"the weights of snapshot {k} do not fit the network")
-    clf.optimizer_.load_state_dict(state["optimizer"])
-    clf.strategy_.load_state_dict(state["strategy"], clf)
-    clf.months_seen_ = [decode_label(m) for m in fitted["months_seen"]]
-    clf.cost_ = [dict(c, month=decode_label(c["month"])) for c in fitted["cost"]]
-    clf.snapshots_ = [
-        MonthSnapshot(decode_label(s["month"]), list(s["states"])) for s in state["snapshots"]
-    ]
-    clf.rng_.bit_generator.state = fitted["rng"]
+    return state

@@ -17,34 +17,17 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from torch.utils.data import DataLoader, Subset
 
-from ._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor, nbytes
-from ._labels import check_month_label
-from ._mlp import MLP
-from ._threads import resolve_threads, torch_threads
-from ._transaction import MonthTransaction, SigintWatch, raised_by_early_stopping
-from ._validation import (
-    Integer,
-    IntSequence,
-    Options,
-    Real,
-    Satisfies,
-    Verbosity,
-    check_class_weight,
-    check_device,
-    check_folder,
-    check_features,
-    check_hyperparameters,
-    check_months,
-    check_no_missing,
-    check_random_state_param,
-    check_sample_weight,
-    check_targets,
-    group_by_month,
-    take_rows,
-)
-from .exceptions import TrainingDivergedError
-from .strategies import EWC, Combined, Strategy, make_strategy
-from .strategies._base import call_hook
+from .._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor, nbytes
+from .._labels import check_month_label
+from .._mlp import MLP
+from .._threads import resolve_threads, torch_threads
+from .._atomic import SigintWatch
+from ._transaction import MonthTransaction, raised_by_early_stopping
+from .._validation import check_class_weight, check_device, check_folder, check_features, check_months, check_no_missing, check_random_state_param, check_sample_weight, check_targets, group_by_month, take_rows
+from .._param_validation import Integer, IntSequence, Options, Real, Satisfies, Verbosity, check_hyperparameters
+from ..exceptions import TrainingDivergedError
+from ..strategies import EWC, Combined, Strategy, make_strategy
+from ..strategies._base import call_hook
 
 __all__ = ["ContinualClassifier", "MonthSnapshot"]
 

@@ -1,0 +1,161 @@
+"""The one place for durable writes and for Ctrl-C around them.
+
+* :func:`write_atomically`: a file holds either its old content or all of
+  the new one (temporary file in the same folder, fsync, rename, fsync of the
+  folder).
+* :func:`copy_atomically`: the same for a copy of a file.
+* :func:`fsync_folder`: make a rename in a folder durable.
+* :class:`SigintWatch`: note whether a real Ctrl-C arrived (to tell it from
+  skorch's ``EarlyStopping``).
+* :func:`sigint_held`: hold Ctrl-C until a block of renames ends.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import tempfile
+import threading
+
+__all__ = ["SigintWatch", "copy_atomically", "fsync_folder", "sigint_held",
+           "write_atomically", "write_atomically_bytes"]
+
+
+def _umask():
+    try:  # Linux reports it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere it can only be read by setting it; 0o022 rather than 0 in
+    # the instant between, in case another thread creates a file then.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_folder(folder):
+    """Make the rename durable where the OS lets a folder be synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path, parts):
+    """Write the byte strings ``parts`` to ``path`` so that it holds either
+    its previous content or all of them, never a part."""
+    # Through a symlink, as open(path, "wb") would write.
+    target = os.path.realpath(os.fspath(path))
+    folder, name = os.path.split(target)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)  # open() keeps it
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()  # what open() would create
+    # The same folder, so the rename stays on one file system (atomic).
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        try:
+            f = open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
+            for part in parts:
+                f.write(part)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:  # also Ctrl-C: never leave the temporary file
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(folder)
+
+
+def write_atomically_bytes(path, data):
+    """:func:`write_atomically` of one byte string."""
+    write_atomically(path, [data])
+
+
+def copy_atomically(source, target):
+    """Copy ``source`` over ``target`` so that ``target`` is never partial."""
+    folder = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
+                               suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copy2(source, tmp)
+        with open(tmp, "rb+") as f:  # durable before the rename, as save's files are
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def sigint_held():
+    """Hold Ctrl-C until the block ends, so the model, its ``.prev`` and their
+    stores are never left half-replaced (a second Ctrl-C still stops at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+
+    def hold(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class SigintWatch:
+    """Context manager noting whether a real SIGINT arrived.
+
+    In the main thread, while a SIGINT handler that raises is installed
+    (Python's default), the handler is wrapped so that ``seen`` becomes True
+    before the original handler runs. Elsewhere (other threads, a handler
+    that ignores SIGINT) nothing is installed and ``seen`` stays False.
+    """
+
+    def __init__(self):
+        self.seen = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous):  # SIG_IGN, SIG_DFL or set from C
+            return self
+
+        def handler(signum, frame):
+            self.seen = True
+            previous(signum, frame)
+
+        self._previous = previous
+        signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False

@@ -1,0 +1,154 @@
+"""``load``: a checkpoint file (``_checkpoint``, the format) back into a
+fitted :class:`ContinualClassifier` (``_classifier``, the class). It sits
+above both, so neither imports the other."""
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+
+from .._labels import decode_label
+from ._checkpoint import (
+    _checkpoint_errors,
+    _config_mismatch,
+    _decode_params,
+    _invalid,
+    read_checkpoint,
+)
+from ._classifier import ContinualClassifier, MonthSnapshot
+
+__all__ = ["load"]
+
+
+def load(path, estimator=None, device=None):
+    """Load a checkpoint written by :meth:`ContinualClassifier.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    estimator : ContinualClassifier, default=None
+        An unfitted estimator to load into. Needed only when the saved one
+        had hyperparameters a checkpoint cannot hold safely (a custom
+        ``module``, ``criterion``, ``callbacks`` or strategy object): build
+        it as before and the weights and state go into it. Its strategy,
+        ``memory_size`` and module (and for the default MLP its
+        ``hidden_units`` and ``dropout``) must be those the checkpoint was
+        fitted with. If loading fails, it is left as it was. None rebuilds
+        the estimator from the stored hyperparameters.
+    device : str, default=None
+        Where to put the model; None uses the saved ``device``, falling back
+        to "cpu" with a warning when CUDA is not available.
+
+    Returns
+    -------
+    ContinualClassifier
+        Fitted, and ready for the next ``partial_fit_month``: continuing
+        gives the same predictions as a run that was never interrupted.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a readable, intact sklearn_cf checkpoint of
+        this format, or when ``estimator`` has other settings than the
+        checkpoint.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import numpy as np
+    >>> import sklearn_cf
+    >>> from sklearn_cf import ContinualClassifier
+    >>> X = np.random.default_rng(0).normal(size=(100, 4)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = ContinualClassifier(max_epochs=1, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+    >>> clf.save(path)
+    >>> loaded = sklearn_cf.load(path)
+    >>> bool(np.array_equal(loaded.predict_proba(X), clf.predict_proba(X)))
+    True
+    """
+    state = read_checkpoint(path)
+    if estimator is not None:
+        if not isinstance(estimator, ContinualClassifier):
+            raise TypeError(
+                f"estimator must be a ContinualClassifier to load into, got "
+                f"{type(estimator).__name__}."
+            )
+        with _checkpoint_errors(path):
+            mismatch = _config_mismatch(estimator, state, path)
+        if mismatch:
+            raise ValueError(mismatch)
+        clf = estimator
+    else:
+        with _checkpoint_errors(path):
+            params = _decode_params(state["params"], path)
+        if state["foreign_params"]:
+            raise ValueError(
+                f"The saved estimator had custom {', '.join(state['foreign_params'])}, "
+                "which a safe checkpoint does not store; pass "
+                "estimator=ContinualClassifier(...) built with them."
+            )
+        with _checkpoint_errors(path):
+            clf = ContinualClassifier(**params)
+    # Everything below changes clf; a failure puts its attributes back, so
+    # an estimator passed in is never left half-restored.
+    before = {k: copy.copy(v) if isinstance(v, (list, dict, set)) else v
+              for k, v in vars(clf).items()}
+    try:
+        if device is not None:
+            clf.set_params(device=device)
+        if str(clf.device).startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(
+                f"The checkpoint was saved with device={clf.device!r} but CUDA is not "
+                "available; loading on the CPU.",
+                UserWarning,
+                stacklevel=2,
+            )
+            clf.set_params(device="cpu")
+        if estimator is not None:
+            clf._check_hyperparameters()  # the caller's settings: their errors
+        with _checkpoint_errors(path):
+            if estimator is None:
+                clf._check_hyperparameters()
+            _restore(clf, state, path)
+    except BaseException:
+        vars(clf).clear()
+        vars(clf).update(before)
+        raise
+    return clf
+
+
+def _shapes(state_dict):
+    return {k: tuple(v.shape) for k, v in state_dict.items()}
+
+
+def _restore(clf, state, path):
+    fitted = state["fitted"]
+    names = fitted["feature_names_in"]
+    clf._start_sequence(
+        fitted["n_features_in"],
+        None if names is None else np.asarray(names, dtype=object),
+        np.asarray(fitted["classes"]),
+    )
+    try:
+        clf.module_.load_state_dict(state["module"])
+    except RuntimeError as exc:
+        raise _invalid(
+            path,
+            f"its weights do not fit the network built for {fitted['n_features_in']} "
+            f"features and {len(fitted['classes'])} classes ({exc})",
+        ) from None
+    # Snapshots are loaded only when predict_proba_after uses them; check
+    # now that they fit, rather than fail then.
+    expected = _shapes(clf.module_.state_dict())
+    for k, snapshot in enumerate(state["snapshots"]):
+        if any(_shapes(s) != expected for s in snapshot["states"]):
+            raise _invalid(path, f"the weights of snapshot {k} do not fit the network")
+    clf.optimizer_.load_state_dict(state["optimizer"])
+    clf.strategy_.load_state_dict(state["strategy"], clf)
+    clf.months_seen_ = [decode_label(m) for m in fitted["months_seen"]]
+    clf.cost_ = [dict(c, month=decode_label(c["month"])) for c in fitted["cost"]]
+    clf.snapshots_ = [
+        MonthSnapshot(decode_label(s["month"]), list(s["states"])) for s in state["snapshots"]
+    ]
+    clf.rng_.bit_generator.state = fitted["rng"]
