@@ -190,7 +190,7 @@ class _ShardedEWC(EWC):
         rank, world_size = shard
         block = _block(len(y), rank, world_size)
         # Blocks count by their rows, or by their weight.
-        n_local, n_total = _block_counts(block, len(y), net._month_row_weights(y, sample_weight))
+        n_local, n_total = _block_counts(block, len(y), net.row_weights(y, sample_weight))
 
         def block_fisher():
             # EWC sets the anchors and the mean Fisher over this block ...
@@ -502,7 +502,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         weights = None
         if isinstance(y_true, (tuple, list)):
             y_true, weights = y_true
-        weights = self._month_row_weights(y_true, weights)
+        weights = self.row_weights(y_true, weights)
         total, _, reduction = self._weighted_loss(y_pred, y_true, weights, X, True)
         labels, global_weights = iterator.data.labels_and_weights(iterator.global_batch_index)
         v = torch.ones(len(labels), dtype=torch.float64) if global_weights is None \

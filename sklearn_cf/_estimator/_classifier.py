@@ -817,7 +817,7 @@ class ContinualClassifier(NeuralNetClassifier):
         weights = None
         if isinstance(y_true, (tuple, list)):  # weighted rows: (y, w)
             y_true, weights = y_true
-        weights = self._month_row_weights(y_true, weights)
+        weights = self.row_weights(y_true, weights)
         if weights is None:
             loss = super().get_loss(y_pred, y_true, X=X, training=training)
         else:
@@ -902,7 +902,7 @@ class ContinualClassifier(NeuralNetClassifier):
                     f"({classes.tolist()}); use the labels of y as its keys."
                 )
 
-    def _month_row_weights(self, y, sample_weight=None):
+    def row_weights(self, y, sample_weight=None):
         """Per-row loss weights of rows with class indices ``y`` in the month
         being trained (``sample_weight`` times the month's class weights),
         or None when rows are not weighted; on the device of the class

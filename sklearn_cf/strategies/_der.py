@@ -192,7 +192,7 @@ class DER(RowsKeeper):
         device = y_pred.device
         x_buf = rows[:, :n_features].to(device)
         z_buf = rows[:, n_features:].to(device)
-        weigh = getattr(net, "_month_row_weights", None)
+        weigh = getattr(net, "row_weights", None)
         w_buf = weigh(y_buf, w_buf) if weigh is not None else w_buf
         if w_buf is not None:
             w_buf = torch.as_tensor(w_buf).to(device=device, dtype=y_pred.dtype)

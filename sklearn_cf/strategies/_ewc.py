@@ -118,7 +118,7 @@ class EWC(Strategy):
     def end_month(self, net, X, y, sample_weight=None):
         self.anchors = anchor_parameters(net)
         X, y, sample_weight = self.fisher_sample(net, X, y, sample_weight)
-        weigh = getattr(net, "_month_row_weights", None)
+        weigh = getattr(net, "row_weights", None)
         diag = fisher_diagonal(
             net.module_,
             X,
