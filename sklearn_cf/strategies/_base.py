@@ -7,7 +7,7 @@ import torch
 
 from .._param_validation import check_hyperparameters
 
-__all__ = ["Strategy", "Combined", "RowsKeeper", "attribute_savepoint", "call_hook"]
+__all__ = ["Strategy", "RowsKeeper", "attribute_savepoint", "call_hook"]
 
 
 def _accepts_sample_weight(method):
@@ -70,12 +70,33 @@ class Strategy:
     Month-to-month state lives on the strategy object; the classifier keeps a
     private copy (``strategy_``) that :meth:`start` resets at every base fit.
 
+    A strategy says what it needs through *capabilities*, class attributes
+    (``fresh_model``, ``needs_log_likelihood``, ``shardable``) that the
+    classifier and :mod:`sklearn_cf.accelerate` read, never its name or type.
+
     Attributes
     ----------
-    fresh_model : bool
+    name : str or None
+        The strategy's registry name (``"replay"``, ``"der++"``), a class
+        attribute; it names the strategy's parameters inside a
+        :class:`Combined` (``replay__rehearsal_ratio``). None for a strategy
+        without one (then ``part<k>``).
+    parts : list of Strategy
+        The strategies this one is made of: ``[self]``, or a
+        :class:`Combined`'s parts. Code that looks at each part (its
+        capabilities, its parameters) iterates over it.
+    fresh_model : bool, default=False
         True when every month trains a newly initialized network (joint
         retraining, ensembles); such months use ``lr`` and ``max_epochs``
         rather than ``finetune_lr`` and ``finetune_epochs``.
+    needs_log_likelihood : bool, default=False
+        True when the strategy needs the network's outputs as
+        log-likelihoods of the classes (the Fisher of EWC): the criterion
+        must then be one whose outputs can be read so.
+    shardable : bool, default=True
+        Whether the strategy can run under several processes
+        (:mod:`sklearn_cf.accelerate`): False for one that runs the network
+        outside the distributed forward pass (DER's replayed logits).
 
     Examples
     --------
@@ -101,7 +122,24 @@ class Strategy:
     [40, 80, 80]
     """
 
+    name = None
     fresh_model = False
+    needs_log_likelihood = False
+    shardable = True
+
+    @property
+    def parts(self):
+        """The strategies this one is made of: ``[self]`` (a
+        :class:`Combined` has its own ``parts``).
+
+        Examples
+        --------
+        >>> from sklearn_cf.strategies import Naive
+        >>> naive = Naive()
+        >>> naive.parts == [naive]
+        True
+        """
+        return [self]
 
     #: Accepted values of each constructor parameter (``_validation``'s
     #: constraint objects), checked by :meth:`check_params` before a fit.
@@ -178,7 +216,7 @@ class Strategy:
 
         Returns
         -------
-        None, a pair ``(X, y)`` of tensors, or a :class:`sklearn_cf._data.MonthData`.
+        None, a pair ``(X, y)`` of tensors, or a :class:`sklearn_cf.strategies.MonthData`.
         """
         return None
 
@@ -298,149 +336,3 @@ class RowsKeeper(Strategy):
     def commit(self, savepoint):
         attributes, log = savepoint
         attributes[self.rows_attribute].end(log)
-
-
-class Combined(Strategy):
-    """Several strategies at once: the first to choose the rows and the
-    prediction wins, penalties add up, every one consolidates.
-
-    Parameters
-    ----------
-    *parts : Strategy
-
-    Examples
-    --------
-    >>> from sklearn_cf.strategies import Combined, Replay, EWC
-    >>> Combined(Replay(rehearsal_ratio=0.5), EWC(reg_lambda=10.0))
-    Combined(Replay(rehearsal_ratio=0.5, epoch_size=None, memory_size=None), EWC(reg_lambda=10.0, fisher='empirical'))
-    """
-
-    def __init__(self, *parts):
-        self.parts = list(parts)
-
-    def _part_names(self):
-        from ._registry import name_of
-
-        names = [name_of(part) or f"part{k}" for k, part in enumerate(self.parts)]
-        return [name if names.count(name) == 1 else f"part{k}" for k, name in enumerate(names)]
-
-    def get_params(self, deep=True):
-        """``{part name: part}`` and, with ``deep``, ``{part name}__{param}``
-        for every part's parameter (e.g. ``ewc__reg_lambda``)."""
-        params = dict(zip(self._part_names(), self.parts))
-        if deep:
-            for name, part in list(params.items()):
-                params.update({f"{name}__{k}": v for k, v in part.get_params().items()})
-        return params
-
-    def set_params(self, **params):
-        parts = dict(zip(self._part_names(), self.parts))
-        by_part = {}
-        for key, value in params.items():
-            name, _, param = key.partition("__")
-            if name not in parts or not param:
-                raise ValueError(
-                    f"Combined has no parameter {key!r}; use <part>__<param> with a part "
-                    f"among {list(parts)}."
-                )
-            by_part.setdefault(name, {})[param] = value
-        for name, values in by_part.items():  # every name checked before any is set
-            unknown = sorted(set(values) - set(parts[name]._get_param_names()))
-            if unknown:
-                raise ValueError(
-                    f"{type(parts[name]).__name__} has no parameter {unknown[0]!r}; its "
-                    f"parameters are {parts[name]._get_param_names() or 'none'}."
-                )
-        for name, values in by_part.items():
-            parts[name].set_params(**values)
-        return self
-
-    def check_params(self):
-        for part in self.parts:
-            part.check_params()
-
-    def __sklearn_clone__(self):
-        from sklearn.base import clone
-
-        return type(self)(*(clone(part) for part in self.parts))
-
-    @property
-    def fresh_model(self):
-        return any(part.fresh_model for part in self.parts)
-
-    def start(self, net):
-        for part in self.parts:
-            part.start(net)
-
-    def check_month(self, X, y, classes):
-        for part in self.parts:
-            part.check_month(X, y, classes)
-
-    def month_data(self, net, X, y, sample_weight=None):
-        for part in self.parts:
-            data = call_hook(part.month_data, net, X, y, sample_weight)
-            if data is not None:
-                return data
-        return None
-
-    def penalty(self, net):
-        return _sum_terms(part.penalty(net) for part in self.parts)
-
-    def loss_penalty(self, net):
-        return _sum_terms(part.loss_penalty(net) for part in self.parts)
-
-    @property
-    def reports_penalty(self):
-        return any(part.reports_penalty for part in self.parts)
-
-    def penalty_value(self, net):
-        values = [part.penalty_value(net) for part in self.parts]
-        values = [v for v in values if v is not None]
-        return sum(values) if values else None
-
-    def penalty_gradient(self, net):
-        for part in self.parts:
-            part.penalty_gradient(net)
-
-    def batch_penalty(self, net, X, y_pred, y_true):
-        return _sum_terms(part.batch_penalty(net, X, y_pred, y_true) for part in self.parts)
-
-    def end_month(self, net, X, y, sample_weight=None):
-        for part in self.parts:
-            call_hook(part.end_month, net, X, y, sample_weight)
-
-    def predictive_states(self, net):
-        for part in self.parts:
-            states = part.predictive_states(net)
-            if states is not None:
-                return states
-        return None
-
-    def state_dict(self):
-        return {"parts": [part.state_dict() for part in self.parts]}
-
-    def load_state_dict(self, state, net):
-        for part, part_state in zip(self.parts, state["parts"]):
-            part.load_state_dict(part_state, net)
-
-    def savepoint(self):
-        return [part.savepoint() for part in self.parts]
-
-    def rollback(self, savepoint):
-        for part, saved in zip(self.parts, savepoint):
-            part.rollback(saved)
-
-    def commit(self, savepoint):
-        for part, saved in zip(self.parts, savepoint):
-            part.commit(saved)
-
-    def __repr__(self):
-        return f"Combined({', '.join(map(repr, self.parts))})"
-
-
-def _sum_terms(terms):
-    total = None
-    for term in terms:
-        if term is not None:
-            total = term if total is None else total + term
-    return total

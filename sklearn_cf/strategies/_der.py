@@ -11,7 +11,7 @@ from .._param_validation import Integer, Options, Real, Satisfies
 from ._base import RowsKeeper
 from ._class_balanced import MEMORY_POLICIES, check_memory_policy
 from ._disk import sequence_folder
-from ._memory import make_memory, memory_from_state
+from ._memory_factory import make_memory, memory_from_state
 
 __all__ = ["DER", "DERPlusPlus"]
 
@@ -139,6 +139,11 @@ class DER(RowsKeeper):
     >>> len(clf.strategy_.memory), [c["rows"] for c in clf.cost_]
     (300, [200, 200, 200])
     """
+
+    name = "der"
+    #: Runs the network on replayed rows outside the distributed forward
+    #: pass, which DDP cannot average.
+    shardable = False
 
     _parameter_constraints = {
         "alpha": Real(0, np.inf),
@@ -295,6 +300,8 @@ class DERPlusPlus(DER):
     >>> bool(clf.score(X, y) > 0.5)
     True
     """
+
+    name = "der++"
 
     def __init__(self, alpha=0.5, beta=0.5, memory_size=None, memory_dir=None,
                  memory_policy="reservoir", buffer_batch_size=None):

@@ -28,6 +28,7 @@ class Ensemble(Strategy):
     True
     """
 
+    name = "ensemble"
     fresh_model = True
 
     def start(self, net):

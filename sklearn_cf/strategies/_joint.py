@@ -5,7 +5,8 @@ from .._validation import check_folder
 from .._param_validation import Satisfies
 from ._base import RowsKeeper
 from ._disk import sequence_folder
-from ._memory import AllRowsMemory, memory_from_state
+from ._memory import AllRowsMemory
+from ._memory_factory import memory_from_state
 
 __all__ = ["Joint"]
 
@@ -30,6 +31,7 @@ class Joint(RowsKeeper):
     True
     """
 
+    name = "joint"
     fresh_model = True
     rows_attribute = "history"
 

@@ -29,6 +29,8 @@ class L2(Strategy):
     L2(reg_lambda=10.0)
     """
 
+    name = "l2"
+
     _parameter_constraints = {"reg_lambda": Real(0, np.inf)}
 
     def __init__(self, reg_lambda=1.0):

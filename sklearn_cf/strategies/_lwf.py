@@ -87,6 +87,8 @@ class LwF(Strategy):
     (LwF(alpha=2.0, temperature=2.0), [200, 200, 200])
     """
 
+    name = "lwf"
+
     _parameter_constraints = {
         "alpha": Real(0, np.inf),
         "temperature": Real(0, np.inf, low_open=True),

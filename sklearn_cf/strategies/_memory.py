@@ -28,7 +28,7 @@ from ._disk import (
     write_rows,
 )
 
-__all__ = ["AllRowsMemory", "ReservoirMemory", "make_memory", "memory_from_state"]
+__all__ = ["AllRowsMemory", "ReservoirMemory"]
 
 
 class AllRowsMemory:
@@ -112,6 +112,26 @@ class AllRowsMemory:
         if self.weights() is not None:
             state["weights"] = list(self.chunk_weights)
         return state
+
+    @classmethod
+    def from_state(cls, state):
+        """Rebuild a memory from its :meth:`state_dict`; files on disk are
+        checked against the digests recorded then, and refused if they changed."""
+        directory = state.get("directory")
+        memory = cls(directory)
+        if directory is None:
+            memory.chunks = [tuple(chunk) for chunk in state["chunks"]]
+            memory.chunk_weights = list(state.get("weights") or [None] * len(memory.chunks))
+            return memory
+        for names in state["files"]:
+            digests = names[2:4] + names[5:6]
+            paths = [os.path.join(directory, name) for name in _file_names(names)]
+            for path, digest in zip(paths, digests):
+                check_digest(path, digest)
+            memory.chunks.append((open_rows(paths[0]), open_rows(paths[1])))
+            memory.chunk_weights.append(open_rows(paths[2]) if len(paths) > 2 else None)
+            memory.files.append(list(names))
+        return memory
 
     def __len__(self):
         return sum(len(y) for _, y in self.chunks)
@@ -295,6 +315,24 @@ class ReservoirMemory:
                 files += [self._WEIGHTS, file_digest(self._paths([self._WEIGHTS])[0])]
         return dict(state, directory=self.directory, files=files)
 
+    def load_state(self, state):
+        """Take the rows of a :meth:`state_dict` into this empty memory (built
+        with the state's capacity and directory); files on disk are checked
+        against the digests recorded then, and refused if they changed."""
+        if self.directory is None:
+            self.X, self.y, self.w = state["X"], state["y"], state.get("w")
+        elif state["files"] is not None:
+            names = state["files"]
+            paths = self._paths(names[:2] + names[4:5])
+            for path, digest in zip(paths, names[2:4] + names[5:6]):
+                check_digest(path, digest)
+            opened = [open_rows(p, writable=True) for p in paths]
+            self.X, self.y = opened[0][0], opened[1][0]
+            if len(opened) > 2:
+                self.w = opened[2][0]
+            self._maps = tuple(array for _, array in opened)
+        self.size, self.n_seen = state["size"], state["n_seen"]
+
     def sources(self):
         if self.size == 0:
             return []
@@ -324,60 +362,3 @@ def _write_all(paths, tensors):
 def _file_names(entry):
     """The file names of an AllRowsMemory ``files`` entry (2 or 3)."""
     return entry[:2] + entry[4:5]
-
-
-def make_memory(memory_size, directory=None, policy="reservoir"):
-    """All past rows for ``memory_size=None``, else a reservoir of that size
-    (``policy="reservoir"``: uniform; ``"class_balanced"``: CBRS, see
-    :class:`~._class_balanced.ClassBalancedMemory`); in RAM, or in
-    memory-mapped files in ``directory``."""
-    from ._class_balanced import ClassBalancedMemory, check_memory_policy
-
-    check_memory_policy(policy, memory_size)
-    if memory_size is None:
-        return AllRowsMemory(directory)
-    if policy == "class_balanced":
-        return ClassBalancedMemory(memory_size, directory)
-    return ReservoirMemory(memory_size, directory)
-
-
-def memory_from_state(state):
-    """Rebuild a memory from its ``state_dict()``; files on disk are checked
-    against the digests recorded then, and refused if they changed."""
-    directory = state.get("directory")
-    if state["kind"] == "all":
-        memory = AllRowsMemory(directory)
-        if directory is None:
-            memory.chunks = [tuple(chunk) for chunk in state["chunks"]]
-            memory.chunk_weights = list(state.get("weights") or [None] * len(memory.chunks))
-            return memory
-        for names in state["files"]:
-            digests = names[2:4] + names[5:6]
-            paths = [os.path.join(directory, name) for name in _file_names(names)]
-            for path, digest in zip(paths, digests):
-                check_digest(path, digest)
-            memory.chunks.append((open_rows(paths[0]), open_rows(paths[1])))
-            memory.chunk_weights.append(open_rows(paths[2]) if len(paths) > 2 else None)
-            memory.files.append(list(names))
-        return memory
-    if state.get("policy", "reservoir") == "class_balanced":
-        from ._class_balanced import ClassBalancedMemory
-
-        memory = ClassBalancedMemory(state["capacity"], directory)
-        memory.load_counts(state)
-    else:
-        memory = ReservoirMemory(state["capacity"], directory)
-    if directory is None:
-        memory.X, memory.y, memory.w = state["X"], state["y"], state.get("w")
-    elif state["files"] is not None:
-        names = state["files"]
-        paths = memory._paths(names[:2] + names[4:5])
-        for path, digest in zip(paths, names[2:4] + names[5:6]):
-            check_digest(path, digest)
-        opened = [open_rows(p, writable=True) for p in paths]
-        memory.X, memory.y = opened[0][0], opened[1][0]
-        if len(opened) > 2:
-            memory.w = opened[2][0]
-        memory._maps = tuple(array for _, array in opened)
-    memory.size, memory.n_seen = state["size"], state["n_seen"]
-    return memory

@@ -18,6 +18,8 @@ class Naive(Strategy):
     Naive()
     """
 
+    name = "naive"
+
     # Hooks rebind attributes or append to lists: no tensor changes in place.
     savepoint = attribute_savepoint
 

@@ -1,18 +1,31 @@
 """The strategy names :class:`~sklearn_cf.ContinualClassifier` accepts.
 
 A strategy is a class in a module of its own whose constructor declares its
-hyperparameters and their defaults (as a scikit-learn estimator's does); the
-classifier's flat hyperparameters (``reg_lambda``, ``rehearsal_ratio``...)
-and its ``strategy__<param>`` parameters reach a built-in strategy through
-that signature. Adding a strategy is its module plus one line in
-:data:`BUILTIN`; its name then works in ``strategy=``, in the CLI's
-``--strategies`` and in the report.
+hyperparameters and their defaults (as a scikit-learn estimator's does), with
+their accepted values in ``_parameter_constraints``; the classifier's flat
+hyperparameters (``reg_lambda``, ``rehearsal_ratio``...) and its
+``strategy__<param>`` parameters reach a strategy through that signature.
+
+Three kinds of names:
+
+* built-ins, :data:`BUILTIN` (each class's ``name``), and the
+  :data:`COMBINATIONS` of built-ins;
+* strategies registered in this process with :func:`register_strategy`;
+* plugins: strategies that an installed distribution declares in the
+  entry-point group :data:`ENTRY_POINT_GROUP` (``"sklearn_cf.strategies"``),
+  loaded the first time their name is looked up.
+
+A name of any kind works in ``strategy=``, in ``strategy__<param>``, in a
+search over ``strategy``, and in compare's and update's specs.
 """
 
 import difflib
+import importlib.metadata
+import inspect
 
 from .._param_validation import check_choice
-from ._base import Combined, Strategy
+from ._base import Strategy
+from ._combined import Combined
 from ._der import DER, DERPlusPlus
 from ._ensemble import Ensemble
 from ._ewc import EWC
@@ -23,54 +36,269 @@ from ._naive import Naive
 from ._online_ewc import OnlineEWC
 from ._replay import Replay
 
-__all__ = ["BUILTIN", "COMBINATIONS", "STRATEGIES", "make_strategy", "name_of",
-           "strategy_classes", "strategy_parameters"]
+__all__ = ["BUILTIN", "COMBINATIONS", "ENTRY_POINT_GROUP", "STRATEGIES",
+           "available_strategies", "make_strategy", "parameter_constraints",
+           "register_strategy", "strategy_classes", "strategy_origin",
+           "strategy_parameters", "unregister_strategy"]
 
-#: Name -> class of every built-in strategy.
-BUILTIN = {
-    "naive": Naive,
-    "replay": Replay,
-    "l2": L2,
-    "ewc": EWC,
-    "joint": Joint,
-    "ensemble": Ensemble,
-    "online_ewc": OnlineEWC,
-    "lwf": LwF,
-    "der": DER,
-    "der++": DERPlusPlus,
-}
+#: Name -> class of every built-in strategy (the key is the class's ``name``).
+BUILTIN = {cls.name: cls for cls in (Naive, Replay, L2, EWC, Joint, Ensemble, OnlineEWC,
+                                     LwF, DER, DERPlusPlus)}
 
 #: Names of the combinations accepted (parts joined by "+", the part that
 #: chooses the rows first): every part trains together, penalties add up.
 COMBINATIONS = ("replay+l2", "replay+ewc", "replay+online_ewc", "replay+lwf")
 
-#: Every strategy name :class:`~sklearn_cf.ContinualClassifier` accepts.
+#: Every built-in strategy name (plugins: :func:`available_strategies`).
 STRATEGIES = (*BUILTIN, *COMBINATIONS)
 
+#: The entry-point group through which an installed distribution provides
+#: strategies: ``name = module:Class`` in its ``[project.entry-points."sklearn_cf.strategies"]``.
+ENTRY_POINT_GROUP = "sklearn_cf.strategies"
 
-def name_of(strategy):
-    """The registry name of a strategy object's class, or None."""
-    for name, cls in BUILTIN.items():
-        if type(strategy) is cls:
-            return name
-    return None
+# Plugin name -> (class, distribution name or None): registered in this
+# process (distribution None) or loaded from an installed entry point.
+_PLUGINS = {}
+
+# Characters a name may not hold: a spec is "name:param=value,param=value".
+_FORBIDDEN = (":", ",", "=")
 
 
-def _check_name(strategy):
+def _entry_points():
+    """``{name: entry point}`` of the installed plugins (not loaded; a
+    built-in name, or the second of two distributions declaring one name, is
+    left out). Read afresh at each call, so a distribution installed while
+    the process runs is found."""
+    found = {}
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in STRATEGIES:
+            found.setdefault(entry.name, entry)
+    return found
+
+
+def _distribution(entry):
+    """The name of the distribution that declares an entry point (else its
+    module's top-level package, the best guess of what to install)."""
+    dist = getattr(entry, "dist", None)
+    name = None
+    if dist is not None:
+        name = getattr(dist, "name", None) or dist.metadata["Name"]
+    return name or entry.value.split(":")[0].split(".")[0].strip()
+
+
+def _check_class(cls, what, error=TypeError):
+    """Refuse something that cannot be built by name as a strategy."""
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise error(
+            f"{what} must be a subclass of sklearn_cf.strategies.Strategy, got {cls!r}."
+        )
+    missing = [name for name, default in cls.param_defaults().items()
+               if default is inspect.Parameter.empty]
+    if missing:
+        raise error(
+            f"{what}: {cls.__name__}'s parameter {missing[0]!r} has no default; a strategy "
+            "is built by name with its defaults, so give every constructor parameter one."
+        )
+
+
+def _load(name, entry):
+    """Import a plugin's class from its entry point, once."""
+    dist = _distribution(entry)
+    where = f"entry point '{name} = {entry.value}' of the package {dist!r}"
+    try:
+        cls = entry.load()
+    except Exception as exc:
+        raise ImportError(
+            f"Strategy {name!r} comes from the package {dist!r} ({where}, group "
+            f"{ENTRY_POINT_GROUP!r}), which failed to load: {type(exc).__name__}: {exc}. "
+            f"Reinstall or fix {dist!r}, or uninstall it."
+        ) from exc
+    _check_class(cls, f"Strategy {name!r} of the {where}")
+    _PLUGINS[name] = (cls, dist)
+    return cls
+
+
+def _plugin_class(name):
+    """The class of a registered or installed plugin name, or None."""
+    if name in _PLUGINS:
+        return _PLUGINS[name][0]
+    entry = _entry_points().get(name)
+    return None if entry is None else _load(name, entry)
+
+
+def _refuse_name(strategy):
+    names = available_strategies()
     if not isinstance(strategy, str):
         raise TypeError(
-            f"strategy must be one of {STRATEGIES} or a sklearn_cf.strategies.Strategy "
+            f"strategy must be one of {names} or a sklearn_cf.strategies.Strategy "
             f"instance, got {type(strategy).__name__}."
         )
-    if strategy not in STRATEGIES and "+" in strategy:
-        reordered = [name for name in STRATEGIES
+    if "+" in strategy:
+        reordered = [name for name in names
                      if set(name.split("+")) == set(strategy.split("+"))]
         if reordered:
             raise ValueError(
                 f"Unknown strategy={strategy!r}. Valid values: "
-                f"{', '.join(map(repr, STRATEGIES))}. Did you mean {reordered[0]!r}?"
+                f"{', '.join(map(repr, names))}. Did you mean {reordered[0]!r}?"
             )
-    check_choice(strategy, "strategy", STRATEGIES)
+    check_choice(strategy, "strategy", names)
+
+
+def register_strategy(name, cls, *, replace=False):
+    """Make a strategy class usable by name in this process.
+
+    The name then works wherever a built-in's does:
+    ``ContinualClassifier(strategy=name)``, ``strategy__<param>``, a search
+    over ``strategy``, compare's specs (``"name:param=value"``). To provide a
+    strategy from an installed package instead (it then works in every
+    process, the command line's included), declare it in the entry-point
+    group ``"sklearn_cf.strategies"``.
+
+    Parameters
+    ----------
+    name : str
+        Not empty, without whitespace, ``:``, ``,`` or ``=`` (spec syntax),
+        and not the name of a built-in strategy or combination.
+    cls : type
+        A subclass of :class:`Strategy` whose constructor parameters (its
+        hyperparameters) all have defaults.
+    replace : bool, default=False
+        Allow replacing a strategy registered, or installed, under ``name``.
+        A built-in is never replaced.
+
+    Returns
+    -------
+    type
+        ``cls``.
+
+    Raises
+    ------
+    TypeError
+        When ``cls`` is not such a class or ``name`` not a string.
+    ValueError
+        For a malformed name, a built-in's name, or a name already taken
+        without ``replace=True``.
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import (Strategy, make_strategy, register_strategy,
+    ...                                    unregister_strategy)
+    >>> class Halve(Strategy):
+    ...     def __init__(self, factor=0.5):
+    ...         self.factor = factor
+    >>> register_strategy("halve", Halve) is Halve
+    True
+    >>> make_strategy("halve", strategy_params={"factor": 0.25}).factor
+    0.25
+    >>> register_strategy("replay", Halve)
+    Traceback (most recent call last):
+    ...
+    ValueError: 'replay' is the name of a built-in strategy, which cannot be replaced; register Halve under another name.
+    >>> unregister_strategy("halve")
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"A strategy name must be a string, got {name!r}.")
+    if not name or name != name.strip() or any(c.isspace() or c in _FORBIDDEN for c in name):
+        raise ValueError(
+            f"Strategy name {name!r} is not valid: give a non-empty name without "
+            "whitespace, ':', ',' or '=' (specs read 'name:param=value,...')."
+        )
+    _check_class(cls, f"The class registered as {name!r}")
+    if name in STRATEGIES:
+        raise ValueError(
+            f"{name!r} is the name of a built-in strategy, which cannot be replaced; "
+            f"register {cls.__name__} under another name."
+        )
+    if not replace:
+        taken = _PLUGINS[name][0] if name in _PLUGINS else None
+        if taken is None and name in _entry_points():
+            taken = f"the installed package {_distribution(_entry_points()[name])!r}"
+        if taken is not None and taken is not cls:
+            shown = taken if isinstance(taken, str) else taken.__qualname__
+            raise ValueError(
+                f"Strategy name {name!r} is already taken (by {shown}); pass "
+                "replace=True to replace it, or choose another name."
+            )
+    _PLUGINS[name] = (cls, None)
+    return cls
+
+
+def unregister_strategy(name):
+    """Forget a strategy registered by :func:`register_strategy` (or a
+    plugin loaded from an entry point, which is then loaded again the next
+    time its name is used). A name not registered is ignored.
+
+    Parameters
+    ----------
+    name : str
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import Naive, register_strategy, unregister_strategy
+    >>> class Plain(Naive):
+    ...     pass
+    >>> _ = register_strategy("plain", Plain)
+    >>> "plain" in available_strategies()
+    True
+    >>> unregister_strategy("plain")
+    >>> "plain" in available_strategies()
+    False
+    """
+    _PLUGINS.pop(name, None)
+
+
+def available_strategies():
+    """Every strategy name accepted now.
+
+    Returns
+    -------
+    tuple of str
+        The built-ins and combinations (:data:`STRATEGIES`), then the names
+        registered in this process, then those that installed packages
+        declare in the entry-point group ``"sklearn_cf.strategies"`` (listed
+        without being imported).
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import available_strategies
+    >>> available_strategies()[:3]
+    ('naive', 'replay', 'l2')
+    >>> "replay+ewc" in available_strategies()
+    True
+    """
+    names = list(STRATEGIES) + list(_PLUGINS)
+    names += sorted(set(_entry_points()) - set(names))
+    return tuple(names)
+
+
+def strategy_origin(name):
+    """The installed distribution that provides a strategy name.
+
+    Parameters
+    ----------
+    name : str
+        A strategy name.
+
+    Returns
+    -------
+    str or None
+        The name of the distribution (as ``pip install`` takes it) whose
+        entry point in the group ``"sklearn_cf.strategies"`` provides
+        ``name``; None for a built-in, for a strategy registered with
+        :func:`register_strategy`, and for a name nothing provides.
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import strategy_origin
+    >>> strategy_origin("replay") is None
+    True
+    """
+    if not isinstance(name, str) or name in STRATEGIES:
+        return None
+    if name in _PLUGINS:
+        return _PLUGINS[name][1]
+    entry = _entry_points().get(name)
+    return None if entry is None else _distribution(entry)
 
 
 def strategy_classes(strategy):
@@ -81,10 +309,16 @@ def strategy_classes(strategy):
     >>> [cls.__name__ for cls in strategy_classes("replay+ewc")]
     ['Replay', 'EWC']
     """
-    _check_name(strategy)
-    if strategy in BUILTIN:  # a name may hold "+" itself ("der++")
-        return [BUILTIN[strategy]]
-    return [BUILTIN[name] for name in strategy.split("+")]
+    if isinstance(strategy, str):
+        if strategy in BUILTIN:  # a name may hold "+" itself ("der++")
+            return [BUILTIN[strategy]]
+        if strategy in COMBINATIONS:
+            return [BUILTIN[name] for name in strategy.split("+")]
+        cls = _plugin_class(strategy)
+        if cls is not None:
+            return [cls]
+    _refuse_name(strategy)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def strategy_parameters(strategy):
@@ -105,13 +339,54 @@ def strategy_parameters(strategy):
     return params
 
 
+def parameter_constraints(strategy):
+    """The accepted values of a strategy's parameters, as its parts declare them.
+
+    Parameters
+    ----------
+    strategy : str or Strategy
+        A strategy name (of :func:`available_strategies`) or object.
+
+    Returns
+    -------
+    dict of str to constraint
+        ``{param: constraint}`` over the parts, from each part class's
+        ``_parameter_constraints`` (the objects of
+        ``sklearn_cf._param_validation``: ``Real``, ``Integer``,
+        ``Options``...; each has ``check(value, name)``). A parameter two
+        parts share takes the first part's constraint; a parameter no
+        constraint declares is left out.
+
+    Examples
+    --------
+    >>> from sklearn_cf.strategies import parameter_constraints
+    >>> constraints = parameter_constraints("replay+ewc")
+    >>> sorted(constraints)[:4]
+    ['epoch_size', 'fisher', 'fisher_rows', 'memory_dir']
+    >>> constraints["rehearsal_ratio"].check(1.5, "rehearsal_ratio")
+    Traceback (most recent call last):
+    ...
+    ValueError: rehearsal_ratio must be in [0, 1), got 1.5.
+    """
+    if isinstance(strategy, Strategy):
+        classes = [type(part) for part in strategy.parts]
+    else:
+        classes = strategy_classes(strategy)
+    constraints = {}
+    for cls in classes:
+        for name, constraint in cls._parameter_constraints.items():
+            constraints.setdefault(name, constraint)
+    return constraints
+
+
 def make_strategy(strategy, params=None, strategy_params=None):
     """Build a fresh strategy object.
 
     Parameters
     ----------
     strategy : str or Strategy
-        A name of :data:`STRATEGIES`, or a strategy object, which is cloned
+        A name of :func:`available_strategies` (a built-in, a combination or
+        a plugin), or a strategy object, which is cloned
         (``sklearn.base.clone``: its hyperparameters, none of its state) so
         that fitting never changes the object the user passed.
     params : dict or None
@@ -121,9 +396,9 @@ def make_strategy(strategy, params=None, strategy_params=None):
         constructor declares; None values leave the part's default.
     strategy_params : dict or None
         ``strategy__<param>`` values: each must be a parameter of some part
-        (of the object, for a strategy object), or of another built-in
-        strategy (then ignored, like a flat parameter the strategy does not
-        use); none may also be set flat.
+        (of the object, for a strategy object), or of another built-in or
+        registered strategy (then ignored, like a flat parameter the
+        strategy does not use); none may also be set flat.
 
     Returns
     -------
@@ -152,10 +427,11 @@ def make_strategy(strategy, params=None, strategy_params=None):
         return built
     classes = strategy_classes(strategy)
     accepted = set().union(*(cls._get_param_names() for cls in classes))
-    # A parameter of another built-in strategy is ignored, as a flat one the
+    # A parameter of another known strategy is ignored, as a flat one the
     # strategy does not use is (a search over strategy=["lwf", "naive"] with
     # strategy__alpha set); a name no strategy has is a mistake.
-    known = set().union(*(cls._get_param_names() for cls in BUILTIN.values()))
+    others = [*BUILTIN.values(), *(cls for cls, _ in list(_PLUGINS.values()))]
+    known = set().union(*(cls._get_param_names() for cls in others))
     strategy_params = {k: v for k, v in strategy_params.items() if k in accepted or k not in known}
     unknown = sorted(set(strategy_params) - accepted)
     if unknown:

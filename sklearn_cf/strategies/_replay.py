@@ -7,7 +7,7 @@ from .._validation import check_folder
 from .._param_validation import Integer, Options, Real, Satisfies
 from ._base import RowsKeeper
 from ._disk import sequence_folder
-from ._memory import make_memory, memory_from_state
+from ._memory_factory import make_memory, memory_from_state
 
 __all__ = ["Replay", "epoch_composition"]
 
@@ -142,6 +142,8 @@ class Replay(RowsKeeper):
     >>> [c["rows"] for c in clf.cost_]
     [200, 400, 400]
     """
+
+    name = "replay"
 
     _parameter_constraints = {
         "rehearsal_ratio": Real(0, 1, high_open=True),

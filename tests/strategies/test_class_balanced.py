@@ -14,7 +14,7 @@ from skorch.callbacks import Callback
 import sklearn_cf
 from sklearn_cf import ContinualClassifier
 from sklearn_cf.strategies import ClassBalancedMemory, ReservoirMemory
-from sklearn_cf.strategies._memory import make_memory, memory_from_state
+from sklearn_cf.strategies._memory_factory import make_memory, memory_from_state
 
 
 def cbrs_reference(months, capacity, rng):
