@@ -47,6 +47,57 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+#: The strategy parameters both commands take as options (--reg-lambda...),
+#: for every strategy that declares them; their types come from the
+#: strategies' declarations (``sklearn_cf.strategies.parameter_constraints``).
+_STRATEGY_OPTIONS = ("reg_lambda", "rehearsal_ratio")
+
+
+def _names_help():
+    """The strategy names accepted, for a help text (``%`` escaped)."""
+    from .strategies import available_strategies
+
+    return ", ".join(available_strategies()).replace("%", "%%")
+
+
+def _declaring(param):
+    """The first built-in strategy that declares ``param``."""
+    from .strategies import BUILTIN, strategy_parameters
+
+    return next(name for name in BUILTIN if param in strategy_parameters(name))
+
+
+def _strategy_default(param):
+    from .strategies import strategy_parameters
+
+    return strategy_parameters(_declaring(param))[param]
+
+
+def _add_strategy_options(group, helps):
+    """``--reg-lambda``... for the parameters of ``_STRATEGY_OPTIONS``, each
+    typed as its strategy's constraint says (a number, an int, a choice)."""
+    from ._param_validation import Integer, Options, Real
+    from .strategies import parameter_constraints
+
+    for param in _STRATEGY_OPTIONS:
+        constraint = parameter_constraints(_declaring(param))[param]
+        extra = {}
+        if isinstance(constraint, Real):
+            extra["type"] = float
+        elif isinstance(constraint, Integer):
+            extra["type"] = int
+        elif isinstance(constraint, Options):
+            extra["choices"] = constraint.choices
+        group.add_argument("--" + param.replace("_", "-"), default=None, help=helps[param],
+                           **extra)
+
+
+def _strategy_options(args):
+    """The strategy options given, as estimator parameters."""
+    return {param: getattr(args, param) for param in _STRATEGY_OPTIONS
+            if getattr(args, param) is not None}
+
+
 def build_parser():
     """The argument parser of ``sklearn-cf``.
 
@@ -109,7 +160,8 @@ def build_parser():
     run.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES), metavar="SPECS",
                      help="comma-separated strategy specs: name or name:param=value; an "
                           "item param=value continues the spec before it (e.g. "
-                          "naive,ewc:fisher=hessian,reg_lambda=1000,joint)")
+                          "naive,ewc:fisher=hessian,reg_lambda=1000,joint). Names: "
+                          + _names_help())
     run.add_argument("--scoring", default="auto",
                      help="any scikit-learn scorer name, tpr_at_fpr:FPR, or auto: "
                           + _AUTO_SCORING_HELP)
@@ -148,11 +200,12 @@ def build_parser():
     net.add_argument("--epochs", type=int, default=10, help="epochs per month")
     net.add_argument("--hidden-units", default="256x256", metavar="WxW",
                      help="hidden layer widths of the MLP, joined by x")
-    net.add_argument("--reg-lambda", type=float, default=None,
-                     help="strength of the l2/ewc pull for every strategy; default: "
-                          + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_REG_LAMBDA.items()))
-    net.add_argument("--rehearsal-ratio", type=float, default=None,
-                     help="share of past rows in each replay epoch (estimator default 0.5)")
+    _add_strategy_options(net, {
+        "reg_lambda": "strength of the l2/ewc pull for every strategy; default: "
+                      + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_REG_LAMBDA.items()),
+        "rehearsal_ratio": "share of past rows in each replay epoch (estimator default "
+                           f"{_strategy_default('rehearsal_ratio'):g})",
+    })
     net.add_argument("--class-weight", default=None, choices=("none", "balanced"),
                      help="weigh each class's rows in the loss (and the EWC Fisher); "
                           "balanced: n_rows / (n_classes * rows of the class), counted on the "
@@ -222,9 +275,10 @@ def _add_update_parser(commands):
     net.add_argument("--epochs", type=int, default=None, help="epochs per month (default 10)")
     net.add_argument("--hidden-units", default=None, metavar="WxW",
                      help="hidden layer widths (default 256x256)")
-    net.add_argument("--reg-lambda", type=float, default=None, help="strength of the pull")
-    net.add_argument("--rehearsal-ratio", type=float, default=None,
-                     help="share of past rows in each replay epoch")
+    _add_strategy_options(net, {
+        "reg_lambda": "strength of the pull",
+        "rehearsal_ratio": "share of past rows in each replay epoch",
+    })
     net.add_argument("--class-weight", default=None, choices=("none", "balanced"),
                      help="weigh each class's rows in the loss (default none)")
     net.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -250,8 +304,9 @@ def _command_line(args):
         ("--target-fpr", args.target_fpr), ("--group-column", args.group_column),
         ("--tune-months", args.tune_months), ("--tune-every", args.tune_every),
         ("--tune-grid", args.tune_grid), ("--epochs", args.epochs),
-        ("--hidden-units", args.hidden_units), ("--reg-lambda", args.reg_lambda),
-        ("--rehearsal-ratio", args.rehearsal_ratio), ("--class-weight", args.class_weight),
+        ("--hidden-units", args.hidden_units),
+        *(("--" + param.replace("_", "-"), getattr(args, param)) for param in _STRATEGY_OPTIONS),
+        ("--class-weight", args.class_weight),
         ("--device", args.device), ("--threads", args.threads), ("--out", args.out), ("--format", args.format),
         ("--save-best", args.save_best),
     ):
@@ -344,10 +399,7 @@ def _compare(args):
         "hidden_units": parse_hidden_units(args.hidden_units, "--hidden-units"),
         "device": args.device,
     }
-    if args.reg_lambda is not None:
-        params["reg_lambda"] = args.reg_lambda
-    if args.rehearsal_ratio is not None:
-        params["rehearsal_ratio"] = args.rehearsal_ratio
+    params.update(_strategy_options(args))
     if args.class_weight is not None:
         params["class_weight"] = None if args.class_weight == "none" else args.class_weight
     options = dict(
@@ -443,10 +495,9 @@ def _update(args):
         from .compare import parse_hidden_units
 
         params["hidden_units"] = parse_hidden_units(args.hidden_units, "--hidden-units")
-    for key, value in (("reg_lambda", args.reg_lambda),
-                       ("rehearsal_ratio", args.rehearsal_ratio), ("device", args.device)):
-        if value is not None:
-            params[key] = value
+    params.update(_strategy_options(args))
+    if args.device is not None:
+        params["device"] = args.device
     if args.class_weight is not None:
         params["class_weight"] = None if args.class_weight == "none" else args.class_weight
     from .exceptions import TrainingDivergedError

@@ -3,7 +3,8 @@
 import difflib
 
 from .._estimator import ContinualClassifier
-from ._specs import DEFAULT_REG_LAMBDA, parse_strategy
+from ..strategies import strategy_parameters
+from ._specs import parse_strategy
 
 __all__ = ["build_estimator"]
 
@@ -41,9 +42,11 @@ def _effective_params(spec, estimator_params):
     """The ContinualClassifier parameters one strategy runs with."""
     params = {**estimator_params, **spec.params}
     if "reg_lambda" not in params:
-        pulls = [p for p in spec.strategy.split("+") if p in DEFAULT_REG_LAMBDA]
-        if pulls:
-            params["reg_lambda"] = DEFAULT_REG_LAMBDA[pulls[0]]
+        # The default of the first part that declares one (DEFAULT_REG_LAMBDA
+        # for the built-ins), recorded with the results.
+        own = strategy_parameters(spec.strategy)
+        if own.get("reg_lambda") is not None:
+            params["reg_lambda"] = own["reg_lambda"]
     return params
 
 

@@ -1,25 +1,32 @@
 """Strategy specs: ``name[:param=value,...]`` strings and the constants they use.
 
 A strategy is given as a *spec* string: a name from
-:data:`sklearn_cf.strategies.STRATEGIES`, optionally followed by ``:`` and
-comma-separated ``param=value`` overrides of
-:class:`~sklearn_cf.ContinualClassifier` parameters or of the strategy's own
-parameters, e.g. ``"naive:finetune_lr=1e-4"``,
-``"ewc:fisher=hessian,reg_lambda=1000"``, ``"replay:epoch_size=2000"`` or
-``"lwf:alpha=2"`` (``strategy__alpha=2``).
+:func:`sklearn_cf.strategies.available_strategies` (a built-in, a
+combination or a plugin), optionally followed by ``:`` and comma-separated
+``param=value`` overrides of :class:`~sklearn_cf.ContinualClassifier`
+parameters or of the strategy's own parameters, e.g.
+``"naive:finetune_lr=1e-4"``, ``"ewc:fisher=hessian,reg_lambda=1000"``,
+``"replay:epoch_size=2000"`` or ``"lwf:alpha=2"`` (``strategy__alpha=2``).
 
-The names and the strategies' own parameters come from the strategy
-registry (:mod:`sklearn_cf.strategies._registry`), so a strategy added
-there works in specs with no change here. Every other constant that
-describes what a spec may hold (:data:`SPEC_PARAMS`, the numeric types,
-:data:`DEFAULT_STRATEGIES`) lives in this one module, next to
-:func:`parse_strategy`, which reads them.
+The names, the strategies' own parameters and the types of the strategy
+parameters a spec may set flat (``reg_lambda``, ``memory_size``,
+``fisher``...) come from the strategies' own declarations (their
+constructors and ``_parameter_constraints``, read through
+:func:`sklearn_cf.strategies.strategy_parameters` and
+:func:`sklearn_cf.strategies.parameter_constraints`), so a strategy added
+there, or a plugin, works in specs with no change here. The other
+parameters a spec may set (``lr``, ``device``...) are declared once here,
+in ``_ESTIMATOR_SPEC_TYPES``, next to :func:`parse_strategy`, which reads
+them.
 """
 
 import difflib
+import inspect
 from dataclasses import dataclass, field
 
-from ..strategies import _registry
+from .._estimator import ContinualClassifier
+from .._param_validation import Integer, Options, Real
+from ..strategies import BUILTIN, available_strategies, parameter_constraints, strategy_parameters
 
 __all__ = [
     "DEFAULT_REG_LAMBDA",
@@ -46,42 +53,69 @@ DEFAULT_STRATEGIES = (
 
 #: ``reg_lambda`` of each strategy that has one, when neither the spec nor
 #: ``estimator_params`` sets it: the strategy class's own default, read from
-#: the registry. Fisher entries are small, so EWC needs a far larger pull
+#: its constructor. Fisher entries are small, so EWC needs a far larger pull
 #: than L2: on the default synthetic stream (seed 0, 12 months of 2000 rows)
 #: EWC with lambda <= 1000 forgets as much as naive, and 1e4 to 1e5 stops
 #: most of it; L2 is best near 1 (docs/results.md).
 DEFAULT_REG_LAMBDA = {
-    name: cls.param_defaults()["reg_lambda"]
-    for name, cls in _registry.BUILTIN.items() if "reg_lambda" in cls._get_param_names()
+    name: strategy_parameters(name)["reg_lambda"]
+    for name in BUILTIN if "reg_lambda" in strategy_parameters(name)
 }
 
+# The ContinualClassifier parameters a spec may set that no strategy
+# declares, with the kind of value each takes and whether None is allowed:
+# "float" (any number), "int", "str" (kept as the text given: fisher=true
+# stays "true"), or None (read as it comes; hidden_units: widths "64x64").
+_ESTIMATOR_SPEC_TYPES = {
+    "batch_size": ("int", False),
+    "device": ("str", False),
+    "dropout": ("float", False),
+    "finetune_epochs": ("int", True),
+    "finetune_lr": ("float", True),
+    "hidden_units": (None, False),
+    "lr": ("float", False),
+    "max_epochs": ("int", False),
+    "max_snapshots": ("int", True),
+}
+# Strategy parameters of the classifier that a spec does not set.
+_NOT_IN_SPECS = ("memory_dir",)
+
+
+def _kind(constraint):
+    """The kind of value a strategy parameter's constraint takes, and
+    whether None is allowed (see ``_ESTIMATOR_SPEC_TYPES``)."""
+    if isinstance(constraint, Real):
+        return "float", constraint.none
+    if isinstance(constraint, Integer):
+        return "int", constraint.none
+    if isinstance(constraint, Options) and all(isinstance(c, str) for c in constraint.choices):
+        return "str", False
+    return None, False
+
+
+def _strategy_spec_types():
+    """The flat ContinualClassifier parameters that built-in strategies
+    declare (``reg_lambda``, ``rehearsal_ratio``, ``fisher``...), each with
+    the kind its first declaring strategy's constraint gives."""
+    flat = set(inspect.signature(ContinualClassifier.__init__).parameters) - set(_NOT_IN_SPECS)
+    types = {}
+    for name in BUILTIN:
+        for param, constraint in parameter_constraints(name).items():
+            if param in flat:
+                types.setdefault(param, _kind(constraint))
+    return types
+
+
+_SPEC_TYPES = {**_strategy_spec_types(), **_ESTIMATOR_SPEC_TYPES}
+
 #: ContinualClassifier parameters a spec may override (plus any
-#: ``optimizer__*`` or ``module__*`` parameter).
-SPEC_PARAMS = (
-    "batch_size",
-    "device",
-    "dropout",
-    "epoch_size",
-    "finetune_epochs",
-    "finetune_lr",
-    "fisher",
-    "hidden_units",
-    "lr",
-    "max_epochs",
-    "max_snapshots",
-    "memory_policy",
-    "memory_size",
-    "reg_lambda",
-    "rehearsal_ratio",
-)
+#: ``optimizer__*`` or ``module__*`` parameter): those of
+#: ``_ESTIMATOR_SPEC_TYPES`` and the flat parameters the built-in
+#: strategies declare.
+SPEC_PARAMS = tuple(sorted(_SPEC_TYPES))
 _PREFIXES = ("optimizer__", "module__", "strategy__")
 # Parameters whose values are always kept as strings ("fisher=true").
-_STRING_PARAMS = ("device", "fisher", "memory_policy")
-# The type each numeric spec parameter needs (None allowed where the
-# estimator allows it).
-_FLOAT_PARAMS = ("dropout", "finetune_lr", "lr", "reg_lambda", "rehearsal_ratio")
-_INT_PARAMS = ("batch_size", "epoch_size", "finetune_epochs", "max_epochs", "max_snapshots",
-               "memory_size")
+_STRING_PARAMS = tuple(sorted(k for k, (kind, _) in _SPEC_TYPES.items() if kind == "str"))
 
 
 @dataclass(frozen=True)
@@ -94,7 +128,7 @@ class StrategySpec:
         The spec as given (whitespace removed); the strategy's name in
         results and tables.
     strategy : str
-        A name from :data:`sklearn_cf.strategies.STRATEGIES`.
+        A name from :func:`sklearn_cf.strategies.available_strategies`.
     params : dict
         ContinualClassifier parameters set for this strategy only (the
         strategy's own parameters as ``strategy__<param>``).
@@ -165,17 +199,18 @@ def parse_hidden_units(text, where="hidden_units"):
 
 
 def _check_spec_type(spec, key, value):
-    if key in _FLOAT_PARAMS:
+    """Refuse a value of the wrong kind for a parameter of :data:`SPEC_PARAMS`
+    (other keys are checked when the estimator is built)."""
+    kind, none = _SPEC_TYPES.get(key, (None, False))
+    if kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok = ok or (value is None and key == "finetune_lr")
         want = "a number"
-    elif key in _INT_PARAMS:
+    elif kind == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
-        ok = ok or (value is None and key not in ("batch_size", "max_epochs"))
         want = "an integer"
     else:
         return
-    if not ok:
+    if not (ok or (value is None and none)):
         raise ValueError(
             f"In strategy spec {spec!r}: {key} must be {want}, got {value!r}."
         )
@@ -187,14 +222,16 @@ def parse_strategy(spec):
     Parameters
     ----------
     spec : str or StrategySpec
-        A strategy name from :data:`sklearn_cf.strategies.STRATEGIES`,
-        optionally with :class:`~sklearn_cf.ContinualClassifier` parameter
-        overrides after a colon, or parameters of the strategy itself
-        (:func:`sklearn_cf.strategies.strategy_parameters`; they become
-        ``strategy__<param>``). Values are read as int, float, None,
-        True/False or else a string (``fisher``, ``device`` and
-        ``memory_policy`` always as strings); ``hidden_units`` takes widths
-        joined by ``x`` (``hidden_units=64x64``).
+        A strategy name from
+        :func:`sklearn_cf.strategies.available_strategies` (a plugin's
+        included), optionally with :class:`~sklearn_cf.ContinualClassifier`
+        parameter overrides after a colon, or parameters of the strategy
+        itself (:func:`sklearn_cf.strategies.strategy_parameters`; they
+        become ``strategy__<param>``). Values are read as int, float, None,
+        True/False or else a string (a parameter whose declared values are
+        strings, such as ``fisher``, ``device`` and ``memory_policy``,
+        always as a string); ``hidden_units`` takes widths joined by ``x``
+        (``hidden_units=64x64``).
 
     Returns
     -------
@@ -229,7 +266,7 @@ def parse_strategy(spec):
         )
     label = "".join(spec.split())
     name, _, rest = label.partition(":")
-    names = _registry.STRATEGIES
+    names = available_strategies()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.4)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -238,8 +275,10 @@ def parse_strategy(spec):
             f"{', '.join(names)}.{hint}"
         )
     # The strategy's own parameters that no flat parameter sets.
-    own = sorted(set(_registry.strategy_parameters(name)) - set(SPEC_PARAMS)
-                 - {"memory_dir"})
+    own = sorted(set(strategy_parameters(name)) - set(SPEC_PARAMS) - set(_NOT_IN_SPECS))
+    # The strategy's own parameters whose declared values are strings.
+    own_strings = {param for param, constraint in parameter_constraints(name).items()
+                   if _kind(constraint)[0] == "str"}
     params = {}
     if rest:
         for item in rest.split(","):
@@ -249,6 +288,7 @@ def parse_strategy(spec):
                     f"In strategy spec {spec!r}: {item!r} is not of the form "
                     "param=value (e.g. naive:finetune_lr=1e-4,max_epochs=5)."
                 )
+            bare = key
             if key in own:
                 key = f"strategy__{key}"
             elif key not in SPEC_PARAMS and not key.startswith(_PREFIXES):
@@ -265,7 +305,7 @@ def parse_strategy(spec):
                 raise ValueError(f"Parameter {key!r} is given twice in spec {spec!r}.")
             if key == "hidden_units":
                 params[key] = parse_hidden_units(value, f"In strategy spec {spec!r}")
-            elif key in _STRING_PARAMS:
+            elif key in _STRING_PARAMS or (key != bare and bare in own_strings):
                 params[key] = value
             else:
                 params[key] = _parse_value(value)
