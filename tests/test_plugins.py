@@ -248,3 +248,39 @@ def test_a_broken_entry_point_names_its_package(tmp_path, monkeypatch):
         make_strategy("notastrategy")
     # A built-in's name is never taken by an entry point.
     assert strategy_origin("replay") is None
+
+
+def test_specs_read_a_plugins_declarations():
+    from sklearn_cf._param_validation import Options
+
+    class Mode(Strategy):
+        _parameter_constraints = {"mode": Options("true", "false", "auto")}
+
+        def __init__(self, mode="auto", level=1):
+            self.mode = mode
+            self.level = level
+
+    register_strategy("mode_plugin", Mode)
+    # A parameter declared with string values stays a string ("true" is not True).
+    assert parse_strategy("mode_plugin:mode=true,level=2,reg_lambda=3").params == {
+        "strategy__mode": "true", "strategy__level": 2, "reg_lambda": 3}
+
+
+def test_spec_parameters_and_types_are_derived_as_they_were_written():
+    from sklearn_cf.compare import SPEC_PARAMS
+    from sklearn_cf.compare._specs import _STRING_PARAMS, _check_spec_type
+
+    assert SPEC_PARAMS == (
+        "batch_size", "device", "dropout", "epoch_size", "finetune_epochs", "finetune_lr",
+        "fisher", "hidden_units", "lr", "max_epochs", "max_snapshots", "memory_policy",
+        "memory_size", "reg_lambda", "rehearsal_ratio")
+    assert _STRING_PARAMS == ("device", "fisher", "memory_policy")
+    for key, value in [("reg_lambda", 1), ("rehearsal_ratio", 0.5), ("memory_size", None),
+                       ("epoch_size", None), ("finetune_lr", None), ("max_snapshots", None)]:
+        _check_spec_type("s", key, value)
+    for key, value, want in [("reg_lambda", None, "a number"), ("lr", "x", "a number"),
+                             ("memory_size", 1.5, "an integer"),
+                             ("batch_size", None, "an integer"),
+                             ("max_epochs", True, "an integer")]:
+        with pytest.raises(ValueError, match=f"{key} must be {want}"):
+            _check_spec_type("s", key, value)

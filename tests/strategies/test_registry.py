@@ -221,3 +221,66 @@ def test_structural_strategy_parameters_are_fixed_after_the_base_fit(how, name, 
     with pytest.raises(ValueError, match=f"the strategy's {name}="):
         clf.partial_fit_month(X[months == 1], y[months == 1])
     assert clf.months_seen_ == [0] and clf.strategy_.memory.capacity == before_state
+
+
+def test_each_class_names_itself_and_combined_names_its_parts_by_it():
+    from sklearn_cf.strategies import DERPlusPlus, Naive
+
+    assert all(cls.name == name for name, cls in BUILTIN.items())
+    assert Strategy.name is None and Combined.name is None
+    assert DERPlusPlus.name == "der++"
+
+    class Unnamed(Strategy):
+        def __init__(self, k=1):
+            self.k = k
+
+    both = Combined(Replay(), Unnamed(k=3))
+    assert both.get_params()["part1__k"] == 3
+    assert both.get_params()["replay__rehearsal_ratio"] == 0.5
+    twice = Combined(Naive(), Naive())  # a shared name: by position
+    assert set(twice.get_params(deep=False)) == {"part0", "part1"}
+
+
+def test_capabilities_are_attributes_and_combined_combines_them():
+    from sklearn_cf.strategies import DER, DERPlusPlus, Joint, Naive
+
+    naive = Naive()
+    assert naive.parts == [naive]
+    assert (naive.fresh_model, naive.needs_log_likelihood, naive.shardable) == (
+        False, False, True)
+    assert not DER.shardable and not DERPlusPlus.shardable and Replay.shardable
+    assert Joint.fresh_model
+    replay_ewc = make_strategy("replay+ewc")
+    assert replay_ewc.parts is not None and len(replay_ewc.parts) == 2
+    assert replay_ewc.needs_log_likelihood == replay_ewc.parts[1].needs_log_likelihood
+    assert replay_ewc.shardable and not replay_ewc.fresh_model
+    assert not Combined(Replay(), DER()).shardable
+    assert Combined(Naive(), Joint()).fresh_model
+
+
+def test_parameter_constraints_come_from_the_parts():
+    from sklearn_cf.strategies import parameter_constraints
+
+    constraints = parameter_constraints("replay+ewc")
+    assert set(constraints) == set(Replay._parameter_constraints) | set(
+        EWC._parameter_constraints)
+    assert constraints["reg_lambda"] is EWC._parameter_constraints["reg_lambda"]
+    assert parameter_constraints(Combined(Replay(), L2())) == {
+        **L2._parameter_constraints, **Replay._parameter_constraints}
+    with pytest.raises(ValueError, match="Unknown strategy='replya'"):
+        parameter_constraints("replya")
+
+
+def test_the_memory_factory_builds_each_policy():
+    from sklearn_cf.strategies import AllRowsMemory, ClassBalancedMemory, ReservoirMemory
+    from sklearn_cf.strategies._memory_factory import make_memory, memory_from_state
+
+    assert type(make_memory(None)) is AllRowsMemory
+    assert type(make_memory(5)) is ReservoirMemory
+    balanced = make_memory(5, policy="class_balanced")
+    assert type(balanced) is ClassBalancedMemory
+    rng = np.random.default_rng(0)
+    balanced.add(torch.zeros(8, 2), torch.tensor([0, 1] * 4), rng)
+    rebuilt = memory_from_state(balanced.state_dict())
+    assert type(rebuilt) is ClassBalancedMemory and len(rebuilt) == 5
+    torch.testing.assert_close(rebuilt.y[:5], balanced.y[:5])
