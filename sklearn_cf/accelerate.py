@@ -40,12 +40,9 @@ from skorch.hf import AccelerateMixin
 
 from ._estimator import ContinualClassifier
 from ._estimator import save as _save_checkpoint
-from ._estimator._classifier import _strategy_parts
 from ._data import EpochIterator
 from ._fisher import fisher_diagonal
 from ._mlp import GeneratorDropout
-from .strategies import DER, EWC
-from .strategies._pull import anchor_parameters
 
 __all__ = ["AcceleratedContinualClassifier", "fisher_diagonal_sharded"]
 
@@ -169,41 +166,6 @@ def fisher_diagonal_sharded(module, X, y, *, rank, world_size, **kwargs):
     return _mean_over_processes(
         trainable, lambda: fisher_diagonal(module, X[block], y[block], **kwargs),
         n_local, n_total)
-
-
-class _ShardedEWC(EWC):
-    """EWC whose Fisher is summed over the processes' blocks of the month.
-
-    Used in place of a plain :class:`~sklearn_cf.strategies.EWC` by
-    :class:`AcceleratedContinualClassifier`; same state, same repr. The
-    Hessian kind clips negative entries of the *total*, so each process
-    computes it on every row (exact, not faster).
-    """
-
-    def end_month(self, net, X, y, sample_weight=None):
-        shard = net._process_shard()
-        # The same sample in every process (the generator is the same), then
-        # split in blocks; a block is never sampled again (it is smaller).
-        X, y, sample_weight = self.fisher_sample(net, X, y, sample_weight)
-        if shard is None or self.fisher == "hessian" or len(y) < shard[1]:
-            return super().end_month(net, X, y, sample_weight=sample_weight)
-        rank, world_size = shard
-        block = _block(len(y), rank, world_size)
-        # Blocks count by their rows, or by their weight.
-        n_local, n_total = _block_counts(block, len(y), net.row_weights(y, sample_weight))
-
-        def block_fisher():
-            # EWC sets the anchors and the mean Fisher over this block ...
-            super(_ShardedEWC, self).end_month(
-                net, X[block], y[block],
-                sample_weight=None if sample_weight is None else sample_weight[block])
-            return self.fisher_diag
-
-        # ... which becomes the mean over every process's block.
-        trainable = [(name, p) for name, p in net.module_.named_parameters() if p.requires_grad]
-        if not n_local:  # EWC's anchors are set by every process
-            self.anchors = anchor_parameters(net)
-        self.fisher_diag = _mean_over_processes(trainable, block_fisher, n_local, n_total)
 
 
 @contextlib.contextmanager
@@ -336,25 +298,8 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
                 f"{str(accelerator.device)!r}; pass device=None to use it."
             )
 
-    def _make_strategy(self):
-        strategy = super()._make_strategy()
-        if self.accelerator.num_processes > 1:
-            for part in _strategy_parts(strategy):
-                if isinstance(part, DER):
-                    raise ValueError(
-                        f"strategy {part!r} runs the network on replayed rows outside the "
-                        "distributed forward pass, which DDP cannot average; it is not "
-                        "supported with several processes. Use 'replay', 'replay+lwf' or "
-                        "'replay+ewc', or train DER in one process."
-                    )
-        for part in _strategy_parts(strategy):
-            if type(part) is EWC:  # a user's EWC subclass computes on every row
-                part.__class__ = _ShardedEWC
-        return strategy
-
-    def _start_sequence(self, n_features, names, classes, strategy=None):
-        super()._start_sequence(n_features, names, classes, strategy)
-        if self._process_shard() is not None:
+    def on_sequence_begin(self):
+        if self.process_shard() is not None:
             # With random_state=None every process seeded itself; the plans
             # must be the main process's. (The weights are already the main
             # process's: DDP broadcasts them when it wraps the module.)
@@ -373,7 +318,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         self._initialize_accelerator()
         return self
 
-    def _process_shard(self):
+    def process_shard(self):
         """``(rank, world_size)`` with several processes, else None."""
         world_size = self.accelerator.num_processes
         return None if world_size == 1 else (self.accelerator.process_index, world_size)
@@ -411,24 +356,51 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
     # ------------------------------------------------------------------
     # A month
     # ------------------------------------------------------------------
-    def _run_month(self, X, codes, label, start=None, position=None, sample_weight=None):
+    @contextlib.contextmanager
+    def month_context(self):
+        """Only the main process prints; a failed month forgets the DDP
+        wrapper it made."""
         models = getattr(self.accelerator, "_models", None)
         before = list(models) if isinstance(models, list) else None
         try:
             with _quiet(not self.accelerator.is_main_process):
-                return super()._run_month(X, codes, label, start=start, position=position,
-                                          sample_weight=sample_weight)
+                yield
         except BaseException:
             if before is not None:  # forget a wrapper the rolled-back month made
                 models[:] = before
             raise
+
+    def month_fisher(self, X, y, *, kind="empirical", sample_weight=None):
+        """The month's Fisher summed over the processes' blocks of rows.
+
+        Every process passes the same rows (EWC's sample is drawn with the
+        same generator everywhere); each computes the mean over its block,
+        and one all-reduce gives the mean over all rows. The Hessian kind
+        clips negative entries of the *total*, so each process computes it
+        on every row (exact, not faster).
+        """
+        shard = self.process_shard()
+        if shard is None or kind == "hessian" or len(y) < shard[1]:
+            return super().month_fisher(X, y, kind=kind, sample_weight=sample_weight)
+        rank, world_size = shard
+        block = _block(len(y), rank, world_size)
+        # Blocks count by their rows, or by their weight.
+        n_local, n_total = _block_counts(block, len(y), self.row_weights(y, sample_weight))
+        trainable = [(name, p) for name, p in self.module_.named_parameters()
+                     if p.requires_grad]
+        return _mean_over_processes(
+            trainable,
+            lambda: super(AcceleratedContinualClassifier, self).month_fisher(
+                X[block], y[block], kind=kind,
+                sample_weight=None if sample_weight is None else sample_weight[block]),
+            n_local, n_total)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         # A fresh module (joint, ensemble) is wrapped again; after
         # unwrap_after_train, the month's module is.
         self._initialize_accelerator()
-        shard = self._process_shard()
+        shard = self.process_shard()
         if shard is not None and shard[0] > 0:
             self._reseed_dropout(shard[0])
 
@@ -445,7 +417,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         # Not AccelerateMixin's: it would hand skorch DataLoaders to
         # accelerate, which shards rows with a per-process batch size.
         iterator = ContinualClassifier.get_iterator(self, dataset, training=training)
-        shard = self._process_shard()
+        shard = self.process_shard()
         if not training or shard is None:
             return iterator
         if not isinstance(iterator, EpochIterator):
@@ -473,7 +445,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         iterator = self.__dict__.get("shard_iterator_")
-        if not training or iterator is None or self._process_shard() is None:
+        if not training or iterator is None or self.process_shard() is None:
             return super().get_loss(y_pred, y_true, X=X, training=training)
         n_local, n_global = get_len(y_true), iterator.global_batch_rows
         if n_local == 0:
@@ -503,7 +475,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         if isinstance(y_true, (tuple, list)):
             y_true, weights = y_true
         weights = self.row_weights(y_true, weights)
-        total, _, reduction = self._weighted_loss(y_pred, y_true, weights, X, True)
+        total, _, reduction = self.weighted_loss(y_pred, y_true, weights, X, True)
         labels, global_weights = iterator.data.labels_and_weights(iterator.global_batch_index)
         v = torch.ones(len(labels), dtype=torch.float64) if global_weights is None \
             else global_weights.double()
@@ -517,7 +489,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         # The strategy's terms (LwF's distillation, a user's autograd
         # penalty) as on the unweighted path: each process's term times its
         # share of the global batch, so DDP's average is the whole batch's.
-        terms = self._strategy_terms(X, y_pred, y_true)
+        terms = self.strategy_terms(X, y_pred, y_true)
         if terms is not None:
             loss = loss + terms * (get_len(y_true) * world / iterator.global_batch_rows)
         return loss
@@ -527,13 +499,13 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         # gradient added after backward, i.e. after DDP's averaging, row
         # count); its loss.backward() is DDP's all-reduce.
         step = ContinualClassifier.train_step_single(self, batch, **fit_params)
-        if self._process_shard() is not None:
+        if self.process_shard() is not None:
             # A non-finite loss is seen by one process only; the averaged
             # gradients it spoils are the same everywhere, so every process
             # stops (and rolls the month back) at this same step.
             grads = [p.grad for p in self.module_.parameters() if p.grad is not None]
             if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
-                self._raise_diverged(
+                self.raise_diverged(
                     "the gradients became NaN or infinite (the loss of this or another "
                     "process's rows)", unpack_data(batch)[0])
         return step
@@ -544,7 +516,7 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         self.__dict__.pop("shard_iterator_", None)
-        if self._process_shard() is not None:
+        if self.process_shard() is not None:
             rows = torch.tensor([self.rows_in_month_], dtype=torch.int64,
                                 device=self.accelerator.device)
             self.rows_in_month_ = int(_all_reduce_sum(rows).item())

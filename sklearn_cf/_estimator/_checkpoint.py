@@ -30,7 +30,7 @@ import torch.utils.data
 from .._version import __version__
 from .._atomic import write_atomically
 from .._labels import encode_label
-from ..strategies import Strategy
+from ..strategies import Strategy, available_strategies, strategy_origin
 
 __all__ = ["save", "read_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -90,6 +90,32 @@ def _encode_params(clf):
         else:
             foreign.append(name)
     return params, foreign
+
+
+def _strategy_origin(clf):
+    strategy = getattr(clf, "sequence_config_", {}).get("strategy", clf.strategy)
+    return strategy_origin(strategy) if isinstance(strategy, str) else None
+
+
+def check_strategy_available(state, path):
+    """Refuse, naming the package to install, a checkpoint whose strategy
+    name is a plugin that is not installed here."""
+    name = state["params"].get("strategy")
+    if not isinstance(name, str) or name in available_strategies():
+        return
+    origin = state.get("strategy_origin")
+    if isinstance(origin, str):
+        raise ValueError(
+            f"{path} was trained with strategy={name!r}, a plugin strategy of the "
+            f"package {origin!r}, which is not installed here: pip install {origin} "
+            "(or register the strategy with sklearn_cf.strategies.register_strategy "
+            "before loading)."
+        )
+    raise ValueError(
+        f"{path} was trained with strategy={name!r}, which is not a strategy known "
+        "here (not built in, registered or installed as a plugin); install or "
+        "register it (sklearn_cf.strategies.register_strategy) before loading."
+    )
 
 
 def _item(value):
@@ -242,6 +268,9 @@ def save(clf, path):
         "params": params,
         "foreign_params": foreign,
         "config": _fitted_config(clf),
+        # A strategy named by a plugin: the distribution that provides it,
+        # so that a machine without it is told what to install.
+        "strategy_origin": _strategy_origin(clf),
         "fitted": {
             "classes": clf.classes_.tolist(),
             "n_features_in": clf.n_features_in_,

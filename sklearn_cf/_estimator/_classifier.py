@@ -1,78 +1,82 @@
-"""ContinualClassifier: a skorch classifier that is updated month by month."""
+"""ContinualClassifier: the public API, its parameters and skorch's seams.
 
+What the class is made of lives beside it: the strategy wiring
+(``_strategy_wiring``), row weights (``_weights``), running a month
+(``_month``), prediction (``_prediction``) and the month transaction
+(``_transaction``)."""
+
+import contextlib
 import copy
-import inspect
 import math
 import threading
-import time
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import get_len, unpack_data
-from skorch.utils import to_numpy
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from torch.utils.data import DataLoader, Subset
 
-from .._data import EpochIterator, MonthData, RowsDataset, SliceIterator, as_tensor, nbytes
+from .._data import EpochIterator, MonthData, RowsDataset, SliceIterator
+from .._fisher import fisher_diagonal
 from .._labels import check_month_label
 from .._mlp import MLP
+from .._param_validation import (
+    Integer,
+    IntSequence,
+    Options,
+    Real,
+    Satisfies,
+    Verbosity,
+    check_hyperparameters,
+)
 from .._threads import resolve_threads, torch_threads
-from .._atomic import SigintWatch
-from ._transaction import MonthTransaction, raised_by_early_stopping
-from .._validation import check_class_weight, check_device, check_folder, check_features, check_months, check_no_missing, check_random_state_param, check_sample_weight, check_targets, group_by_month, take_rows
-from .._param_validation import Integer, IntSequence, Options, Real, Satisfies, Verbosity, check_hyperparameters
-from ..exceptions import TrainingDivergedError
-from ..strategies import EWC, Combined, Strategy, make_strategy
-from ..strategies._base import call_hook
+from .._validation import (
+    check_class_weight,
+    check_device,
+    check_features,
+    check_months,
+    check_no_missing,
+    check_random_state_param,
+    check_sample_weight,
+    check_targets,
+    group_by_month,
+    take_rows,
+)
+from ..strategies import Strategy
+from ._month import MonthSnapshot, raise_diverged, run_month
+from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
+from ._strategy_wiring import (
+    SEQUENCE_PARAMS,
+    check_sequence_config,
+    check_strategy_param,
+    flat_constraints,
+    make_strategy_for,
+    strategy_parts,
+)
+from ._weights import check_class_weight_labels, row_weights, weighted_loss
 
 __all__ = ["ContinualClassifier", "MonthSnapshot"]
 
 # Building a user's module class draws from torch's process-wide RNG; the
 # lock keeps two fits in threads from interleaving their seeded draws.
 _GLOBAL_RNG_LOCK = threading.Lock()
-_FISHER_KINDS = ("empirical", "true", "hessian")
-_MIN_PREDICT_BATCH = 4096
-
-#: Flat hyperparameters a named strategy's parts take by their signature.
-_FLAT_STRATEGY_PARAMS = ("reg_lambda", "rehearsal_ratio", "epoch_size", "memory_size",
-                         "memory_dir", "memory_policy", "fisher")
-#: Strategy parameters that shape its state: fixed after the base fit.
-_STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
-
-#: What the fitted state is built on: fixed from the base fit until the next
-#: ``fit`` (see ``ContinualClassifier._check_sequence_config``).
-_SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "memory_policy", "module",
-                    "hidden_units", "dropout", "criterion", "device")
 
 
-def _check_strategy_param(value, name):
-    if not isinstance(value, Strategy):
-        make_strategy(value)  # raises for unknown names and types
-
-
-class MonthSnapshot(NamedTuple):
-    """The weights that predicted after training through ``month``.
-
-    ``states`` is a list of CPU state dicts whose predicted probabilities
-    are averaged: one for most strategies, one per member for ensembles.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_cf import ContinualClassifier
-    >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
-    >>> clf = ContinualClassifier(strategy="ensemble", max_epochs=1, random_state=0)
-    >>> clf = clf.fit(X, y, months=[0] * 30 + [1] * 30)
-    >>> [(s.month, len(s.states)) for s in clf.snapshots_]
-    [(0, 1), (1, 2)]
-    """
-
-    month: object
-    states: list
+def fisher_outputs(net):
+    """What the module returns, for the Fisher: "logits" or "proba"."""
+    criterion = net.criterion_
+    if isinstance(criterion, torch.nn.CrossEntropyLoss):
+        return "logits"
+    if isinstance(criterion, torch.nn.NLLLoss):
+        return "proba"
+    raise TypeError(
+        f"EWC needs the log-likelihood of the classes, but the criterion is "
+        f"{type(criterion).__name__}. Use criterion=torch.nn.CrossEntropyLoss "
+        "(module returns logits) or torch.nn.NLLLoss (module returns probabilities)."
+    )
 
 
 class _EpochLog(PrintLog):
@@ -83,11 +87,6 @@ class _EpochLog(PrintLog):
             super().on_epoch_end(net, **kwargs)
 
 
-def _flat_defaults():
-    parameters = inspect.signature(ContinualClassifier.__init__).parameters
-    return {name: parameters[name].default for name in _FLAT_STRATEGY_PARAMS}
-
-
 def _check_n_threads(value, name="n_threads"):
     if value is None or (isinstance(value, str) and value == "auto"):
         return
@@ -95,33 +94,6 @@ def _check_n_threads(value, name="n_threads"):
         raise ValueError(
             f'{name} must be "auto", an int >= 1 or None (torch\'s setting), got {value!r}.'
         )
-
-
-def _cpu_state(module):
-    """A host copy of the module's state. From a GPU: non-blocking copies
-    into pinned memory, all in flight at once, then one wait."""
-    state = module.state_dict()
-    if all(v.device.type == "cpu" for v in state.values()):
-        return {k: v.detach().clone() for k, v in state.items()}
-    host = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v.detach(),
-                                                                          non_blocking=True)
-            for k, v in state.items()}
-    torch.cuda.synchronize()
-    return host
-
-
-def _same(a, b):
-    """Whether a hyperparameter still has the value it had at the base fit."""
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except Exception:  # e.g. arrays or objects whose == is not a bool
-        return False
-
-
-def _strategy_parts(strategy):
-    return strategy.parts if isinstance(strategy, Combined) else [strategy]
 
 
 class ContinualClassifier(NeuralNetClassifier):
@@ -398,16 +370,11 @@ class ContinualClassifier(NeuralNetClassifier):
     #: Every hyperparameter's accepted values, checked at each call that
     #: trains (so a change between months is checked too) and at load.
     _hyperparameter_constraints = {
-        "strategy": Satisfies(_check_strategy_param),
-        "reg_lambda": Real(0, np.inf, none=True),
-        "rehearsal_ratio": Real(0, 1, high_open=True),
-        "epoch_size": Integer(1, none=True),
-        "memory_size": Integer(1, none=True),
-        "memory_dir": Satisfies(check_folder),
-        "memory_policy": Options("reservoir", "class_balanced"),
+        "strategy": Satisfies(check_strategy_param),
+        # Declared by the strategies that use them.
+        **flat_constraints(__init__),
         "finetune_lr": Real(0, np.inf, low_open=True, none=True),
         "finetune_epochs": Integer(1, none=True),
-        "fisher": Options(*_FISHER_KINDS),
         "hidden_units": IntSequence(1),
         "dropout": Real(0, 1, high_open=True),
         "max_snapshots": Integer(0, none=True),
@@ -444,8 +411,8 @@ class ContinualClassifier(NeuralNetClassifier):
     def fisher_negative_share_(self):
         """Share of negative Hessian-diagonal entries per month (EWC with
         ``fisher="hessian"``), before they were clipped to 0."""
-        for part in _strategy_parts(getattr(self, "strategy_", None) or Strategy()):
-            if isinstance(part, EWC) and part.fisher == "hessian":
+        for part in strategy_parts(getattr(self, "strategy_", None) or Strategy()):
+            if getattr(part, "fisher", None) == "hessian" and hasattr(part, "negative_shares"):
                 return np.asarray(part.negative_shares)
         raise AttributeError(
             "fisher_negative_share_ exists only for a fitted EWC strategy with "
@@ -496,7 +463,7 @@ class ContinualClassifier(NeuralNetClassifier):
         weights = check_sample_weight(sample_weight, len(X_arr))
         self._check_hyperparameters()
         classes = self._resolve_classes(y_arr, self.classes)
-        self._check_class_weight_labels(classes)
+        check_class_weight_labels(self, classes)
         if months is None:
             labels, rows = [0], [np.arange(len(X_arr))]
         else:
@@ -514,7 +481,7 @@ class ContinualClassifier(NeuralNetClassifier):
         # the new sequence, so a failure there restores the old model.
         with torch_threads(resolve_threads(self.n_threads)):
             for k, (label, idx) in enumerate(zip(labels, rows)):
-                self._run_month(take_rows(X_arr, idx), codes[idx], label,
+                run_month(self, take_rows(X_arr, idx), codes[idx], label,
                                 start=start if k == 0 else None,
                                 position=(k + 1, len(labels)),
                                 sample_weight=None if weights is None else weights[idx])
@@ -581,8 +548,8 @@ class ContinualClassifier(NeuralNetClassifier):
                         f"fixed at the base fit, {list(fitted_classes)}."
                     )
             label = self._next_month_label(month)
-            self._check_sequence_config()
-        self._check_class_weight_labels(fitted_classes)
+            check_sequence_config(self)
+        check_class_weight_labels(self, fitted_classes)
         codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
@@ -591,7 +558,7 @@ class ContinualClassifier(NeuralNetClassifier):
             self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy)
 
         with torch_threads(resolve_threads(self.n_threads)):
-            self._run_month(X_arr, codes, label, start=start if first else None,
+            run_month(self, X_arr, codes, label, start=start if first else None,
                             sample_weight=weights)
         return self
 
@@ -643,22 +610,7 @@ class ContinualClassifier(NeuralNetClassifier):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        X_t = self._prediction_input(X)
-        states = self.strategy_.predictive_states(self)
-        if states is not None:
-            return self._proba_from_states(X_t, states)
-        # skorch's predict_proba keeps every batch's output and concatenates
-        # them (the output twice); batches are written into one array here.
-        nonlinearity = self._get_predict_nonlinearity()
-        proba, start = None, 0
-        for out in self.forward_iter(X_t, training=False):
-            out = out[0] if isinstance(out, tuple) else out
-            part = to_numpy(nonlinearity(out))
-            if proba is None:
-                proba = np.empty((len(X_t), *part.shape[1:]), dtype=part.dtype)
-            proba[start : start + len(part)] = part
-            start += len(part)
-        return proba
+        return predict_proba(self, X)
 
     def predict(self, X):
         """Predicted class labels (values of ``classes_``, not indices).
@@ -697,10 +649,10 @@ class ContinualClassifier(NeuralNetClassifier):
         >>> bool(np.array_equal(clf.predict_proba_after(X, 2), clf.predict_proba(X)))
         True
         """
-        X_t = self._prediction_input(X)
+        X_t = prediction_input(self, X)
         for snapshot in self.snapshots_:
             if snapshot.month == month:
-                return self._proba_from_states(X_t, snapshot.states)
+                return proba_from_states(self, X_t, snapshot.states)
         if month in self.months_seen_:
             raise ValueError(
                 f"The snapshot of month {month!r} was dropped (max_snapshots="
@@ -772,13 +724,13 @@ class ContinualClassifier(NeuralNetClassifier):
             and self.iterator_valid is DataLoader
             and set(kwargs) <= {"batch_size"}
         ):
-            return EpochIterator(dataset, self._predict_batch_size(len(dataset)), shuffle=False)
+            return EpochIterator(dataset, predict_batch_size(self, len(dataset)), shuffle=False)
         if (
             isinstance(dataset, RowsDataset)
             and self.iterator_valid is DataLoader
             and set(kwargs) <= {"batch_size"}
         ):
-            return SliceIterator(dataset, self._predict_batch_size(len(dataset)))
+            return SliceIterator(dataset, predict_batch_size(self, len(dataset)))
         return super().get_iterator(dataset, training=False)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -805,7 +757,7 @@ class ContinualClassifier(NeuralNetClassifier):
         # here stops a diverging month before the optimizer steps on it.
         loss = float(step["loss"].detach())
         if not math.isfinite(loss):
-            self._raise_diverged(f"the training loss became {loss}", unpack_data(batch)[0])
+            self.raise_diverged(f"the training loss became {loss}", unpack_data(batch)[0])
         if getattr(self, "strategy_", None) is not None:
             # Closed-form penalties (L2, EWC) add their gradient after the
             # backward pass, far cheaper than differentiating them.
@@ -821,19 +773,59 @@ class ContinualClassifier(NeuralNetClassifier):
         if weights is None:
             loss = super().get_loss(y_pred, y_true, X=X, training=training)
         else:
-            total, weight_sum, reduction = self._weighted_loss(
+            total, weight_sum, reduction = self.weighted_loss(
                 y_pred, y_true, weights, X, training)
             # The weighted mean (torch's meaning for class weights): a batch
             # of zero-weight rows has loss 0, not 0/0.
             loss = total if reduction == "sum" else total / weight_sum.clamp_min(
                 torch.finfo(weight_sum.dtype).tiny)
         if training:
-            terms = self._strategy_terms(X, y_pred, y_true)
+            terms = self.strategy_terms(X, y_pred, y_true)
             if terms is not None:
                 loss = loss + terms
         return loss
 
-    def _strategy_terms(self, X, y_pred, y_true):
+
+
+
+
+
+    # ------------------------------------------------------------------
+    # Month bookkeeping
+    # ------------------------------------------------------------------
+
+
+
+    # ------------------------------------------------------------------
+    # Hooks for subclasses and strategies (public, documented)
+    # ------------------------------------------------------------------
+    def row_weights(self, y, sample_weight=None):
+        """Per-row loss weights of rows with class indices ``y`` in the month
+        being trained: ``sample_weight`` times the month's class weights, or
+        None when rows are not weighted.
+
+        Every batch's loss uses it, and strategies weigh the rows of what they
+        compute from a month with it (the EWC Fisher).
+
+        Parameters
+        ----------
+        y : Tensor of shape (n_rows,)
+            Class indices.
+        sample_weight : Tensor of shape (n_rows,) or None
+
+        Returns
+        -------
+        Tensor of shape (n_rows,) or None
+        """
+        return row_weights(self, y, sample_weight)
+
+    def weighted_loss(self, y_pred, y_true, weights, X, training):
+        """``(sum_i w_i l_i, sum_i w_i, reduction)`` of a batch from the
+        criterion's per-row losses; the loss is their ratio (the weighted
+        mean), or the weighted sum for a criterion with ``reduction="sum"``."""
+        return weighted_loss(self, y_pred, y_true, weights, X, training)
+
+    def strategy_terms(self, X, y_pred, y_true):
         """The strategy's terms of a training batch's loss (its autograd
         penalty and its batch penalty), or None."""
         strategy = getattr(self, "strategy_", None)
@@ -845,131 +837,58 @@ class ContinualClassifier(NeuralNetClassifier):
             total = term if total is None else total + term
         return total
 
-    def _weighted_loss(self, y_pred, y_true, weights, X, training):
-        """``(sum_i w_i l_i, sum_i w_i, reduction)`` of the batch, from the
-        criterion's per-row losses (its ``reduction`` set to "none" for the
-        call): the loss is their ratio, the weighted mean (or the weighted
-        sum for a criterion with ``reduction="sum"``)."""
-        criterion = self.criterion_
-        if getattr(criterion, "reduction", None) not in ("mean", "sum", "none"):
-            raise TypeError(
-                f"sample_weight and class_weight need per-row losses, but the criterion "
-                f"{type(criterion).__name__} has no reduction='none' mode. Use a torch "
-                "loss (e.g. torch.nn.CrossEntropyLoss), or fit without weights."
-            )
-        reduction = criterion.reduction
-        criterion.reduction = "none"
-        try:
-            rows = super().get_loss(y_pred, y_true, X=X, training=training)
-        finally:
-            criterion.reduction = reduction
-        weights = torch.as_tensor(weights).to(device=rows.device, dtype=rows.dtype)
-        if rows.shape != weights.shape:
-            raise ValueError(
-                f"The criterion returned per-row losses of shape {tuple(rows.shape)} for "
-                f"{len(weights)} weighted rows; sample_weight and class_weight need one "
-                "loss per row."
-            )
-        return (rows * weights).sum(), weights.sum(), reduction
+    def month_fisher(self, X, y, *, kind="empirical", sample_weight=None):
+        """The diagonal Fisher of the trained network over a month's rows,
+        each weighed as it weighed in the month's loss (:meth:`row_weights`).
 
-    def _month_class_weights(self, data):
-        """The class weights of this month as a tensor on the device (one per
-        class index), or None: ``class_weight`` resolved on the rows of the
-        month's first epoch."""
-        class_weight = self.class_weight
-        if class_weight is None:
-            return None
-        n_classes = len(self.classes_)
-        if class_weight == "balanced":
-            labels = data.plan_labels().cpu()
-            counts = torch.bincount(labels, minlength=n_classes).double()
-            vector = len(labels) / (n_classes * counts.clamp_min(1))
-            # A class absent from the month's rows has no balanced weight;
-            # 1 keeps its rows elsewhere (DER's buffer) at their plain weight.
-            vector[counts == 0] = 1.0
-        else:
-            vector = torch.ones(n_classes, dtype=torch.float64)
-            for label, weight in class_weight.items():
-                vector[int(np.searchsorted(self.classes_, label))] = float(weight)
-        return vector.to(device=self.device, dtype=torch.float32)
+        EWC strategies call it at the end of a month;
+        :class:`~sklearn_cf.accelerate.AcceleratedContinualClassifier`
+        overrides it to sum the Fisher over the processes' blocks of rows.
 
-    def _check_class_weight_labels(self, classes):
-        if isinstance(self.class_weight, dict):
-            unknown = [k for k in self.class_weight if not np.any(classes == k)]
-            if unknown:
-                raise ValueError(
-                    f"class_weight has labels {unknown[:10]} that are not classes of y "
-                    f"({classes.tolist()}); use the labels of y as its keys."
-                )
+        Parameters
+        ----------
+        X : Tensor of shape (n_rows, n_features)
+        y : Tensor of shape (n_rows,)
+            Class indices.
+        kind : {"empirical", "true", "hessian"}, default="empirical"
+            See :func:`sklearn_cf.fisher_diagonal`.
+        sample_weight : Tensor of shape (n_rows,) or None
 
-    def row_weights(self, y, sample_weight=None):
-        """Per-row loss weights of rows with class indices ``y`` in the month
-        being trained (``sample_weight`` times the month's class weights),
-        or None when rows are not weighted; on the device of the class
-        weights. The loss of every batch uses it, and strategies weigh the
-        rows of what they compute from a month with it (the EWC Fisher)."""
-        class_weights = self.__dict__.get("month_class_weight_")
-        if class_weights is None:
-            return sample_weight
-        per_row = class_weights[torch.as_tensor(y).to(class_weights.device)]
-        if sample_weight is None:
-            return per_row
-        return torch.as_tensor(sample_weight).to(per_row.device) * per_row
+        Returns
+        -------
+        dict of str -> Tensor
+            One tensor per trainable parameter, shaped like it.
+        """
+        return fisher_diagonal(
+            self.module_, X, y, kind=kind,
+            batch_size=max(self.batch_size, 1024) if self.batch_size > 0 else 1024,
+            outputs=fisher_outputs(self),
+            sample_weight=self.row_weights(y, sample_weight),
+        )
 
-    # ------------------------------------------------------------------
-    # Month bookkeeping
-    # ------------------------------------------------------------------
-    def _check_sequence_config(self):
-        """The strategy, its memory, the network and its device are fixed from
-        the base fit on: the fitted weights and the strategy's state are built
-        on them."""
-        fixed = self.sequence_config_
-        changed = [name for name, value in fixed.items() if not _same(getattr(self, name), value)]
-        details = [f"{n}={fixed[n]!r} -> {getattr(self, n)!r}" for n in changed]
-        if not changed:
-            # The same, set as strategy__<param> or on a strategy object:
-            # the strategy the settings give now against the fitted one.
-            fresh = _strategy_parts(self._make_strategy())
-            for new, old in zip(fresh, _strategy_parts(self.strategy_)):
-                for name in _STRUCTURAL:
-                    if name in new._get_param_names() and not _same(
-                            getattr(new, name), getattr(old, name, None)):
-                        details.append(f"the strategy's {name}={getattr(old, name)!r} -> "
-                                       f"{getattr(new, name)!r}")
-        if details:
-            detail = ", ".join(details)
-            raise ValueError(
-                f"{detail} changed after the base fit; the fitted network and the state "
-                "kept between months depend on it. Set it back to continue this "
-                "sequence, or call fit to start a new one (on "
-                "sklearn.base.clone(model).set_params(...) to keep this model)."
-            )
+    def process_shard(self):
+        """``(rank, world_size)`` when this process trains one shard of every
+        batch among several processes, else None (one process)."""
+        return None
 
-    def _strategy_params(self):
-        """The ``strategy__<param>`` values set on this estimator."""
-        return {key[len("strategy__"):]: value for key, value in vars(self).items()
-                if key.startswith("strategy__")}
+    def month_context(self):
+        """A context manager around each month's transaction (a subclass may
+        silence output or undo its own bookkeeping when the month fails)."""
+        return contextlib.nullcontext()
 
-    def _sync_strategy(self):
-        """Apply the current hyperparameters to the fitted strategy, so that
-        set_params(reg_lambda=...) or set_params(strategy__alpha=...) between
-        months takes effect (the structural ones are fixed, see
-        _check_sequence_config)."""
-        if isinstance(self.strategy, Strategy):
-            params = self.strategy.get_params(deep=True)
-            if isinstance(self.strategy, Combined):
-                params = {k: v for k, v in params.items() if "__" in k}
-            self.strategy_.set_params(**{k: v for k, v in params.items()
-                                         if k.rpartition("__")[2] not in _STRUCTURAL})
-            return
-        given = {**self._flat_strategy_params(), **self._strategy_params()}
-        for part in _strategy_parts(self.strategy_):
-            defaults = type(part).param_defaults()
-            for name in part._get_param_names():
-                if name in _STRUCTURAL:
-                    continue
-                # Set, or set back to the default: the part's own default.
-                setattr(part, name, given.get(name, defaults[name]))
+    def on_sequence_begin(self):
+        """Called when a new sequence of months starts (at the base fit and
+        at load), after the state is set up and before the strategy starts;
+        a subclass may synchronise its random state here."""
+
+    def raise_diverged(self, what, X=None, label=None):
+        """Raise :class:`~sklearn_cf.exceptions.TrainingDivergedError`
+        naming the month, the epoch, ``what`` happened and the likely causes
+        (feature scale read from ``X``, the learning rate, ``reg_lambda``)."""
+        raise_diverged(self, what, X, label)
+
+    def _make_strategy(self):
+        return make_strategy_for(self)
 
     def set_params(self, **params):
         fitted = self.__sklearn_is_fitted__()
@@ -1012,18 +931,18 @@ class ContinualClassifier(NeuralNetClassifier):
         and the combinations a strategy needs; called by every method that
         trains, before anything changes."""
         check_hyperparameters(self, self._hyperparameter_constraints)
-        self._make_strategy()  # the strategy's own parameters, by its constraints
-        if not isinstance(self.strategy, Strategy):
-            if "ewc" in self.strategy:
-                criterion = self.criterion
-                kind = criterion if isinstance(criterion, type) else type(criterion)
-                if not issubclass(kind, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):
-                    raise TypeError(
-                        f"strategy={self.strategy!r} needs the log-likelihood of the "
-                        f"classes, but criterion is {kind.__name__}. Use "
-                        "torch.nn.CrossEntropyLoss (module returns logits) or "
-                        "torch.nn.NLLLoss (module returns probabilities)."
-                    )
+        # The strategy's own parameters, by its constraints; and what it needs.
+        strategy = self._make_strategy()
+        if any(part.needs_log_likelihood for part in strategy_parts(strategy)):
+            criterion = self.criterion
+            kind = criterion if isinstance(criterion, type) else type(criterion)
+            if not issubclass(kind, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):
+                raise TypeError(
+                    f"strategy={self.strategy!r} needs the log-likelihood of the "
+                    f"classes, but criterion is {kind.__name__}. Use "
+                    "torch.nn.CrossEntropyLoss (module returns logits) or "
+                    "torch.nn.NLLLoss (module returns probabilities)."
+                )
         self._check_device_available()
 
     def _check_device_available(self):
@@ -1094,17 +1013,7 @@ class ContinualClassifier(NeuralNetClassifier):
             )
         return month
 
-    def _flat_strategy_params(self):
-        """The flat hyperparameters set away from their defaults, which reach
-        a named strategy's parts (at their defaults, a part keeps its own,
-        and ``strategy__<param>`` may set it instead)."""
-        defaults = _flat_defaults()
-        return {name: getattr(self, name) for name in _FLAT_STRATEGY_PARAMS
-                if not _same(getattr(self, name), defaults[name])}
 
-    def _make_strategy(self):
-        return make_strategy(self.strategy, self._flat_strategy_params(),
-                             self._strategy_params())
 
     def _start_sequence(self, n_features, names, classes, strategy=None):
         """Forget everything and set up the state of a new sequence of months."""
@@ -1122,8 +1031,9 @@ class ContinualClassifier(NeuralNetClassifier):
         self.batch_generator_ = None
         self.strategy_ = strategy if strategy is not None else self._make_strategy()
         # What cannot change until the next fit (see _check_sequence_config).
-        self.sequence_config_ = {name: getattr(self, name) for name in _SEQUENCE_PARAMS}
+        self.sequence_config_ = {name: getattr(self, name) for name in SEQUENCE_PARAMS}
         self.initialize()
+        self.on_sequence_begin()
         self.strategy_.start(self)
 
     def _new_module(self):
@@ -1147,247 +1057,19 @@ class ContinualClassifier(NeuralNetClassifier):
             torch.manual_seed(seed)
             return self.initialized_instance(self.module, kwargs)
 
-    def _month_generators(self):
-        """Per-month generators for batch order and dropout masks."""
-        seeds = self.rng_.integers(np.iinfo(np.int64).max, size=3)
-        batches = torch.Generator().manual_seed(int(seeds[0]))
-        device = torch.device(self.device)
-        dropout = torch.Generator(device=device).manual_seed(int(seeds[1]))
-        return batches, dropout, int(seeds[2])
 
-    def _month_data(self, X_t, y_t, w_t=None):
-        data = call_hook(self.strategy_.month_data, self, X_t, y_t, w_t)
-        if data is None:
-            data = MonthData([(X_t, y_t)], weights=None if w_t is None else [w_t])
-        elif not isinstance(data, MonthData):
-            data = MonthData([tuple(data)])
-        return data
 
-    def _run_month(self, X, codes, label, start=None, position=None, sample_weight=None):
-        """Train one month as a transaction: if anything goes wrong inside it
-        (an exception, Ctrl-C, a diverging loss, a failed consolidation),
-        everything it changed is put back and the error propagates."""
-        transaction = MonthTransaction(self)
-        try:
-            if start is not None:
-                start()
-            self._train_month(X, codes, label, sample_weight)
-        except BaseException:
-            transaction.rollback()
-            raise
-        transaction.commit()
-        if self.verbose:
-            self._print_month(len(X), position)
 
-    def _month_goes_on_device(self, data):
-        """Whether this month's rows move to the GPU once (month_on_device)."""
-        device = torch.device(self.device)
-        if device.type != "cuda" or self.month_on_device is False:
-            return False
-        if self.month_on_device is True:
-            return True
-        free, _ = torch.cuda.mem_get_info(device)
-        return nbytes(data.sources, data.weights) < free // 2
 
-    def _optimizer_lrs(self):
-        """The learning rate of each optimizer group as the hyperparameters
-        configure it now (``lr``, ``optimizer__lr``, ``optimizer__param_groups``)."""
-        args, kwargs = self.get_params_for_optimizer("optimizer", self.module_.named_parameters())
-        return [group.get("lr", kwargs["lr"]) for group in args[0]]
 
-    def _train_month(self, X, codes, label, sample_weight=None):
-        start = time.perf_counter()
-        first = not self.months_seen_
-        strategy = self.strategy_
-        X_t, y_t = as_tensor(X), as_tensor(codes.astype(np.int64))
-        w_t = None if sample_weight is None else as_tensor(sample_weight)
-        try:
-            self._train_month_rows(X, X_t, y_t, w_t, label, first, strategy, start)
-        finally:
-            self.__dict__.pop("month_class_weight_", None)
 
-    def _train_month_rows(self, X, X_t, y_t, w_t, label, first, strategy, start):
 
-        if not first:
-            self._sync_strategy()
-        if not first and strategy.fresh_model:
-            self.initialize_module()
-            self.module_ = self.torch_compile(self.module_.to(self.device), name="module")
-            self.initialize_optimizer()
-        fine_tune = not first and not strategy.fresh_model
-        epochs = self.max_epochs
-        if fine_tune:
-            if self.finetune_epochs is not None:
-                epochs = self.finetune_epochs
-            # Set on every fine-tune month, so that finetune_lr=None (or a new
-            # lr) set between months takes effect too.
-            lrs = self._optimizer_lrs()
-            if len(lrs) != len(self.optimizer_.param_groups):  # groups changed by a callback
-                lrs = [self.lr] * len(self.optimizer_.param_groups)
-            for group, lr in zip(self.optimizer_.param_groups, lrs):
-                group["lr"] = lr if self.finetune_lr is None else self.finetune_lr
 
-        data = self._month_data(X_t, y_t, w_t).resample(self.rng_)
-        self.month_class_weight_ = self._month_class_weights(data)
-        if self._month_goes_on_device(data):
-            data = data.to(self.device)
-        self.batch_generator_, dropout_generator, global_seed = self._month_generators()
-        own_mlp = isinstance(self.module_, MLP)
-        if own_mlp:
-            self.module_.set_generator(dropout_generator)
-        self.rows_in_month_ = 0
-        self.epochs_run_in_month_ = 0
-        self.month_in_training_ = label
-        try:
-            device = torch.device(self.device)
-            devices = [device.index or 0] if device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices, enabled=not own_mlp), \
-                    SigintWatch() as sigint:
-                if not own_mlp:
-                    torch.manual_seed(global_seed)
-                self.notify("on_train_begin", X=data, y=None)
-                try:
-                    # The plan's labels let a user's train_split stratify.
-                    self.fit_loop(data, data.plan_labels(), epochs=epochs)
-                except KeyboardInterrupt as exc:
-                    # skorch's EarlyStopping ends training by raising
-                    # KeyboardInterrupt: the month then ends normally with
-                    # the weights reached so far. A real Ctrl-C (or any other
-                    # KeyboardInterrupt) propagates and rolls the month back.
-                    if sigint.seen or not raised_by_early_stopping(exc):
-                        raise
-                self.notify("on_train_end", X=data, y=None)
-        finally:
-            if own_mlp:
-                self.module_.set_generator(None)
-            self.batch_generator_ = None
-            del self.month_in_training_
-        self._check_finite_weights(label, X)
 
-        call_hook(strategy.end_month, self, X_t, y_t, w_t)
-        self._take_snapshot(label)
-        self.months_seen_.append(label)
-        seconds = time.perf_counter() - start
-        self.cost_.append(
-            {"month": label, "rows": self.rows_in_month_, "epochs": epochs, "seconds": seconds,
-             "threads": torch.get_num_threads()}
-        )
 
-    def _print_month(self, n_new, position=None):
-        """One line per month trained (``verbose >= 1``), once it stands."""
-        cost = self.cost_[-1]
-        loss = self.history[-1, "train_loss"] if len(self.history) else float("nan")
-        where = "" if position is None else f" ({position[0]}/{position[1]})"
-        print(
-            f"[{type(self).__name__}] month {cost['month']!r}{where}: "
-            f"{n_new} new rows, {cost['rows']} trained in "
-            f"{cost['epochs']} epochs, train loss {loss:.4f}, {cost['seconds']:.2f} s",
-            flush=True,
-        )
-
-    def _check_finite_weights(self, label, X):
-        """A month whose last steps produced non-finite weights is refused
-        before consolidation (the loss check only sees the steps before)."""
-        for name, p in self.module_.named_parameters():
-            if not bool(torch.isfinite(p).all()):
-                self._raise_diverged(f"the weights of {name!r} became NaN or infinite", X,
-                                     label=label)
-
-    def _raise_diverged(self, what, X=None, label=None):
-        """Raise TrainingDivergedError naming where and the likely causes."""
-        if label is None:
-            label = getattr(self, "month_in_training_", None)
-        where = f"month {label!r}" if label is not None else "this month"
-        epoch = getattr(self, "epochs_run_in_month_", 0)
-        if epoch:
-            where += f", epoch {epoch}"
-        causes = []
-        scale = None
-        if X is not None and len(X):
-            X_t = X if isinstance(X, torch.Tensor) else as_tensor(X)
-            # In chunks: the month may be larger than memory.
-            scale = max(float(X_t[i:i + 65536].detach().abs().max())
-                        for i in range(0, len(X_t), 65536))
-        if scale is not None and scale > 1e4:
-            causes.append(
-                f"features on a very large scale (largest |value| {scale:.3g}): "
-                "standardize them, e.g. StandardScaler in a Pipeline"
-            )
-        fine_tune = bool(self.months_seen_) and not self.strategy_.fresh_model
-        lr = self.finetune_lr if fine_tune and self.finetune_lr is not None else self.lr
-        causes.append(f"a learning rate too high for these data (now {lr:g}): lower lr"
-                      + (" or finetune_lr" if fine_tune else ""))
-        pulls = [part.reg_lambda for part in _strategy_parts(self.strategy_)
-                 if hasattr(part, "anchors") and hasattr(part, "reg_lambda")]
-        if self.months_seen_ and pulls:
-            causes.append(f"reg_lambda too large (now {pulls[0]:g}): lower it")
-        if scale is not None and 100 < scale <= 1e4:
-            causes.append(f"features on a large scale (largest |value| {scale:.3g}): "
-                          "standardize them")
-        raise TrainingDivergedError(
-            f"Training diverged in {where}: {what}. The month was rolled back: the "
-            "model is exactly as it was before this call. Likely causes: "
-            + "; ".join(causes) + "."
-        )
-
-    def _take_snapshot(self, label):
-        if self.max_snapshots == 0:
-            return
-        states = self.strategy_.predictive_states(self)
-        if states is None:
-            states = [_cpu_state(self.module_)]
-        self.snapshots_.append(MonthSnapshot(label, list(states)))
-        if self.max_snapshots is not None and len(self.snapshots_) > self.max_snapshots:
-            del self.snapshots_[0]
 
     # ------------------------------------------------------------------
     # Prediction helpers
     # ------------------------------------------------------------------
-    def _predict_batch_size(self, n_rows=None):
-        size = self.get_params_for("iterator_valid").get("batch_size", None)
-        if size == -1:
-            return max(n_rows or 1, 1)
-        if size is not None:
-            return size
-        return max(self.batch_size, _MIN_PREDICT_BATCH)
 
-    def _prediction_input(self, X):
-        if not self.__sklearn_is_fitted__():
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
-                "or 'partial_fit_month' first."
-            )
-        # A float32 C-contiguous array or memmap is used in place (no copy).
-        X_arr, _ = check_features(
-            X,
-            n_features=self.n_features_in_,
-            feature_names=getattr(self, "feature_names_in_", None),
-        )
-        return as_tensor(X_arr)
 
-    def _proba_from_states(self, X_t, states):
-        """Mean predicted probabilities of the given state dicts.
-
-        Batch by batch and member by member, summed into one
-        (n_rows, n_classes) array: no per-member or per-batch list of outputs
-        for all rows is kept.
-        """
-        nonlinearity = self._get_predict_nonlinearity()
-        scratch = copy.deepcopy(self.module_).eval()
-        total = None
-        batch_size = self._predict_batch_size(len(X_t))
-        with torch.no_grad():
-            for k, state in enumerate(states):
-                scratch.load_state_dict(state)
-                for start in range(0, len(X_t), batch_size):
-                    out = scratch(X_t[start : start + batch_size].to(self.device))
-                    out = out[0] if isinstance(out, tuple) else out
-                    proba = to_numpy(nonlinearity(out))
-                    if total is None:
-                        total = np.empty((len(X_t), *proba.shape[1:]), dtype=proba.dtype)
-                    if k == 0:
-                        total[start : start + len(proba)] = proba
-                    else:
-                        total[start : start + len(proba)] += proba
-        total /= len(states)
-        return total

@@ -14,6 +14,7 @@ from ._checkpoint import (
     _config_mismatch,
     _decode_params,
     _invalid,
+    check_strategy_available,
     read_checkpoint,
 )
 from ._classifier import ContinualClassifier, MonthSnapshot
@@ -68,6 +69,7 @@ def load(path, estimator=None, device=None):
     True
     """
     state = read_checkpoint(path)
+    check_strategy_available(state, path)
     if estimator is not None:
         if not isinstance(estimator, ContinualClassifier):
             raise TypeError(

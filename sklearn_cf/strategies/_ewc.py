@@ -5,25 +5,11 @@ import warnings
 import numpy as np
 import torch
 
-from .._fisher import fisher_diagonal
 from .._param_validation import Integer, Options, Real
 from ._base import Strategy, attribute_savepoint
 from ._pull import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 
 __all__ = ["EWC"]
-
-
-def _fisher_outputs(net):
-    criterion = net.criterion_
-    if isinstance(criterion, torch.nn.CrossEntropyLoss):
-        return "logits"
-    if isinstance(criterion, torch.nn.NLLLoss):
-        return "proba"
-    raise TypeError(
-        f"EWC needs the log-likelihood of the classes, but the criterion is "
-        f"{type(criterion).__name__}. Use criterion=torch.nn.CrossEntropyLoss "
-        "(module returns logits) or torch.nn.NLLLoss (module returns probabilities)."
-    )
 
 
 class EWC(Strategy):
@@ -75,6 +61,10 @@ class EWC(Strategy):
     EWC(reg_lambda=100.0, fisher='true')
     """
 
+    name = "ewc"
+    #: Its Fisher is the log-likelihood's: the criterion must give it.
+    needs_log_likelihood = True
+
     _parameter_constraints = {
         "reg_lambda": Real(0, np.inf),
         "fisher": Options("empirical", "true", "hessian"),
@@ -118,17 +108,9 @@ class EWC(Strategy):
     def end_month(self, net, X, y, sample_weight=None):
         self.anchors = anchor_parameters(net)
         X, y, sample_weight = self.fisher_sample(net, X, y, sample_weight)
-        weigh = getattr(net, "row_weights", None)
-        diag = fisher_diagonal(
-            net.module_,
-            X,
-            y,
-            kind=self.fisher,
-            batch_size=max(net.batch_size, 1024) if net.batch_size > 0 else 1024,
-            outputs=_fisher_outputs(net),
-            # Rows weigh in the Fisher as they weighed in the month's loss.
-            sample_weight=weigh(y, sample_weight) if weigh else sample_weight,
-        )
+        # Rows weigh in the Fisher as they weighed in the month's loss; the
+        # estimator may compute it over several processes' rows.
+        diag = net.month_fisher(X, y, kind=self.fisher, sample_weight=sample_weight)
         if self.fisher == "hessian":
             n_neg = sum(int((d < 0).sum()) for d in diag.values())
             n_all = sum(d.numel() for d in diag.values())

@@ -50,6 +50,8 @@ class OnlineEWC(EWC):
     OnlineEWC(reg_lambda=10000.0, fisher='empirical', gamma=0.9)
     """
 
+    name = "online_ewc"
+
     _parameter_constraints = {**EWC._parameter_constraints, "gamma": Real(0, 1)}
 
     def __init__(self, reg_lambda=1e4, fisher="empirical", gamma=1.0, fisher_rows=None):

@@ -143,11 +143,11 @@ def test_lwf_parameters_are_checked():
 
 @pytest.mark.parametrize("strategy", ["ewc", "online_ewc"])
 def test_fisher_rows_computes_the_fisher_on_a_uniform_sample(monkeypatch, strategy):
-    from sklearn_cf.strategies import _ewc
+    from sklearn_cf._estimator import _classifier
 
     seen = []
-    exact = _ewc.fisher_diagonal
-    monkeypatch.setattr(_ewc, "fisher_diagonal",
+    exact = _classifier.fisher_diagonal
+    monkeypatch.setattr(_classifier, "fisher_diagonal",
                         lambda module, X, y, **kw: seen.append((X.clone(), y.clone()))
                         or exact(module, X, y, **kw))
     X, y, months = make_stream(n_months=2, n_per_month=120, id_column=True)

@@ -1,0 +1,258 @@
+"""Running one month: the strategy's rows, the epochs (skorch's fit loop),
+the divergence checks, consolidation, the snapshot and the month's cost; all
+inside a :class:`~._transaction.MonthTransaction`."""
+
+import time
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .._atomic import SigintWatch
+from .._data import MonthData, as_tensor, nbytes
+from .._mlp import MLP
+from ..exceptions import TrainingDivergedError
+from ..strategies import call_hook
+from ._strategy_wiring import strategy_parts, sync_strategy
+from ._transaction import MonthTransaction, raised_by_early_stopping
+from ._weights import month_class_weights
+
+__all__ = ["MonthSnapshot", "cpu_state", "raise_diverged", "run_month"]
+
+
+class MonthSnapshot(NamedTuple):
+    """The weights that predicted after training through ``month``.
+
+    ``states`` is a list of CPU state dicts whose predicted probabilities
+    are averaged: one for most strategies, one per member for ensembles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf import ContinualClassifier
+    >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = ContinualClassifier(strategy="ensemble", max_epochs=1, random_state=0)
+    >>> clf = clf.fit(X, y, months=[0] * 30 + [1] * 30)
+    >>> [(s.month, len(s.states)) for s in clf.snapshots_]
+    [(0, 1), (1, 2)]
+    """
+
+    month: object
+    states: list
+
+
+def cpu_state(module):
+    """A host copy of the module's state. From a GPU: non-blocking copies
+    into pinned memory, all in flight at once, then one wait."""
+    state = module.state_dict()
+    if all(v.device.type == "cpu" for v in state.values()):
+        return {k: v.detach().clone() for k, v in state.items()}
+    host = {k: torch.empty(v.shape, dtype=v.dtype, pin_memory=True).copy_(v.detach(),
+                                                                          non_blocking=True)
+            for k, v in state.items()}
+    torch.cuda.synchronize()
+    return host
+
+
+def month_generators(net):
+    """Per-month generators for batch order and dropout masks."""
+    seeds = net.rng_.integers(np.iinfo(np.int64).max, size=3)
+    batches = torch.Generator().manual_seed(int(seeds[0]))
+    device = torch.device(net.device)
+    dropout = torch.Generator(device=device).manual_seed(int(seeds[1]))
+    return batches, dropout, int(seeds[2])
+
+
+def month_data(net, X_t, y_t, w_t=None):
+    data = call_hook(net.strategy_.month_data, net, X_t, y_t, w_t)
+    if data is None:
+        data = MonthData([(X_t, y_t)], weights=None if w_t is None else [w_t])
+    elif not isinstance(data, MonthData):
+        data = MonthData([tuple(data)])
+    return data
+
+
+def run_month(net, X, codes, label, start=None, position=None, sample_weight=None):
+    """Train one month as a transaction: if anything goes wrong inside it
+    (an exception, Ctrl-C, a diverging loss, a failed consolidation),
+    everything it changed is put back and the error propagates."""
+    with net.month_context():
+        transaction = MonthTransaction(net)
+        try:
+            if start is not None:
+                start()
+            train_month(net, X, codes, label, sample_weight)
+        except BaseException:
+            transaction.rollback()
+            raise
+        transaction.commit()
+    if net.verbose:
+        print_month(net, len(X), position)
+
+
+def month_goes_on_device(net, data):
+    """Whether this month's rows move to the GPU once (month_on_device)."""
+    device = torch.device(net.device)
+    if device.type != "cuda" or net.month_on_device is False:
+        return False
+    if net.month_on_device is True:
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes(data.sources, data.weights) < free // 2
+
+
+def optimizer_lrs(net):
+    """The learning rate of each optimizer group as the hyperparameters
+    configure it now (``lr``, ``optimizer__lr``, ``optimizer__param_groups``)."""
+    args, kwargs = net.get_params_for_optimizer("optimizer", net.module_.named_parameters())
+    return [group.get("lr", kwargs["lr"]) for group in args[0]]
+
+
+def train_month(net, X, codes, label, sample_weight=None):
+    start = time.perf_counter()
+    first = not net.months_seen_
+    strategy = net.strategy_
+    X_t, y_t = as_tensor(X), as_tensor(codes.astype(np.int64))
+    w_t = None if sample_weight is None else as_tensor(sample_weight)
+    try:
+        train_month_rows(net, X, X_t, y_t, w_t, label, first, strategy, start)
+    finally:
+        net.__dict__.pop("month_class_weight_", None)
+
+
+def train_month_rows(net, X, X_t, y_t, w_t, label, first, strategy, start):
+    if not first:
+        sync_strategy(net)
+    if not first and strategy.fresh_model:
+        net.initialize_module()
+        net.module_ = net.torch_compile(net.module_.to(net.device), name="module")
+        net.initialize_optimizer()
+    fine_tune = not first and not strategy.fresh_model
+    epochs = net.max_epochs
+    if fine_tune:
+        if net.finetune_epochs is not None:
+            epochs = net.finetune_epochs
+        # Set on every fine-tune month, so that finetune_lr=None (or a new
+        # lr) set between months takes effect too.
+        lrs = optimizer_lrs(net)
+        if len(lrs) != len(net.optimizer_.param_groups):  # groups changed by a callback
+            lrs = [net.lr] * len(net.optimizer_.param_groups)
+        for group, lr in zip(net.optimizer_.param_groups, lrs):
+            group["lr"] = lr if net.finetune_lr is None else net.finetune_lr
+
+    data = month_data(net, X_t, y_t, w_t).resample(net.rng_)
+    net.month_class_weight_ = month_class_weights(net, data)
+    if month_goes_on_device(net, data):
+        data = data.to(net.device)
+    net.batch_generator_, dropout_generator, global_seed = month_generators(net)
+    own_mlp = isinstance(net.module_, MLP)
+    if own_mlp:
+        net.module_.set_generator(dropout_generator)
+    net.rows_in_month_ = 0
+    net.epochs_run_in_month_ = 0
+    net.month_in_training_ = label
+    try:
+        device = torch.device(net.device)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, enabled=not own_mlp), \
+                SigintWatch() as sigint:
+            if not own_mlp:
+                torch.manual_seed(global_seed)
+            net.notify("on_train_begin", X=data, y=None)
+            try:
+                # The plan's labels let a user's train_split stratify.
+                net.fit_loop(data, data.plan_labels(), epochs=epochs)
+            except KeyboardInterrupt as exc:
+                # skorch's EarlyStopping ends training by raising
+                # KeyboardInterrupt: the month then ends normally with
+                # the weights reached so far. A real Ctrl-C (or any other
+                # KeyboardInterrupt) propagates and rolls the month back.
+                if sigint.seen or not raised_by_early_stopping(exc):
+                    raise
+            net.notify("on_train_end", X=data, y=None)
+    finally:
+        if own_mlp:
+            net.module_.set_generator(None)
+        net.batch_generator_ = None
+        del net.month_in_training_
+    check_finite_weights(net, label, X)
+
+    call_hook(strategy.end_month, net, X_t, y_t, w_t)
+    take_snapshot(net, label)
+    net.months_seen_.append(label)
+    seconds = time.perf_counter() - start
+    net.cost_.append(
+        {"month": label, "rows": net.rows_in_month_, "epochs": epochs, "seconds": seconds,
+         "threads": torch.get_num_threads()}
+    )
+
+
+def print_month(net, n_new, position=None):
+    """One line per month trained (``verbose >= 1``), once it stands."""
+    cost = net.cost_[-1]
+    loss = net.history[-1, "train_loss"] if len(net.history) else float("nan")
+    where = "" if position is None else f" ({position[0]}/{position[1]})"
+    print(
+        f"[{type(net).__name__}] month {cost['month']!r}{where}: "
+        f"{n_new} new rows, {cost['rows']} trained in "
+        f"{cost['epochs']} epochs, train loss {loss:.4f}, {cost['seconds']:.2f} s",
+        flush=True,
+    )
+
+
+def check_finite_weights(net, label, X):
+    """A month whose last steps produced non-finite weights is refused
+    before consolidation (the loss check only sees the steps before)."""
+    for name, p in net.module_.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            net.raise_diverged(f"the weights of {name!r} became NaN or infinite", X,
+                               label=label)
+
+
+def raise_diverged(net, what, X=None, label=None):
+    """Raise TrainingDivergedError naming where and the likely causes."""
+    if label is None:
+        label = getattr(net, "month_in_training_", None)
+    where = f"month {label!r}" if label is not None else "this month"
+    epoch = getattr(net, "epochs_run_in_month_", 0)
+    if epoch:
+        where += f", epoch {epoch}"
+    causes = []
+    scale = None
+    if X is not None and len(X):
+        X_t = X if isinstance(X, torch.Tensor) else as_tensor(X)
+        # In chunks: the month may be larger than memory.
+        scale = max(float(X_t[i:i + 65536].detach().abs().max())
+                    for i in range(0, len(X_t), 65536))
+    if scale is not None and scale > 1e4:
+        causes.append(
+            f"features on a very large scale (largest |value| {scale:.3g}): "
+            "standardize them, e.g. StandardScaler in a Pipeline"
+        )
+    fine_tune = bool(net.months_seen_) and not net.strategy_.fresh_model
+    lr = net.finetune_lr if fine_tune and net.finetune_lr is not None else net.lr
+    causes.append(f"a learning rate too high for these data (now {lr:g}): lower lr"
+                  + (" or finetune_lr" if fine_tune else ""))
+    pulls = [part.reg_lambda for part in strategy_parts(net.strategy_)
+             if part.get_params(deep=False).get("reg_lambda") is not None]
+    if net.months_seen_ and pulls:
+        causes.append(f"reg_lambda too large (now {pulls[0]:g}): lower it")
+    if scale is not None and 100 < scale <= 1e4:
+        causes.append(f"features on a large scale (largest |value| {scale:.3g}): "
+                      "standardize them")
+    raise TrainingDivergedError(
+        f"Training diverged in {where}: {what}. The month was rolled back: the "
+        "model is exactly as it was before this call. Likely causes: "
+        + "; ".join(causes) + "."
+    )
+
+
+def take_snapshot(net, label):
+    if net.max_snapshots == 0:
+        return
+    states = net.strategy_.predictive_states(net)
+    if states is None:
+        states = [cpu_state(net.module_)]
+    net.snapshots_.append(MonthSnapshot(label, list(states)))
+    if net.max_snapshots is not None and len(net.snapshots_) > net.max_snapshots:
+        del net.snapshots_[0]

@@ -1,0 +1,165 @@
+"""Strategy wiring: the estimator's flat and ``strategy__<param>`` parameters
+-> the strategy object, kept in step between months, and the settings that
+are fixed from the base fit on."""
+
+import copy
+import inspect
+
+from ..strategies import STRATEGIES, Combined, Strategy, make_strategy, parameter_constraints
+
+__all__ = ["FLAT_STRATEGY_PARAMS", "SEQUENCE_PARAMS", "STRUCTURAL", "check_sequence_config",
+           "check_strategy_param", "flat_constraints", "flat_strategy_params", "make_strategy_for",
+           "same_value", "strategy_params", "strategy_parts", "sync_strategy"]
+
+#: Flat hyperparameters a named strategy's parts take by their signature:
+#: the classifier's constructor names them, and each is declared (with its
+#: constraint) once, by the built-in strategies that use it.
+FLAT_STRATEGY_PARAMS = ("reg_lambda", "rehearsal_ratio", "epoch_size", "memory_size",
+                        "memory_dir", "memory_policy", "fisher")
+#: Strategy parameters that shape its state: fixed after the base fit.
+STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
+
+#: What the fitted state is built on: fixed from the base fit until the next
+#: ``fit`` (see :func:`check_sequence_config`).
+SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "memory_policy", "module",
+                   "hidden_units", "dropout", "criterion", "device")
+
+
+def flat_constraints(init):
+    """``{param: constraint}`` of the flat strategy parameters, as the
+    built-in strategies declare them; where the estimator's constructor
+    ``init`` defaults one to None (the strategy's own default, e.g.
+    ``reg_lambda=None``), None is accepted too."""
+    defaults = inspect.signature(init).parameters
+    constraints = {}
+    for strategy in STRATEGIES:
+        for name, constraint in parameter_constraints(strategy).items():
+            if name in FLAT_STRATEGY_PARAMS and name not in constraints:
+                none = defaults[name].default is None
+                constraints[name] = _or_none(constraint) if none else constraint
+    missing = sorted(set(FLAT_STRATEGY_PARAMS) - set(constraints))
+    if missing:  # a flat parameter no built-in strategy declares
+        raise RuntimeError(f"No built-in strategy declares {missing}.")
+    return constraints
+
+
+def _or_none(constraint):
+    if getattr(constraint, "none", True):
+        return constraint
+    constraint = copy.copy(constraint)
+    constraint.none = True
+    return constraint
+
+
+def check_strategy_param(value, name):
+    if not isinstance(value, Strategy):
+        make_strategy(value)  # raises for unknown names and types
+
+
+def strategy_parts(strategy):
+    """The parts of a strategy: its ``parts``, or the strategy alone."""
+    return list(getattr(strategy, "parts", None) or [strategy])
+
+
+def same_value(a, b):
+    """Whether a hyperparameter still has the value it had at the base fit."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays or objects whose == is not a bool
+        return False
+
+
+def _flat_defaults(net):
+    """The constructor defaults of the flat strategy parameters (from the
+    first class in the estimator's MRO whose constructor names each)."""
+    defaults = {}
+    for cls in type(net).__mro__:
+        parameters = inspect.signature(cls.__init__).parameters
+        for name in FLAT_STRATEGY_PARAMS:
+            if name in parameters and name not in defaults:
+                defaults[name] = parameters[name].default
+    return defaults
+
+
+def check_sequence_config(net):
+    """The strategy, its memory, the network and its device are fixed from
+    the base fit on: the fitted weights and the strategy's state are built
+    on them."""
+    fixed = net.sequence_config_
+    changed = [name for name, value in fixed.items() if not same_value(getattr(net, name), value)]
+    details = [f"{n}={fixed[n]!r} -> {getattr(net, n)!r}" for n in changed]
+    if not changed:
+        # The same, set as strategy__<param> or on a strategy object:
+        # the strategy the settings give now against the fitted one.
+        fresh = strategy_parts(make_strategy_for(net))
+        for new, old in zip(fresh, strategy_parts(net.strategy_)):
+            for name in STRUCTURAL:
+                if name in new.get_params(deep=False) and not same_value(
+                        getattr(new, name), getattr(old, name, None)):
+                    details.append(f"the strategy's {name}={getattr(old, name)!r} -> "
+                                   f"{getattr(new, name)!r}")
+    if details:
+        detail = ", ".join(details)
+        raise ValueError(
+            f"{detail} changed after the base fit; the fitted network and the state "
+            "kept between months depend on it. Set it back to continue this "
+            "sequence, or call fit to start a new one (on "
+            "sklearn.base.clone(model).set_params(...) to keep this model)."
+        )
+
+
+def strategy_params(net):
+    """The ``strategy__<param>`` values set on this estimator."""
+    return {key[len("strategy__"):]: value for key, value in vars(net).items()
+            if key.startswith("strategy__")}
+
+
+def sync_strategy(net):
+    """Apply the current hyperparameters to the fitted strategy, so that
+    set_params(reg_lambda=...) or set_params(strategy__alpha=...) between
+    months takes effect (the structural ones are fixed, see
+    check_sequence_config)."""
+    if isinstance(net.strategy, Strategy):
+        params = net.strategy.get_params(deep=True)
+        if isinstance(net.strategy, Combined):
+            params = {k: v for k, v in params.items() if "__" in k}
+        net.strategy_.set_params(**{k: v for k, v in params.items()
+                                     if k.rpartition("__")[2] not in STRUCTURAL})
+        return
+    given = {**flat_strategy_params(net), **strategy_params(net)}
+    for part in strategy_parts(net.strategy_):
+        defaults = type(part).param_defaults()
+        for name in part.get_params(deep=False):
+            if name in STRUCTURAL:
+                continue
+            # Set, or set back to the default: the part's own default.
+            setattr(part, name, given.get(name, defaults[name]))
+
+
+def flat_strategy_params(net):
+    """The flat hyperparameters set away from their defaults, which reach
+    a named strategy's parts (at their defaults, a part keeps its own,
+    and ``strategy__<param>`` may set it instead)."""
+    defaults = _flat_defaults(net)
+    return {name: getattr(net, name) for name in FLAT_STRATEGY_PARAMS
+            if not same_value(getattr(net, name), defaults[name])}
+
+
+def make_strategy_for(net):
+    """A fresh strategy object as the estimator's parameters describe it
+    (a name with its flat and ``strategy__`` parameters, or a clone of an
+    object); a strategy that cannot run under several processes is refused
+    when :meth:`ContinualClassifier.process_shard` says there are several."""
+    strategy = make_strategy(net.strategy, flat_strategy_params(net), strategy_params(net))
+    if net.process_shard() is not None:
+        for part in strategy_parts(strategy):
+            if not part.shardable:
+                raise ValueError(
+                    f"strategy {part!r} runs the network on replayed rows outside the "
+                    "distributed forward pass, which DDP cannot average; it is not "
+                    "supported with several processes. Use 'replay', 'replay+lwf' or "
+                    "'replay+ewc', or train DER in one process."
+                )
+    return strategy

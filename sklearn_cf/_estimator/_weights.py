@@ -1,0 +1,83 @@
+"""Weights of a month's rows: ``sample_weight`` times the month's class
+weights (``class_weight``), and the weighted loss of a batch."""
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier
+
+__all__ = ["check_class_weight_labels", "month_class_weights", "row_weights", "weighted_loss"]
+
+
+def weighted_loss(net, y_pred, y_true, weights, X, training):
+    """``(sum_i w_i l_i, sum_i w_i, reduction)`` of the batch, from the
+    criterion's per-row losses (its ``reduction`` set to "none" for the
+    call): the loss is their ratio, the weighted mean (or the weighted
+    sum for a criterion with ``reduction="sum"``)."""
+    criterion = net.criterion_
+    if getattr(criterion, "reduction", None) not in ("mean", "sum", "none"):
+        raise TypeError(
+            f"sample_weight and class_weight need per-row losses, but the criterion "
+            f"{type(criterion).__name__} has no reduction='none' mode. Use a torch "
+            "loss (e.g. torch.nn.CrossEntropyLoss), or fit without weights."
+        )
+    reduction = criterion.reduction
+    criterion.reduction = "none"
+    try:
+        rows = NeuralNetClassifier.get_loss(net, y_pred, y_true, X=X, training=training)
+    finally:
+        criterion.reduction = reduction
+    weights = torch.as_tensor(weights).to(device=rows.device, dtype=rows.dtype)
+    if rows.shape != weights.shape:
+        raise ValueError(
+            f"The criterion returned per-row losses of shape {tuple(rows.shape)} for "
+            f"{len(weights)} weighted rows; sample_weight and class_weight need one "
+            "loss per row."
+        )
+    return (rows * weights).sum(), weights.sum(), reduction
+
+
+def month_class_weights(net, data):
+    """The class weights of this month as a tensor on the device (one per
+    class index), or None: ``class_weight`` resolved on the rows of the
+    month's first epoch."""
+    class_weight = net.class_weight
+    if class_weight is None:
+        return None
+    n_classes = len(net.classes_)
+    if class_weight == "balanced":
+        labels = data.plan_labels().cpu()
+        counts = torch.bincount(labels, minlength=n_classes).double()
+        vector = len(labels) / (n_classes * counts.clamp_min(1))
+        # A class absent from the month's rows has no balanced weight;
+        # 1 keeps its rows elsewhere (DER's buffer) at their plain weight.
+        vector[counts == 0] = 1.0
+    else:
+        vector = torch.ones(n_classes, dtype=torch.float64)
+        for label, weight in class_weight.items():
+            vector[int(np.searchsorted(net.classes_, label))] = float(weight)
+    return vector.to(device=net.device, dtype=torch.float32)
+
+
+def check_class_weight_labels(net, classes):
+    if isinstance(net.class_weight, dict):
+        unknown = [k for k in net.class_weight if not np.any(classes == k)]
+        if unknown:
+            raise ValueError(
+                f"class_weight has labels {unknown[:10]} that are not classes of y "
+                f"({classes.tolist()}); use the labels of y as its keys."
+            )
+
+
+def row_weights(net, y, sample_weight=None):
+    """Per-row loss weights of rows with class indices ``y`` in the month
+    being trained (``sample_weight`` times the month's class weights),
+    or None when rows are not weighted; on the device of the class
+    weights. The loss of every batch uses it, and strategies weigh the
+    rows of what they compute from a month with it (the EWC Fisher)."""
+    class_weights = net.__dict__.get("month_class_weight_")
+    if class_weights is None:
+        return sample_weight
+    per_row = class_weights[torch.as_tensor(y).to(class_weights.device)]
+    if sample_weight is None:
+        return per_row
+    return torch.as_tensor(sample_weight).to(per_row.device) * per_row
