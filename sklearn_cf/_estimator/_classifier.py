@@ -367,12 +367,15 @@ class ContinualClassifier(NeuralNetClassifier):
     # strategy__<param>: a hyperparameter of the strategy (see set_params).
     prefixes_ = NeuralNetClassifier.prefixes_ + ["strategy"]
 
+    #: The flat strategy parameters (reg_lambda, rehearsal_ratio, ...): those
+    #: of the constructor that a built-in strategy declares, as it declares them.
+    _flat_constraints = flat_constraints(__init__)
+
     #: Every hyperparameter's accepted values, checked at each call that
     #: trains (so a change between months is checked too) and at load.
     _hyperparameter_constraints = {
         "strategy": Satisfies(check_strategy_param),
-        # Declared by the strategies that use them.
-        **flat_constraints(__init__),
+        **_flat_constraints,
         "finetune_lr": Real(0, np.inf, low_open=True, none=True),
         "finetune_epochs": Integer(1, none=True),
         "hidden_units": IntSequence(1),

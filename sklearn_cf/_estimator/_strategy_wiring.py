@@ -7,15 +7,10 @@ import inspect
 
 from ..strategies import STRATEGIES, Combined, Strategy, make_strategy, parameter_constraints
 
-__all__ = ["FLAT_STRATEGY_PARAMS", "SEQUENCE_PARAMS", "STRUCTURAL", "check_sequence_config",
+__all__ = ["SEQUENCE_PARAMS", "STRUCTURAL", "check_sequence_config",
            "check_strategy_param", "flat_constraints", "flat_strategy_params", "make_strategy_for",
            "same_value", "strategy_params", "strategy_parts", "sync_strategy"]
 
-#: Flat hyperparameters a named strategy's parts take by their signature:
-#: the classifier's constructor names them, and each is declared (with its
-#: constraint) once, by the built-in strategies that use it.
-FLAT_STRATEGY_PARAMS = ("reg_lambda", "rehearsal_ratio", "epoch_size", "memory_size",
-                        "memory_dir", "memory_policy", "fisher")
 #: Strategy parameters that shape its state: fixed after the base fit.
 STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
 
@@ -26,20 +21,19 @@ SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "memory_policy", "mo
 
 
 def flat_constraints(init):
-    """``{param: constraint}`` of the flat strategy parameters, as the
-    built-in strategies declare them; where the estimator's constructor
+    """``{param: constraint}`` of the flat strategy parameters: the
+    parameters of the estimator's constructor ``init`` that a built-in
+    strategy declares, with the constraint it declares them with (so each is
+    declared once); where the estimator's constructor
     ``init`` defaults one to None (the strategy's own default, e.g.
     ``reg_lambda=None``), None is accepted too."""
     defaults = inspect.signature(init).parameters
     constraints = {}
     for strategy in STRATEGIES:
         for name, constraint in parameter_constraints(strategy).items():
-            if name in FLAT_STRATEGY_PARAMS and name not in constraints:
+            if name in defaults and name not in constraints:
                 none = defaults[name].default is None
                 constraints[name] = _or_none(constraint) if none else constraint
-    missing = sorted(set(FLAT_STRATEGY_PARAMS) - set(constraints))
-    if missing:  # a flat parameter no built-in strategy declares
-        raise RuntimeError(f"No built-in strategy declares {missing}.")
     return constraints
 
 
@@ -77,7 +71,7 @@ def _flat_defaults(net):
     defaults = {}
     for cls in type(net).__mro__:
         parameters = inspect.signature(cls.__init__).parameters
-        for name in FLAT_STRATEGY_PARAMS:
+        for name in net._flat_constraints:
             if name in parameters and name not in defaults:
                 defaults[name] = parameters[name].default
     return defaults
@@ -143,7 +137,7 @@ def flat_strategy_params(net):
     a named strategy's parts (at their defaults, a part keeps its own,
     and ``strategy__<param>`` may set it instead)."""
     defaults = _flat_defaults(net)
-    return {name: getattr(net, name) for name in FLAT_STRATEGY_PARAMS
+    return {name: getattr(net, name) for name in net._flat_constraints
             if not same_value(getattr(net, name), defaults[name])}
 
 
