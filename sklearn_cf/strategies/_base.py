@@ -24,11 +24,42 @@ def call_hook(method, net, X, y, sample_weight=None):
     when there are any and the hook takes a ``sample_weight`` argument (a
     strategy written without one still works on unweighted months).
 
+    Parameters
+    ----------
+    method : callable
+        A strategy's bound ``month_data`` or ``end_month``.
+    net : ContinualClassifier
+    X, y : Tensor
+        The month's rows and their class indices.
+    sample_weight : Tensor or None, default=None
+        The month's sample weights, if any.
+
+    Returns
+    -------
+    What ``method`` returns.
+
     Raises
     ------
     TypeError
         When the month has sample weights and ``month_data`` returns rows of
         its own but cannot receive the weights.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_cf.strategies import Strategy, call_hook
+    >>> class Seen(Strategy):
+    ...     def end_month(self, net, X, y, sample_weight=None):
+    ...         self.weighted = sample_weight is not None
+    >>> class Plain(Strategy):
+    ...     def end_month(self, net, X, y):
+    ...         self.called = True
+    >>> X, y, w = torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.ones(2)
+    >>> seen, plain = Seen(), Plain()
+    >>> call_hook(seen.end_month, None, X, y, w), seen.weighted
+    (None, True)
+    >>> call_hook(plain.end_month, None, X, y, w), plain.called
+    (None, True)
     """
     if sample_weight is None:
         return method(net, X, y)
