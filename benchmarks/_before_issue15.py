@@ -1,30 +1,50 @@
 """The data path as it was before issue 15, kept to measure against.
 
 Frozen copies, for the benchmarks only (``bench_gather.py``,
-``bench_history.py``); the package no longer uses any of it:
+``bench_history.py``); the package no longer uses any of it. What behaves
+the old way is copied here, not borrowed from the package, so that a change
+of the package's internals cannot change the baseline:
 
-* ``OldEpochIterator``: a batch mixing several sources gathered with
-  ``X[local]`` into a temporary, then scattered into the chunk
-  (``X_chunk[where] = ...``): two copies of every row, in plan order;
+* ``old_draw``: numpy's ``choice(population, k, replace=False)``, which
+  allocates ``arange(population)`` once k exceeds 2% of the population;
+* ``OldReplay``: replay whose epochs are drawn with ``old_draw``;
 * ``OldMonthData``: labels and weights of the plan read through a
   concatenation of every source's labels (O(rows kept) per call), and a
   tensor of ones per unweighted source when another source has weights;
-* ``old_draw``: numpy's ``choice(population, k, replace=False)``, which
-  allocates ``arange(population)`` once k exceeds 2% of the population;
-* ``OldDataClassifier``: a ContinualClassifier that uses all three.
-"""
+* ``OldEpochIterator``: a batch mixing several sources gathered with
+  ``X[local]`` into a temporary, then scattered into the chunk
+  (``X_chunk[where] = ...``): two copies of every row, in plan order;
+* ``OldDataClassifier``: a classifier whose replay months run on all three
+  (give it ``strategy=OldReplay(...)``).
 
-import contextlib
+The baseline meets the package at public points only: the ``month_data``
+hook of :class:`sklearn_cf.strategies.Replay` and its memory's ``sources()``
+and ``weights()``, skorch's ``get_iterator``, and ``MonthData``, the type a
+month trains on (which the old one subclasses, overriding its public
+``plan_labels``, ``plan_weights`` and ``labels_and_weights``). Each is
+checked when this module is imported, so that a change there fails loudly
+instead of measuring the new code twice.
+"""
 
 import numpy as np
 import torch
 
 from _common import BenchClassifier
 from sklearn_cf._data import EpochIterator, MonthData
-from sklearn_cf.strategies import _replay
+from sklearn_cf.strategies import Replay
 
-__all__ = ["OldEpochIterator", "OldMonthData", "old_draw", "old_draw_in_replay",
-           "OldDataClassifier"]
+__all__ = ["OldDataClassifier", "OldEpochIterator", "OldMonthData", "OldReplay", "old_draw"]
+
+for _name in ("plan_labels", "plan_weights", "labels_and_weights", "resample", "plan",
+              "sources", "offsets", "sizes", "weights"):
+    _probe = MonthData([(torch.zeros(1, 1), torch.zeros(1, dtype=torch.int64))]).resample(
+        np.random.default_rng(0))
+    if not hasattr(_probe, _name):
+        raise ImportError(f"sklearn_cf's MonthData has no {_name!r} any more: update the "
+                          "frozen baseline of benchmarks/_before_issue15.py.")
+if not callable(getattr(Replay, "month_data", None)):
+    raise ImportError("sklearn_cf.strategies.Replay has no month_data hook any more: update "
+                      "the frozen baseline of benchmarks/_before_issue15.py.")
 
 
 def old_draw(rng, population, k):
@@ -34,40 +54,24 @@ def old_draw(rng, population, k):
     return rng.integers(0, population, size=k)
 
 
-@contextlib.contextmanager
-def old_draw_in_replay():
-    """Replay draws its rows with ``old_draw`` inside the block."""
-    new = _replay._draw
-    _replay._draw = old_draw
-    try:
-        yield
-    finally:
-        _replay._draw = new
+def old_epoch_composition(n_new, n_memory, rehearsal_ratio, epoch_size):
+    """Number of new and past rows in one replay epoch (``epoch_size`` None:
+    every new row once, plus past rows in the ratio; else exactly that many)."""
+    if epoch_size is None:
+        n_past = int(round(n_new * rehearsal_ratio / (1.0 - rehearsal_ratio)))
+        return n_new, n_past
+    n_past = int(round(epoch_size * rehearsal_ratio))
+    return epoch_size - n_past, n_past
 
 
 class OldMonthData(MonthData):
+    """A month's rows whose plan labels and weights are read the old way."""
+
     def __init__(self, sources, sample_epoch=None, weights=None):
         super().__init__(sources, sample_epoch, weights)
         if self.weights is not None:
             self.weights = [torch.ones(n, dtype=torch.float32) if w.stride(0) == 0 else w
                             for w, n in zip(self.weights, self.sizes)]
-
-    @classmethod
-    def wrap(cls, data):
-        """``data`` (a MonthData) as an OldMonthData, sharing its tensors."""
-        old = cls([])
-        vars(old).update(vars(data))
-        sample = old.sample_epoch
-        if sample is not None:
-            def sample_epoch(sizes, rng):
-                with old_draw_in_replay():
-                    return sample(sizes, rng)
-
-            old.sample_epoch = sample_epoch
-        if old.weights is not None:
-            old.weights = [torch.ones(n, dtype=torch.float32) if w.stride(0) == 0 else w
-                           for w, n in zip(old.weights, old.sizes)]
-        return old
 
     def plan_labels(self):
         if len(self.sources) == 1:
@@ -90,14 +94,95 @@ class OldMonthData(MonthData):
         return labels, torch.cat([w.cpu() for w in self.weights])[vidx]
 
 
-class OldEpochIterator(EpochIterator):
-    def _host_batches(self):
+class OldReplay(Replay):
+    """Replay drawing its epochs with ``old_draw`` into an ``OldMonthData``."""
+
+    def month_data(self, net, X, y, sample_weight=None):
+        n_memory = len(self.memory)
+        if n_memory == 0:  # the base fit trains on its month as usual
+            return None
+        n_new = len(y)
+        n_new_epoch, n_past_epoch = old_epoch_composition(
+            n_new, n_memory, self.rehearsal_ratio, self.epoch_size)
+
+        def sample_epoch(sizes, rng):
+            new = (np.arange(n_new) if n_new_epoch == n_new and self.epoch_size is None
+                   else old_draw(rng, n_new, n_new_epoch))
+            past = n_new + old_draw(rng, n_memory, n_past_epoch) if n_past_epoch else []
+            return np.concatenate([new, past]).astype(np.int64)
+
+        sources = self.memory.sources()
+        weights = [sample_weight, *(self.memory.weights() or [None] * len(sources))]
+        return OldMonthData([(X, y), *sources], sample_epoch, weights=weights)
+
+
+def _host_to_device(device):
+    """How a host batch reaches a CUDA ``device``: a copy into pinned memory,
+    then a non-blocking copy; None elsewhere."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+
+    def move(tensor):
+        if tensor.device.type == device.type:
+            return tensor
+        return tensor.pin_memory().to(device, non_blocking=True)
+
+    return move
+
+
+def _prefetch(batches, move):
+    """``(X, y)`` batches through ``move``, the next one moved before the
+    current one is yielded."""
+    pending = None
+    for X, y in batches:
+        moved = (move(X), tuple(map(move, y)) if isinstance(y, tuple) else move(y))
+        if pending is not None:
+            yield pending
+        pending = moved
+    if pending is not None:
+        yield pending
+
+
+class OldEpochIterator:
+    """Shuffled batches of a month's plan, gathered the old way.
+
+    The parameters and attributes of the package's iterator that a training
+    step reads (``data``, ``batch_size``, ``global_batch_rows``); no
+    sharding. For a CUDA ``device``, batches travel through pinned memory,
+    one batch ahead.
+    """
+
+    #: Plan rows gathered at once when several sources are mixed.
+    chunk_rows = 16384
+
+    def __init__(self, data, batch_size, shuffle=True, generator=None, device=None):
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.move = None if device is None else _host_to_device(device)
+        self.global_batch_rows = None
+        self.global_batch_index = None
+
+    def __len__(self):
+        return -(-len(self.data) // self.batch_size)
+
+    def __iter__(self):
+        batches = self._batches()
+        if self.move is not None:
+            batches = _prefetch(batches, self.move)
+        for k, batch in enumerate(batches):
+            self.global_batch_rows = self._sizes[k]
+            yield batch
+
+    def _batches(self):
         data = self.data
         plan = data.plan
         if self.shuffle:
             plan = plan[torch.randperm(len(plan), generator=self.generator)]
-        self._global_plan = plan
-        plan, sizes, self._global_sizes = self._local_plan(plan)
+        sizes = self._sizes = [min(self.batch_size, len(plan) - start)
+                               for start in range(0, len(plan), self.batch_size)]
         on = data.sources[0][0].device
         plan = plan.to(on)
         ends = np.cumsum([0] + sizes).tolist()
@@ -149,14 +234,12 @@ class OldEpochIterator(EpochIterator):
 
 
 class OldDataClassifier(BenchClassifier):
-    """A BenchClassifier on the old data path: old iterator, old plan
-    labels, old draw of past rows (while its own months run)."""
-
-    def _month_data(self, X_t, y_t, w_t=None):
-        return OldMonthData.wrap(super()._month_data(X_t, y_t, w_t))
+    """A BenchClassifier on the old data path: with ``strategy=OldReplay(...)``,
+    old draws and plan labels; for every month, the old iterator."""
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training=training)
         if type(iterator) is EpochIterator:
-            iterator.__class__ = OldEpochIterator
+            return OldEpochIterator(iterator.data, iterator.batch_size, iterator.shuffle,
+                                    iterator.generator, device=self.device)
         return iterator

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from sklearn_cf import ContinualClassifier
+from sklearn_cf._data import MonthData
 from sklearn_cf._mlp import MLP
 
 from _timing import sync
@@ -155,7 +156,12 @@ def classifier_stepper(clf, X, y):
 
     X_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     y_t = torch.from_numpy(np.searchsorted(clf.classes_, y).astype(np.int64))
-    data = clf._month_data(X_t, y_t).resample(clf.rng_)
+    # The month's rows as the classifier trains on them: the strategy's
+    # month_data hook (replay mixes memory in), else the month alone.
+    data = clf.strategy_.month_data(clf, X_t, y_t)
+    if data is None:
+        data = MonthData([(X_t, y_t)])
+    data.resample(clf.rng_)
     clf.batch_generator_ = torch.Generator().manual_seed(0)
     clf.rows_in_month_ = 0
     clf.epochs_run_in_month_ = 0

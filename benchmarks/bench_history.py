@@ -7,7 +7,7 @@ however many past months it keeps.
    (which reads the plan's labels once more). Two classifiers train the
    stream month by month in lockstep, alternated (the order rotated every
    month): the package as it is and ``_before_issue15.OldDataClassifier``
-   (the data path before issue 15). Reported: seconds per month (median
+   with ``OldReplay`` (the data path before issue 15). Reported: seconds per month (median
    over rounds), month 12 / month 2 and month 11 / month 2 for each, and
    old / new over the months with 10 or more past months in memory.
 2. The month's bookkeeping alone, against the rows kept: draw the epoch
@@ -24,11 +24,10 @@ import time
 import numpy as np
 import torch
 
-from _before_issue15 import OldDataClassifier, OldMonthData, old_draw_in_replay
+from _before_issue15 import OldDataClassifier, OldReplay
 from _common import BenchClassifier, make_months
 from _timing import alternate, print_table, summary, sync
-from sklearn_cf.strategies._memory import AllRowsMemory
-from sklearn_cf.strategies._replay import Replay
+from sklearn_cf.strategies import AllRowsMemory, Replay
 
 NAME = "history"
 N_FEATURES = 200
@@ -38,14 +37,16 @@ def _end_to_end(n, rounds, device, log):
     n_months = 12
     X, y, months = make_months(n_months, n, N_FEATURES)
     stream = [(X[months == m], y[months == m]) for m in range(n_months)]
-    params = dict(strategy="replay", epoch_size=n, memory_size=None, rehearsal_ratio=0.5,
-                  max_epochs=1, batch_size=1024, class_weight="balanced", random_state=0,
+    params = dict(max_epochs=1, batch_size=1024, class_weight="balanced", random_state=0,
                   device=device, classes=np.unique(y))
-    classes = {"new": BenchClassifier, "old": OldDataClassifier}
+    # replay with epoch_size=n, memory_size=None, rehearsal_ratio=0.5
+    classes = {"new": (BenchClassifier, Replay), "old": (OldDataClassifier, OldReplay)}
     seconds = {name: [] for name in classes}
     turn = 0
     for r in range(rounds):
-        clfs = {name: cls(**params) for name, cls in classes.items()}
+        clfs = {name: cls(strategy=replay(rehearsal_ratio=0.5, epoch_size=n, memory_size=None),
+                          **params)
+                for name, (cls, replay) in classes.items()}
         for name in classes:
             seconds[name].append([])
         for Xm, ym in stream:
@@ -92,10 +93,10 @@ class _Net:
     rng_ = None
 
 
-def _replay_with_memory(n, n_months):
-    """Replay whose memory holds ``n_months`` months of ``n`` rows; features
-    are a stride-0 view, labels are real."""
-    strategy = Replay(rehearsal_ratio=0.5, epoch_size=n)
+def _replay_with_memory(n, n_months, cls=Replay):
+    """Replay (``cls``) whose memory holds ``n_months`` months of ``n`` rows;
+    features are a stride-0 view, labels are real (the same for every cls)."""
+    strategy = cls(rehearsal_ratio=0.5, epoch_size=n)
     strategy.memory = AllRowsMemory()
     X = torch.zeros(1, N_FEATURES).expand(n, N_FEATURES)
     rng = np.random.default_rng(0)
@@ -105,7 +106,7 @@ def _replay_with_memory(n, n_months):
     return strategy
 
 
-def _plan(strategy, X_new, y_new, w_new, old):
+def _plan(strategy, X_new, y_new, w_new):
     """The month's plan: draw the epoch's rows, read their labels twice
     (fit_loop's y, and class_weight="balanced")."""
     def run():
@@ -114,12 +115,7 @@ def _plan(strategy, X_new, y_new, w_new, old):
     def make():
         rng = np.random.default_rng(1)
         data = strategy.month_data(_Net, X_new, y_new, sample_weight=w_new)
-        if old:
-            data = OldMonthData.wrap(data)
-            with old_draw_in_replay():
-                data.resample(rng)
-        else:
-            data.resample(rng)
+        data.resample(rng)
         data.plan_labels()
         data.plan_labels()
         return data
@@ -145,9 +141,8 @@ def _bookkeeping_table(n, repeats, log):
     w_new = torch.ones(n)
     out, rows = {}, []
     for n_months in (1, 11, 110):
-        strategy = _replay_with_memory(n, n_months)
-        plans = {"old": _plan(strategy, X_new, y_new, w_new, old=True),
-                 "new": _plan(strategy, X_new, y_new, w_new, old=False)}
+        plans = {"old": _plan(_replay_with_memory(n, n_months, OldReplay), X_new, y_new, w_new),
+                 "new": _plan(_replay_with_memory(n, n_months), X_new, y_new, w_new)}
         records = alternate({f"{name} plan": plan for name, plan in plans.items()} | {
             f"{name} batches": _per_batch(plan.make(), 1024) for name, plan in plans.items()
         }, repeats, warmup=1)

@@ -9,8 +9,7 @@ training rows processed (``cost_``), seconds (sum over the months, wall and
 process CPU), relative to naive and to joint, and the median over the
 fine-tune months (2-12) of each month's time relative to naive's in the
 same month. Target: replay with ``epoch_size`` fixed (= rows of a month)
-costs per month within 10% of naive. ``[proto]`` rows run the recommended
-code.
+costs per month within 10% of naive.
 """
 
 import time
@@ -20,15 +19,13 @@ import numpy as np
 from sklearn_cf import ContinualClassifier
 from sklearn_cf.datasets import make_monthly_drift
 
-import _prototypes as proto
-from _prototypes import FastClassifier
 from _timing import print_table, sync
 
 NAME = "months"
 TARGET = 0.10
 
 
-def run(quick=False, device="cpu", log=print, prototype=True):
+def run(quick=False, device="cpu", log=print):
     n_months = 12
     n_per_month = 2_000 if quick else 10_000
     d = 100
@@ -50,18 +47,6 @@ def run(quick=False, device="cpu", log=print, prototype=True):
         "ensemble": (ContinualClassifier, {"strategy": "ensemble"}),
         "replay+ewc": (ContinualClassifier, {"strategy": "replay+ewc"}),
     }
-    if prototype and proto.PULL_GRADIENT_SHIPPED and not proto.FUSED_SHIPPED:
-        configs["ewc [proto fused]"] = (ContinualClassifier,
-                                        {"strategy": proto.FusedEWC(100.0)})
-    if prototype and not (proto.PULL_GRADIENT_SHIPPED and proto.CHUNKED_SHIPPED):
-        configs.update({
-            "replay epoch_size [proto]": (FastClassifier, {"strategy": "replay",
-                                                           "epoch_size": n_per_month}),
-            "l2 [proto]": (FastClassifier, {"strategy": "l2"}),
-            "ewc [proto]": (FastClassifier, {"strategy": "ewc"}),
-            "replay+ewc [proto]": (FastClassifier, {"strategy": "replay+ewc"}),
-            "joint [proto]": (FastClassifier, {"strategy": "joint"}),
-        })
     labels = list(configs)
     # Untimed warm-up (lazy initialisation, allocator, first-call costs).
     warm = ContinualClassifier(max_epochs=1, random_state=0, classes=np.unique(y))

@@ -13,8 +13,8 @@ weights and a 3-chunk replay memory exist). Two measurements:
   (skorch's ``fit_loop``; the end-of-month Fisher is left out), and the
   whole month including it is reported too.
 
-Target: penalties <= 15% over naive (per training row). The ``[proto]``
-rows run the recommended implementations (``_prototypes.py``).
+Target: penalties <= 15% over naive (per training row). First, a check that
+the shipped gradient is autograd's (``check_gradients``).
 """
 
 import copy
@@ -22,8 +22,6 @@ import copy
 import numpy as np
 
 from _common import BenchClassifier, classifier_stepper, make_rows
-import _prototypes as proto
-from _prototypes import ChunkedClassifier, PullGradientClassifier
 from _timing import alternate, interleave, print_table, summary
 
 NAME = "penalties"
@@ -42,19 +40,14 @@ def _prepared(strategy, months, batch_size, epochs, device, cls=BenchClassifier)
     return clf
 
 
-def check_prototypes(history, X_new, y_new, device="cpu"):
-    """The classifier's gradients equal autograd's, shipped and prototype.
+def check_gradients(history, X_new, y_new, device="cpu"):
+    """The classifier's gradients equal autograd's.
 
     For l2/ewc/replay+ewc: max |grad - reference| / max |reference| and the
     relative loss difference on one batch, the reference being autograd
-    through ``cross_entropy + strategy.penalty(net)``. For the chunked
-    iterator: every batch holds the same rows (as a multiset) as the
-    shipped iterator's.
+    through ``cross_entropy + strategy.penalty(net)``.
     """
     import torch
-
-    from _prototypes import ChunkedEpochIterator
-    from sklearn_cf._data import EpochIterator
 
     out = {}
     X_t = torch.from_numpy(X_new[:256]).to(device)
@@ -77,34 +70,16 @@ def check_prototypes(history, X_new, y_new, device="cpu"):
         # loss only (a closed-form penalty's value is recorded per epoch).
         reported = data_loss if clf_reports_data_loss() else ref_loss
         g_ref = torch.cat([p.grad.reshape(-1) for p in ref.module_.parameters()])
-        checks = [("shipped", None, None), ("proto", PullGradientClassifier, None)]
-        if proto.PULL_GRADIENT_SHIPPED and not proto.FUSED_SHIPPED:
-            checks.append(("proto fused", None, strategy))
-        for name, cls, fused in checks:
-            clf = copy.deepcopy(base)
-            if cls is not None:
-                clf.__class__ = cls
-            if fused is not None:
-                _fuse(clf.strategy_)
-            clf.rows_in_month_ = 0
-            clf.optimizer_.zero_grad(set_to_none=True)
-            step = clf.train_step_single((X_t, y_t))
-            g = torch.cat([p.grad.reshape(-1) for p in clf.module_.parameters()])
-            out[f"{strategy} {name}"] = {
-                "max_grad_diff_rel": float((g - g_ref).abs().max() / g_ref.abs().max()),
-                "loss_diff_rel": abs(float(step["loss"].detach()) - float(reported.detach()))
-                / abs(float(reported.detach())),
-            }
-    clf = _prepared("replay", history, 256, 1, device)
-    data = clf._month_data(torch.from_numpy(X_new), torch.from_numpy(y_new)).resample(clf.rng_)
-    a = list(EpochIterator(data, 256, True, torch.Generator().manual_seed(0)))
-    b = list(ChunkedEpochIterator(data, 256, True, torch.Generator().manual_seed(0)))
-    same = len(a) == len(b)
-    for (xa, ya), (xb, yb) in zip(a, b):
-        same = same and torch.equal(torch.sort(xa[:, 0] * 3 + ya)[0],
-                                    torch.sort(xb[:, 0] * 3 + yb)[0])
-    out["chunked_same_rows_per_batch"] = bool(same)
-    out["chunked_batches_compared"] = len(a)
+        clf = copy.deepcopy(base)
+        clf.rows_in_month_ = 0
+        clf.optimizer_.zero_grad(set_to_none=True)
+        step = clf.train_step_single((X_t, y_t))
+        g = torch.cat([p.grad.reshape(-1) for p in clf.module_.parameters()])
+        out[strategy] = {
+            "max_grad_diff_rel": float((g - g_ref).abs().max() / g_ref.abs().max()),
+            "loss_diff_rel": abs(float(step["loss"].detach()) - float(reported.detach()))
+            / abs(float(reported.detach())),
+        }
     return out
 
 
@@ -114,18 +89,6 @@ def clf_reports_data_loss():
     from sklearn_cf.strategies import Strategy
 
     return hasattr(Strategy, "penalty_value")
-
-
-def _fuse(strategy):
-    """Turn the L2/EWC parts of a fitted strategy into the fused prototypes."""
-    from sklearn_cf.strategies import EWC, L2, Combined
-
-    parts = strategy.parts if isinstance(strategy, Combined) else [strategy]
-    for part in parts:
-        if type(part) is L2:
-            part.__class__ = proto.FusedL2
-        elif type(part) is EWC:
-            part.__class__ = proto.FusedEWC
 
 
 def _short(checks):
@@ -139,7 +102,7 @@ def _short(checks):
     return "; ".join(parts)
 
 
-def run(quick=False, device="cpu", log=print, prototype=True):
+def run(quick=False, device="cpu", log=print):
     n = 20_480 if quick else 102_400
     d = 100
     epochs = 1
@@ -152,9 +115,8 @@ def run(quick=False, device="cpu", log=print, prototype=True):
     X_new, y_new = make_rows(n, d, seed=20, shift=3.0)
     results = {"rows": n, "features": d, "epochs": epochs, "rounds": rounds,
                "month_repeats": month_repeats, "cases": {}}
-    if prototype:
-        results["prototype_checks"] = check_prototypes(history, X_new, y_new, device)
-        log(f"[penalties] prototype checks: {results['prototype_checks']}")
+    results["gradient_checks"] = check_gradients(history, X_new, y_new, device)
+    log(f"[penalties] gradient checks: {results['gradient_checks']}")
     table = []
     for batch_size in batch_sizes:
         variants = {
@@ -164,18 +126,6 @@ def run(quick=False, device="cpu", log=print, prototype=True):
             "replay": ("replay", BenchClassifier),
             "replay+ewc": ("replay+ewc", BenchClassifier),
         }
-        if prototype and not proto.PULL_GRADIENT_SHIPPED:
-            variants["l2 [proto grad]"] = ("l2", PullGradientClassifier)
-            variants["ewc [proto grad]"] = ("ewc", PullGradientClassifier)
-        if prototype and not proto.CHUNKED_SHIPPED:
-            variants["replay [proto chunked]"] = ("replay", ChunkedClassifier)
-        if prototype and proto.PULL_GRADIENT_SHIPPED and not proto.FUSED_SHIPPED:
-            from sklearn_cf.strategies import Combined, Replay
-
-            variants["l2 [proto fused]"] = (proto.FusedL2(10.0), BenchClassifier)
-            variants["ewc [proto fused]"] = (proto.FusedEWC(10.0), BenchClassifier)
-            variants["replay+ewc [proto fused]"] = (
-                Combined(Replay(0.5), proto.FusedEWC(10.0)), BenchClassifier)
         prepared = {
             label: _prepared(strategy, history, batch_size, epochs, device, cls)
             for label, (strategy, cls) in variants.items()
@@ -240,9 +190,8 @@ def run(quick=False, device="cpu", log=print, prototype=True):
         table,
         note="overhead = naive rows/s / strategy rows/s - 1 per training row; steady-state steps "
              "interleaved between strategies (paired = same round); 'whole month' = one "
-             "partial_fit_month's epochs (fit_loop), best of the alternated repeats. "
-             "[proto] rows: recommended code."
-             + (f"\nchecks (gradient vs autograd reference, rows vs shipped iterator): "
-                f"{_short(results['prototype_checks'])}" if prototype else ""),
+             "partial_fit_month's epochs (fit_loop), best of the alternated repeats."
+             f"\nchecks (gradient vs autograd reference): "
+             f"{_short(results['gradient_checks'])}",
     )
     return results

@@ -50,7 +50,7 @@ def _prepared(label, months, batch_size, device):
 def _memory_bytes_per_row(clf):
     """Bytes per remembered row of a strategy's memory, and the share of
     them that stored logits take (DER)."""
-    from sklearn_cf.strategies._base import Combined
+    from sklearn_cf.strategies import Combined
 
     parts = clf.strategy_.parts if isinstance(clf.strategy_, Combined) else [clf.strategy_]
     for part in parts:

@@ -1,7 +1,7 @@
 """Run the sklearn_cf performance benchmarks and write the raw numbers as JSON.
 
     python benchmarks/run.py [--quick] [--device cpu|cuda] [--out FILE.json]
-                             [--threads N] [--only NAME,NAME] [--no-prototype]
+                             [--threads N] [--only NAME,NAME]
 
 Each benchmark is a module ``benchmarks/bench_*.py`` with a ``run`` function
 that prints its table and returns its numbers. Timings alternate the
@@ -44,9 +44,6 @@ def main(argv=None):
                         help="torch intra-op threads (0: torch's default); default 1")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated subset of {','.join(BENCHMARKS)}")
-    parser.add_argument("--no-prototype", action="store_true",
-                        help="skip the [proto] rows (changes recommended to the package, "
-                             "monkeypatched; skipped anyway once the package ships them)")
     args = parser.parse_args(argv)
 
     import torch
@@ -62,10 +59,6 @@ def main(argv=None):
 
     from _timing import dumps, machine_info
 
-    # Each benchmark only adds [proto] rows for changes the package does not
-    # ship yet (see _prototypes.py).
-    prototype = not args.no_prototype
-
     names = BENCHMARKS if args.only is None else [s.strip() for s in args.only.split(",")]
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
@@ -78,7 +71,6 @@ def main(argv=None):
         "command": " ".join([os.path.basename(sys.executable), "benchmarks/run.py"]
                             + (argv if argv is not None else sys.argv[1:])),
         "quick": args.quick,
-        "prototype_rows": prototype,
         "threads": torch.get_num_threads(),
         "machine": machine_info(args.device),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -96,8 +88,6 @@ def main(argv=None):
         params = inspect.signature(module.run).parameters
         if "threads" in params:
             kwargs["threads"] = report["threads"]
-        if "prototype" in params:
-            kwargs["prototype"] = prototype
         start = time.perf_counter()
         try:
             result = module.run(**kwargs)

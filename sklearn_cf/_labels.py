@@ -21,6 +21,8 @@ import zoneinfo
 
 import numpy as np
 
+from ._validation import is_missing
+
 __all__ = ["check_month_label", "encode_label", "decode_label"]
 
 SUPPORTED_TYPES = (
@@ -32,21 +34,6 @@ SUPPORTED_TYPES = (
 def _pandas():
     """The pandas module if it is already imported, else None."""
     return sys.modules.get("pandas")
-
-
-def _is_missing(label):
-    # ``label != label`` would catch NaN and NaT, but pd.NA answers it with
-    # pd.NA, whose truth value raises TypeError; test each kind explicitly.
-    if label is None:
-        return True
-    pd = _pandas()
-    if pd is not None and (label is pd.NA or label is pd.NaT):
-        return True
-    if isinstance(label, (float, np.floating)):
-        return math.isnan(label)
-    if isinstance(label, np.datetime64):
-        return bool(np.isnat(label))
-    return False
 
 
 def _shown(label):
@@ -106,7 +93,7 @@ def check_month_label(label, what="month"):
     ...
     TypeError: month label (2024, 1) has type tuple, which a checkpoint cannot store; ...
     """
-    if _is_missing(label):
+    if is_missing(label, strict=True):  # an array label: unsupported type, not missing
         raise ValueError(
             f"{what} labels must not be missing (got {_shown(label)}); every row "
             "needs a month."

@@ -5,14 +5,16 @@ converting) and raises on bad input, so the classifier can validate a whole
 month before it changes any of its state.
 """
 
+import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._compat import get_feature_names, safe_indexing
+from ._compat import get_feature_names, safe_indexing, to_python
 
 __all__ = [
     "check_features",
@@ -20,6 +22,7 @@ __all__ = [
     "check_targets",
     "check_months",
     "group_by_month",
+    "is_missing",
     "month_label",
 ]
 
@@ -333,9 +336,13 @@ def group_by_month(months):
 def month_label(value):
     """A month label as plain Python where numpy wraps it (``np.int64(3)``
     -> 3, ``np.str_`` -> str), so labels compare and print the same whether
-    they came from ``np.unique`` or from the user. Datetimes stay numpy."""
+    they came from ``np.unique`` or from the user.
+
+    :func:`~sklearn_cf._compat.to_python` for the scalar types training turns
+    into Python objects (:func:`sklearn_cf._labels.check_month_label`):
+    datetimes stay numpy, as ``months_seen_`` keeps them."""
     if isinstance(value, (np.integer, np.floating, np.str_, np.bool_)):
-        return value.item()
+        return to_python(value)
     return value
 
 
@@ -367,10 +374,48 @@ def check_random_state_param(value, name="random_state"):
         raise ValueError(f"{name} must be in [0, 2**32 - 1], got {value!r}.")
 
 
-def is_missing(value):
-    """True for None, NaN, NaT and pandas' NA (whose truth value raises)."""
+def is_missing(value, *, strict=False):
+    """Whether ``value`` stands for a missing value.
+
+    None, a NaN float (Python or numpy), a NaT datetime64, and pandas' NA
+    and NaT are missing. Beyond these, by default, so is any value that is
+    not equal to itself or whose comparison with itself has no truth value
+    (pandas' NA inside other objects, an array): what a column of labels
+    must not hold. With ``strict=True`` only the values listed count, and
+    any other value is not missing: a month label uses it, so that an array
+    or a tuple given as a label is refused for its type (which names what
+    is accepted) rather than called missing.
+
+    Parameters
+    ----------
+    value : object
+    strict : bool, default=False
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_missing(None), is_missing(np.float32("nan")), is_missing(np.datetime64("NaT"))
+    (True, True, True)
+    >>> is_missing(np.array([1, 2])), is_missing(np.array([1, 2]), strict=True)
+    (True, False)
+    >>> is_missing("2024-01"), is_missing(0.0)
+    (False, False)
+    """
     if value is None:
         return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    if isinstance(value, np.datetime64):
+        return bool(np.isnat(value))
+    pd = sys.modules.get("pandas")  # a pandas object exists only once pandas is imported
+    if pd is not None and (value is pd.NA or value is pd.NaT):
+        return True
+    if strict:
+        return False
     try:
         return bool(value != value)
     except (TypeError, ValueError):

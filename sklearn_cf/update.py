@@ -25,16 +25,15 @@ import io
 import json
 import math
 import os
-import shutil
 import tempfile
 import textwrap
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._atomic import copy_atomically, fsync_folder, sigint_held, write_atomically_bytes
+from ._compat import to_python
 
 __all__ = [
     "EVAL_SUFFIX",
@@ -98,10 +97,6 @@ class ForgettingRefused(Exception):
 # ---------------------------------------------------------------------------
 # The evaluation store
 # ---------------------------------------------------------------------------
-def _plain_label(label):
-    return label.item() if hasattr(label, "item") else label
-
-
 @dataclass
 class EvalStore:
     """Held-out rows of past months, and how features were prepared.
@@ -139,7 +134,7 @@ class EvalStore:
             rows = np.sort(np.random.default_rng(random_state).choice(
                 len(y), MAX_EVAL_ROWS, replace=False))
             X, y = X[rows], y[rows]
-        self.months.append(_plain_label(month))
+        self.months.append(to_python(month))
         self.X.append(np.asarray(X, dtype=np.float32))
         self.y.append(np.asarray(y))
 
@@ -241,11 +236,9 @@ def _temporary_name(folder, target):
 
 def _swap(a, b):
     """Exchange two files; at every moment each holds one of the two contents."""
-    folder = os.path.dirname(os.path.abspath(a))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(a)}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temporary_name(os.path.dirname(os.path.abspath(a)), a)
     try:
-        shutil.copy2(a, tmp)
+        copy_atomically(a, tmp)  # a's content, kept aside
         copy_atomically(b, a)
         os.replace(tmp, b)
     except BaseException:
@@ -296,32 +289,15 @@ def _swap_pairs(model, previous):
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-def _read_one_month_table(path, target):
-    """A CSV/Parquet file without a month column: every row is one month."""
-    from .datasets._table import (
-        MAX_CATEGORIES, _check_column, _check_path, _encode_features, _import_pandas, _read,
-        target_values,
-    )
-
-    pd = _import_pandas()
-    _check_path(path)
-    frame = _read(path, pd)
-    _check_column(frame, target, "target", path)
-    y = target_values(frame, target)
-    X, names = _encode_features(frame.drop(columns=[target]), pd, MAX_CATEGORIES)
-    return np.asarray(X, dtype=np.float32), y, None, list(names)
-
-
 def load_month_data(data, *, target=None, month_column=None):
     """The new month(s): ``(X, y, months, feature_names)``.
 
-    ``data`` is a CSV or Parquet file (read by ``load_table``; without
-    ``month_column`` every row belongs to one month and ``months`` is None)
+    ``data`` is a CSV or Parquet file (read by
+    :func:`sklearn_cf.datasets.read_table`; without ``month_column`` every row
+    belongs to one month and ``months`` is None)
     or a folder of monthly ``.npy`` files (``<month>/X.npy``, ``<month>/y.npy``;
     no column names).
     """
-    from .datasets._table import load_table
-
     if not isinstance(data, str) or not data:
         raise ValueError("--data must name a CSV/Parquet file or a folder of .npy months.")
     if not os.path.exists(data):
@@ -345,10 +321,11 @@ def load_month_data(data, *, target=None, month_column=None):
         return np.concatenate(Xs), np.concatenate(ys), np.concatenate(ms), None
     if target is None:
         raise ValueError(f"Reading the file {data!r} needs --target, the column to predict.")
-    if month_column is None:
-        return _read_one_month_table(data, target)
-    X, y, months = load_table(data, month_column=month_column, target=target, as_frame=True)
-    return np.asarray(X, dtype=np.float32), y, np.asarray(months), list(X.columns)
+    from .datasets import read_table
+
+    table = read_table(data, month_column=month_column, target=target)
+    months = None if table.months is None else np.asarray(table.months)
+    return np.asarray(table.data, dtype=np.float32), table.target, months, table.feature_names
 
 
 def _align_columns(X, names, stored, data):
@@ -382,16 +359,9 @@ def _align_columns(X, names, stored, data):
 
 def _month_label(text):
     """``--month`` as a label: an integer, a date normalized to YYYY-MM, or text."""
-    from .datasets._table import _month_of_text
+    from .datasets import parse_month
 
-    if text is None:
-        return None
-    text = str(text).strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    return _month_of_text(text) or text
+    return None if text is None else parse_month(text)
 
 
 # ---------------------------------------------------------------------------
@@ -584,17 +554,14 @@ def _split(X, y, holdout, random_state):
 def _score(clf, X, y, scorer, scoring):
     """``scorer(clf, X, y)``; NaN where the score is undefined (held-out rows of
     one class for roc_auc), None when there is no fitted model or no row."""
+    from .metrics import score_or_nan
+
     if clf is None or len(y) == 0 or not clf.__sklearn_is_fitted__():
         return None
     try:
-        with warnings.catch_warnings():
-            # sklearn warns (UndefinedMetricWarning) and returns NaN for a
-            # score undefined on these rows; the summary says so instead.
-            warnings.simplefilter("ignore", category=UserWarning)
-            return float(scorer(clf, X, y))
+        # Undefined on these rows: NaN, which the summary reports.
+        return score_or_nan(scorer, clf, X, y)
     except ValueError as exc:
-        if len(np.unique(y)) < 2:
-            return float("nan")
         raise ValueError(f"The score {scoring!r} failed on the held-out rows: {exc}") from exc
 
 
@@ -669,7 +636,7 @@ def _split_by_month(X, y, months, month):
             "whose labels are used instead. Drop one of them."
         )
     order = np.unique(months)
-    return [(_plain_label(m), X[months == m], y[months == m]) for m in order]
+    return [(to_python(m), X[months == m], y[months == m]) for m in order]
 
 
 def update_model(model, data, *, target=None, month=None, month_column=None, holdout=0.2,
@@ -731,8 +698,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         When ``max_forgetting`` is exceeded; nothing is written.
     """
     from ._estimator import load
-    from .compare import FirstMonthScaler
-    from .datasets import resolve_scale
+    from .datasets import FirstMonthScaler, resolve_scale
     from .metrics import default_scoring
 
     model = os.fspath(model)
@@ -799,7 +765,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         label = clf.months_seen_[-1]
         after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
         steps.append(MonthUpdate(
-            month=_plain_label(label), train_rows=len(train), holdout_rows=len(held),
+            month=to_python(label), train_rows=len(train), holdout_rows=len(held),
             seconds=seconds, score=score(Xm[held], ym[held]),
             next_month_score=next_score, before=before, after=after,
         ))
@@ -839,7 +805,8 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
     str
         The strategy spec saved.
     """
-    from .compare import FirstMonthScaler, build_estimator
+    from .compare import build_estimator
+    from .datasets import FirstMonthScaler
     from .metrics import resolve_scoring
 
     best = comparison.recommend()

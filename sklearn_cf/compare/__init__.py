@@ -9,8 +9,10 @@ relative to naive fine-tuning. :meth:`Comparison.verdict` turns them into one
 sentence. ``sklearn-cf compare`` (:mod:`sklearn_cf.cli`) is a thin wrapper
 around this package, and :func:`sklearn_cf.report.write_report` writes it up.
 With ``scale="first-month"`` every split's features are standardized by a
-:class:`FirstMonthScaler` fitted on that split's training rows of the first
-month only.
+:class:`~sklearn_cf.datasets.FirstMonthScaler` (also importable from here)
+fitted on that split's training rows of the first month only. The streams
+and their scaling are :func:`sklearn_cf.datasets.load_stream` and
+:func:`sklearn_cf.datasets.resolve_scale`, re-exported here.
 
 A strategy is given as a *spec* string: a name from
 :data:`sklearn_cf.strategies.STRATEGIES`, optionally followed by ``:`` and
@@ -23,8 +25,6 @@ One concept per module:
 
 * ``_specs``: strategy specs and the constants they use;
 * ``_estimators``: from a spec to the classifier that runs it;
-* ``_streams``: feature scaling of a stream (the loaders themselves are
-  :func:`sklearn_cf.datasets.load_stream`);
 * ``_run``: the comparison (``_baseline``: the majority-class baseline;
   ``_progress``: its progress bar; ``_tuning``: honest tuning of each
   strategy, ``tune_months=``);
@@ -34,10 +34,11 @@ One concept per module:
 The scoring lookup is :func:`sklearn_cf.metrics.resolve_scoring`.
 """
 
-from ..datasets import load_stream, resolve_scale
+from ..datasets import FirstMonthScaler, load_stream, resolve_scale
 from ..metrics import resolve_scoring
 from ._comparison import Comparison
 from ._estimators import build_estimator
+
 # _add_relative stays importable here: tests build comparisons from hand-made results.
 from ._results import BASELINE_NAME, BaselineResult, StrategyResult, _add_relative  # noqa: F401
 from ._run import check_comparison, compare_strategies
@@ -49,7 +50,6 @@ from ._specs import (
     parse_hidden_units,
     parse_strategy,
 )
-from ._streams import FirstMonthScaler
 from ._tuning import default_tune_grid, parse_tune_grid
 
 __all__ = [

@@ -11,8 +11,9 @@ import numpy as np
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import check_scoring
 
+from .._compat import to_python
 from .._validation import group_by_month, month_label, take_rows
-from ..metrics._matrix import ForgettingMatrix, _score_cell
+from ..metrics import ForgettingMatrix, score_or_nan
 from ._results import _aggregate_baseline
 
 
@@ -59,10 +60,9 @@ def _majority_matrix(fm, y_train, months_train, X_test, y_test, months_test, cla
         for j, column in enumerate(fm.months):
             idx = test_of.get(column)
             if idx is not None and len(idx):
-                R[i, j] = _score_cell(score, dummy, take_rows(X_test, idx), y_test[idx])
+                R[i, j] = score_or_nan(score, dummy, take_rows(X_test, idx), y_test[idx])
     majority = dummy.classes_[np.argmax(dummy.class_prior_)]
-    return (ForgettingMatrix(R, fm.train_months, fm.months, fm.scoring),
-            majority.item() if hasattr(majority, "item") else majority)
+    return ForgettingMatrix(R, fm.train_months, fm.months, fm.scoring), to_python(majority)
 
 
 def _majority_baseline(runs, splits, features, y, months, scorer, scoring_name):

@@ -5,7 +5,8 @@ in one sentence: the cheapest strategy within a tolerance of joint
 retraining (the goal line) that beats the majority-class baseline.
 """
 
-from ._results import _SUMMARY_COLUMNS, _is_missing, _reference
+from .._validation import is_missing
+from ._results import _SUMMARY_COLUMNS, _reference
 
 __all__ = ["Comparison"]
 
@@ -229,7 +230,7 @@ class Comparison:
         records = self.records()
         return [
             c for c in _TABLE_COLUMNS
-            if c == "strategy" or any(not _is_missing(r[c]) for r in records)
+            if c == "strategy" or any(not is_missing(r[c]) for r in records)
         ]
 
     def display_rows(self, columns=None):
@@ -248,7 +249,7 @@ class Comparison:
             cells = []
             for c in columns:
                 value = record[c]
-                cells.append("-" if _is_missing(value) else _DISPLAY[c][1](value))
+                cells.append("-" if is_missing(value) else _DISPLAY[c][1](value))
             rows.append(cells)
         return headers, rows
 
@@ -321,7 +322,7 @@ class Comparison:
     def _scored(self):
         return {
             name: res for name, res in self.results.items()
-            if not _is_missing(res.summary.get("average_accuracy"))
+            if not is_missing(res.summary.get("average_accuracy"))
         }
 
     def _baseline_score(self):
@@ -329,7 +330,7 @@ class Comparison:
         if self.baseline is None:
             return None
         score = self.baseline.summary.get("average_accuracy")
-        return None if _is_missing(score) else score
+        return None if is_missing(score) else score
 
     def _cheapest(self, tolerance, beat_baseline):
         scored = self._scored()
@@ -348,11 +349,11 @@ class Comparison:
     def _reference_score(self):
         if self.joint is not None:
             joint = self.results[self.joint].summary.get("average_accuracy")
-            if not _is_missing(joint):
+            if not is_missing(joint):
                 return joint
         return max(
             res.summary["average_accuracy"] for res in self.results.values()
-            if not _is_missing(res.summary.get("average_accuracy"))
+            if not is_missing(res.summary.get("average_accuracy"))
         )
 
     def verdict(self, tolerance=0.01, width=None):
@@ -455,7 +456,7 @@ class Comparison:
         res = self.results[choice]
         score = res.summary["average_accuracy"]
         points = f"{tolerance * 100:g} point{'s' if tolerance * 100 != 1 else ''}"
-        joint_ok = self.joint is not None and not _is_missing(
+        joint_ok = self.joint is not None and not is_missing(
             self.results[self.joint].summary.get("average_accuracy")
         )
         if joint_ok:
@@ -463,7 +464,7 @@ class Comparison:
         else:
             ref_name = max(
                 (n for n, r in self.results.items()
-                 if not _is_missing(r.summary.get("average_accuracy"))),
+                 if not is_missing(r.summary.get("average_accuracy"))),
                 key=lambda n: self.results[n].summary["average_accuracy"],
             )
             ref_score = self.results[ref_name].summary["average_accuracy"]
@@ -498,7 +499,7 @@ class Comparison:
         if self.naive is not None:
             naive = self.results[self.naive].summary
             bwt = naive.get("backward_transfer")
-            if not _is_missing(bwt):
+            if not is_missing(bwt):
                 if bwt < -tolerance:
                     how = "forgets"
                 elif bwt < 0:

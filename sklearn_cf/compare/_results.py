@@ -5,12 +5,13 @@ forgetting matrix, their NaN-aware mean and its summaries; the helpers here
 average the splits and add the costs relative to naive and joint.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._compat import nanmean
 from ..metrics import (
+    ForgettingMatrix,
     MonthlyDetection,
     UpdateFlips,
     group_forgetting,
@@ -18,7 +19,6 @@ from ..metrics import (
     summarize,
     worst_group_forgetting,
 )
-from ..metrics._matrix import ForgettingMatrix
 
 __all__ = ["BASELINE_NAME", "BaselineResult", "StrategyResult"]
 
@@ -187,16 +187,6 @@ class BaselineResult:
     gap_to_joint: float = None
 
 
-def _is_missing(value):
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _nanmean(values):
-    values = np.asarray([np.nan if v is None else v for v in values], dtype=float)
-    keep = ~np.isnan(values)
-    return float(values[keep].mean()) if keep.any() else float("nan")
-
-
 def _negative_share(clf):
     try:
         shares = np.asarray(clf.fisher_negative_share_, dtype=float)
@@ -223,7 +213,7 @@ def _mean_matrix(matrices, scoring_name):
 def _mean_summary(matrices):
     """Each summary of :data:`_SUMMARY_COLUMNS`, per split, averaged over splits."""
     per_split = [summarize(fm.R) for fm in matrices]
-    return {k: _nanmean([s.get(k, np.nan) for s in per_split]) for k, _ in _SUMMARY_COLUMNS}
+    return {k: nanmean([s.get(k, np.nan) for s in per_split]) for k, _ in _SUMMARY_COLUMNS}
 
 
 def _aggregate_baseline(runs, scoring_name):
@@ -312,11 +302,11 @@ def _aggregate(spec, runs, scoring_name, effective):
             result.worst_group, result.worst_group_forgetting = worst_group_forgetting(
                 result.group_matrices)
     if runs[0].aut_matrix is not None and matrix.R.shape[1] >= 2:
-        result.aut = _nanmean([next_month_aut(run.aut_matrix.R) for run in runs])
+        result.aut = nanmean([next_month_aut(run.aut_matrix.R) for run in runs])
     if runs[0].tuning is not None:
         result.tuning = [run.tuning for run in runs]
-        result.honest_score = _nanmean([t.honest_score for t in result.tuning])
-        result.oracle_score = _nanmean([t.oracle_score for t in result.tuning])
+        result.honest_score = nanmean([t.honest_score for t in result.tuning])
+        result.oracle_score = nanmean([t.oracle_score for t in result.tuning])
     return result
 
 

@@ -5,8 +5,9 @@ import time
 
 import numpy as np
 
-from .._compat import safe_indexing
 from .._atomic import SigintWatch
+from .._compat import safe_indexing, to_python
+from ..datasets import FirstMonthScaler
 from ..metrics import (
     default_scoring,
     forgetting_matrix,
@@ -22,7 +23,6 @@ from ._estimators import _build_estimator, _check_estimator_params, _effective_p
 from ._progress import _make_bar, _MonthProgress
 from ._results import SplitRun, _add_relative, _aggregate
 from ._specs import DEFAULT_STRATEGIES, StrategySpec, parse_strategy
-from ._streams import FirstMonthScaler
 from ._tuning import (
     candidate_specs,
     check_tune_grid,
@@ -322,7 +322,7 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                 f"has shape {groups.shape}."
             )
     month_labels = np.unique(months)
-    labels = [m.item() if hasattr(m, "item") else m for m in month_labels]
+    labels = [to_python(m) for m in month_labels]
     grids = {}
     if tune_months is not None:
         grids = {spec.label: default_tune_grid(spec, _effective_params(spec, estimator_params),

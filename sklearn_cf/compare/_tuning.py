@@ -15,17 +15,25 @@ around a user's own ``GridSearchCV``.
 import numpy as np
 from sklearn.model_selection import ParameterGrid
 
+from .._compat import nanmean
 from ..metrics import forgetting_matrix
-from ..strategies import STRATEGIES, strategy_parameters
-from ..model_selection import tuning_cutoffs
-from ..model_selection._honest import _deployed_scores, _nanmean, _tuning_result
-from ._specs import SPEC_PARAMS, StrategySpec, _STRING_PARAMS, _check_spec_type, _parse_value
+from ..model_selection import HonestTuningResult, deployed_scores, tuning_cutoffs
+from ..strategies import STRATEGIES, strategy_classes, strategy_parameters
+from ._specs import (
+    _STRING_PARAMS,
+    SPEC_PARAMS,
+    StrategySpec,
+    _check_spec_type,
+    _parse_value,
+)
 
 __all__ = ["default_tune_grid", "parse_tune_grid"]
 
-# Estimator parameters that only the fine-tuning strategies use. A parameter
-# a strategy declares (sklearn_cf.strategies.strategy_parameters) applies to
-# the strategies that declare it; any other parameter applies to all.
+# Estimator parameters that only the fine-tuning strategies use: those that
+# keep training one network (a strategy with a part that trains a fresh model
+# every month, ``fresh_model``, never fine-tunes). A parameter a strategy
+# declares (sklearn_cf.strategies.strategy_parameters) applies to the
+# strategies that declare it; any other parameter applies to all.
 _FINE_TUNING = ("finetune_lr", "finetune_epochs")
 
 
@@ -37,7 +45,7 @@ def _uses(strategy, key):
     if key in own:
         return True
     if key in _FINE_TUNING:
-        return not {"joint", "ensemble"} & set(strategy.split("+"))
+        return not any(cls.fresh_model for cls in strategy_classes(strategy))
     declared = {k for name in STRATEGIES for k in strategy_parameters(name)}
     return key not in declared
 
@@ -207,16 +215,16 @@ def tune_on_split(spec, grid, build, features, y, months, labels, train, test, s
         clf = build(candidate)
         clf.fit(features(rows), y[rows], months=months[rows])
         fm = forgetting_matrix(clf, features(held), y[held], months[held], scoring=scoring)
-        return _deployed_scores(fm)
+        return deployed_scores(fm)
 
     choices = []
     for cutoff in cutoffs:
-        means = [_nanmean(deployed(c, cutoff)[1:]) for c in candidates]
+        means = [nanmean(deployed(c, cutoff)[1:]) for c in candidates]
         choices.append(int(np.nanargmax(means)) if not np.all(np.isnan(means)) else 0)
     scores = np.array([deployed(c, len(labels) - 1) for c in candidates])
     name = scoring if isinstance(scoring, str) else getattr(scoring, "name", "score")
-    return _tuning_result(name, tune_months, labels, cutoffs, list(ParameterGrid(grid)),
-                          choices, scores)
+    return HonestTuningResult.from_deployed_scores(
+        name, tune_months, labels, cutoffs, list(ParameterGrid(grid)), choices, scores)
 
 
 def tuning_months_trained(n_months, tune_months, tune_every, n_candidates):

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from .._compat import to_python
 from ._table import _INTEGER, MonthOrderWarning, _month_of_text
 
 __all__ = ["MonthFiles", "months_from_parquet"]
@@ -96,11 +97,6 @@ def _month_label_map(values, where):
             )
             return {v: str(v) for v in values}
     return mapping
-
-
-def _json_label(label):
-    """A month label as JSON keeps it: numpy scalars become Python ones."""
-    return label.item() if isinstance(label, np.generic) else label
 
 
 # ---------------------------------------------------------------------------
@@ -747,7 +743,7 @@ def months_from_parquet(path, *, month_column, target, features=None, cache_dir=
         manifest = dict(
             wanted,
             kind="sklearn_cf months",
-            months=[{"month": _json_label(m), "dir": d, "rows": int(rows[m])}
+            months=[{"month": to_python(m), "dir": d, "rows": int(rows[m])}
                     for m, d in zip(months, dirs)],
             dtype="float32", y_dtype=np.lib.format.dtype_to_descr(y_dtype),
         )

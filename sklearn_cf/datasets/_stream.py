@@ -14,8 +14,12 @@ import os
 import numpy as np
 
 from .._compat import safe_indexing
+from ._digits_stream import load_digits_stream
+from ._drift import make_monthly_drift
 from ._files import _is_parquet_path
-from ._table import load_table
+from ._flights import load_flights
+from ._preprocessing import FirstMonthScaler
+from ._table import load_table, read_table
 
 __all__ = ["load_stream", "resolve_scale"]
 
@@ -58,7 +62,7 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         folder of Parquet files, streamed once into a memory-mapped cache by
         :func:`~sklearn_cf.datasets.months_from_parquet` (a single file with
         text feature columns is instead read whole and one-hot encoded by
-        :func:`~sklearn_cf.datasets._table.load_table`, with a
+        :func:`~sklearn_cf.datasets.load_table`, with a
         ``ReadWholeWarning``); or a CSV file, read by ``load_table``. The
         months kept (``n_months``, ``samples_per_month``) are then copied
         into memory, since the comparison splits every month.
@@ -73,8 +77,8 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         folder of ``.npy`` months.
     scale : {"none", "first-month", "auto"}, default="none"
         ``"none"``: raw values. ``"first-month"``: standardize every feature
-        up front with :class:`~sklearn_cf.compare.FirstMonthScaler`, the mean and standard
-        deviation of *all* the first month's rows. That suits a model trained
+        up front with :class:`~sklearn_cf.datasets.FirstMonthScaler`, the mean and
+        standard deviation of *all* the first month's rows. That suits a model trained
         on every row; it does not suit an evaluation that holds out part of
         the first month, whose held-out rows would then shape the scaling:
         load with ``"none"`` and pass ``scale="first-month"`` to
@@ -137,8 +141,6 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
         stream = _load_grouped(data, n_months, samples_per_month, month_column, target,
                                group_column, random_state)
     if scale == "first-month":
-        from ..compare import FirstMonthScaler
-
         stream = (FirstMonthScaler().fit_transform(stream[0], months=stream[2]), *stream[1:])
     return stream
 
@@ -146,8 +148,6 @@ def load_stream(data="synthetic", *, n_months=None, samples_per_month=None,
 def _load_grouped(data, n_months, samples_per_month, month_column, target, group_column,
                   random_state):
     """``(X, y, months, groups)`` of the synthetic stream or of one table file."""
-    from .. import datasets
-
     if data == "synthetic":
         if group_column != "family" or month_column is not None or target is not None:
             raise ValueError(
@@ -155,7 +155,7 @@ def _load_grouped(data, n_months, samples_per_month, month_column, target, group
                 f"family, -1 for benign files), and it has no month or target column; got "
                 f"group_column={group_column!r}."
             )
-        return datasets.make_monthly_drift(
+        return make_monthly_drift(
             n_months=12 if n_months is None else n_months,
             n_samples_per_month=2000 if samples_per_month is None else samples_per_month,
             return_families=True, random_state=random_state,
@@ -170,53 +170,14 @@ def _load_grouped(data, n_months, samples_per_month, month_column, target, group
             f"Reading the file {data!r} needs month_column and target: name the column "
             "that holds each row's month and the column to predict."
         )
-    X, y, months, groups = _read_table_with_groups(data, month_column, target, group_column)
+    table = read_table(data, month_column=month_column, target=target,
+                       group_column=group_column)
+    X, y, months, groups = table.data, table.target, table.months, table.groups
     X, y, months, groups = _keep_first_months(X, y, months, n_months, groups)
     if samples_per_month is not None:
         X, y, months, groups = _subsample_months(X, y, months, samples_per_month,
                                                  random_state, groups)
     return X, y, months, groups
-
-
-def _read_table_with_groups(path, month_column, target, group_column):
-    """:func:`load_table`, with one more column taken out of the features."""
-    from ._table import (
-        MAX_CATEGORIES,
-        _check_column,
-        _encode_features,
-        _import_pandas,
-        _month_labels,
-        _read,
-        target_values,
-    )
-
-    pd = _import_pandas()
-    names = (month_column, target, group_column)
-    if len(set(names)) < 3:
-        raise ValueError(
-            f"month_column, target and group_column must be three different columns; got "
-            f"{names}."
-        )
-    frame = _read(path, pd)
-    for name, role in zip(names, ("month", "target", "group")):
-        _check_column(frame, name, role, path)
-    if frame[month_column].isna().any():
-        raise ValueError(
-            f"The month column {month_column!r} has {int(frame[month_column].isna().sum())} "
-            "missing value(s); every row needs a month."
-        )
-    y = target_values(frame, target)
-    if frame[target].nunique() < 2:
-        raise ValueError(
-            f"The target column {target!r} holds a single class; a classifier needs at "
-            "least two."
-        )
-    groups = frame[group_column]
-    if groups.isna().any():
-        groups = groups.astype(str).where(groups.notna(), "(none)")
-    X, _ = _encode_features(frame.drop(columns=list(names)), pd, MAX_CATEGORIES)
-    months = _month_labels(frame[month_column], month_column, pd)
-    return X, y, months, groups.to_numpy()
 
 
 def resolve_scale(data, scale="auto"):
@@ -304,9 +265,6 @@ def _load_raw(data, n_months, samples_per_month, month_column, target, random_st
             isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
         ):
             raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-    # Through the package, so that a test (or a user) can stand in for a loader.
-    from .. import datasets
-
     builtin = ("synthetic", "digits", "flights")
     if data in builtin and (month_column is not None or target is not None):
         raise ValueError(
@@ -314,7 +272,7 @@ def _load_raw(data, n_months, samples_per_month, month_column, target, random_st
             "built-in stream."
         )
     if data == "synthetic":
-        return datasets.make_monthly_drift(
+        return make_monthly_drift(
             n_months=12 if n_months is None else n_months,
             n_samples_per_month=2000 if samples_per_month is None else samples_per_month,
             random_state=random_state,
@@ -322,14 +280,14 @@ def _load_raw(data, n_months, samples_per_month, month_column, target, random_st
     if data == "digits":
         if n_months is not None and n_months < 2:
             raise ValueError("digits needs n_months >= 2.")
-        X, y, months = datasets.load_digits_stream(
+        X, y, months = load_digits_stream(
             n_months=5 if n_months is None else n_months, random_state=random_state
         )
         if samples_per_month is not None:
             X, y, months = _subsample_months(X, y, months, samples_per_month, random_state)
         return X, y, months
     if data == "flights":
-        X, y, months = datasets.load_flights(
+        X, y, months = load_flights(
             n_samples_per_month=2000 if samples_per_month is None else samples_per_month,
             random_state=random_state,
         )

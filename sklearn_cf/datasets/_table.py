@@ -1,4 +1,11 @@
-"""A monthly stream from the user's own CSV or Parquet file."""
+"""The user's own CSV or Parquet file: :func:`read_table`, :func:`load_table`.
+
+One reader for every table the package reads: a stream with a month column
+(:func:`load_table`, ``sklearn-cf compare --data``), the same with a group
+column (:func:`~sklearn_cf.datasets.load_stream` with ``group_column``), and
+a single month without one (``sklearn-cf update``). :func:`parse_month`
+reads one month label as a month column's values are read.
+"""
 
 import datetime
 import difflib
@@ -8,8 +15,9 @@ import re
 import warnings
 
 import numpy as np
+from sklearn.utils import Bunch
 
-__all__ = ["MonthOrderWarning", "load_table"]
+__all__ = ["MonthOrderWarning", "load_table", "parse_month", "read_table"]
 
 #: A text column with more distinct values than this is refused rather than
 #: one-hot encoded (an identifier, a free-text field, a hash...).
@@ -107,7 +115,35 @@ def _month_of_text(text):
     return f"{when.year:04d}-{when.month:02d}"
 
 
-def _month_labels(months, column, pd):
+def parse_month(text):
+    """One month label from text, read as a month column's values are.
+
+    An integer (``"7"`` -> 7), a date reduced to its calendar month
+    (``"2024-9"``, ``"Sep 2024"``, ``"2024-09-15"`` -> ``"2024-09"``, see
+    :data:`MONTH_FORMATS`), or else the text itself, stripped. What
+    ``sklearn-cf update --month`` gives the month it trains.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int or str
+
+    Examples
+    --------
+    >>> from sklearn_cf.datasets import parse_month
+    >>> parse_month(" 7 "), parse_month("Sep 2024"), parse_month("2024-9"), parse_month("Q3")
+    (7, '2024-09', '2024-09', 'Q3')
+    """
+    text = str(text).strip()
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    return _month_of_text(text) or text
+
+
+def _month_labels(months, column, pd, stacklevel=3):
     """The month column as labels whose sorted order is the order of time.
 
     Numbers stay numbers. Dates -- a datetime column, date objects, or text
@@ -140,7 +176,7 @@ def _month_labels(months, column, pd):
                 "that is not their order in time, write them as numbers or as dates such "
                 "as 2024-09.",
                 MonthOrderWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
             return months.to_numpy().astype(str)
     return months.map(mapping).to_numpy().astype(str)
@@ -204,6 +240,118 @@ def target_values(frame, target):
     return y.astype(str) if y.dtype == object else y
 
 
+def read_table(path, *, target, month_column=None, group_column=None,
+               max_categories=MAX_CATEGORIES):
+    """Read a CSV or Parquet table: encoded features, labels, and the month
+    and group of each row when asked for.
+
+    Every column other than ``target``, ``month_column`` and
+    ``group_column`` is a feature, encoded as :func:`load_table` says
+    (numbers as float32, text one-hot). The one reader behind
+    :func:`load_table`, :func:`~sklearn_cf.datasets.load_stream` and
+    ``sklearn-cf update``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.csv`` file (also ``.csv.gz``, ``.tsv``...) or a ``.parquet`` file
+        (needs ``pyarrow``).
+    target : str
+        The column holding the class label.
+    month_column : str or None, default=None
+        The column holding each row's month, read as :func:`load_table`
+        reads it; no row may lack one. A table with a month column holds a
+        stream, which needs two classes or more. None: the table is one
+        month (``months`` is None), which may hold a single class.
+    group_column : str or None, default=None
+        A column of per-row groups (e.g. malware families), not a feature;
+        a missing value is the group ``"(none)"``. Needs ``month_column``.
+    max_categories : int, default=100
+        A text column with more distinct values is refused (it looks like an
+        identifier) instead of being one-hot encoded.
+
+    Returns
+    -------
+    table : :class:`~sklearn.utils.Bunch`
+        ``data``: ndarray of shape (n_samples, n_features), float32;
+        ``target``: ndarray of shape (n_samples,); ``months`` and
+        ``groups``: ndarray of shape (n_samples,), or None when their column
+        was not given; ``feature_names``: list of str, the encoded columns.
+
+    Raises
+    ------
+    FileNotFoundError, ImportError, ValueError
+        As :func:`load_table`.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn_cf.datasets import read_table
+    >>> path = os.path.join(tempfile.mkdtemp(), "month.csv")
+    >>> _ = open(path, "w").write("size,packer,family,label\\n1.5,upx,zbot,1\\n0.2,none,,0\\n")
+    >>> table = read_table(path, target="label")
+    >>> table.data.shape, table.feature_names, table.months
+    ((2, 4), ['size', 'packer=none', 'packer=upx', 'family=zbot'], None)
+    """
+    return _read_table(path, target=target, month_column=month_column,
+                       group_column=group_column, max_categories=max_categories)
+
+
+def _read_table(path, *, target, month_column=None, group_column=None,
+                max_categories=MAX_CATEGORIES, stacklevel=4):
+    """:func:`read_table`; ``stacklevel`` points a :class:`MonthOrderWarning`
+    at the caller of the public function (4: one level above this one)."""
+    pd = _import_pandas()
+    path = os.fspath(path)
+    _check_path(path)
+    if group_column is not None:
+        names = (month_column, target, group_column)
+        if month_column is None:
+            raise ValueError(
+                f"group_column={group_column!r} needs month_column: groups are "
+                "scored month by month."
+            )
+        if len(set(names)) < 3:
+            raise ValueError(
+                f"month_column, target and group_column must be three different columns; "
+                f"got {names}."
+            )
+    elif month_column == target:
+        raise ValueError(f"month_column and target are both {target!r}; they must differ.")
+    frame = _read(path, pd)
+    roles = [(month_column, "month"), (target, "target"), (group_column, "group")]
+    roles = [(name, role) for name, role in roles if name is not None]
+    for name, role in roles:
+        _check_column(frame, name, role, path)
+
+    if month_column is not None and frame[month_column].isna().any():
+        raise ValueError(
+            f"The month column {month_column!r} has {int(frame[month_column].isna().sum())} "
+            "missing value(s); every row needs a month."
+        )
+    y = target_values(frame, target)
+    if month_column is not None:
+        classes = frame[target].unique()
+        if len(classes) < 2:
+            raise ValueError(
+                f"The target column {target!r} holds a single class ({classes[0]!r}); a "
+                "classifier needs at least two."
+            )
+    groups = None
+    if group_column is not None:
+        groups = frame[group_column]
+        if groups.isna().any():
+            groups = groups.astype(str).where(groups.notna(), "(none)")
+        groups = groups.to_numpy()
+
+    X, names = _encode_features(frame.drop(columns=[name for name, _ in roles]), pd,
+                                max_categories)
+    months = None
+    if month_column is not None:
+        months = _month_labels(frame[month_column], month_column, pd, stacklevel=stacklevel)
+    return Bunch(data=X, target=y, months=months, groups=groups, feature_names=names)
+
+
 def load_table(path, *, month_column, target, as_frame=False,
                max_categories=MAX_CATEGORIES):
     """Load a monthly stream from a CSV or Parquet file.
@@ -260,7 +408,7 @@ def load_table(path, *, month_column, target, as_frame=False,
     Examples
     --------
     >>> import os, tempfile
-    >>> from sklearn_cf.datasets._table import load_table
+    >>> from sklearn_cf.datasets import load_table
     >>> path = os.path.join(tempfile.mkdtemp(), "stream.csv")
     >>> _ = open(path, "w").write(
     ...     "month,size,packer,label\\n"
@@ -278,32 +426,9 @@ def load_table(path, *, month_column, target, as_frame=False,
     ...
     ValueError: The month column 'mnth' is not in ... Did you mean 'month'? ...
     """
-    pd = _import_pandas()
-    path = os.fspath(path)
-    _check_path(path)
-    if month_column == target:
-        raise ValueError(f"month_column and target are both {target!r}; they must differ.")
-    frame = _read(path, pd)
-    _check_column(frame, month_column, "month", path)
-    _check_column(frame, target, "target", path)
-
-    months = frame[month_column]
-    if months.isna().any():
-        raise ValueError(
-            f"The month column {month_column!r} has {int(months.isna().sum())} missing "
-            "value(s); every row needs a month."
-        )
-    y = target_values(frame, target)
-    classes = frame[target].unique()
-    if len(classes) < 2:
-        raise ValueError(
-            f"The target column {target!r} holds a single class ({classes[0]!r}); a "
-            "classifier needs at least two."
-        )
-
-    features = frame.drop(columns=[month_column, target])
-    X, names = _encode_features(features, pd, max_categories)
-    months = _month_labels(months, month_column, pd)
+    table = _read_table(path, month_column=month_column, target=target,
+                        max_categories=max_categories)
+    X = table.data
     if as_frame:
-        X = pd.DataFrame(X, columns=names)
-    return X, y, months
+        X = _import_pandas().DataFrame(X, columns=table.feature_names)
+    return X, table.target, table.months

@@ -12,7 +12,9 @@
   applied to a fitted model's snapshots: :func:`monthly_detection`,
   :func:`update_flips`, :func:`group_forgetting_matrices`;
 * scorers for sklearn's search tools: :func:`make_forgetting_scorer`,
-  :func:`make_detection_scorer`, :func:`tpr_at_fpr`.
+  :func:`make_detection_scorer`, :func:`tpr_at_fpr`; and
+  :func:`score_or_nan`, one score that is NaN where it is undefined (rows
+  of a single class), as every cell of a forgetting matrix is.
 """
 
 from ._default import default_scoring
@@ -35,7 +37,7 @@ from ._forgetting import (
     summarize,
 )
 from ._lookup import resolve_scoring
-from ._matrix import ForgettingMatrix, forgetting_matrix
+from ._matrix import ForgettingMatrix, forgetting_matrix, score_or_nan
 from ._scorer import (
     DETECTION_KEYS,
     SUMMARY_KEYS,
@@ -75,6 +77,7 @@ __all__ = [
     "next_month_aut",
     "prospective_tpr_at_fpr",
     "resolve_scoring",
+    "score_or_nan",
     "summarize",
     "threshold_at_fpr",
     "tpr_at_fpr",

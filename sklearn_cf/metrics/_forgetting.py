@@ -18,6 +18,8 @@ import numbers
 
 import numpy as np
 
+from .._compat import nanmean
+
 __all__ = [
     "area_under_time",
     "average_accuracy",
@@ -77,18 +79,6 @@ def _check_matrix(R):
             f"n_trained={n_trained} > n_months={n_months}."
         )
     return arr
-
-
-def _nanmean(values):
-    """Mean of the non-NaN entries as a Python float; NaN if there are none.
-
-    Unlike ``np.nanmean`` this never emits "Mean of empty slice".
-    """
-    values = np.asarray(values, dtype=float).ravel()
-    keep = ~np.isnan(values)
-    if not keep.any():
-        return float("nan")
-    return float(values[keep].mean())
 
 
 def _nanmax_columns(block):
@@ -168,7 +158,7 @@ def average_accuracy(R):
     """
     R = _check_matrix(R)
     T = R.shape[0]
-    return _nanmean(R[T - 1, :T])
+    return nanmean(R[T - 1, :T])
 
 
 def learning_accuracy(R):
@@ -201,7 +191,7 @@ def learning_accuracy(R):
     """
     R = _check_matrix(R)
     T = R.shape[0]
-    return _nanmean(np.diagonal(R[:, :T]))
+    return nanmean(np.diagonal(R[:, :T]))
 
 
 def backward_transfer(R):
@@ -247,7 +237,7 @@ def backward_transfer(R):
     _require_two_trained(R, "backward_transfer")
     T = R.shape[0]
     j = np.arange(T - 1)
-    return _nanmean(R[T - 1, j] - R[j, j])
+    return nanmean(R[T - 1, j] - R[j, j])
 
 
 def forward_transfer(R, baseline):
@@ -299,7 +289,7 @@ def forward_transfer(R, baseline):
     _require_two_trained(R, "forward_transfer")
     T = R.shape[0]
     j = np.arange(1, T)
-    return _nanmean(R[j - 1, j] - b[j])
+    return nanmean(R[j - 1, j] - b[j])
 
 
 def forgetting(R, reference="max"):
@@ -376,7 +366,7 @@ def forgetting(R, reference="max"):
         ref = R[j, j]
     else:
         ref = _nanmax_columns(R[: T - 1, : T - 1])
-    return _nanmean(ref - final)
+    return nanmean(ref - final)
 
 
 def next_month_aut(R):

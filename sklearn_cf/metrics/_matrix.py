@@ -10,7 +10,7 @@ from sklearn.metrics import check_scoring
 from .._validation import check_months, group_by_month, month_label, take_rows
 from ._forgetting import summarize
 
-__all__ = ["ForgettingMatrix", "forgetting_matrix"]
+__all__ = ["ForgettingMatrix", "forgetting_matrix", "score_or_nan"]
 
 
 class _SnapshotView(ClassifierMixin, BaseEstimator):
@@ -54,15 +54,47 @@ def _final_classifier(estimator, X):
     return estimator, X
 
 
-def _score_cell(scorer, view, X, y):
+def score_or_nan(scorer, estimator, X, y):
+    """``scorer(estimator, X, y)`` as a float; NaN where it is undefined.
+
+    A month whose rows hold a single class leaves ROC-AUC and friends
+    undefined: scikit-learn then warns and returns NaN, or raises
+    ``ValueError``; either way the score is NaN here, without a warning. Any
+    other error is a real problem (wrong columns, a binary metric on
+    multiclass data) and is raised. Every cell of a
+    :class:`ForgettingMatrix` is scored so.
+
+    Parameters
+    ----------
+    scorer : callable
+        ``scorer(estimator, X, y)``, e.g. from
+        :func:`sklearn.metrics.get_scorer`.
+    estimator : fitted estimator
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from sklearn.metrics import get_scorer
+    >>> from sklearn_cf.metrics import score_or_nan
+    >>> X, y = np.zeros((4, 1)), np.array([0, 1, 1, 1])
+    >>> model = DummyClassifier().fit(X, y)
+    >>> score_or_nan(get_scorer("accuracy"), model, X, y)
+    0.75
+    >>> score_or_nan(get_scorer("roc_auc"), model, X[1:], y[1:])  # one class
+    nan
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
-            return float(scorer(view, X, y))
+            return float(scorer(estimator, X, y))
     except ValueError:
-        # A month whose rows hold one class leaves ROC-AUC and friends
-        # undefined: that cell is NaN. Any other error is a real problem
-        # (wrong columns, a binary metric on multiclass data) and is raised.
         if len(np.unique(y)) < 2:
             return np.nan
         raise
@@ -221,7 +253,7 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
             continue
         X_month, y_month = take_rows(Xt, idx), y[idx]
         for i, view in enumerate(views):
-            R[i, j] = _score_cell(scorer, view, X_month, y_month)
+            R[i, j] = score_or_nan(scorer, view, X_month, y_month)
         del X_month  # a copied month is freed before the next one is taken
     return ForgettingMatrix(R, trained, columns, _scoring_name(scoring))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._compat import nanmean, to_python
 from .._validation import take_rows
 from ._detection import negative_flip_rate, prospective_tpr_at_fpr
 from ._matrix import ForgettingMatrix, _evaluation_layout
@@ -103,20 +104,14 @@ class MonthlyDetection:
         """``{"prospective_tpr", "realised_fpr", "max_realised_fpr"}``: the mean
         TPR, mean realised FPR and worst month's realised FPR (NaN-aware)."""
         return {
-            "prospective_tpr": _nanmean(self.tpr),
-            "realised_fpr": _nanmean(self.fpr),
+            "prospective_tpr": nanmean(self.tpr),
+            "realised_fpr": nanmean(self.fpr),
             "max_realised_fpr": _nanmax(self.fpr),
         }
 
     def months_over_target(self):
         """The months whose realised FPR exceeded the target."""
         return [m for m, f in zip(self.months, self.fpr) if f > self.target_fpr]
-
-
-def _nanmean(values):
-    values = np.asarray(values, dtype=float)
-    keep = ~np.isnan(values)
-    return float(values[keep].mean()) if keep.any() else float("nan")
 
 
 def _nanmax(values):
@@ -209,7 +204,7 @@ class UpdateFlips:
 
     def mean(self):
         """Mean rate over the updates (NaN-aware); NaN with no update."""
-        return _nanmean(self.rate)
+        return nanmean(self.rate)
 
 
 def update_flips(estimator, X, y, months, *, pos_label=None):
@@ -332,7 +327,6 @@ def group_forgetting_matrices(estimator, X, y, months, groups):
             hits = np.bincount(codes[idx], weights=right, minlength=len(labels))
             R[present, i, j] = hits[present] / counts[present]
     return {
-        (g.item() if hasattr(g, "item") else g): ForgettingMatrix(R[k], trained, columns,
-                                                                  "accuracy")
+        to_python(g): ForgettingMatrix(R[k], trained, columns, "accuracy")
         for k, g in enumerate(labels)
     }

@@ -18,11 +18,11 @@ import numpy as np
 import sklearn
 from sklearn.base import clone
 
-from .._compat import safe_indexing
+from .._compat import nanmean, safe_indexing
 from .._validation import check_months, group_by_month, month_label
 from ._split import SequentialSplit
 
-__all__ = ["HonestTuningResult", "honest_tuning", "tuning_cutoffs"]
+__all__ = ["HonestTuningResult", "deployed_scores", "honest_tuning", "tuning_cutoffs"]
 
 
 def tuning_cutoffs(n_months, tune_months, rechoose_every=None):
@@ -78,12 +78,6 @@ def _blocks(cutoffs, n_months):
     return [np.arange(c + 1, end + 1) for c, end in zip(cutoffs, ends)]
 
 
-def _nanmean(values):
-    values = np.asarray(values, dtype=float)
-    keep = ~np.isnan(values)
-    return float(values[keep].mean()) if keep.any() else float("nan")
-
-
 def _honest_and_oracle(deployed, choices, cutoffs):
     """Score the choices made on the past, and the oracle's, on later months.
 
@@ -107,35 +101,12 @@ def _honest_and_oracle(deployed, choices, cutoffs):
     deployed = np.asarray(deployed, dtype=float)
     honest, oracle, oracle_choices = [], [], []
     for choice, block in zip(choices, _blocks(cutoffs, deployed.shape[1])):
-        means = [_nanmean(row) for row in deployed[:, block]]
+        means = [nanmean(row) for row in deployed[:, block]]
         best = int(np.nanargmax(means)) if not np.all(np.isnan(means)) else choice
         oracle_choices.append(best)
         honest.append(deployed[choice, block])
         oracle.append(deployed[best, block])
     return np.concatenate(honest), np.concatenate(oracle), oracle_choices
-
-
-def _tuning_result(scoring, tune_months, labels, cutoffs, candidates, choices, deployed,
-                   **extra):
-    """The :class:`HonestTuningResult` of choices made at ``cutoffs`` among
-    ``candidates``, from their deployed scores (see
-    :func:`_honest_and_oracle`); ``extra`` fields are passed on."""
-    deployed = np.asarray(deployed, dtype=float)
-    honest, oracle, oracle_choices = _honest_and_oracle(deployed, choices, cutoffs)
-    scored = np.arange(cutoffs[0] + 1, len(labels))
-    return HonestTuningResult(
-        scoring=scoring,
-        tune_months=int(tune_months),
-        cutoffs=[labels[c] for c in cutoffs],
-        chosen_params=[candidates[c] for c in choices],
-        oracle_params=[candidates[c] for c in oracle_choices],
-        scored_months=[labels[j] for j in scored],
-        honest_scores=honest,
-        oracle_scores=oracle,
-        candidates=candidates,
-        deployed_scores=deployed[:, scored],
-        **extra,
-    )
 
 
 @dataclass
@@ -184,15 +155,77 @@ class HonestTuningResult:
     deployed_scores: np.ndarray
     choice_results: list = field(default_factory=list)
 
+    @classmethod
+    def from_deployed_scores(cls, scoring, tune_months, labels, cutoffs, candidates, choices,
+                             deployed, **extra):
+        """The result of choices made at ``cutoffs`` among ``candidates``,
+        from every candidate's deployed score on every month.
+
+        What :func:`honest_tuning` returns, for a protocol that made its
+        choices itself (``sklearn_cf.compare`` tunes each strategy so): the
+        honest scores follow the choices, the oracle's the best candidate
+        of each block of months in hindsight.
+
+        Parameters
+        ----------
+        scoring : str
+        tune_months : int
+        labels : list
+            The month labels, in order.
+        cutoffs : list of int
+            Positions of the months after which a choice was made
+            (:func:`tuning_cutoffs`).
+        candidates : list of dict
+            Every setting tried.
+        choices : list of int
+            The candidate chosen at each cutoff, on months up to it only.
+        deployed : array-like of shape (n_candidates, n_months)
+            Each candidate's score on each month with the model deployed on
+            it (:func:`deployed_scores`).
+        **extra
+            Further fields (``choice_results``).
+
+        Returns
+        -------
+        HonestTuningResult
+
+        Examples
+        --------
+        >>> from sklearn_cf.model_selection import HonestTuningResult
+        >>> result = HonestTuningResult.from_deployed_scores(
+        ...     "accuracy", 2, ["jan", "feb", "mar", "apr"], [1], [{"lr": 0.1}, {"lr": 1}],
+        ...     [0], [[None, 0.8, 0.75, 0.5], [None, 0.9, 0.5, 1.0]])
+        >>> result.scored_months, result.honest_score, result.oracle_score
+        (['mar', 'apr'], 0.625, 0.75)
+        >>> result.oracle_params
+        [{'lr': 1}]
+        """
+        deployed = np.asarray(deployed, dtype=float)
+        honest, oracle, oracle_choices = _honest_and_oracle(deployed, choices, cutoffs)
+        scored = np.arange(cutoffs[0] + 1, len(labels))
+        return cls(
+            scoring=scoring,
+            tune_months=int(tune_months),
+            cutoffs=[labels[c] for c in cutoffs],
+            chosen_params=[candidates[c] for c in choices],
+            oracle_params=[candidates[c] for c in oracle_choices],
+            scored_months=[labels[j] for j in scored],
+            honest_scores=honest,
+            oracle_scores=oracle,
+            candidates=candidates,
+            deployed_scores=deployed[:, scored],
+            **extra,
+        )
+
     @property
     def honest_score(self):
         """Mean deployed score of the settings chosen on the past."""
-        return _nanmean(self.honest_scores)
+        return nanmean(self.honest_scores)
 
     @property
     def oracle_score(self):
         """Mean deployed score of the settings chosen in hindsight."""
-        return _nanmean(self.oracle_scores)
+        return nanmean(self.oracle_scores)
 
     @property
     def overstatement(self):
@@ -287,12 +320,26 @@ def _key(params):
     return repr(sorted(params.items(), key=lambda item: item[0]))
 
 
-def _deployed_scores(matrix):
+def deployed_scores(matrix):
     """Each month's score with the model deployed on it, from a forgetting matrix.
 
     ``s[j] = R[min(j - 1, T - 1), j]``: month ``j`` scored by the model
     trained through the month before it (the last trained model for months
     never trained); ``s[0]`` is NaN (no model precedes the first month).
+
+    Parameters
+    ----------
+    matrix : ForgettingMatrix or array-like of shape (n_trained, n_months)
+
+    Returns
+    -------
+    ndarray of shape (n_months,)
+
+    Examples
+    --------
+    >>> from sklearn_cf.model_selection import deployed_scores
+    >>> deployed_scores([[0.9, 0.6, 0.5], [0.8, 0.9, 0.7]])
+    array([nan, 0.6, 0.7])
     """
     R = np.asarray(getattr(matrix, "R", matrix), dtype=float)
     n_trained, n_months = R.shape
@@ -440,9 +487,10 @@ def honest_tuning(search, X, y, months, *, tune_months, rechoose_every=None, tes
             estimator.fit(safe_indexing(X, train), y[train], months=months[train])
         fm = forgetting_matrix(estimator, safe_indexing(X, test), y[test], months[test],
                                scoring=scoring)
-        deployed[c] = _deployed_scores(fm)
+        deployed[c] = deployed_scores(fm)
 
     name = scoring if isinstance(scoring, str) else (
         getattr(scoring, "name", None) or type(scoring).__name__)
-    return _tuning_result(name, tune_months, labels, cutoffs, candidates, chosen, deployed,
-                          choice_results=choice_results)
+    return HonestTuningResult.from_deployed_scores(
+        name, tune_months, labels, cutoffs, candidates, chosen, deployed,
+        choice_results=choice_results)

@@ -4,18 +4,30 @@ import numbers
 
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator
+
+from .._compat import to_python
+from .._param_validation import Integer, Real, check_hyperparameters
 from .._validation import is_missing
 
 __all__ = ["SequentialSplit"]
+
+#: What each checked parameter of :class:`SequentialSplit` must be, for its
+#: error message.
+_MEANING = {
+    "n_splits": "an integer >= 1",
+    "test_size": ("a float in the open interval (0, 1), the share of each month held out "
+                  "for testing"),
+    "n_future_months": "an integer >= 0",
+    "test_prevalence": ("None or a float in the open interval (0, 1), the share of "
+                        "positives in every month's test rows (e.g. 0.1)"),
+}
 
 
 def _fmt(value):
     """Readable representation of one month label for error messages."""
     if isinstance(value, (np.datetime64, np.timedelta64)):
         return str(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value)
+    return repr(to_python(value))
 
 
 def _fmt_list(values, limit=10):
@@ -162,6 +174,15 @@ class SequentialSplit(BaseCrossValidator):
     # ``months`` (metadata routing) and ``groups`` (legacy) are requested by
     # default, so that no ``set_split_request`` call is needed.
     __metadata_request__split = {"groups": True, "months": True}
+
+    # The parameters ``split`` and ``get_n_splits`` check (random_state is
+    # checked where it is turned into generators, by ``split``).
+    _parameter_constraints = {
+        "n_splits": Integer(1),
+        "test_size": Real(0, 1, low_open=True, high_open=True),
+        "n_future_months": Integer(0),
+        "test_prevalence": Real(0, 1, low_open=True, high_open=True, none=True),
+    }
 
     def __init__(
         self, n_splits=5, *, test_size=0.2, n_future_months=0, random_state=None,
@@ -319,47 +340,15 @@ class SequentialSplit(BaseCrossValidator):
             )
 
     def _check_params(self):
-        n_splits = self.n_splits
-        if (
-            not isinstance(n_splits, numbers.Integral)
-            or isinstance(n_splits, bool)
-            or n_splits < 1
-        ):
-            raise ValueError(
-                f"n_splits must be an integer >= 1; got n_splits={n_splits!r}."
-            )
-        test_size = self.test_size
-        if (
-            not isinstance(test_size, numbers.Real)
-            or isinstance(test_size, bool)
-            or not 0 < test_size < 1
-        ):
-            raise ValueError(
-                f"test_size must be a float in the open interval (0, 1), the "
-                f"share of each month held out for testing; got "
-                f"test_size={test_size!r}."
-            )
-        n_future = self.n_future_months
-        if (
-            not isinstance(n_future, numbers.Integral)
-            or isinstance(n_future, bool)
-            or n_future < 0
-        ):
-            raise ValueError(
-                f"n_future_months must be an integer >= 0; got "
-                f"n_future_months={n_future!r}."
-            )
-        prevalence = self.test_prevalence
-        if prevalence is not None and (
-            not isinstance(prevalence, numbers.Real)
-            or isinstance(prevalence, bool)
-            or not 0 < prevalence < 1
-        ):
-            raise ValueError(
-                f"test_prevalence must be None or a float in the open interval (0, 1), "
-                f"the share of positives in every month's test rows (e.g. 0.1); got "
-                f"test_prevalence={prevalence!r}."
-            )
+        """Check the parameters with :attr:`_parameter_constraints`; a bad
+        value is a ``ValueError`` that says what the parameter means."""
+        for name, constraint in self._parameter_constraints.items():
+            try:
+                check_hyperparameters(self, {name: constraint})
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{name} must be {_MEANING[name]}; got {name}={getattr(self, name)!r}."
+                ) from None
 
     def _check_months(self, months, n_samples):
         if months is None:

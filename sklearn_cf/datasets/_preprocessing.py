@@ -1,18 +1,19 @@
-"""Feature scaling of a monthly stream: :class:`FirstMonthScaler`.
+"""Preprocessing of a monthly stream: :class:`FirstMonthScaler`.
 
 A deployed model is frozen to its base month's scaling. A comparison that
 holds out part of every month fits one scaler per split, on that split's
 training rows of the first month only (``compare_strategies(...,
-scale="first-month")``), so the rows a split holds out never shape it. The
-stream loaders are in :mod:`sklearn_cf.datasets` (:func:`~sklearn_cf.datasets.load_stream`,
-:func:`~sklearn_cf.datasets.resolve_scale`).
+scale="first-month")``), so the rows a split holds out never shape it;
+:func:`~sklearn_cf.datasets.load_stream` (``scale="first-month"``) and the
+monthly update use the same scaler. :func:`~sklearn_cf.datasets.resolve_scale`
+says which streams need it.
 """
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._compat import safe_indexing
+from .._compat import safe_indexing, to_python
 
 __all__ = ["FirstMonthScaler"]
 
@@ -22,9 +23,9 @@ class FirstMonthScaler(TransformerMixin, BaseEstimator):
 
     A deployed model is frozen to its base month's scaling, so later months
     keep their drift. No labels are used. Fit it on training rows only:
-    :func:`compare_strategies` (``scale="first-month"``) fits one per split
-    on that split's training rows of its first month, so the rows a split
-    holds out never shape the scaling.
+    :func:`~sklearn_cf.compare.compare_strategies` (``scale="first-month"``)
+    fits one per split on that split's training rows of its first month, so
+    the rows a split holds out never shape the scaling.
 
     Attributes
     ----------
@@ -41,7 +42,7 @@ class FirstMonthScaler(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_cf.compare import FirstMonthScaler
+    >>> from sklearn_cf.datasets import FirstMonthScaler
     >>> X = np.array([[1.0], [3.0], [10.0], [20.0]])
     >>> scaler = FirstMonthScaler().fit(X, months=[0, 0, 1, 1])
     >>> scaler.month_, scaler.mean_, scaler.scale_
@@ -80,7 +81,7 @@ class FirstMonthScaler(TransformerMixin, BaseEstimator):
             )
         first = np.unique(months)[0]
         rows = np.asarray(safe_indexing(X, np.flatnonzero(months == first)), dtype=np.float64)
-        self.month_ = first.item() if hasattr(first, "item") else first
+        self.month_ = to_python(first)
         self.n_samples_seen_ = len(rows)
         self.mean_ = rows.mean(axis=0)
         std = rows.std(axis=0)
