@@ -4,7 +4,7 @@ Torch's intra-op threads busy-wait for one another at every kernel: on a
 machine whose cores are taken by other work, two threads of a small MLP can
 be several times *slower* than one (a fit measured 544 s with two threads and
 49 s with one on a busy 2-core machine), while on an idle machine two are
-about 1.3x faster than one (docs/performance.md, section 10). ``n_threads="auto"`` therefore counts, when a
+about 1.3x faster than one (docs/performance_log.md, section 10). ``n_threads="auto"`` therefore counts, when a
 training call starts, the threads of *other* processes that are running at
 that instant and leaves them their cores.
 """

@@ -244,7 +244,7 @@ class ContinualClassifier(NeuralNetClassifier):
         share of the CPUs), at least 1: two threads trained a small MLP 1.3x
         faster than one on an idle 2-core machine, but 1.7x slower when
         another process held a core (threads wait for one another at every
-        kernel; docs/performance.md, section 10). An int: that
+        kernel; docs/performance_log.md, section 10). An int: that
         many. None: leave torch's setting alone. ``cost_`` records the
         count each month used. Torch's setting is process-wide: fits running
         at once in threads share it.

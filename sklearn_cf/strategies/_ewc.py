@@ -37,7 +37,7 @@ class EWC(Strategy):
         over a uniform sample of at most this many of them (drawn from the
         estimator's ``random_state``), so its cost stops growing with the
         month: an exact Fisher costs about one epoch (0.8-0.9x on the CPU,
-        docs/performance.md), a sample of ``fisher_rows`` rows that share
+        docs/performance_log.md), a sample of ``fisher_rows`` rows that share
         of it. The estimate's noise shrinks as ``1/sqrt(fisher_rows)``.
 
     Attributes
