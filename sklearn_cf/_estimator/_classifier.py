@@ -54,7 +54,6 @@ from ._strategy_wiring import (
     check_strategy_param,
     flat_constraints,
     make_strategy_for,
-    strategy_parts,
 )
 from ._weights import check_class_weight_labels, row_weights, weighted_loss
 
@@ -414,7 +413,7 @@ class ContinualClassifier(NeuralNetClassifier):
     def fisher_negative_share_(self):
         """Share of negative Hessian-diagonal entries per month (EWC with
         ``fisher="hessian"``), before they were clipped to 0."""
-        for part in strategy_parts(getattr(self, "strategy_", None) or Strategy()):
+        for part in (getattr(self, "strategy_", None) or Strategy()).parts:
             if getattr(part, "fisher", None) == "hessian" and hasattr(part, "negative_shares"):
                 return np.asarray(part.negative_shares)
         raise AttributeError(
@@ -936,7 +935,7 @@ class ContinualClassifier(NeuralNetClassifier):
         check_hyperparameters(self, self._hyperparameter_constraints)
         # The strategy's own parameters, by its constraints; and what it needs.
         strategy = self._make_strategy()
-        if any(part.needs_log_likelihood for part in strategy_parts(strategy)):
+        if strategy.needs_log_likelihood:
             criterion = self.criterion
             kind = criterion if isinstance(criterion, type) else type(criterion)
             if not issubclass(kind, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):

@@ -13,7 +13,7 @@ from .._data import MonthData, as_tensor, nbytes
 from .._mlp import MLP
 from ..exceptions import TrainingDivergedError
 from ..strategies import call_hook
-from ._strategy_wiring import strategy_parts, sync_strategy
+from ._strategy_wiring import sync_strategy
 from ._transaction import MonthTransaction, raised_by_early_stopping
 from ._weights import month_class_weights
 
@@ -233,7 +233,7 @@ def raise_diverged(net, what, X=None, label=None):
     lr = net.finetune_lr if fine_tune and net.finetune_lr is not None else net.lr
     causes.append(f"a learning rate too high for these data (now {lr:g}): lower lr"
                   + (" or finetune_lr" if fine_tune else ""))
-    pulls = [part.reg_lambda for part in strategy_parts(net.strategy_)
+    pulls = [part.reg_lambda for part in net.strategy_.parts
              if part.get_params(deep=False).get("reg_lambda") is not None]
     if net.months_seen_ and pulls:
         causes.append(f"reg_lambda too large (now {pulls[0]:g}): lower it")

@@ -9,7 +9,7 @@ from ..strategies import STRATEGIES, Combined, Strategy, make_strategy, paramete
 
 __all__ = ["SEQUENCE_PARAMS", "STRUCTURAL", "check_sequence_config",
            "check_strategy_param", "flat_constraints", "flat_strategy_params", "make_strategy_for",
-           "same_value", "strategy_params", "strategy_parts", "sync_strategy"]
+           "same_value", "strategy_params", "sync_strategy"]
 
 #: Strategy parameters that shape its state: fixed after the base fit.
 STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
@@ -50,11 +50,6 @@ def check_strategy_param(value, name):
         make_strategy(value)  # raises for unknown names and types
 
 
-def strategy_parts(strategy):
-    """The parts of a strategy: its ``parts``, or the strategy alone."""
-    return list(getattr(strategy, "parts", None) or [strategy])
-
-
 def same_value(a, b):
     """Whether a hyperparameter still has the value it had at the base fit."""
     if a is b:
@@ -87,8 +82,8 @@ def check_sequence_config(net):
     if not changed:
         # The same, set as strategy__<param> or on a strategy object:
         # the strategy the settings give now against the fitted one.
-        fresh = strategy_parts(make_strategy_for(net))
-        for new, old in zip(fresh, strategy_parts(net.strategy_)):
+        fresh = make_strategy_for(net).parts
+        for new, old in zip(fresh, net.strategy_.parts):
             for name in STRUCTURAL:
                 if name in new.get_params(deep=False) and not same_value(
                         getattr(new, name), getattr(old, name, None)):
@@ -123,7 +118,7 @@ def sync_strategy(net):
                                      if k.rpartition("__")[2] not in STRUCTURAL})
         return
     given = {**flat_strategy_params(net), **strategy_params(net)}
-    for part in strategy_parts(net.strategy_):
+    for part in net.strategy_.parts:
         defaults = type(part).param_defaults()
         for name in part.get_params(deep=False):
             if name in STRUCTURAL:
@@ -148,7 +143,7 @@ def make_strategy_for(net):
     when :meth:`ContinualClassifier.process_shard` says there are several."""
     strategy = make_strategy(net.strategy, flat_strategy_params(net), strategy_params(net))
     if net.process_shard() is not None:
-        for part in strategy_parts(strategy):
+        for part in strategy.parts:
             if not part.shardable:
                 raise ValueError(
                     f"strategy {part!r} runs the network on replayed rows outside the "
