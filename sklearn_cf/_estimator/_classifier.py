@@ -46,6 +46,7 @@ from .._validation import (
     take_rows,
 )
 from ..strategies import Strategy
+from ._checkpoint import save
 from ._month import MonthSnapshot, raise_diverged, run_month
 from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
 from ._strategy_wiring import (
@@ -594,8 +595,6 @@ class ContinualClassifier(NeuralNetClassifier):
         ----------
         path : str or path-like
         """
-        from ._checkpoint import save
-
         save(self, path)
 
     # ------------------------------------------------------------------

@@ -71,16 +71,7 @@ def proba_from_states(net, X_t, states):
 
 
 def predict_proba(net, X):
-    """Class probabilities, columns in the order of ``classes_``.
-
-    Parameters
-    ----------
-    X : array-like or DataFrame of shape (n_samples, n_features)
-
-    Returns
-    -------
-    proba : ndarray of shape (n_samples, n_classes)
-    """
+    """:meth:`ContinualClassifier.predict_proba`, batch by batch."""
     X_t = prediction_input(net, X)
     states = net.strategy_.predictive_states(net)
     if states is not None:
