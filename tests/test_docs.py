@@ -246,10 +246,9 @@ def _commands(text, variables):
     return commands
 
 
-def _inline_commands(path):
-    """``(line_number, text)`` of the inline code spans of the prose (outside
-    code blocks) that are a command: `` `sklearn-cf compare --data ...` ``."""
-    found, in_block = [], None
+def _prose_lines(path):
+    """``(line_number, line)`` of a Markdown file outside its code blocks."""
+    in_block = None
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         fence = FENCE.match(line)
         if fence is not None:
@@ -259,8 +258,14 @@ def _inline_commands(path):
                 in_block = None
             continue
         if in_block is None:
-            found.extend((number, span) for span in re.findall(r"`(sklearn-cf [^`]+)`", line))
-    return found
+            yield number, line
+
+
+def _inline_commands(path):
+    """``(line_number, text)`` of the inline code spans of the prose (outside
+    code blocks) that are a command: `` `sklearn-cf compare --data ...` ``."""
+    return [(number, span) for number, line in _prose_lines(path)
+            for span in re.findall(r"`(sklearn-cf [^`]+)`", line)]
 
 
 def _option_tables(path):
@@ -389,21 +394,6 @@ def option_failures(path):
 
 # ---------------------------------------------------------------------------
 # Links
-
-
-def _prose_lines(path):
-    """``(line_number, line)`` of a Markdown file outside its code blocks."""
-    in_block = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        fence = FENCE.match(line)
-        if fence is not None:
-            if in_block is None:
-                in_block = fence["fence"]
-            elif fence["fence"][0] == in_block[0] and not fence["info"].strip():
-                in_block = None
-            continue
-        if in_block is None:
-            yield number, line
 
 
 def anchors(path):
