@@ -8,6 +8,9 @@
 * :class:`SigintWatch`: note whether a real Ctrl-C arrived (to tell it from
   skorch's ``EarlyStopping``).
 * :func:`sigint_held`: hold Ctrl-C until a block of renames ends.
+* :func:`fault_point`: called before every file operation of a durable
+  write (create, write, fsync, rename, unlink), so that tests can stop a
+  process at the k-th one and kill it (``SKLEARN_CF_PAUSE_AT``).
 """
 
 import contextlib
@@ -17,9 +20,45 @@ import signal
 import stat
 import tempfile
 import threading
+import time
 
-__all__ = ["SigintWatch", "copy_atomically", "fsync_folder", "sigint_held",
+__all__ = ["SigintWatch", "copy_atomically", "fault_point", "fsync_folder", "sigint_held",
            "write_atomically", "write_atomically_bytes"]
+
+#: ``K:MARKER``: the K-th :func:`fault_point` of the process writes the
+#: operation to the file MARKER and waits there for a kill; ``count:MARKER``
+#: only appends every operation to MARKER (to learn how many there are).
+PAUSE_ENV = "SKLEARN_CF_PAUSE_AT"
+_faults = {"count": 0, "config": None}
+
+
+def fault_point(op, path):
+    """Count a file operation; pause the process at the one ``PAUSE_ENV`` names.
+
+    A test hook for fault injection: every durable write of the package
+    calls it before each operation that changes the disk, so that a test can
+    kill -9 a job at every such point in turn. Without the environment
+    variable it costs a dictionary lookup.
+    """
+    config = _faults["config"]
+    if config is None:
+        value = os.environ.get(PAUSE_ENV, "")
+        at, _, marker = value.partition(":")
+        config = _faults["config"] = (at, marker) if marker else ()
+    if not config:
+        return
+    at, marker = config
+    _faults["count"] += 1
+    line = f"{_faults['count']} {op} {os.fspath(path)}\n"
+    if at == "count":
+        with open(marker, "a", encoding="utf-8") as f:
+            f.write(line)
+        return
+    if _faults["count"] == int(at):
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write(line)
+        while True:  # until the test kills the process
+            time.sleep(60)
 
 
 def _umask():
@@ -39,6 +78,7 @@ def _umask():
 
 def fsync_folder(folder):
     """Make the rename durable where the OS lets a folder be synced."""
+    fault_point("fsync", folder)
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -62,6 +102,7 @@ def write_atomically(path, parts):
     except FileNotFoundError:
         mode = 0o666 & ~_umask()  # what open() would create
     # The same folder, so the rename stays on one file system (atomic).
+    fault_point("create", target)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
         try:
@@ -70,11 +111,14 @@ def write_atomically(path, parts):
             os.close(fd)
             raise
         with f:
+            fault_point("write", tmp)
             for part in parts:
                 f.write(part)
             f.flush()
+            fault_point("fsync", tmp)
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        fault_point("rename", target)
         os.replace(tmp, target)
     except BaseException:  # also Ctrl-C: never leave the temporary file
         with contextlib.suppress(OSError):
@@ -91,13 +135,17 @@ def write_atomically_bytes(path, data):
 def copy_atomically(source, target):
     """Copy ``source`` over ``target`` so that ``target`` is never partial."""
     folder = os.path.dirname(os.path.abspath(target))
+    fault_point("create", target)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
                                suffix=".tmp")
     os.close(fd)
     try:
+        fault_point("write", tmp)
         shutil.copy2(source, tmp)
         with open(tmp, "rb+") as f:  # durable before the rename, as save's files are
+            fault_point("fsync", tmp)
             os.fsync(f.fileno())
+        fault_point("rename", target)
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
