@@ -13,13 +13,17 @@ Public names:
 * :func:`honest_tuning`: choose hyperparameters on past months only and score
   the choice on later months, beside the oracle that chooses on them.
 * :mod:`sklearn_cf.strategies`: the monthly update rules as small objects.
+* :func:`load`: a model saved by :meth:`ContinualClassifier.save`, or the
+  current generation of a model store (:mod:`sklearn_cf.store`, what
+  ``sklearn-cf update`` writes).
 * :mod:`sklearn_cf.exceptions`: ``TrainingDivergedError``, raised (after the
-  month is rolled back) when a month's loss or weights become NaN or infinite.
+  month is rolled back) when a month's loss or weights become NaN or
+  infinite; ``StoreLockedError``, when another process writes a model store.
 """
 
 from . import exceptions
 from ._version import __version__
-from ._estimator import ContinualClassifier, MonthSnapshot, load
+from ._estimator import ContinualClassifier, MonthSnapshot
 from ._fisher import fisher_diagonal
 from .metrics import (
     ForgettingMatrix,
@@ -29,6 +33,7 @@ from .metrics import (
     tpr_at_fpr,
 )
 from .model_selection import SequentialSplit, honest_tuning
+from .store import load
 
 __all__ = [
     "ContinualClassifier",

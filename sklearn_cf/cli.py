@@ -11,7 +11,8 @@ status 130, writing no report. ``compare --save-best`` exits with status 3,
 after the report, when no strategy beats the majority-class baseline (there
 is nothing worth saving). ``update`` is a thin wrapper around
 :mod:`sklearn_cf.update`; it exits with status 3 when it refuses an update
-that forgets too much. See docs/cli.md.
+that forgets too much, and with 4 when another process is writing the model
+store. ``history`` lists a model store's generations. See docs/cli.md.
 """
 
 import argparse
@@ -221,27 +222,47 @@ def build_parser():
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     out.add_argument("--save-best", default=None, metavar="PATH",
                      help="refit the recommended strategy on every row of every month "
-                          "and save it to PATH (atomically), ready for sklearn-cf update")
+                          "and commit it to the model store PATH (a folder), ready for "
+                          "sklearn-cf update")
     _add_update_parser(commands)
+    hist = commands.add_parser(
+        "history",
+        help="the kept generations of a model store, one line each",
+        description="List the kept generations of the model store --model M: id, when it "
+                    "was committed, what made it, its months, its scoring and held-out "
+                    "scores, and the size of the files it references.",
+        formatter_class=_Help,
+    )
+    hist.prog = f"{PROG} history"
+    hist.add_argument("--model", required=True, metavar="M", help="model store")
     return parser
 
 
 def _add_update_parser(commands):
     upd = commands.add_parser(
         "update",
-        help="the monthly job: update a saved model with a new month, check it, save it",
-        description="Update the checkpoint --model with the month(s) in --data: hold out "
-                    "part of each new month, train the rest, score the update on every "
-                    "month's held-out rows, and save it (the old model kept as M.prev) "
-                    "unless it forgets more than --max-forgetting.",
+        help="the monthly job: update a model store with a new month, check it, commit it",
+        description="Update the model store --model M with the month(s) in --data: hold "
+                    "out part of each new month, train the rest, score the update on every "
+                    "month's held-out rows, and commit it as M's next generation unless it "
+                    "forgets more than --max-forgetting. One writer at a time: a second "
+                    "update of M exits with status 4 (or waits --wait seconds).",
         formatter_class=_Help,
     )
     upd.prog = f"{PROG} update"
     upd.add_argument("--model", required=True, metavar="M",
-                     help="checkpoint to update; created when missing (needs --strategy)")
+                     help="model store (a folder of generations); created when missing "
+                          "(needs --strategy or --init-from)")
     upd.add_argument("--rollback", action="store_true",
-                     help="swap M.prev back into M (and their evaluation stores); "
-                          "a second --rollback undoes it")
+                     help="make the generation before the current one current again, as a "
+                          "new generation (a second --rollback undoes it)")
+    upd.add_argument("--to", type=int, default=None, metavar="GEN",
+                     help="with --rollback: the generation to restore (see sklearn-cf history)")
+    upd.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                     help="wait up to SECONDS for another update of M to finish (default: "
+                          "do not wait; exit 4)")
+    upd.add_argument("--keep", type=int, default=5, metavar="N",
+                     help="generations kept after a commit; older ones are removed")
     data = upd.add_argument_group("data")
     data.add_argument("--data", default=None, metavar="PATH",
                       help="the new month: a CSV or Parquet file, or a folder of monthly .npy "
@@ -265,13 +286,19 @@ def _add_update_parser(commands):
     check.add_argument("--scoring", default="auto",
                        help="score of the held-out rows: a scikit-learn scorer name, "
                             "tpr_at_fpr:FPR, or auto (" + _AUTO_SCORING_HELP + ", on the "
-                            "first data). Chosen when M.eval.npz is created and recorded "
+                            "first data). Chosen with M's first generation and recorded "
                             "there; later updates use the recorded one")
     check.add_argument("--seed", type=int, default=0, help="seed of the split and a new model")
     net = upd.add_argument_group("new model (only when M does not exist)")
     net.add_argument("--strategy", default=None, metavar="SPEC",
                      help="strategy spec, e.g. replay or ewc:reg_lambda=100; must match M "
                           "when M exists")
+    net.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                     help="start M from a checkpoint file (saved by ContinualClassifier.save, "
+                          "or by update before stores) instead of a new model")
+    net.add_argument("--memory-on-disk", action="store_true",
+                     help="keep the replay memory (or joint's history) in M/memory, "
+                          "memory-mapped, instead of in each checkpoint")
     net.add_argument("--epochs", type=int, default=None, help="epochs per month (default 10)")
     net.add_argument("--hidden-units", default=None, metavar="WxW",
                      help="hidden layer widths (default 256x256)")
@@ -449,7 +476,7 @@ def _compare(args):
         print()
     print(f"Report: {path} ({comparison.settings['elapsed_seconds']:.0f} s)")
     if best is not None:
-        print(f"Saved {best}, refitted on every row, to {args.save_best}")
+        print(f"Saved {best}, refitted on every row, to the model store {args.save_best}")
     elif args.save_best is not None:
         print(f"{PROG}: not saved: no strategy is recommended (see the verdict), so "
               f"{args.save_best} was not written.", file=sys.stderr)
@@ -458,9 +485,16 @@ def _compare(args):
 
 
 def _check_model_path(path, option):
-    """Fail before training when a checkpoint cannot be written to ``path``."""
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path!r} is a folder; give a file path.")
+    """Fail before training when a model store cannot be written at ``path``."""
+    if os.path.isfile(path):
+        raise ValueError(f"{option} {path!r} is a file; give a model store folder (new, or "
+                         "one written by sklearn-cf update).")
+    if os.path.isdir(path) and os.listdir(path):
+        from .store import ModelStore
+
+        if not ModelStore.is_store(path):
+            raise ValueError(f"{option} {path!r} is a folder that is not a model store; "
+                             "give a new path.")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist.")
@@ -471,13 +505,20 @@ def _update(args):
 
     from . import update
 
+    if args.wait < 0:
+        raise ValueError(f"--wait must be >= 0 seconds, got {args.wait:g}.")
+    if args.keep < 1:
+        raise ValueError(f"--keep must be >= 1, got {args.keep}.")
+    if args.to is not None and not args.rollback:
+        raise ValueError("--to GEN applies only with --rollback.")
     if args.rollback:
         if args.data is not None:
-            raise ValueError("--rollback takes only --model; drop --data.")
-        before, after = update.rollback(args.model)
-        print(f"Rolled back {args.model}: months {_months_text(before)} -> "
-              f"{_months_text(after)} (the undone model is now in "
-              f"{update.prev_path(args.model)})")
+            raise ValueError("--rollback takes only --model (and --to, --wait, --keep); "
+                             "drop --data.")
+        before, after = update.rollback(args.model, args.to, wait=args.wait, keep=args.keep)
+        print(f"Rolled back {args.model}: generation {after.id} restores generation "
+              f"{after.restores}; months {_months_text(before.months)} -> "
+              f"{_months_text(after.months)} (undo with another --rollback)")
         return 0
     if args.data is None:
         raise ValueError("--data is required (the new month), unless --rollback.")
@@ -485,7 +526,6 @@ def _update(args):
         raise ValueError(f"--threads must be >= 1, got {args.threads}.")
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
-    _check_model_path(args.model, "--model")
     if args.out is not None:
         _check_out(args.out)
     params = {}
@@ -509,7 +549,8 @@ def _update(args):
             month_column=args.month_column, holdout=args.holdout,
             max_forgetting=args.max_forgetting, strategy=args.strategy,
             estimator_params=params, scale=args.scale, scoring=args.scoring,
-            random_state=args.seed,
+            random_state=args.seed, wait=args.wait, keep=args.keep,
+            init_from=args.init_from, memory_on_disk=args.memory_on_disk,
         )
     except update.ForgettingRefused as exc:
         if not args.quiet:
@@ -519,6 +560,9 @@ def _update(args):
         return 3
     except TrainingDivergedError as exc:  # the month was rolled back; nothing written
         raise ValueError(f"{exc} {args.model!r} is unchanged.") from None
+    if not result.saved:  # every month applied before, with the same rows
+        print(result.summary())
+        return 0
     report = _write_update_report(result, args.out)
     lines = result.summary().splitlines()
     print("\n".join(lines[-1:] if args.quiet else lines))
@@ -527,9 +571,60 @@ def _update(args):
     return 0
 
 
-def _months_text(months):
+def _history(args):
+    from .store import ModelStore
+
+    if os.path.isfile(args.model):
+        raise ValueError(f"--model {args.model!r} is a checkpoint file, not a model store: "
+                         "it has no history.")
+    if not ModelStore.is_store(args.model):
+        raise ValueError(f"--model {args.model!r} is not a model store.")
+    store = ModelStore(args.model)
+    generations = store.generations()
+    if not generations:
+        print(f"{args.model}: no generation committed yet")
+        return 0
+    print(f"{'gen':>4}  {'committed (UTC)':<20}  {'kind':<13}  {'months':<24}  "
+          f"{'scoring':<17}  {'last / mean':<13}  size")
+    for gen in generations:
+        kind = gen.kind if gen.restores is None else f"rollback to {gen.restores}"
+        print(f"{gen.id:>4}  {gen.created.replace('T', ' ').rstrip('Z'):<20}  {kind:<13}  "
+              f"{_months_text(gen.months, 24):<24}  {_clip(gen.scoring or '-', 17):<17}  "
+              f"{_scores_text(gen):<13}  {_size_text(gen.size)}"
+              + ("  (current)" if gen is generations[-1] else ""))
+    return 0
+
+
+def _scores_text(gen):
+    """The held-out score on the newest month, and the mean over months."""
+    import math
+
+    values = [gen.scores.get(str(m)) for m in gen.months]
+    defined = [v for v in values if v is not None and not math.isnan(v)]
+    if not defined:
+        return "-"
+    last = values[-1]
+    last = "-" if last is None or math.isnan(last) else f"{last:.3f}"
+    return f"{last} / {sum(defined) / len(defined):.3f}"
+
+
+def _size_text(size):
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"  # pragma: no cover
+
+
+def _clip(text, width):
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _months_text(months, width=40):
     text = ", ".join(map(str, months)) or "none"
-    return text if len(text) <= 40 else "..., " + ", ".join(map(str, months[-3:]))
+    if len(text) <= width:
+        return text
+    return _clip(f"{months[0]} .. {months[-1]} ({len(months)})", width)
 
 
 def _write_update_report(result, out):
@@ -578,7 +673,8 @@ def main(argv=None):
         ``sklearn-cf: error: ...`` to stderr); 3 when ``update`` refuses a
         model that forgets more than ``--max-forgetting``, or when
         ``compare --save-best`` has no recommended strategy to save (none
-        beats the majority-class baseline); 130 on Ctrl-C
+        beats the majority-class baseline); 4 when another process is
+        writing the model store (its lock is held longer than ``--wait``); 130 on Ctrl-C
         (``KeyboardInterrupt``), after printing ``sklearn-cf: interrupted``
         to stderr and without writing a report.
 
@@ -589,6 +685,8 @@ def main(argv=None):
     >>> main(["compare", "--strategies", "naiv", "--out", tempfile.mkdtemp()])
     2
     """
+    from .exceptions import StoreLockedError
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -599,6 +697,11 @@ def main(argv=None):
             return _compare(args)
         if args.command == "update":
             return _update(args)
+        if args.command == "history":
+            return _history(args)
+    except StoreLockedError as exc:
+        print(f"{PROG}: {_one_line(exc)}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         # The report is written only after every strategy has trained, so an
         # interrupt leaves none behind (and never one of a half-trained model).

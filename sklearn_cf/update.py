@@ -1,74 +1,53 @@
-"""The monthly job: update a saved model with a new month, check it, keep a rollback.
+"""The monthly job: update a model store with a new month, check it, commit it.
 
 :func:`update_model` is what ``sklearn-cf update`` runs (see docs/cli.md):
-it loads a checkpoint (or starts a new model), holds out part of the new
-month, trains the rest with ``partial_fit_month``, scores the updated model on
-the held-out rows of every month so far, and writes the new checkpoint
-atomically after keeping the previous one as ``<model>.prev``. An update that
-forgets more than a threshold is refused and writes no model.
+under the store's writer lock it loads the current generation of the model
+store ``--model M`` (or starts a new model), holds out part of the new month,
+trains the rest with ``partial_fit_month``, scores the updated model on the
+held-out rows of every month so far, and commits the new model, with its
+evaluation store, as the next generation (:mod:`sklearn_cf.store`). An update
+that forgets more than a threshold is refused and commits nothing;
+:func:`rollback` makes an earlier generation current again.
 
-Next to the model lives a small *evaluation store*, ``<model>.eval.npz``: the
-held-out rows and labels of every month the model was updated with (at most
-:data:`MAX_EVAL_ROWS` per month, drawn at random), plus the feature
-standardization and column names the model was trained with, and the scoring
-every update of the model uses. It is what makes the forgetting row possible:
-before and after each update, the model is scored on every past month's
-held-out rows. It is a plain ``.npz`` file, read with ``allow_pickle=False``.
+Each generation carries its *evaluation store*
+(:class:`~sklearn_cf._eval_store.EvalStore`): the held-out rows and labels of
+every month the model was updated with (at most :data:`MAX_EVAL_ROWS` per
+month, drawn at random), the feature standardization and column names the
+model was trained with, and the scoring every update of the model uses.
 
-The scoring is chosen once, when the store is created (``scoring="auto"``:
-:func:`sklearn_cf.metrics.default_scoring` on that first data's target), and
-recorded in it, so that every later update of the model is scored alike; a
-store written before scorings were recorded means accuracy.
+The scoring is chosen once, when the first generation is written
+(``scoring="auto"``: :func:`sklearn_cf.metrics.default_scoring` on that first
+data's target), and recorded, so that every later update of the model is
+scored alike.
+
+A month already applied with the same data is an idempotent success (nothing
+is written); the same month label with other data is refused.
 """
 
-import io
-import json
+import hashlib
 import math
 import os
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._atomic import copy_atomically, fsync_folder, sigint_held, write_atomically_bytes
 from ._compat import to_python
+from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore
+from .store import DEFAULT_KEEP, ModelStore
 
 __all__ = [
-    "EVAL_SUFFIX",
     "MAX_EVAL_ROWS",
-    "PREV_SUFFIX",
     "EvalStore",
     "ForgettingRefused",
     "MonthUpdate",
     "UpdateResult",
-    "eval_store_path",
     "load_month_data",
-    "prev_path",
     "rollback",
-    "save_with_store",
+    "save_best",
     "update_model",
 ]
-
-EVAL_SUFFIX = ".eval.npz"
-PREV_SUFFIX = ".prev"
-MAX_EVAL_ROWS = 5000
-"""Held-out rows kept per month in the evaluation store (a random subset)."""
-
-_STORE_FORMAT = 1
-# What a store without a recorded scoring was scored with.
-_LEGACY_SCORING = "accuracy"
-
-
-def prev_path(model):
-    """``<model>.prev``: the checkpoint before the last update."""
-    return f"{os.fspath(model)}{PREV_SUFFIX}"
-
-
-def eval_store_path(model):
-    """``<model>.eval.npz``: the evaluation store of the checkpoint ``model``."""
-    return f"{os.fspath(model)}{EVAL_SUFFIX}"
 
 
 class ForgettingRefused(Exception):
@@ -94,196 +73,62 @@ class ForgettingRefused(Exception):
         )
 
 
-# ---------------------------------------------------------------------------
-# The evaluation store
-# ---------------------------------------------------------------------------
-@dataclass
-class EvalStore:
-    """Held-out rows of past months, and how features were prepared.
+def rollback(model, to=None, *, wait=0.0, keep=DEFAULT_KEEP):
+    """Make an earlier generation of the store ``model`` current again.
 
-    Attributes
+    The rollback is itself a new generation, so it can be rolled back.
+
+    Parameters
     ----------
-    months : list
-        Month labels, in training order.
-    X, y : list of ndarray
-        Held-out features (float32, after scaling) and labels per month.
-    feature_names : list of str or None
-        Columns of the table the model was trained on (for aligning the
-        one-hot columns of a later file), when known.
-    scale_mean, scale_scale : ndarray or None
-        First-month standardization applied to every month's features, or
-        None when features are used as they are.
-    scoring : str or None
-        The scorer name every update of the model is scored with (see
-        :func:`sklearn_cf.metrics.resolve_scoring`). None for a store not
-        created yet; a store file written without one reads as
-        ``"accuracy"``, what updates scored before scorings were recorded.
-    """
-
-    months: list = field(default_factory=list)
-    X: list = field(default_factory=list)
-    y: list = field(default_factory=list)
-    feature_names: list = None
-    scale_mean: np.ndarray = None
-    scale_scale: np.ndarray = None
-    scoring: str = None
-
-    def add(self, month, X, y, random_state=0):
-        """Keep at most :data:`MAX_EVAL_ROWS` held-out rows of ``month``."""
-        if len(y) > MAX_EVAL_ROWS:
-            rows = np.sort(np.random.default_rng(random_state).choice(
-                len(y), MAX_EVAL_ROWS, replace=False))
-            X, y = X[rows], y[rows]
-        self.months.append(to_python(month))
-        self.X.append(np.asarray(X, dtype=np.float32))
-        self.y.append(np.asarray(y))
-
-    def scale(self, X):
-        X = np.asarray(X, dtype=np.float32)
-        if self.scale_mean is None:
-            return X
-        return ((X - self.scale_mean) / self.scale_scale).astype(np.float32)
-
-    def to_bytes(self):
-        meta = {"format": _STORE_FORMAT, "months": self.months,
-                "feature_names": self.feature_names}
-        if self.scoring is not None:
-            meta["scoring"] = self.scoring
-        arrays = {"meta": np.array(json.dumps(meta))}
-        if self.scale_mean is not None:
-            arrays["scale_mean"] = np.asarray(self.scale_mean, dtype=np.float64)
-            arrays["scale_scale"] = np.asarray(self.scale_scale, dtype=np.float64)
-        for i, (X, y) in enumerate(zip(self.X, self.y)):
-            arrays[f"X_{i}"] = X
-            arrays[f"y_{i}"] = y.astype(str) if y.dtype == object else y
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        return buffer.getvalue()
-
-    @classmethod
-    def read(cls, path):
-        """The store at ``path``; an empty one when there is no such file."""
-        if not os.path.exists(path):
-            return cls()
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                if meta.get("format") != _STORE_FORMAT:
-                    raise ValueError(f"format {meta.get('format')!r}")
-                n = len(meta["months"])
-                return cls(
-                    months=list(meta["months"]),
-                    X=[data[f"X_{i}"] for i in range(n)],
-                    y=[data[f"y_{i}"] for i in range(n)],
-                    feature_names=meta.get("feature_names"),
-                    scale_mean=data["scale_mean"] if "scale_mean" in data else None,
-                    scale_scale=data["scale_scale"] if "scale_scale" in data else None,
-                    scoring=meta.get("scoring") or _LEGACY_SCORING,
-                )
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"The evaluation store {path!r} cannot be read ({exc}); move it away to "
-                "update without past months' scores."
-            ) from None
-
-
-def save_with_store(clf, model, store, keep_previous=True):
-    """Save ``clf`` to ``model`` and ``store`` next to it, keeping the old pair.
-
-    With ``keep_previous``, an existing ``model`` (and its store) is first
-    copied to ``<model>.prev`` (and ``<model>.prev.eval.npz``). Every file is
-    replaced atomically.
-    """
-    model = os.fspath(model)
-    with sigint_held():
-        _save_pair(clf, model, store, keep_previous)
-
-
-def _save_pair(clf, model, store, keep_previous):
-    # The new pair is written in full first, under temporary names: a save
-    # that fails there (a full disk) has changed nothing, M.prev included.
-    # Only then is the old pair kept as .prev and the new one renamed in.
-
-    folder = os.path.dirname(os.path.abspath(model))
-    new_model, new_store = (_temporary_name(folder, name)
-                            for name in (model, eval_store_path(model)))
-    try:
-        clf.save(new_model)
-        write_atomically_bytes(new_store, store.to_bytes())
-        if keep_previous and os.path.exists(model):
-            copy_atomically(model, prev_path(model))
-            old_store = eval_store_path(model)
-            if os.path.exists(old_store):
-                copy_atomically(old_store, eval_store_path(prev_path(model)))
-            elif os.path.exists(eval_store_path(prev_path(model))):
-                os.unlink(eval_store_path(prev_path(model)))
-        os.replace(new_model, model)
-        os.replace(new_store, eval_store_path(model))
-        fsync_folder(folder)
-    finally:
-        for name in (new_model, new_store):
-            if os.path.exists(name):
-                os.unlink(name)
-
-
-def _temporary_name(folder, target):
-    """A new, empty file in ``folder`` named after ``target``."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
-                                suffix=".new")
-    os.close(fd)
-    return name
-
-
-def _swap(a, b):
-    """Exchange two files; at every moment each holds one of the two contents."""
-    tmp = _temporary_name(os.path.dirname(os.path.abspath(a)), a)
-    try:
-        copy_atomically(a, tmp)  # a's content, kept aside
-        copy_atomically(b, a)
-        os.replace(tmp, b)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def rollback(model):
-    """Swap ``<model>.prev`` and ``model`` (and their evaluation stores).
-
-    The rolled-back model stays in ``<model>.prev``, so a second rollback
-    undoes the first.
+    model : str
+        A model store.
+    to : int or None, default=None
+        The generation to restore; None: the one current before the
+        current one.
+    wait : float, default=0
+        Seconds to wait for another writer.
+    keep : int, default=DEFAULT_KEEP
+        Generations kept.
 
     Returns
     -------
-    months_before, months_after : list
-        ``months_seen_`` of the model before and after the swap.
+    before, after : Generation
+        The generation current before, and the new one.
     """
-    from ._estimator import load
+    store = _existing_store(model)
+    with store.writer(wait=wait, keep=keep) as writer:
+        before = writer.base
+        if before is None:
+            raise ValueError(f"--model {model!r} has no generation to roll back.")
+        return before, writer.rollback(to)
 
+
+def _existing_store(model):
     model = os.fspath(model)
-    previous = prev_path(model)
-    if not os.path.exists(model):
-        raise FileNotFoundError(f"No model to roll back: {model!r} does not exist.")
-    if not os.path.exists(previous):
-        raise FileNotFoundError(
-            f"No previous model to roll back to: {previous!r} does not exist (it is "
-            "written by the first update of an existing model)."
-        )
-    before, after = load(model), load(previous)  # both must be valid checkpoints
-    with sigint_held():
-        _swap_pairs(model, previous)
-    return list(before.months_seen_), list(after.months_seen_)
+    if os.path.isfile(model):
+        raise ValueError(_checkpoint_file_message(model))
+    if not ModelStore.is_store(model):
+        raise ValueError(f"--model {model!r} is not a model store (no such folder, or no "
+                         "CURRENT file in it).")
+    return ModelStore(model)
 
 
-def _swap_pairs(model, previous):
-    _swap(model, previous)
-    store, prev_store = eval_store_path(model), eval_store_path(previous)
-    if os.path.exists(store) and os.path.exists(prev_store):
-        _swap(store, prev_store)
-    elif os.path.exists(prev_store):
-        os.replace(prev_store, store)
-    elif os.path.exists(store):
-        os.replace(store, prev_store)
+def _checkpoint_file_message(model):
+    return (
+        f"--model {model!r} is a single checkpoint file; `sklearn-cf update` keeps a model "
+        "as a store of generations (a folder). Start one from it with `sklearn-cf update "
+        f"--model NEW_FOLDER --init-from {model} --data ...`."
+    )
+
+
+def month_digest(X, y):
+    """SHA-256 of a month's rows (features as float32, labels as text)."""
+    digest = hashlib.sha256()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    digest.update(repr(X.shape).encode())
+    digest.update(X.tobytes())
+    digest.update("\x00".join(map(str, np.asarray(y).tolist())).encode())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------
@@ -410,13 +255,19 @@ class UpdateResult:
     steps: list
     max_forgetting: float = None
     saved: bool = False
-    scoring: str = _LEGACY_SCORING
+    scoring: str = LEGACY_SCORING
     """The scorer name every score here was computed with."""
     scoring_reason: str = None
     """Why, when it was chosen automatically for a new store
     (:func:`~sklearn_cf.metrics.default_scoring`'s reason); else None."""
     scoring_recorded: bool = False
     """Whether the scoring was read from the evaluation store."""
+    generation: int = None
+    """The generation committed (None when nothing was)."""
+    previous: int = None
+    """The generation current before the update (None for a new store)."""
+    already_applied: list = field(default_factory=list)
+    """Months of the data applied before with the same rows, skipped."""
 
     @property
     def largest_drop(self):
@@ -430,7 +281,7 @@ class UpdateResult:
 
     def scoring_note(self):
         """``scoring: NAME`` and where it comes from, as one line."""
-        store = eval_store_path(self.model)
+        store = f"the model store {self.model}"
         if self.scoring_recorded:
             return f"scoring: {self.scoring}, recorded in {store}"
         if self.scoring_reason:
@@ -452,6 +303,12 @@ class UpdateResult:
         months = ", ".join(map(str, self.months_before)) or "none"
         verb = "new model" if self.created else "updated"
         lines = [f"{self.model}: {verb} ({self.strategy}); months before: {_clip(months, 60)}"]
+        if self.already_applied:
+            lines.append(_clip("already applied with the same data (skipped): month "
+                               + ", ".join(map(str, self.already_applied)), 100))
+        if not self.steps:
+            lines.append(f"nothing to do: {self.model} is unchanged")
+            return "\n".join(lines)
         lines += textwrap.wrap(self.scoring_note(), width=100, subsequent_indent="  ",
                                break_long_words=False, break_on_hyphens=False)
         for step in self.steps:
@@ -479,8 +336,8 @@ class UpdateResult:
                      else f" (--max-forgetting {self.max_forgetting:g})")
             lines.append(f"largest drop on a past month: {largest[1]:+.3f} on {largest[0]}{limit}")
         if self.saved:
-            tail = f"; previous in {prev_path(self.model)}" if not self.created else ""
-            lines.append(f"saved {self.model}{tail}")
+            tail = "" if self.previous is None else f" (previous: generation {self.previous})"
+            lines.append(f"saved {self.model} as generation {self.generation}{tail}")
         else:
             lines.append(f"not saved: {self.model} is unchanged")
         return "\n".join(line if len(line) <= 100 else line[:97] + "..." for line in lines)
@@ -585,7 +442,7 @@ def _resolve_update_scoring(scoring, store, model):
     if requested is not None and requested != recorded:
         raise ValueError(
             f"--scoring {requested} differs from the scoring recorded for the model "
-            f"{model!r} in {eval_store_path(model)!r}: {recorded}. Every update of a model "
+            f"{model!r}: {recorded}. Every update of a model "
             f"is scored alike, so that its forgetting rows compare. Drop --scoring (or pass "
             f"--scoring {recorded}) to update it, or give a new --model path to start a "
             f"model scored with {requested}."
@@ -641,14 +498,19 @@ def _split_by_month(X, y, months, month):
 
 def update_model(model, data, *, target=None, month=None, month_column=None, holdout=0.2,
                  max_forgetting=None, strategy=None, estimator_params=None, scale="auto",
-                 scoring="auto", random_state=0):
-    """Update the checkpoint ``model`` with the month(s) in ``data``.
+                 scoring="auto", random_state=0, wait=0.0, keep=DEFAULT_KEEP,
+                 init_from=None, memory_on_disk=False):
+    """Update the model store ``model`` with the month(s) in ``data``.
+
+    Everything from reading the current generation to committing the next
+    one happens under the store's writer lock.
 
     Parameters
     ----------
     model : str
-        Checkpoint path. When it does not exist, a new model is started with
-        ``strategy`` and ``estimator_params``.
+        A model store (a folder, see :mod:`sklearn_cf.store`). When it does
+        not exist, a new model is started with ``strategy`` and
+        ``estimator_params`` (or from ``init_from``).
     data : str
         A CSV/Parquet file or a folder of ``.npy`` months (see
         :func:`load_month_data`); several months are trained in order.
@@ -684,20 +546,35 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         (roc_auc on rows of one class) is NaN.
     random_state : int, default=0
         Seed of the held-out split and of a new model.
+    wait : float, default=0
+        Seconds to wait for another writer of the store.
+    keep : int, default=DEFAULT_KEEP
+        Generations kept after the commit.
+    init_from : str or None, default=None
+        For a new store: start from this checkpoint file (and the evaluation
+        store ``<init_from>.eval.npz`` written beside checkpoints before
+        stores, when there is one) instead of a new model.
+    memory_on_disk : bool, default=False
+        For a new model: keep its replay memory (or joint's history) in the
+        store's ``memory/`` folder instead of in the checkpoint.
 
     Returns
     -------
     UpdateResult
+        ``saved`` is False, and nothing was written, when every month of
+        ``data`` had been applied before with the same rows
+        (``already_applied``).
 
     Raises
     ------
     ValueError
         Bad arguments or data, a strategy or scoring that differs from the
-        model's; nothing is written.
+        model's, a month applied before with other rows; nothing is written.
     ForgettingRefused
         When ``max_forgetting`` is exceeded; nothing is written.
+    sklearn_cf.exceptions.StoreLockedError
+        When another process writes the store for longer than ``wait``.
     """
-    from ._estimator import load
     from .datasets import FirstMonthScaler, resolve_scale
     from .metrics import default_scoring
 
@@ -705,95 +582,166 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     estimator_params = dict(estimator_params or {})
     if not 0 <= holdout < 1:
         raise ValueError(f"--holdout must be in [0, 1), got {holdout!r}.")
+    if os.path.isfile(model):
+        raise ValueError(_checkpoint_file_message(model))
     folder = os.path.dirname(os.path.abspath(model))
     if not os.path.isdir(folder):
         raise ValueError(f"--model {model!r}: the folder {folder!r} does not exist.")
-    created = not os.path.exists(model)
-    if created:
-        if strategy is None:
-            raise ValueError(
-                f"--model {model!r} does not exist; give --strategy (e.g. replay) to start "
-                "a new model."
-            )
-        clf = _new_model(strategy, estimator_params, random_state)
-        store = EvalStore()
-    else:
-        if estimator_params:
-            raise ValueError(
-                f"--model {model!r} exists; the network options "
-                f"({', '.join(sorted(estimator_params))}) apply only to a new model."
-            )
-        clf = load(model)
-        if strategy is not None:
-            _check_strategy_matches(clf, strategy, model)
-        store = EvalStore.read(eval_store_path(model))
-    scoring_name, recorded = _resolve_update_scoring(scoring, store, model)
-    months_before = list(clf.months_seen_) if not created else []
+    if init_from is not None and not os.path.isfile(init_from):
+        raise ValueError(f"--init-from {init_from!r} is not a checkpoint file.")
 
+    # The data is read before the lock is taken (it does not depend on the
+    # model); everything that does is read under it.
     X, y, months, names = load_month_data(data, target=target, month_column=month_column)
-    scoring_reason = None
-    if scoring_name is None:  # "auto" for a new store: on the whole target, before training
-        scoring_name, scoring_reason = default_scoring(y)
-    store.scoring = scoring_name
-    scorer = _scorer_of(scoring_name)
+    store_dir = ModelStore(model)
+    with store_dir.writer(wait=wait, keep=keep) as writer:
+        created = writer.base is None
+        if created:
+            clf, store = _start(writer, model, strategy, estimator_params, random_state,
+                                init_from, memory_on_disk)
+        else:
+            if estimator_params or init_from is not None or memory_on_disk:
+                given = sorted(estimator_params) + (["init_from"] if init_from else []) + (
+                    ["memory_on_disk"] if memory_on_disk else [])
+                raise ValueError(
+                    f"--model {model!r} exists; the new-model options ({', '.join(given)}) "
+                    "apply only to a new model."
+                )
+            clf = writer.load()
+            if strategy is not None:
+                _check_strategy_matches(clf, strategy, model)
+            store = writer.eval_store()
+        scoring_name, recorded = _resolve_update_scoring(scoring, store, model)
+        months_before = list(clf.months_seen_) if clf.__sklearn_is_fitted__() else []
 
-    def score(Xs, ys):
-        return _score(clf, Xs, ys, scorer, scoring_name)
+        scoring_reason = None
+        if scoring_name is None:  # "auto" for a new store: on the whole target, before training
+            scoring_name, scoring_reason = default_scoring(y)
+        store.scoring = scoring_name
+        scorer = _scorer_of(scoring_name)
 
-    if store.feature_names is not None:
-        X = _align_columns(X, names, store.feature_names, data)
-    elif created:
-        store.feature_names = names
-    parts = _split_by_month(X, y, months, _month_label(month))
+        def score(Xs, ys):
+            return _score(clf, Xs, ys, scorer, scoring_name)
 
-    if created and resolve_scale(data, scale) == "first-month":
-        label, X0, y0 = parts[0]
-        train, _ = _split(X0, y0, holdout, random_state)
-        scaler = FirstMonthScaler().fit(X0[train], months=np.zeros(len(train)))
-        store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
+        if store.feature_names is not None:
+            X = _align_columns(X, names, store.feature_names, data)
+        elif created:
+            store.feature_names = names
+        parts = _split_by_month(X, y, months, _month_label(month))
+        applied = [] if writer.base is None else writer.base.month_data
+        parts, skipped = _new_parts(parts, applied, model)
 
-    steps = []
-    for label, Xm, ym in parts:
-        Xm = store.scale(Xm)
-        train, held = _split(Xm, ym, holdout, random_state)
-        fitted = clf.__sklearn_is_fitted__()
-        before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
-        next_score = score(Xm[held], ym[held]) if fitted else None
-        start = time.perf_counter()
-        clf.partial_fit_month(Xm[train], ym[train], month=label)
-        seconds = time.perf_counter() - start
-        label = clf.months_seen_[-1]
-        after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
-        steps.append(MonthUpdate(
-            month=to_python(label), train_rows=len(train), holdout_rows=len(held),
-            seconds=seconds, score=score(Xm[held], ym[held]),
-            next_month_score=next_score, before=before, after=after,
-        ))
-        if len(held):
-            store.add(label, Xm[held], ym[held], random_state=random_state)
+        if created and parts and resolve_scale(data, scale) == "first-month":
+            label, X0, y0, _ = parts[0]
+            train, _ = _split(X0, y0, holdout, random_state)
+            scaler = FirstMonthScaler().fit(X0[train], months=np.zeros(len(train)))
+            store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
 
-    result = UpdateResult(
-        model=model, strategy=str(clf.get_params(deep=False)["strategy"]), created=created,
-        months_before=months_before, months_after=list(clf.months_seen_), steps=steps,
-        max_forgetting=max_forgetting, scoring=scoring_name, scoring_reason=scoring_reason,
-        scoring_recorded=recorded,
-    )
-    largest = result.largest_drop
-    if max_forgetting is not None and largest is not None and largest[1] > max_forgetting:
-        raise ForgettingRefused(largest[0], largest[1], max_forgetting, result)
-    save_with_store(clf, model, store)
+        month_data = list(applied) if applied else [
+            {"month": to_python(m), "rows": None, "sha256": None} for m in months_before]
+        steps = []
+        for label, Xm, ym, digest in parts:
+            Xm = store.scale(Xm)
+            train, held = _split(Xm, ym, holdout, random_state)
+            fitted = clf.__sklearn_is_fitted__()
+            before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+            next_score = score(Xm[held], ym[held]) if fitted else None
+            start = time.perf_counter()
+            clf.partial_fit_month(Xm[train], ym[train], month=label)
+            seconds = time.perf_counter() - start
+            label = to_python(clf.months_seen_[-1])
+            after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+            steps.append(MonthUpdate(
+                month=label, train_rows=len(train), holdout_rows=len(held),
+                seconds=seconds, score=score(Xm[held], ym[held]),
+                next_month_score=next_score, before=before, after=after,
+            ))
+            month_data.append({"month": label, "rows": len(ym), "sha256": digest})
+            if len(held):
+                store.add(label, Xm[held], ym[held], random_state=random_state)
+
+        result = UpdateResult(
+            model=model, strategy=str(clf.get_params(deep=False)["strategy"]),
+            created=created, months_before=months_before,
+            months_after=list(clf.months_seen_) if clf.__sklearn_is_fitted__() else [],
+            steps=steps, max_forgetting=max_forgetting, scoring=scoring_name,
+            scoring_reason=scoring_reason, scoring_recorded=recorded,
+            previous=None if writer.base is None else writer.base.id,
+            already_applied=skipped,
+        )
+        if not steps:  # every month was applied before: an idempotent success
+            return result
+        largest = result.largest_drop
+        if max_forgetting is not None and largest is not None and largest[1] > max_forgetting:
+            raise ForgettingRefused(largest[0], largest[1], max_forgetting, result)
+        last = steps[-1]
+        scores = dict(last.after)
+        scores[last.month] = last.score
+        gen = writer.commit(clf, store, kind="update", month_data=month_data,
+                            scores={m: v for m, v in scores.items() if v is not None})
     result.saved = True
+    result.generation = gen.id
     return result
+
+
+def _start(writer, model, strategy, estimator_params, random_state, init_from, memory_on_disk):
+    """The model and evaluation store a new store starts from."""
+    if init_from is not None:
+        from ._estimator import load
+
+        if strategy is not None or estimator_params or memory_on_disk:
+            raise ValueError("--init-from starts from a checkpoint's own settings; drop "
+                             "--strategy and the network options.")
+        clf = load(init_from)
+        legacy = f"{init_from}.eval.npz"  # written next to checkpoints before stores
+        store = EvalStore.read(legacy) if os.path.exists(legacy) else EvalStore()
+        return clf, store
+    if strategy is None:
+        raise ValueError(
+            f"--model {model!r} does not exist; give --strategy (e.g. replay) to start "
+            "a new model."
+        )
+    params = dict(estimator_params)
+    if memory_on_disk:
+        params["memory_dir"] = writer.memory_dir
+    return _new_model(strategy, params, random_state), EvalStore()
+
+
+def _new_parts(parts, applied, model):
+    """The months of ``parts`` not applied before, each with its data digest;
+    and the labels of those applied before with the same data."""
+    by_label = {str(entry["month"]): entry for entry in applied}
+    by_digest = {entry["sha256"]: entry for entry in applied if entry.get("sha256")}
+    new, skipped = [], []
+    for label, X, y in parts:
+        digest = month_digest(X, y)
+        entry = by_digest.get(digest) if label is None else by_label.get(str(label))
+        if entry is None:
+            new.append((label, X, y, digest))
+        elif entry.get("sha256") == digest:
+            skipped.append(entry["month"])
+        else:
+            known = (f"{entry['rows']} rows, sha256 {entry['sha256'][:12]}"
+                     if entry.get("sha256") else "data this store did not record")
+            raise ValueError(
+                f"Month {label} was already applied to {model!r} with other data ({known}); "
+                f"this data has {len(y)} rows, sha256 {digest[:12]}. A month is applied "
+                "once: give the new data another --month label, or roll back to a "
+                "generation before it (`sklearn-cf history`, then --rollback --to GEN)."
+            )
+    return new, skipped
 
 
 def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
               random_state=0, feature_names=None):
     """Refit ``comparison.recommend()`` on every row and save it to ``path``.
 
-    Every row of every month (the comparison's training and held-out rows) is
-    trained, month by month, with the comparison's settings. With
-    ``scale="first-month"`` the features are standardized with all the first
-    month's rows, and those statistics are kept in ``<path>.eval.npz`` so that
+    ``path`` is a model store (a folder): the refitted model is committed as
+    its next generation (its first, for a new store). Every row of every
+    month (the comparison's training and held-out rows) is trained, month by
+    month, with the comparison's settings. With ``scale="first-month"`` the
+    features are standardized with all the first month's rows, and those
+    statistics are kept in the generation's evaluation store so that
     ``sklearn-cf update`` scales later months alike. That store holds no
     held-out rows (none are left): forgetting rows start with the first
     update. It records the comparison's scoring, so that updates are scored
@@ -826,7 +774,10 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
         scaler = FirstMonthScaler().fit(X, months=months)
         store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
         X = store.scale(X)
+    if os.path.isfile(path):
+        raise ValueError(_checkpoint_file_message(path).replace("--model", "--save-best"))
     clf = build_estimator(best, estimator_params, random_state)
     clf.fit(X, np.asarray(y), months=months)
-    save_with_store(clf, path, store, keep_previous=True)
+    with ModelStore(path).writer() as writer:
+        writer.commit(clf, store, kind="save-best")
     return best

@@ -1,0 +1,605 @@
+"""A model on disk as a store of generations: what the monthly job updates.
+
+A *model store* is a folder. Every update writes a new *generation* beside
+the old ones (the checkpoint, the evaluation store, and the replay-memory
+files the model needs), makes it durable, and commits it by replacing one
+small pointer file with a rename. Committed generations are never changed;
+readers follow the pointer. A kill -9 at any instant therefore leaves either
+the old or the new generation current, each whole. See docs/reliability.md
+for the format and its guarantees.
+
+::
+
+    M/
+      CURRENT                   {"format": 1, "generation": 7}: the commit point
+      LOCK                      the writer lock (and who holds it)
+      generations/000007.json   one manifest per generation, never changed
+      objects/                  checkpoints and evaluation stores, never changed
+      memory/                   replay-memory files (immutable, shared by generations)
+
+* :class:`ModelStore`: read a store (:meth:`ModelStore.load`,
+  :meth:`ModelStore.generations`) and write one under its lock
+  (:meth:`ModelStore.writer`).
+* :class:`Generation`: one generation's manifest.
+* :func:`load`: :func:`sklearn_cf.load`, for a store folder or a checkpoint
+  file.
+"""
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from ._atomic import fault_point, fsync_folder, sigint_held, write_atomically_bytes
+from ._compat import to_python
+from ._estimator import load as load_checkpoint
+from ._eval_store import EvalStore
+from ._lock import WriterLock
+
+__all__ = ["DEFAULT_KEEP", "Generation", "ModelStore", "load"]
+
+FORMAT = 1
+DEFAULT_KEEP = 5
+"""Generations a store keeps by default (the current one and the four before)."""
+
+CURRENT = "CURRENT"
+LOCK = "LOCK"
+GENERATIONS = "generations"
+OBJECTS = "objects"
+MEMORY = "memory"
+_MANIFEST = re.compile(r"^(\d{6,})\.json$")
+_READ_TRIES = 3
+
+
+@dataclass
+class Generation:
+    """One committed generation of a :class:`ModelStore` (its manifest).
+
+    Attributes
+    ----------
+    id : int
+        Generation number, increasing by one per commit.
+    kind : {"update", "rollback", "import", "save-best"}
+        What made it.
+    previous : int or None
+        The generation that was current when it was committed (what
+        ``--rollback`` returns to); None for the first.
+    restores : int or None
+        For a rollback, the generation whose model it makes current again.
+    created : str
+        When it was committed (UTC, ISO 8601).
+    months : list
+        Months the model has trained on, in order.
+    month_data : list of dict
+        Per month: ``{"month", "rows", "sha256"}`` of the data it was
+        updated with (None where unknown), for idempotent re-runs.
+    scoring : str or None
+        Scorer name of the evaluation store.
+    scores : dict
+        Held-out score of this generation's model on each month (as
+        strings of the month label; NaN where undefined).
+    files : dict
+        ``{"model": path, "eval": path}``, relative to the store.
+    memory : list of str
+        Replay-memory files the model references (relative to the store
+        when inside it).
+    sha256 : dict
+        Digest of each file of ``files``.
+    sizes : dict
+        Bytes of every file the generation references.
+    """
+
+    id: int
+    kind: str
+    previous: int = None
+    restores: int = None
+    created: str = ""
+    months: list = field(default_factory=list)
+    month_data: list = field(default_factory=list)
+    scoring: str = None
+    scores: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    memory: list = field(default_factory=list)
+    sha256: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+
+    def referenced(self):
+        """Every file (store-relative where inside it) this generation needs."""
+        return [*self.files.values(), *self.memory]
+
+    @property
+    def size(self):
+        """Bytes on disk of every file it references (shared ones included)."""
+        return sum(self.sizes.values())
+
+    def to_json(self):
+        return json.dumps(dict(asdict(self), format=FORMAT), indent=1, sort_keys=True,
+                          allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text, name):
+        try:
+            data = json.loads(text)
+            if data.pop("format", None) != FORMAT:
+                raise ValueError("unknown format")
+            return cls(**data)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"The generation manifest {name!r} is damaged ({exc}).") from None
+
+
+def _now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unlink(path):
+    fault_point("unlink", path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_file(path):
+    fault_point("fsync", path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ModelStore:
+    """A folder of model generations, committed one at a time.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The store's folder. Nothing is created until a writer commits.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn_cf import ContinualClassifier
+    >>> from sklearn_cf.store import ModelStore
+    >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> store = ModelStore(os.path.join(tempfile.mkdtemp(), "model"))
+    >>> with store.writer() as writer:
+    ...     clf = ContinualClassifier(max_epochs=1, random_state=0).fit(X, y)
+    ...     first = writer.commit(clf, kind="import")
+    >>> with store.writer() as writer:
+    ...     _ = writer.commit(writer.load().partial_fit_month(X, y), kind="update")
+    >>> [(g.id, g.kind, g.months) for g in store.generations()]
+    [(1, 'import', [0]), (2, 'update', [0, 1])]
+    >>> with store.writer() as writer:
+    ...     back = writer.rollback()
+    >>> back.id, back.restores, store.load().months_seen_
+    (3, 1, [0])
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.root = os.path.abspath(self.path)
+
+    # -- reading --------------------------------------------------------
+    def _at(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    @staticmethod
+    def is_store(path):
+        """Whether ``path`` is a store folder (it has a ``CURRENT`` pointer,
+        or is a folder that a first writer started)."""
+        path = os.fspath(path)
+        return os.path.isfile(os.path.join(path, CURRENT)) or (
+            os.path.isdir(path) and os.path.exists(os.path.join(path, LOCK)))
+
+    def current_id(self):
+        """The current generation's number; None for a store with none yet."""
+        try:
+            with open(self._at(CURRENT), encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}")
+            return int(data["generation"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"The store pointer {self._at(CURRENT)!r} is damaged ({exc})."
+            ) from None
+
+    def _manifest_path(self, gen_id):
+        return self._at(GENERATIONS, f"{gen_id:06d}.json")
+
+    def generation(self, gen_id=None):
+        """The manifest of generation ``gen_id`` (None: the current one).
+
+        Raises
+        ------
+        ValueError
+            When the store has no such generation (or none at all).
+        """
+        if gen_id is None:
+            gen_id = self.current_id()
+            if gen_id is None:
+                raise ValueError(f"{self.path!r} is not a model store with a generation yet.")
+        path = self._manifest_path(gen_id)
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            kept = ", ".join(str(g) for g in self._committed_ids()) or "none"
+            raise ValueError(
+                f"The store {self.path!r} has no generation {gen_id} (kept: {kept})."
+            ) from None
+        return Generation.from_json(text, path)
+
+    def _manifest_ids(self):
+        try:
+            names = os.listdir(self._at(GENERATIONS))
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for m in map(_MANIFEST.match, names) if m)
+
+    def _committed_ids(self):
+        current = self.current_id()
+        return [] if current is None else [g for g in self._manifest_ids() if g <= current]
+
+    def generations(self):
+        """The kept generations, oldest first (the last is current)."""
+        return [self.generation(g) for g in self._committed_ids()]
+
+    def _file(self, relpath):
+        return relpath if os.path.isabs(relpath) else self._at(relpath)
+
+    def _eval_of(self, gen):
+        name = gen.files.get("eval")
+        if name is None:
+            return EvalStore()
+        path = self._file(name)
+        with open(path, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != gen.sha256.get(name):
+            raise ValueError(
+                f"The evaluation store {path!r} of generation {gen.id} is damaged (its "
+                "SHA-256 differs from the manifest's). Roll back to an earlier generation "
+                "with `sklearn-cf update --rollback --to GEN`."
+            )
+        return EvalStore.from_bytes(data, path)
+
+    def _model_of(self, gen, device=None):
+        path = self._file(gen.files["model"])
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        import inspect  # TEMP until load(memory_dir=) lands
+
+        if "memory_dir" in inspect.signature(load_checkpoint).parameters:
+            return load_checkpoint(path, device=device, memory_dir=self._at(MEMORY))
+        return load_checkpoint(path, device=device)
+
+    def _read(self, reader, gen_id):
+        # A reader takes no lock: the generation it read may be garbage-
+        # collected by a writer between reading the pointer and opening the
+        # files (only with --keep 1); it then reads the new current one.
+        for attempt in range(_READ_TRIES):
+            gen = self.generation(gen_id)
+            try:
+                return gen, reader(gen)
+            except FileNotFoundError as exc:
+                if gen_id is not None or attempt == _READ_TRIES - 1:
+                    raise ValueError(
+                        f"A file of generation {gen.id} of {self.path!r} is missing "
+                        f"({exc.filename or exc})."
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def load(self, generation=None, device=None):
+        """The model of a generation (None: the current one), fitted.
+
+        Parameters
+        ----------
+        generation : int or None, default=None
+        device : str or None, default=None
+            As for :func:`sklearn_cf.load`.
+
+        Returns
+        -------
+        ContinualClassifier
+        """
+        return self._read(lambda gen: self._model_of(gen, device), generation)[1]
+
+    def eval_store(self, generation=None):
+        """The evaluation store of a generation (None: the current one)."""
+        return self._read(self._eval_of, generation)[1]
+
+    # -- writing --------------------------------------------------------
+    def writer(self, wait=0.0, keep=DEFAULT_KEEP):
+        """Take the store's writer lock: ``with store.writer() as w: ...``.
+
+        Parameters
+        ----------
+        wait : float, default=0
+            Seconds to wait for another writer; then
+            :class:`~sklearn_cf.exceptions.StoreLockedError`.
+        keep : int, default=DEFAULT_KEEP
+            Generations kept after a commit (at least 1); older ones and
+            every file only they reference are removed.
+
+        Returns
+        -------
+        StoreWriter
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1, got {keep!r}.")
+        return StoreWriter(self, wait, keep)
+
+
+class StoreWriter:
+    """The one writer of a :class:`ModelStore` (see :meth:`ModelStore.writer`).
+
+    Entering it creates the store's folders if needed, takes the lock, and
+    removes what an interrupted writer left; leaving it removes what this
+    writer wrote but did not commit (a refused update, an error), then
+    releases the lock.
+
+    Attributes
+    ----------
+    base : Generation or None
+        The generation current when the lock was taken; None for a new store.
+    memory_dir : str
+        The folder for the replay-memory files of a model in this store.
+    """
+
+    def __init__(self, store, wait, keep):
+        self.store, self.wait, self.keep = store, wait, keep
+        self.base = None
+        self.memory_dir = store._at(MEMORY)
+        self._lock = None
+        self.committed = None
+
+    def __enter__(self):
+        store = self.store
+        parent = os.path.dirname(store.root)
+        if not os.path.isdir(parent):
+            raise ValueError(f"{store.path!r}: the folder {parent!r} does not exist.")
+        if os.path.exists(store.root) and not os.path.isdir(store.root):
+            raise ValueError(f"{store.path!r} is a file, not a model store folder.")
+        for sub in ("", GENERATIONS, OBJECTS):
+            os.makedirs(store._at(sub), exist_ok=True)
+        self._lock = WriterLock(store._at(LOCK), self.wait).__enter__()
+        try:
+            current = store.current_id()
+            self.base = None if current is None else store.generation(current)
+            self._collect(keep=None)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            if exc_info[0] is None or not issubclass(exc_info[0], KeyboardInterrupt):
+                self._collect(keep=self.keep if self.committed else None)
+        finally:
+            self._release()
+        return False
+
+    def _release(self):
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+    # -- what the base generation holds ----------------------------------
+    def load(self, device=None):
+        """The base generation's model (a ValueError for a new store)."""
+        if self.base is None:
+            raise ValueError(f"The store {self.store.path!r} has no model yet.")
+        return self.store._model_of(self.base, device)
+
+    def eval_store(self):
+        """The base generation's evaluation store (empty for a new store)."""
+        return EvalStore() if self.base is None else self.store._eval_of(self.base)
+
+    # -- commits ----------------------------------------------------------
+    def _next_id(self):
+        return (self.base.id if self.base is not None else 0) + 1
+
+    def commit(self, clf, eval_store=None, *, kind="update", month_data=None, scores=None):
+        """Write ``clf`` (and its evaluation store) as the next generation and
+        make it current.
+
+        Parameters
+        ----------
+        clf : ContinualClassifier
+            Fitted.
+        eval_store : EvalStore or None, default=None
+        kind : str, default="update"
+        month_data : list of dict or None, default=None
+            ``{"month", "rows", "sha256"}`` per month of ``clf.months_seen_``
+            (None: unknown for every month).
+        scores : dict or None, default=None
+            Held-out score per month.
+
+        Returns
+        -------
+        Generation
+        """
+        if self.committed is not None:
+            raise RuntimeError("A writer commits once; take the lock again for another.")
+        store, gen_id = self.store, self._next_id()
+        token = uuid.uuid4().hex[:8]
+        model = f"{OBJECTS}/model-{gen_id:06d}-{token}.pt"
+        evaluation = f"{OBJECTS}/eval-{gen_id:06d}-{token}.npz"
+        clf.save(store._at(model))
+        write_atomically_bytes(store._at(evaluation), (eval_store or EvalStore()).to_bytes())
+        memory = self._memory_of(clf)
+        old = set(self.base.memory) if self.base is not None else set()
+        for folder in sorted({os.path.dirname(store._file(p)) for p in memory if p not in old}):
+            for name in memory:
+                if name not in old and os.path.dirname(store._file(name)) == folder:
+                    _fsync_file(store._file(name))
+            fsync_folder(folder)
+        months = [to_python(m) for m in clf.months_seen_]
+        gen = Generation(
+            id=gen_id, kind=kind, previous=None if self.base is None else self.base.id,
+            created=_now(), months=months,
+            month_data=month_data or [{"month": m, "rows": None, "sha256": None}
+                                      for m in months],
+            scoring=None if eval_store is None else eval_store.scoring,
+            scores={str(k): v for k, v in (scores or {}).items()},
+            files={"model": model, "eval": evaluation}, memory=memory,
+        )
+        gen.sha256 = {name: _sha256(store._at(name)) for name in (model, evaluation)}
+        gen.sizes = {name: os.path.getsize(store._file(name)) for name in gen.referenced()}
+        return self._commit(gen)
+
+    def rollback(self, to=None):
+        """Make an earlier generation's model current again, as a new
+        generation (so a rollback can itself be rolled back).
+
+        Parameters
+        ----------
+        to : int or None, default=None
+            The generation to restore; None: the base generation's
+            ``previous`` (the one current before it).
+
+        Returns
+        -------
+        Generation
+        """
+        if self.base is None:
+            raise ValueError(f"The store {self.store.path!r} has no model to roll back.")
+        if to is None:
+            to = self.base.previous
+            if to is None:
+                raise ValueError(
+                    f"Generation {self.base.id} of {self.store.path!r} is its first: there "
+                    "is nothing to roll back to."
+                )
+        target = self.store.generation(to)
+        if target.files == self.base.files:
+            same = "" if to == self.base.id else f" (generation {self.base.id} holds its model)"
+            raise ValueError(
+                f"Generation {to} of {self.store.path!r} is already current{same}.")
+        # Both must be whole before the pointer moves.
+        self.store._eval_of(target)
+        self.store._model_of(target)
+        gen = Generation(
+            id=self._next_id(), kind="rollback", previous=self.base.id, restores=target.id,
+            created=_now(), months=list(target.months), month_data=list(target.month_data),
+            scoring=target.scoring, scores=dict(target.scores), files=dict(target.files),
+            memory=list(target.memory), sha256=dict(target.sha256), sizes=dict(target.sizes),
+        )
+        return self._commit(gen)
+
+    def _memory_of(self, clf):
+        files = clf.memory_files() if hasattr(clf, "memory_files") else []
+        out = []
+        for path in files:
+            path = os.path.abspath(path)
+            rel = os.path.relpath(path, self.store.root)
+            out.append(path if rel.startswith(os.pardir) else rel.replace(os.sep, "/"))
+        return sorted(out)
+
+    def _commit(self, gen):
+        store = self.store
+        # The manifest, then the pointer: the rename of CURRENT is the commit.
+        write_atomically_bytes(store._manifest_path(gen.id), gen.to_json().encode())
+        pointer = json.dumps({"format": FORMAT, "generation": gen.id}).encode()
+        with sigint_held():
+            write_atomically_bytes(store._at(CURRENT), pointer)
+        self.committed = gen
+        self.base = gen
+        return gen
+
+    # -- garbage collection ---------------------------------------------
+    def _collect(self, keep):
+        """Remove uncommitted leftovers and, with ``keep``, generations
+        older than the newest ``keep`` and every file no kept one needs."""
+        store = self.store
+        current = store.current_id()
+        ids = store._manifest_ids()
+        for gen_id in ids:  # written by a writer killed before its commit
+            if current is None or gen_id > current:
+                _unlink(store._manifest_path(gen_id))
+        committed = [g for g in ids if current is not None and g <= current]
+        if keep is not None:
+            for gen_id in committed[:-keep]:
+                _unlink(store._manifest_path(gen_id))
+            committed = committed[-keep:]
+        needed = set()
+        for gen_id in committed:
+            needed.update(store.generation(gen_id).referenced())
+        for sub in (OBJECTS, MEMORY):
+            top = store._at(sub)
+            for folder, dirs, names in os.walk(top, topdown=False):
+                for name in names:
+                    path = os.path.join(folder, name)
+                    rel = os.path.relpath(path, store.root).replace(os.sep, "/")
+                    if rel not in needed:
+                        _unlink(path)
+                if folder != top and not os.listdir(folder):
+                    try:
+                        os.rmdir(folder)
+                    except OSError:
+                        pass
+        for name in os.listdir(store.root):  # temporary files of write_atomically
+            if name.startswith(".") and name.endswith(".tmp"):
+                _unlink(store._at(name))
+        for name in os.listdir(store._at(GENERATIONS)):
+            if name.startswith(".") and name.endswith(".tmp"):
+                _unlink(store._at(GENERATIONS, name))
+
+
+def load(path, estimator=None, device=None):
+    """Load a model: the current generation of a store, or a checkpoint file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A model store folder (``sklearn-cf update --model M``) or a
+        checkpoint file written by :meth:`ContinualClassifier.save`.
+    estimator : ContinualClassifier, default=None
+        For a checkpoint file: an unfitted estimator to load into (see
+        :func:`sklearn_cf._estimator.load`).
+    device : str, default=None
+        Where to put the model; None uses the saved ``device``.
+
+    Returns
+    -------
+    ContinualClassifier
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import sklearn_cf
+    >>> from sklearn_cf import ContinualClassifier
+    >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+    >>> ContinualClassifier(max_epochs=1, random_state=0).fit(X, y).save(path)
+    >>> sklearn_cf.load(path).months_seen_
+    [0]
+    """
+    if os.path.isdir(path):
+        if not ModelStore.is_store(path):
+            raise ValueError(
+                f"{os.fspath(path)!r} is a folder but not a model store (no {CURRENT} file)."
+            )
+        if estimator is not None:
+            raise ValueError("estimator= applies to a checkpoint file, not to a model store.")
+        return ModelStore(path).load(device=device)
+    return load_checkpoint(path, estimator=estimator, device=device)
