@@ -14,10 +14,16 @@ the page cache that holds a memory-mapped file's pages.
    (``SKLEARN_CF_BENCH_ITEMS=1,2,3,4``).
 4. Joint retraining over on-disk history, with ``memory_dir`` and in RAM:
    rows and seconds per month (linear in rows) and peak RssAnon.
+5. Replay with a bounded reservoir (``memory_size``) in ``memory_dir`` over
+   many months: seconds, peak RssAnon, the files the model references and
+   all files in its memory folder (copy-on-write leaves files that no later
+   model references: what a model store's garbage collection removes).
 
 Sizes: item 1 ``SKLEARN_CF_BENCH_ROWS`` rows x 200 (``--quick`` 200k, default
 1M; the issue's 4M is 3.2 GB); items 2 and 4 ``SKLEARN_CF_BENCH_SEQ_ROWS``
-rows a month (default a quarter of item 1's); item 3 ``SKLEARN_CF_BENCH_BIG``.
+rows a month (default a quarter of item 1's); item 3 ``SKLEARN_CF_BENCH_BIG``;
+item 5 a fifth of item 2's rows a month, a reservoir of twice that, 20
+months (``--quick``) or 24.
 Files go to ``SKLEARN_CF_BENCH_DIR`` (default: a temporary folder), removed
 afterwards.
 """
@@ -150,6 +156,42 @@ def child_sequence(strategy, n, d, months, folder, epoch_size=None, threads=1, d
     return per_month
 
 
+def child_reservoir(n, d, months, memory_size, folder, epoch_size, threads=1):
+    """Replay with a bounded reservoir on disk, month after month: the
+    anonymous memory, and the memory folder's files (referenced or not)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    from sklearn_cf import ContinualClassifier
+
+    from _common import make_rows
+
+    memory_dir = os.path.join(folder, "memory")
+    clf = ContinualClassifier(strategy="replay", memory_dir=memory_dir,
+                              memory_size=memory_size, epoch_size=epoch_size,
+                              max_epochs=1, batch_size=1024, random_state=0)
+    per_month = []
+    for m in range(months):
+        X, y = make_rows(n, d, seed=m, shift=float(m))
+        with PeakRssAnon() as rss:
+            start = time.perf_counter()
+            clf.partial_fit_month(X, y)
+            seconds = time.perf_counter() - start
+        del X
+        on_disk = [os.path.join(root, name) for root, _, names in os.walk(memory_dir)
+                   for name in names]
+        # Before copy-on-write every file in the folder was referenced.
+        referenced = clf.memory_files() if hasattr(clf, "memory_files") else on_disk
+        per_month.append({
+            "month": m, "seconds": seconds, "rows": clf.cost_[-1]["rows"],
+            "rss_anon": rss_anon(), "rss_anon_peak": rss.peak,
+            "files": len(on_disk), "referenced": len(referenced),
+            "folder_bytes": sum(os.path.getsize(p) for p in on_disk),
+            "referenced_bytes": sum(os.path.getsize(p) for p in referenced)})
+    return per_month
+
+
 def child_big_month(n, d, folder, threads=2, epoch_size=None):
     """A month larger than half the machine's RAM, on disk, fine-tuned with
     replay whose memory is on disk too (the month is added to it)."""
@@ -238,8 +280,29 @@ def _item_big_month(root, n, d, log):
     return big
 
 
+def _item_reservoir(root, n, d, months, log):
+    mib = 2**20
+    memory_size = 2 * n
+    log(f"[out_of_core] 5. replay, a reservoir of {memory_size} rows on disk, "
+        f"{months} months of {n} rows")
+    shutil.rmtree(os.path.join(root, "memory"), ignore_errors=True)
+    runs = run_child("bench_out_of_core", "child_reservoir",
+                     {"n": n, "d": d, "months": months, "memory_size": memory_size,
+                      "folder": root, "epoch_size": n})
+    print_table(
+        f"5. replay, memory_size={memory_size} in memory_dir, epoch_size={n}, "
+        f"{n} x {d} a month",
+        ["month", "rows", "s", "RssAnon peak MiB", "files referenced", "MiB referenced",
+         "files in folder", "MiB in folder"],
+        [[a["month"], a["rows"], a["seconds"], a["rss_anon_peak"] / mib, a["referenced"],
+          a["referenced_bytes"] / mib, a["files"], a["folder_bytes"] / mib] for a in runs],
+        note="RssAnon: peak during the month, sampled every 20 ms; files: .npy files.")
+    shutil.rmtree(os.path.join(root, "memory"), ignore_errors=True)
+    return runs
+
+
 def run(quick=False, device="cpu", log=print, threads=1):
-    """Items 1, 2 and 4; item 3 too with ``SKLEARN_CF_BENCH_ITEMS="1,2,3,4"``. Sizes: ``SKLEARN_CF_BENCH_ROWS`` (item 1), ``SKLEARN_CF_BENCH_SEQ_ROWS``
+    """Items 1, 2, 4 and 5; item 3 too with ``SKLEARN_CF_BENCH_ITEMS="1,2,3,4,5"``. Sizes: ``SKLEARN_CF_BENCH_ROWS`` (item 1), ``SKLEARN_CF_BENCH_SEQ_ROWS``
     (items 2, 4; default a quarter of item 1's), ``SKLEARN_CF_BENCH_BIG``
     (item 3, ``ROWSxFEATURES``, default 1400000x2381: about 13 GB on disk)."""
     cuda = device.startswith("cuda")
@@ -251,7 +314,7 @@ def run(quick=False, device="cpu", log=print, threads=1):
     d = int(os.environ.get("SKLEARN_CF_BENCH_FEATURES", 2381 if cuda else 200))
     months = 3 if quick else 6
     # Item 3 writes about 13 GB: only when asked for.
-    items = os.environ.get("SKLEARN_CF_BENCH_ITEMS", "1" if cuda else "1,2,4").split(",")
+    items = os.environ.get("SKLEARN_CF_BENCH_ITEMS", "1" if cuda else "1,2,4,5").split(",")
     root = tempfile.mkdtemp(prefix="sklearn_cf_ooc_", dir=os.environ.get("SKLEARN_CF_BENCH_DIR"))
     results = {}
     try:
@@ -263,6 +326,9 @@ def run(quick=False, device="cpu", log=print, threads=1):
         if "4" in items:
             results["joint"] = _item_sequence(root, "4", "joint", None, n_seq, d, months,
                                               threads, log)
+        if "5" in items:
+            results["reservoir"] = _item_reservoir(root, max(1, n_seq // 5), d,
+                                                   20 if quick else 24, log)
         for name in os.listdir(root):
             if name.startswith("month"):
                 os.remove(os.path.join(root, name))
