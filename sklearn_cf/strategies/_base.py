@@ -314,6 +314,13 @@ class Strategy:
         to predict with the network as it is."""
         return None
 
+    def memory_files(self):
+        """Absolute paths of the files outside the checkpoint that the
+        strategy's state references now (memory kept in ``memory_dir``):
+        exactly those loading its :meth:`state_dict` opens. A strategy
+        that keeps files of its own overrides it; the default is ``[]``."""
+        return []
+
     def state_dict(self):
         """Month-to-month state for a checkpoint: tensors, numbers, strings
         and lists/dicts of them (anything ``torch.load(weights_only=True)``
@@ -367,3 +374,8 @@ class RowsKeeper(Strategy):
     def commit(self, savepoint):
         attributes, log = savepoint
         attributes[self.rows_attribute].end(log)
+
+    def memory_files(self):
+        """The files of the memory of rows (none in RAM)."""
+        rows = getattr(self, self.rows_attribute, None)
+        return [] if rows is None else list(rows.memory_files())

@@ -53,8 +53,8 @@ class ClassBalancedMemory(ReservoirMemory):
     within the class).
 
     Only the choice of slots differs from :class:`ReservoirMemory`: rows,
-    sample weights, files in ``directory`` and the undo log of a month are
-    the reservoir's. The rows seen of each class and the classes that are
+    sample weights, files in ``directory`` (copy-on-write segments and a
+    slot index) and the undo log of a month are the reservoir's. The rows seen of each class and the classes that are
     full are part of the state (checkpoints, and a month's undo log).
 
     Parameters
@@ -138,11 +138,7 @@ class ClassBalancedMemory(ReservoirMemory):
         n = len(labels)
         if n == 0:
             return
-        if self.X is None:
-            self._allocate(X, y)
-        if sample_weight is not None and self.w is None:
-            self._allocate_weights()
-        w = sample_weight
+        self._prepare(X, y, sample_weight)
         n_classes = max(len(self.class_seen), int(labels.max()) + 1)
         if n_classes > len(self.class_seen):
             grow = n_classes - len(self.class_seen)
@@ -153,11 +149,11 @@ class ClassBalancedMemory(ReservoirMemory):
         self.class_seen = self.class_seen + np.bincount(labels, minlength=n_classes)
 
         n_direct = min(n, self.capacity - self.size)
-        self._write(slice(self.size, self.size + n_direct), X[:n_direct], y[:n_direct],
-                    None if w is None else w[:n_direct])
-        self.size += n_direct
+        parts = [(slice(self.size, self.size + n_direct), slice(0, n_direct))]
         if n_direct < n:
-            slot_labels = _class_indices(self.y[: self.size]).copy()
+            # The class of each slot once the direct rows are in.
+            slot_labels = np.concatenate([_class_indices(self.y[: self.size]),
+                                          labels[:n_direct]])
             rows, slots = self._choose_slots(labels[n_direct:], n_c[n_direct:], rng,
                                              slot_labels)
             if len(rows):
@@ -165,10 +161,11 @@ class ClassBalancedMemory(ReservoirMemory):
                 rev_slots = slots[::-1]
                 _, first = np.unique(rev_slots, return_index=True)
                 winners = n_direct + rows[::-1][first]
-                index = torch.from_numpy(winners)
-                self._write(torch.from_numpy(rev_slots[first]), X[index], y[index],
-                            None if w is None else w[index])
+                parts.append((torch.from_numpy(rev_slots[first]), torch.from_numpy(winners)))
+        self._store(parts, X, y, sample_weight)
+        self.size += n_direct
         self.n_seen += n
+        self._after_add()
 
     def _choose_slots(self, labels, n_c, rng, slot_labels):
         """The slot each arriving row replaces, for rows arriving at a full

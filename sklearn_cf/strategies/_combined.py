@@ -155,6 +155,10 @@ class Combined(Strategy):
                 return states
         return None
 
+    def memory_files(self):
+        """Every part's memory files (sorted, each once)."""
+        return sorted({path for part in self.parts for path in part.memory_files()})
+
     def state_dict(self):
         return {"parts": [part.state_dict() for part in self.parts]}
 

@@ -87,7 +87,8 @@ class DER(RowsKeeper):
         ``memory_policy``.
     memory_dir : path-like or None, default=None
         None: memory in RAM. A folder: in memory-mapped ``.npy`` files in a
-        new subfolder of it; the same draws and predictions as in RAM.
+        new subfolder of it, never changed once written (each month writes
+        new ones); the same draws and predictions as in RAM.
     memory_policy : {"reservoir", "class_balanced"}, default="reservoir"
         Which rows a bounded memory keeps: a uniform reservoir sample, or a
         class-balanced one (CBRS, see
@@ -175,6 +176,7 @@ class DER(RowsKeeper):
                 f"criterion is {type(criterion).__name__}. Use "
                 "criterion=torch.nn.CrossEntropyLoss with a module that returns logits."
             )
+        # Named now (memory_dir made absolute), created at the first write.
         folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "der")
         self.memory = make_memory(self.memory_size, folder, self.memory_policy)
         self.draws = None
@@ -192,7 +194,8 @@ class DER(RowsKeeper):
             return None
         n_buffer = self.buffer_batch_size or len(y_true)
         index = _draw_rows(self.draws, len(self.memory), n_buffer)
-        rows, y_buf, w_buf = _gather(self.memory.sources(), self.memory.weights(), index)
+        memory = self.memory.rows()
+        rows, y_buf, w_buf = _gather(memory.sources, memory.weights, memory.rows_of(index))
         n_features = net.n_features_in_
         device = y_pred.device
         x_buf = rows[:, :n_features].to(device)

@@ -41,14 +41,16 @@ class Joint(RowsKeeper):
         self.memory_dir = memory_dir
 
     def start(self, net):
+        # Named now (memory_dir made absolute), created at the first write.
         folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "joint")
         self.history = AllRowsMemory(folder)
 
     def month_data(self, net, X, y, sample_weight=None):
         if not len(self.history):
             return None
-        sources = self.history.sources()
-        weights = [*(self.history.weights() or [None] * len(sources)), sample_weight]
+        history = self.history.rows()
+        sources = history.sources
+        weights = [*(history.weights or [None] * len(sources)), sample_weight]
         return MonthData([*sources, (X, y)], weights=weights)
 
     def end_month(self, net, X, y, sample_weight=None):

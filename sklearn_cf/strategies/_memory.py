@@ -4,14 +4,24 @@ A month that fails after its rows entered memory must leave the memory as it
 was, without a copy of the memory (it can be tens of GB): each memory keeps
 an undo log while a month is open (:meth:`begin` ... :meth:`undo` or
 :meth:`end`). Adding to :class:`AllRowsMemory` only appends, so its log is a
-length; :class:`ReservoirMemory` overwrites slots, so its log holds the old
-contents of the slots a month wrote (at most the month's rows, never more
-than the memory's capacity).
+length; :class:`ReservoirMemory` overwrites slots, so its log holds what the
+slots a month wrote held before (at most the month's rows, never more than
+the memory's capacity).
 
 With a ``directory`` (``memory_dir``), rows live in memory-mapped ``.npy``
-files there (:mod:`._disk`), and the undo log of a reservoir is written to
-journal files in the same folder, so neither the memory nor its undo log has
-to fit in RAM.
+files there (:mod:`._disk`), and files are never changed once written
+(copy-on-write). Every write is a *segment*: new files named with a uuid4
+(``<stem>.X.npy``, ``<stem>.y.npy`` and, for weighted rows,
+``<stem>.w.npy``). :class:`AllRowsMemory` writes one segment per month.
+A :class:`ReservoirMemory` writes one segment per :meth:`~ReservoirMemory.add`
+with the rows that enter it, and keeps an index ``slot -> (segment, row)``
+in RAM (with each slot's label and weight); its state (what a checkpoint
+stores) is that index and the segments it references, with their SHA-256.
+An older checkpoint keeps its own index and so still reads its own rows
+after later months. When a reservoir references more than
+:data:`COMPACT_AFTER` segments, its rows are rewritten into one new segment
+(never in place). Undoing a month deletes the segments it wrote and puts
+the index back: no journal.
 """
 
 import os
@@ -19,20 +29,162 @@ import os
 import numpy as np
 import torch
 
+from .._atomic import fsync_folder
 from ._disk import (
-    allocate_rows,
     check_digest,
+    check_writable,
+    ensure_folder,
     file_digest,
+    new_file_stem,
     open_rows,
     remove_files,
+    resolve_folder,
     write_rows,
 )
 
-__all__ = ["AllRowsMemory", "ReservoirMemory"]
+__all__ = ["AllRowsMemory", "ReservoirMemory", "MemoryRows", "COMPACT_AFTER"]
+
+#: A reservoir on disk that references more segments than this rewrites its
+#: rows into one new segment: a batch then gathers from a bounded number of
+#: files, and rows that are no longer in memory stop being referenced.
+COMPACT_AFTER = 16
+
+
+class MemoryRows:
+    """The rows of a memory as training reads them, without a copy.
+
+    Attributes
+    ----------
+    sources : list of (Tensor, Tensor)
+        ``(X, y)`` pairs (memory maps on disk): a
+        :class:`~sklearn_cf.strategies.MonthData` takes them as they are.
+        On disk, a reservoir's segments may also hold rows that are no
+        longer in memory; only the rows :attr:`index` names are.
+    weights : list of Tensor or None
+        Per-row sample weights of each source, or None when no row is
+        weighted.
+    index : ndarray of int64 or None
+        The virtual row (in the concatenation of ``sources``) of each slot
+        of the memory, in slot order; None when slot ``k`` is virtual row
+        ``k``.
+    """
+
+    def __init__(self, sources, weights=None, index=None):
+        self.sources = sources
+        self.weights = weights
+        self.index = index
+
+    def rows_of(self, slots):
+        """Virtual rows of ``slots`` (an int array of slot numbers)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        return slots if self.index is None else self.index[slots]
+
+
+def _gather(sources, virtual, field=0):
+    """Entries ``virtual`` (virtual row indices) of field ``field`` (0: X,
+    1: y) of ``sources``, in that order, as one new tensor."""
+    first = sources[0][field]
+    out = torch.empty((len(virtual), *first.shape[1:]), dtype=first.dtype)
+    offsets = np.cumsum([0] + [len(y) for _, y in sources])
+    which = np.searchsorted(offsets, virtual, side="right") - 1
+    for s in np.unique(which):
+        at = np.flatnonzero(which == s)
+        rows = virtual[at] - offsets[s]
+        # Read in increasing row order (sequential on a memory map).
+        order = np.argsort(rows, kind="stable")
+        out[torch.from_numpy(at[order])] = sources[s][field].index_select(
+            0, torch.from_numpy(rows[order]))
+    return out
+
+
+class _Gathered:
+    """Rows of several sources through a virtual index, read a chunk at a
+    time (what :func:`write_rows` writes when a reservoir is compacted)."""
+
+    def __init__(self, sources, virtual):
+        self.sources, self.virtual = sources, virtual
+        X = sources[0][0]
+        self.shape = (len(virtual), *X.shape[1:])
+        self.dtype = X.dtype
+
+    def __len__(self):
+        return len(self.virtual)
+
+    def __getitem__(self, where):
+        return _gather(self.sources, self.virtual[where]).numpy()
+
+
+class _Segment:
+    """The files one write put on disk, never changed after: ``X``, ``y``
+    and, for weighted rows, ``w``, each a read-only memory map.
+
+    Its checkpoint entry is ``[X name, y name, X sha, y sha]``, followed by
+    ``[w name, w sha]`` for weighted rows (the layout of the per-month files
+    of :class:`AllRowsMemory` since memories went to disk).
+    """
+
+    def __init__(self, folder, names, X, y, w=None, digests=None):
+        self.folder = folder
+        self.names = names
+        self.X, self.y, self.w = X, y, w
+        self.digests = digests
+
+    def paths(self):
+        return [os.path.join(self.folder, name) for name in self.names]
+
+    def __len__(self):
+        return len(self.y)
+
+    @classmethod
+    def write(cls, folder, prefix, X, y, w=None, index=None):
+        """Write rows (``rows[index]`` of each of ``X, y, w``, or all) to new
+        files in ``folder``; a failure removes the files it made."""
+        ensure_folder(folder)
+        stem = new_file_stem(prefix)
+        fields = [X, y] if w is None else [X, y, w]
+        names = [f"{stem}.{f}.npy" for f in "Xyw"[:len(fields)]]
+        paths = [os.path.join(folder, name) for name in names]
+        try:
+            written = [write_rows(path, rows, index) for path, rows in zip(paths, fields)]
+        except BaseException:
+            remove_files([p for p in paths if os.path.exists(p)])
+            raise
+        # The new names in the folder are durable too.
+        fsync_folder(folder)
+        return cls(folder, names, *written)
+
+    def entry(self):
+        """The checkpoint entry; the SHA-256 are computed the first time a
+        checkpoint needs them (the files never change), not on every
+        month's critical path."""
+        if self.digests is None:
+            self.digests = [file_digest(path) for path in self.paths()]
+        entry = [*self.names[:2], *self.digests[:2]]
+        if len(self.names) > 2:
+            entry += [self.names[2], self.digests[2]]
+        return entry
+
+    @classmethod
+    def from_entry(cls, folder, entry):
+        """Open the files of a checkpoint entry read-only, refusing any that
+        is missing or changed since."""
+        names = list(entry[:2]) + list(entry[4:5])
+        digests = list(entry[2:4]) + list(entry[5:6])
+        paths = [os.path.join(folder, name) for name in names]
+        for path, digest in zip(paths, digests):
+            check_digest(path, digest)
+        maps = [open_rows(path) for path in paths]
+        return cls(folder, names, *maps, digests=digests)
 
 
 class AllRowsMemory:
     """Every past training row, one chunk per month (no copy on sampling).
+
+    Parameters
+    ----------
+    directory : path-like or None, default=None
+        None: in RAM. A folder: each month's rows in new files there (a
+        segment, see the module docstring), created at the first write.
 
     Examples
     --------
@@ -49,41 +201,34 @@ class AllRowsMemory:
         self.chunks = []
         # Per chunk: its rows' sample weights, or None when they all weigh 1.
         self.chunk_weights = []
-        # With a directory, per chunk: [X name, y name, X sha, y sha] and,
-        # for a weighted chunk, [w name, w sha] after them.
-        self.files = []
+        # With a directory, per chunk: its files.
+        self.segments = []
 
     def add(self, X, y, rng, sample_weight=None):
         if self.directory is None:
             self.chunks.append((X.clone(), y.clone()))
             self.chunk_weights.append(None if sample_weight is None else sample_weight.clone())
             return
-        k = len(self.chunks)
-        names = [f"chunk{k:05d}.X.npy", f"chunk{k:05d}.y.npy"]
-        if sample_weight is not None:
-            names.append(f"chunk{k:05d}.w.npy")
-        paths = [os.path.join(self.directory, name) for name in names]
-        written = _write_all(paths, [X, y] if sample_weight is None else [X, y, sample_weight])
-        # The digests are computed when a checkpoint first needs them (the
-        # files never change), not on every month's critical path.
-        entry = names[:2] + [None, None]
-        if sample_weight is not None:
-            entry += [names[2], None]
-        self.files.append(entry)
-        self.chunks.append(tuple(written[:2]))
-        self.chunk_weights.append(written[2] if sample_weight is not None else None)
+        segment = _Segment.write(self.directory, "rows", X, y, sample_weight)
+        self.segments.append(segment)
+        self.chunks.append((segment.X, segment.y))
+        self.chunk_weights.append(segment.w)
 
     def begin(self):
-        """Open a month's undo log; returns it (see the module docstring)."""
+        """Open a month's undo log; returns it (see the module docstring).
+        A memory on disk whose folder cannot take new files is refused here,
+        before the month trains."""
+        if self.directory is not None:
+            check_writable(self.directory)
         return len(self.chunks)
 
     def undo(self, log):
         """Return to the state at :meth:`begin` (removing the files added)."""
-        for names in self.files[log:]:
-            remove_files(os.path.join(self.directory, name) for name in _file_names(names))
+        for segment in self.segments[log:]:
+            remove_files(segment.paths())
         del self.chunks[log:]
         del self.chunk_weights[log:]
-        del self.files[log:]
+        del self.segments[log:]
 
     def end(self, log):
         """The month stands: close its undo log."""
@@ -98,16 +243,19 @@ class AllRowsMemory:
             return None
         return list(self.chunk_weights)
 
+    def rows(self):
+        """The rows as training reads them (:class:`MemoryRows`): the chunks."""
+        return MemoryRows(self.sources(), self.weights())
+
+    def memory_files(self):
+        """Absolute paths of the files this memory references (those
+        :meth:`state_dict` records); empty in RAM."""
+        return [path for segment in self.segments for path in segment.paths()]
+
     def state_dict(self):
         if self.directory is not None:
-            for names in self.files:
-                if names[2] is None:
-                    names[2:4] = [file_digest(os.path.join(self.directory, n))
-                                  for n in names[:2]]
-                if len(names) > 4 and names[5] is None:
-                    names[5] = file_digest(os.path.join(self.directory, names[4]))
             return {"kind": "all", "directory": self.directory,
-                    "files": [list(names) for names in self.files]}
+                    "files": [segment.entry() for segment in self.segments]}
         state = {"kind": "all", "chunks": [list(chunk) for chunk in self.chunks]}
         if self.weights() is not None:
             state["weights"] = list(self.chunk_weights)
@@ -116,21 +264,19 @@ class AllRowsMemory:
     @classmethod
     def from_state(cls, state):
         """Rebuild a memory from its :meth:`state_dict`; files on disk are
-        checked against the digests recorded then, and refused if they changed."""
-        directory = state.get("directory")
+        opened read-only, checked against the digests recorded then, and
+        refused if they changed."""
+        directory = resolve_folder(state.get("directory"))
         memory = cls(directory)
         if directory is None:
             memory.chunks = [tuple(chunk) for chunk in state["chunks"]]
             memory.chunk_weights = list(state.get("weights") or [None] * len(memory.chunks))
             return memory
-        for names in state["files"]:
-            digests = names[2:4] + names[5:6]
-            paths = [os.path.join(directory, name) for name in _file_names(names)]
-            for path, digest in zip(paths, digests):
-                check_digest(path, digest)
-            memory.chunks.append((open_rows(paths[0]), open_rows(paths[1])))
-            memory.chunk_weights.append(open_rows(paths[2]) if len(paths) > 2 else None)
-            memory.files.append(list(names))
+        for entry in state["files"]:
+            segment = _Segment.from_entry(directory, entry)
+            memory.segments.append(segment)
+            memory.chunks.append((segment.X, segment.y))
+            memory.chunk_weights.append(segment.w)
         return memory
 
     def __len__(self):
@@ -149,6 +295,22 @@ class ReservoirMemory:
     ----------
     capacity : int
         Maximum number of rows kept.
+    directory : path-like or None, default=None
+        None: the slots are tensors in RAM, overwritten in place. A folder:
+        the rows that enter memory are written to new files there, and the
+        slots are an index into them (see the module docstring); the same
+        rows as in RAM.
+
+    Attributes
+    ----------
+    y : Tensor of shape (capacity, ...)
+        Each slot's label (the first ``size`` slots are in use), in RAM.
+    w : Tensor of shape (capacity,) or None
+        Each slot's sample weight, in RAM; None until a weighted row arrives.
+    X : Tensor
+        The slots' rows: in RAM, the buffer itself (``capacity`` rows); on
+        disk, a copy of the ``size`` rows in memory read through the index
+        (for inspection: training reads the files, see :meth:`rows`).
 
     Examples
     --------
@@ -166,125 +328,194 @@ class ReservoirMemory:
     J. S. Vitter, "Random sampling with a reservoir", ACM TOMS 11(1), 1985.
     """
 
-    _NAMES = ("reservoir.X.npy", "reservoir.y.npy")
-    _WEIGHTS = "reservoir.w.npy"
-
     def __init__(self, capacity, directory=None):
         self.capacity = int(capacity)
         self.directory = None if directory is None else os.fspath(directory)
-        self.X = None
+        self._X = None
         self.y = None
         # The slots' sample weights: None until a weighted row arrives (the
         # rows already kept then weigh 1).
         self.w = None
         self.size = 0
         self.n_seen = 0
-        self._maps = ()
         self._log = None
+        # On disk: slot -> (segment id, row in the segment), the segments by
+        # id, and the rows as training reads them (made again after a change).
+        self._slot_segment = None
+        self._slot_row = None
+        self._segments = {}
+        self._next_segment = 0
+        self._rows = None
 
-    def _paths(self, names):
-        return [os.path.join(self.directory, name) for name in names]
+    @property
+    def X(self):
+        if self.directory is None or self.y is None:
+            return self._X
+        if self.size == 0:
+            return self._empty_rows()
+        view = self.rows()
+        return _gather(view.sources, view.index)
 
+    def _empty_rows(self):
+        return torch.empty((0, *self._row_shape), dtype=self._row_dtype)
+
+    # -- A month's undo log -----------------------------------------------------
     def begin(self):
-        """Open a month's undo log; returns it (see the module docstring)."""
+        """Open a month's undo log; returns it (see the module docstring).
+        A memory on disk whose folder cannot take new files is refused here,
+        before the month trains."""
+        if self.directory is not None:
+            check_writable(self.directory)
         self._log = {"size": self.size, "n_seen": self.n_seen,
-                     "allocated": self.X is not None, "weighted": self.w is not None,
-                     "writes": []}
+                     "allocated": self.y is not None, "weighted": self.w is not None,
+                     "writes": [], "next_segment": self._next_segment}
         return self._log
 
     def undo(self, log):
         """Return to the state at :meth:`begin`: old slot contents back, in
-        reverse order of writing."""
+        reverse order of writing; on disk, the month's segments deleted."""
         for slots, *old in reversed(log["writes"]):
-            if isinstance(old[0], str):  # journal files on disk
-                old = [open_rows(path) for path in old]
-            self.X[slots] = old[0]
-            self.y[slots] = old[1]
-            if len(old) > 2:
-                self.w[slots] = old[2]
-        self._flush()
-        self._drop_journal(log)
-        if not log["weighted"] and self.w is not None:
+            if self.directory is None:
+                self._X[slots] = old[0]
+                self.y[slots] = old[1]
+                if len(old) > 2:
+                    self.w[slots] = old[2]
+            elif slots is None:  # a compaction: the whole index before it
+                self._slot_segment[: len(old[0])] = old[0]
+                self._slot_row[: len(old[1])] = old[1]
+            else:
+                at = torch.from_numpy(slots)
+                self._slot_segment[slots], self._slot_row[slots] = old[0], old[1]
+                self.y[at] = old[2]
+                if old[3] is not None:
+                    self.w[at] = old[3]
+        if self.directory is not None:
+            for key in [k for k in self._segments if k >= log["next_segment"]]:
+                remove_files(self._segments.pop(key).paths())
+        if not log["weighted"]:
             self.w = None
-            self._maps = self._maps[:2]
-            if self.directory is not None:
-                remove_files(self._paths([self._WEIGHTS]))
         if not log["allocated"]:
-            self.X = self.y = self.w = None
-            self._maps = ()
-            if self.directory is not None:
-                remove_files(self._paths(self._NAMES))
+            self._X = self.y = self.w = None
+            self._slot_segment = self._slot_row = None
         self.size, self.n_seen = log["size"], log["n_seen"]
+        self._rows = None
         self._log = None
 
     def end(self, log):
-        """The month stands: drop its undo log."""
-        self._flush()
-        self._drop_journal(log)
+        """The month stands: drop its undo log (and, on disk, forget the
+        segments no slot references any more; their files stay)."""
         self._log = None
+        self._forget_unreferenced()
 
-    def _drop_journal(self, log):
-        remove_files(path for _, *old in log["writes"] if isinstance(old[0], str)
-                     for path in old)
+    # -- Writing slots -----------------------------------------------------------
+    def _prepare(self, X, y, sample_weight):
+        if self.y is None:
+            self._allocate(X, y)
+        if sample_weight is not None and self.w is None:
+            # Start keeping sample weights: every row kept so far weighs 1.
+            self.w = torch.ones(self.capacity, dtype=torch.float32)
 
-    def _flush(self):
-        for array in self._maps:
-            array.flush()
+    def _allocate(self, X, y):
+        shape_X, shape_y = (self.capacity, *X.shape[1:]), (self.capacity, *y.shape[1:])
+        self._row_shape, self._row_dtype = tuple(X.shape[1:]), X.dtype
+        self.y = torch.empty(shape_y, dtype=y.dtype)
+        if self.directory is None:
+            self._X = torch.empty(shape_X, dtype=X.dtype)
+            return
+        self._slot_segment = np.zeros(self.capacity, dtype=np.int32)
+        self._slot_row = np.zeros(self.capacity, dtype=np.int64)
+
+    def _store(self, parts, X, y, w):
+        """Put rows into slots: ``parts`` is a list of ``(slots, rows)`` (a
+        slice or an int64 tensor each), applied in order, so a later part
+        wins a slot two of them write."""
+        self._rows = None
+        if self.directory is None:
+            for slots, rows in parts:
+                self._write(slots, X[rows], y[rows], None if w is None else w[rows])
+            return
+        slots = np.concatenate([_positions(s) for s, _ in parts])
+        rows = np.concatenate([_positions(r) for _, r in parts])
+        if not len(slots):
+            return
+        # Only the last write of a slot is kept (and written to disk).
+        _, last = np.unique(slots[::-1], return_index=True)
+        keep = np.sort(len(slots) - 1 - last)
+        slots, rows = slots[keep], rows[keep]
+        segment = _Segment.write(self.directory, "slots", X, y, w, index=rows)
+        key = self._next_segment
+        self._segments[key] = segment
+        self._next_segment += 1
+        at = torch.from_numpy(slots)
+        if self._log is not None and self._log["allocated"]:
+            self._log["writes"].append((slots, self._slot_segment[slots].copy(),
+                                        self._slot_row[slots].copy(), self.y[at].clone(),
+                                        None if self.w is None else self.w[at].clone()))
+        self._slot_segment[slots] = key
+        self._slot_row[slots] = np.arange(len(slots))
+        self.y[at] = y.index_select(0, torch.from_numpy(rows))
+        if self.w is not None:
+            self.w[at] = 1.0 if w is None else w.index_select(0, torch.from_numpy(rows))
 
     def _write(self, slots, X, y, w=None):
-        """Write rows to slots (a slice or an index tensor), logging the
-        slots' old contents while a month is open (on disk with a directory)."""
+        """In RAM: write rows to slots (a slice or an index tensor), logging
+        the slots' old contents while a month is open."""
         log = self._log
         if log is not None and log["allocated"]:
-            old = [self.X[slots], self.y[slots]]
+            old = [self._X[slots], self.y[slots]]
             if self.w is not None:
                 old.append(self.w[slots])
-            if self.directory is None:
-                log["writes"].append((slots, *(t.clone() for t in old)))
-            else:
-                k = len(log["writes"])
-                paths = self._paths([f"journal{k:05d}.{field}.npy" for field in "Xyw"])
-                paths = paths[:len(old)]
-                _write_all(paths, old)
-                log["writes"].append((slots, *paths))
-        self.X[slots] = X
+            log["writes"].append((slots, *(t.clone() for t in old)))
+        self._X[slots] = X
         self.y[slots] = y
         if self.w is not None:
             self.w[slots] = 1.0 if w is None else w
 
-    def _allocate_weights(self):
-        """Start keeping sample weights: every row kept so far weighs 1."""
+    def _after_add(self):
+        """On disk: rewrite the rows into one new segment when too many are
+        referenced; forget unreferenced segments outside a month."""
         if self.directory is None:
-            self.w = torch.ones(self.capacity, dtype=torch.float32)
             return
-        self.w, map_w = allocate_rows(self._paths([self._WEIGHTS])[0], (self.capacity,),
-                                      np.float32)
-        self.w.fill_(1.0)
-        self._maps = (*self._maps[:2], map_w)
+        if len(self._referenced()) > COMPACT_AFTER:
+            self._compact()
+        if self._log is None:
+            self._forget_unreferenced()
 
-    def _allocate(self, X, y):
-        shape_X, shape_y = (self.capacity, *X.shape[1:]), (self.capacity, *y.shape[1:])
+    def _compact(self):
+        view = self.rows()
+        n = self.size
+        segment = _Segment.write(self.directory, "slots", _Gathered(view.sources, view.index),
+                                 self.y[:n], None if self.w is None else self.w[:n])
+        key = self._next_segment
+        self._segments[key] = segment
+        self._next_segment += 1
+        if self._log is not None and self._log["allocated"]:
+            self._log["writes"].append((None, self._slot_segment[:n].copy(),
+                                        self._slot_row[:n].copy()))
+        self._slot_segment[:n] = key
+        self._slot_row[:n] = np.arange(n)
+        self._rows = None
+
+    def _referenced(self):
+        """Ids of the segments some slot in use points to, in order."""
+        if self._slot_segment is None or self.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        used = np.bincount(self._slot_segment[: self.size], minlength=self._next_segment)
+        return np.flatnonzero(used)
+
+    def _forget_unreferenced(self):
         if self.directory is None:
-            self.X = torch.empty(shape_X, dtype=X.dtype)
-            self.y = torch.empty(shape_y, dtype=y.dtype)
             return
-        path_X, path_y = self._paths(self._NAMES)
-        self.X, map_X = allocate_rows(path_X, shape_X, X.numpy().dtype)
-        self.y, map_y = allocate_rows(path_y, shape_y, y.numpy().dtype)
-        self._maps = (map_X, map_y)
+        referenced = set(self._referenced().tolist())
+        for key in [k for k in self._segments if k not in referenced]:
+            del self._segments[key]
 
     def add(self, X, y, rng, sample_weight=None):
         n = len(y)
-        if self.X is None:
-            self._allocate(X, y)
-        if sample_weight is not None and self.w is None:
-            self._allocate_weights()
-        w = sample_weight
+        self._prepare(X, y, sample_weight)
         # Rows that fit while the memory is not full go in directly.
         n_direct = min(n, self.capacity - self.size)
-        self._write(slice(self.size, self.size + n_direct), X[:n_direct], y[:n_direct],
-                    None if w is None else w[:n_direct])
-        self.size += n_direct
+        parts = [(slice(self.size, self.size + n_direct), slice(0, n_direct))]
         # Each later row t draws j uniform in [0, t]; j < capacity replaces slot j.
         t = self.n_seen + np.arange(n_direct, n)
         slots = np.floor(rng.random(len(t)) * (t + 1)).astype(np.int64)
@@ -294,46 +525,44 @@ class ReservoirMemory:
             rev_slots = slots[accepted][::-1]
             _, first = np.unique(rev_slots, return_index=True)
             winners = accepted[::-1][first]
-            rows = torch.from_numpy(n_direct + winners)
-            target = torch.from_numpy(slots[winners])
-            self._write(target, X[rows], y[rows], None if w is None else w[rows])
+            parts.append((torch.from_numpy(slots[winners]), torch.from_numpy(n_direct + winners)))
+        self._store(parts, X, y, sample_weight)
+        self.size += n_direct
         self.n_seen += n
+        self._after_add()
 
-    def state_dict(self):
-        state = {"kind": "reservoir", "capacity": self.capacity, "size": self.size,
-                 "n_seen": self.n_seen}
-        if self.directory is None:
-            state = dict(state, X=self.X, y=self.y)
+    # -- Reading -------------------------------------------------------------------
+    def rows(self):
+        """The rows as training reads them (:class:`MemoryRows`), without a
+        copy: in RAM the buffer's first ``size`` rows; on disk the segments
+        the slots reference, and the virtual row of each slot."""
+        if self._rows is not None:
+            return self._rows
+        if self.size == 0:
+            view = MemoryRows([])
+        elif self.directory is None:
+            n = self.size
+            view = MemoryRows([(self._X[:n], self.y[:n])],
+                              None if self.w is None else [self.w[:n]])
+        else:
+            referenced = self._referenced()
+            segments = [self._segments[k] for k in referenced.tolist()]
+            starts = np.zeros(self._next_segment, dtype=np.int64)
+            starts[referenced] = np.cumsum([0] + [len(s) for s in segments])[:-1]
+            index = starts[self._slot_segment[: self.size]] + self._slot_row[: self.size]
+            weights = None
             if self.w is not None:
-                state["w"] = self.w
-            return state
-        files = None
-        if self.X is not None:
-            self._flush()
-            files = list(self._NAMES) + [file_digest(p) for p in self._paths(self._NAMES)]
-            if self.w is not None:
-                files += [self._WEIGHTS, file_digest(self._paths([self._WEIGHTS])[0])]
-        return dict(state, directory=self.directory, files=files)
-
-    def load_state(self, state):
-        """Take the rows of a :meth:`state_dict` into this empty memory (built
-        with the state's capacity and directory); files on disk are checked
-        against the digests recorded then, and refused if they changed."""
-        if self.directory is None:
-            self.X, self.y, self.w = state["X"], state["y"], state.get("w")
-        elif state["files"] is not None:
-            names = state["files"]
-            paths = self._paths(names[:2] + names[4:5])
-            for path, digest in zip(paths, names[2:4] + names[5:6]):
-                check_digest(path, digest)
-            opened = [open_rows(p, writable=True) for p in paths]
-            self.X, self.y = opened[0][0], opened[1][0]
-            if len(opened) > 2:
-                self.w = opened[2][0]
-            self._maps = tuple(array for _, array in opened)
-        self.size, self.n_seen = state["size"], state["n_seen"]
+                # A segment written without weights: its rows weigh 1.
+                weights = [s.w if s.w is not None else torch.ones(1).expand(len(s))
+                           for s in segments]
+            view = MemoryRows([(s.X, s.y) for s in segments], weights, index)
+        self._rows = view
+        return view
 
     def sources(self):
+        """The rows in memory in slot order, ``[(X, y)]``: in RAM views of
+        the buffer; on disk a copy read through the index (for inspection:
+        training reads :meth:`rows`)."""
         if self.size == 0:
             return []
         return [(self.X[: self.size], self.y[: self.size])]
@@ -345,20 +574,86 @@ class ReservoirMemory:
             return None
         return [self.w[: self.size]]
 
+    def memory_files(self):
+        """Absolute paths of the files this memory references (those
+        :meth:`state_dict` records); empty in RAM."""
+        if self.directory is None:
+            return []
+        return [path for key in self._referenced().tolist()
+                for path in self._segments[key].paths()]
+
+    # -- Checkpoints -----------------------------------------------------------------
+    def state_dict(self):
+        state = {"kind": "reservoir", "capacity": self.capacity, "size": self.size,
+                 "n_seen": self.n_seen}
+        if self.directory is None:
+            state = dict(state, X=self._X, y=self.y)
+            if self.w is not None:
+                state["w"] = self.w
+            return state
+        state["directory"] = self.directory
+        if self.y is None or self.size == 0:
+            return dict(state, segments=None)
+        referenced = self._referenced()
+        position = np.zeros(self._next_segment, dtype=np.int32)
+        position[referenced] = np.arange(len(referenced), dtype=np.int32)
+        return dict(state, segments=[self._segments[k].entry() for k in referenced.tolist()],
+                    slot_segment=position[self._slot_segment[: self.size]],
+                    slot_row=self._slot_row[: self.size].copy(),
+                    weighted=self.w is not None)
+
+    def load_state(self, state):
+        """Take the rows of a :meth:`state_dict` into this empty memory (built
+        with the state's capacity); files on disk are opened read-only,
+        checked against the digests recorded then, and refused if they
+        changed."""
+        self.size, self.n_seen = state["size"], state["n_seen"]
+        if self.directory is None and state.get("directory") is None:
+            self._X, self.y, self.w = state["X"], state["y"], state.get("w")
+            if self._X is not None:
+                self._row_shape, self._row_dtype = tuple(self._X.shape[1:]), self._X.dtype
+            return
+        self.directory = resolve_folder(state["directory"])
+        if "segments" in state:
+            entries = state["segments"]
+            if entries is None:
+                return
+            slot_segment = np.asarray(state["slot_segment"], dtype=np.int32)
+            slot_row = np.asarray(state["slot_row"], dtype=np.int64)
+            weighted = bool(state["weighted"])
+        else:  # one file per field, written in place before copy-on-write
+            if state["files"] is None:
+                return
+            entries = [state["files"]]
+            slot_segment = np.zeros(self.size, dtype=np.int32)
+            slot_row = np.arange(self.size, dtype=np.int64)
+            weighted = len(state["files"]) > 4
+        segments = [_Segment.from_entry(self.directory, entry) for entry in entries]
+        self._segments = dict(enumerate(segments))
+        self._next_segment = len(segments)
+        first = segments[0]
+        self._row_shape, self._row_dtype = tuple(first.X.shape[1:]), first.X.dtype
+        self._slot_segment = np.zeros(self.capacity, dtype=np.int32)
+        self._slot_row = np.zeros(self.capacity, dtype=np.int64)
+        self._slot_segment[: self.size] = slot_segment
+        self._slot_row[: self.size] = slot_row
+        self.y = torch.empty((self.capacity, *first.y.shape[1:]), dtype=first.y.dtype)
+        if weighted:
+            self.w = torch.ones(self.capacity, dtype=torch.float32)
+        if self.size == 0:
+            return
+        # Each slot's label and weight in RAM, read from the segments once.
+        view = self.rows()
+        self.y[: self.size] = _gather(view.sources, view.index, field=1)
+        if weighted:
+            self.w[: self.size] = _gather([(w, w) for w in view.weights], view.index)
+
     def __len__(self):
         return self.size
 
 
-def _write_all(paths, tensors):
-    """Write tensors to new files; a write that fails (a full disk) removes
-    them all, so a rollback finds only the files it knows about."""
-    try:
-        return [write_rows(path, t) for path, t in zip(paths, tensors)]
-    except BaseException:
-        remove_files(paths)
-        raise
-
-
-def _file_names(entry):
-    """The file names of an AllRowsMemory ``files`` entry (2 or 3)."""
-    return entry[:2] + entry[4:5]
+def _positions(where):
+    """An int64 array of the positions a slice or an index tensor names."""
+    if isinstance(where, slice):
+        return np.arange(where.start, where.stop, dtype=np.int64)
+    return where.numpy().astype(np.int64, copy=False)

@@ -7,6 +7,7 @@ module back.
 """
 
 from ._class_balanced import ClassBalancedMemory, check_memory_policy
+from ._disk import resolve_folder
 from ._memory import AllRowsMemory, ReservoirMemory
 
 __all__ = ["make_memory", "memory_from_state"]
@@ -21,7 +22,8 @@ def make_memory(memory_size, directory=None, policy="reservoir"):
         None keeps every past row (:class:`~._memory.AllRowsMemory`); an
         int keeps at most that many.
     directory : path-like or None, default=None
-        None: rows in RAM; a folder: memory-mapped files there.
+        None: rows in RAM; a folder: memory-mapped files there, written
+        once and never changed (created at the first write).
     policy : {"reservoir", "class_balanced"}, default="reservoir"
         Which rows a bounded memory keeps: a uniform reservoir sample, or a
         class-balanced one (CBRS, :class:`~._class_balanced.ClassBalancedMemory`).
@@ -46,8 +48,9 @@ def make_memory(memory_size, directory=None, policy="reservoir"):
 
 
 def memory_from_state(state):
-    """Rebuild a memory from its ``state_dict()``; files on disk are checked
-    against the digests recorded then, and refused if they changed.
+    """Rebuild a memory from its ``state_dict()``; files on disk are opened
+    read-only (nothing is created or written), checked against the digests
+    recorded then, and refused if they changed.
 
     Examples
     --------
@@ -60,7 +63,7 @@ def memory_from_state(state):
     """
     if state["kind"] == "all":
         return AllRowsMemory.from_state(state)
-    directory = state.get("directory")
+    directory = resolve_folder(state.get("directory"))
     if state.get("policy", "reservoir") == "class_balanced":
         memory = ClassBalancedMemory(state["capacity"], directory)
         memory.load_counts(state)

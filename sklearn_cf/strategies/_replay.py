@@ -118,7 +118,10 @@ class Replay(RowsKeeper):
     memory_dir : path-like or None, default=None
         None: memory in RAM. A folder: memory in memory-mapped ``.npy``
         files in a new subfolder of it, so it need not fit in RAM; the same
-        draws and the same predictions as in RAM.
+        rows in every batch as in RAM. Files are never changed once written
+        (each month writes new ones), so older checkpoints keep loading;
+        with ``memory_size`` a batch may take its rows in another order
+        than in RAM, so predictions then agree up to rounding.
     memory_policy : {"reservoir", "class_balanced"}, default="reservoir"
         Which rows a bounded memory (``memory_size``) keeps: a uniform
         reservoir sample, or a class-balanced one (CBRS, see
@@ -162,6 +165,7 @@ class Replay(RowsKeeper):
         self.memory_policy = memory_policy
 
     def start(self, net):
+        # Named now (memory_dir made absolute), created at the first write.
         folder = None if self.memory_dir is None else sequence_folder(self.memory_dir, "replay")
         self.memory = make_memory(self.memory_size, folder, self.memory_policy)
 
@@ -174,17 +178,22 @@ class Replay(RowsKeeper):
             n_new, n_memory, self.rehearsal_ratio, self.epoch_size
         )
 
+        # The memory's rows as they are (files on disk), and where each slot
+        # is among them: the draws pick slots, batches read only those rows.
+        memory = self.memory.rows()
+
         def sample_epoch(sizes, rng):
             new = (
                 np.arange(n_new)
                 if n_new_epoch == n_new and self.epoch_size is None
                 else _draw(rng, n_new, n_new_epoch)
             )
-            past = n_new + _draw(rng, n_memory, n_past_epoch) if n_past_epoch else []
+            past = (n_new + memory.rows_of(_draw(rng, n_memory, n_past_epoch))
+                    if n_past_epoch else [])
             return np.concatenate([new, past]).astype(np.int64)
 
-        sources = self.memory.sources()
-        weights = [sample_weight, *(self.memory.weights() or [None] * len(sources))]
+        sources = memory.sources
+        weights = [sample_weight, *(memory.weights or [None] * len(sources))]
         return MonthData([(X, y), *sources], sample_epoch, weights=weights)
 
     def end_month(self, net, X, y, sample_weight=None):

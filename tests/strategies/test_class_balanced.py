@@ -261,13 +261,20 @@ def test_a_failed_replay_month_changes_nothing(tmp_path, monkeypatch, where, on_
     assert _state_of(clf.strategy_.memory) == counts
     boom.armed = False
     clf.partial_fit_month(X[months == 3], y[months == 3])
-    reference = ContinualClassifier(strategy="replay", **SETTINGS).fit(X, y, months=months)
+    # An unbroken run keeping its memory where this one does; on disk, the
+    # same rows as in RAM (replay batches read them in file order, see
+    # test_memory_dir.py, so predictions agree with RAM up to rounding).
+    unbroken = {"memory_dir": tmp_path / "unbroken"} if on_disk else {}
+    reference = ContinualClassifier(strategy="replay", **SETTINGS, **unbroken)
+    reference.fit(X, y, months=months)
     got, want = fingerprint(clf, X, timings=False), fingerprint(reference, X, timings=False)
     if on_disk:  # the state names files instead of holding tensors
         for key in ("strategy", "strategy_repr"):
             del got[key], want[key]
     assert got == want
     assert _state_of(clf.strategy_.memory) == _state_of(reference.strategy_.memory)
+    in_ram = ContinualClassifier(strategy="replay", **SETTINGS).fit(X, y, months=months)
+    assert _state_of(clf.strategy_.memory) == _state_of(in_ram.strategy_.memory)
 
 
 @pytest.mark.parametrize("on_disk", [False, True])
@@ -281,6 +288,10 @@ def test_a_replay_checkpoint_resumes_like_an_unbroken_run(tmp_path, on_disk):
     assert isinstance(resumed.strategy_.memory, ClassBalancedMemory)
     assert _state_of(resumed.strategy_.memory) == _state_of(clf.strategy_.memory)
     resumed.partial_fit_month(X[months == 3], y[months == 3])
-    reference = ContinualClassifier(strategy="replay", **SETTINGS).fit(X, y, months=months)
+    unbroken = {"memory_dir": tmp_path / "unbroken"} if on_disk else {}
+    reference = ContinualClassifier(strategy="replay", **SETTINGS, **unbroken)
+    reference.fit(X, y, months=months)
     np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
     assert _state_of(resumed.strategy_.memory) == _state_of(reference.strategy_.memory)
+    in_ram = ContinualClassifier(strategy="replay", **SETTINGS).fit(X, y, months=months)
+    assert _state_of(resumed.strategy_.memory) == _state_of(in_ram.strategy_.memory)
