@@ -8,6 +8,7 @@ What the class is made of lives beside it: the strategy wiring
 import contextlib
 import copy
 import math
+import os
 import threading
 
 import numpy as np
@@ -596,6 +597,46 @@ class ContinualClassifier(NeuralNetClassifier):
         path : str or path-like
         """
         save(self, path)
+
+    def memory_files(self):
+        """The files outside the checkpoint that the fitted model needs now.
+
+        With ``memory_dir``, replay memory and joint's history live in
+        ``.npy`` files that are never changed once written: each month
+        writes new ones, and a bounded memory stops referencing some older
+        ones (they stay on disk for older checkpoints). This lists exactly
+        the files the model references at this moment: those a checkpoint
+        saved now records and :func:`sklearn_cf.load` would open. Files of
+        the folder that no kept checkpoint lists can be deleted.
+
+        Returns
+        -------
+        list of str
+            Absolute paths, sorted; empty when the memory is in RAM or the
+            strategy keeps none.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from sklearn_cf import ContinualClassifier
+        >>> from sklearn_cf.datasets import make_monthly_drift
+        >>> X, y, months = make_monthly_drift(n_months=2, n_samples_per_month=50,
+        ...                                   random_state=0)
+        >>> folder = tempfile.mkdtemp()
+        >>> clf = ContinualClassifier(strategy="replay", memory_dir=folder, max_epochs=1,
+        ...                           random_state=0).fit(X, y, months=months)
+        >>> files = clf.memory_files()
+        >>> len(files), all(os.path.isfile(f) and f.startswith(folder) for f in files)
+        (4, True)
+        >>> ContinualClassifier(max_epochs=1, random_state=0).fit(X, y).memory_files()
+        []
+        """
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                "or 'partial_fit_month' first."
+            )
+        return sorted({os.path.abspath(path) for path in self.strategy_.memory_files()})
 
     # ------------------------------------------------------------------
     # Prediction

@@ -3,6 +3,7 @@ fitted :class:`ContinualClassifier` (``_classifier``, the class). It sits
 above both, so neither imports the other."""
 
 import copy
+import os
 import warnings
 
 import numpy as np
@@ -22,7 +23,7 @@ from ._classifier import ContinualClassifier, MonthSnapshot
 __all__ = ["load"]
 
 
-def load(path, estimator=None, device=None):
+def load(path, estimator=None, device=None, memory_dir=None):
     """Load a checkpoint written by :meth:`ContinualClassifier.save`.
 
     Parameters
@@ -40,6 +41,17 @@ def load(path, estimator=None, device=None):
     device : str, default=None
         Where to put the model; None uses the saved ``device``, falling back
         to "cpu" with a warning when CUDA is not available.
+    memory_dir : path-like, default=None
+        For a model whose strategy keeps its memory in files
+        (``memory_dir`` when it was fitted): the folder that now holds the
+        memory's sequence subfolder, when the model was moved or copied.
+        Each memory's files are then read from ``memory_dir/<name>``,
+        ``<name>`` being the last component of the folder the checkpoint
+        recorded (e.g. ``replay-1a2b3c4d5e6f``), instead of that recorded
+        absolute folder; later months write their new files there too.
+        None reads the recorded folders. Either way loading only reads
+        (files opened read-only, nothing created): a read-only copy loads and
+        predicts, and training it raises a ValueError naming the folder.
 
     Returns
     -------
@@ -51,8 +63,9 @@ def load(path, estimator=None, device=None):
     ------
     ValueError
         When the file is not a readable, intact sklearn_cf checkpoint of
-        this format, or when ``estimator`` has other settings than the
-        checkpoint.
+        this format, when ``estimator`` has other settings than the
+        checkpoint, when ``memory_dir`` is not a folder, or when a memory
+        file is missing or changed since the checkpoint was saved.
 
     Examples
     --------
@@ -70,6 +83,11 @@ def load(path, estimator=None, device=None):
     """
     state = read_checkpoint(path)
     check_strategy_available(state, path)
+    if memory_dir is not None:
+        if not os.path.isdir(memory_dir):
+            raise ValueError(f"memory_dir={os.fspath(memory_dir)!r} is not a folder.")
+        state = dict(state, strategy=_relocated(state["strategy"],
+                                                os.path.abspath(os.fspath(memory_dir))))
     if estimator is not None:
         if not isinstance(estimator, ContinualClassifier):
             raise TypeError(
@@ -118,6 +136,21 @@ def load(path, estimator=None, device=None):
         vars(clf).update(before)
         raise
     return clf
+
+
+def _relocated(state, memory_dir):
+    """A strategy state whose memories (the dicts a memory's ``state_dict``
+    makes: ``kind`` "all" or "reservoir" and a ``directory``) read their
+    files from ``memory_dir/<last component of the recorded folder>``."""
+    if isinstance(state, (list, tuple)):
+        return type(state)(_relocated(item, memory_dir) for item in state)
+    if not isinstance(state, dict):
+        return state
+    moved = {key: _relocated(value, memory_dir) for key, value in state.items()}
+    folder = state.get("directory")
+    if state.get("kind") in ("all", "reservoir") and isinstance(folder, str):
+        moved["directory"] = os.path.join(memory_dir, os.path.basename(os.path.normpath(folder)))
+    return moved
 
 
 def _shapes(state_dict):
