@@ -113,8 +113,8 @@ class EvalStore:
                     X=[arrays[f"X_{i}"] for i in range(n)],
                     y=[arrays[f"y_{i}"] for i in range(n)],
                     feature_names=meta.get("feature_names"),
-                    scale_mean=arrays["scale_mean"] if "scale_mean" in arrays else None,
-                    scale_scale=arrays["scale_scale"] if "scale_scale" in arrays else None,
+                    scale_mean=arrays.get("scale_mean"),
+                    scale_scale=arrays.get("scale_scale"),
                     scoring=meta.get("scoring") or LEGACY_SCORING,
                 )
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:

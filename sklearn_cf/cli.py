@@ -516,6 +516,10 @@ def _update(args):
             raise ValueError("--rollback takes only --model (and --to, --wait, --keep); "
                              "drop --data.")
         before, after = update.rollback(args.model, args.to, wait=args.wait, keep=args.keep)
+        if after is None:
+            print(f"{args.model}: generation {args.to}'s model is already current (generation "
+                  f"{before.id}); nothing to do")
+            return 0
         print(f"Rolled back {args.model}: generation {after.id} restores generation "
               f"{after.restores}; months {_months_text(before.months)} -> "
               f"{_months_text(after.months)} (undo with another --rollback)")

@@ -478,7 +478,9 @@ class StoreWriter:
 
         Returns
         -------
-        Generation
+        Generation or None
+            The new generation; None, and nothing written, when ``to``'s
+            model is already the current one (a rollback run twice).
         """
         if self.base is None:
             raise ValueError(f"The store {self.store.path!r} has no model to roll back.")
@@ -489,11 +491,11 @@ class StoreWriter:
                     f"Generation {self.base.id} of {self.store.path!r} is its first: there "
                     "is nothing to roll back to."
                 )
+        if to == self.base.restores:  # --to GEN run twice: nothing to do
+            return None
         target = self.store.generation(to)
         if target.files == self.base.files:
-            same = "" if to == self.base.id else f" (generation {self.base.id} holds its model)"
-            raise ValueError(
-                f"Generation {to} of {self.store.path!r} is already current{same}.")
+            return None
         # Both must be whole before the pointer moves.
         self.store._eval_of(target)
         self.store._model_of(target)

@@ -93,7 +93,8 @@ def rollback(model, to=None, *, wait=0.0, keep=DEFAULT_KEEP):
     Returns
     -------
     before, after : Generation
-        The generation current before, and the new one.
+        The generation current before, and the new one (None, and nothing
+        written, when ``to``'s model is already current).
     """
     store = _existing_store(model)
     with store.writer(wait=wait, keep=keep) as writer:
@@ -631,7 +632,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         applied = [] if writer.base is None else writer.base.month_data
         parts, skipped = _new_parts(parts, applied, model)
 
-        if created and parts and resolve_scale(data, scale) == "first-month":
+        if created and init_from is None and parts and resolve_scale(data, scale) == "first-month":
             label, X0, y0, _ = parts[0]
             train, _ = _split(X0, y0, holdout, random_state)
             scaler = FirstMonthScaler().fit(X0[train], months=np.zeros(len(train)))
