@@ -1,4 +1,5 @@
-"""Month labels: which ones training accepts, and how a checkpoint stores them.
+"""Labels: the class labels training accepts (:func:`check_classes`), and
+the month labels it accepts and how a checkpoint stores them.
 
 A month label ends up in ``months_seen_``, ``cost_`` and ``snapshots_``, and
 so in every checkpoint, which is read back with
@@ -15,15 +16,16 @@ only to decode a stored Timestamp or Period.
 
 import datetime
 import math
+import numbers
 import operator
 import sys
 import zoneinfo
 
 import numpy as np
 
-from ._validation import is_missing
+from ._validation import check_no_missing, is_missing
 
-__all__ = ["check_month_label", "encode_label", "decode_label"]
+__all__ = ["check_classes", "check_month_label", "encode_label", "decode_label"]
 
 SUPPORTED_TYPES = (
     "ints, floats, strings, bools, numpy datetime64, datetime.date/datetime, "
@@ -34,6 +36,69 @@ SUPPORTED_TYPES = (
 def _pandas():
     """The pandas module if it is already imported, else None."""
     return sys.modules.get("pandas")
+
+
+def _label_kind(label):
+    """"number", "string" or the type's name: what may share one ``classes``."""
+    if isinstance(label, (str, np.str_)):
+        return "string"
+    if isinstance(label, (numbers.Number, np.number, np.bool_)):
+        return "number"
+    return type(label).__name__
+
+
+def check_classes(classes, what="classes"):
+    """Every class label, as given to ``classes=``: sorted and distinct.
+
+    ``classes`` must be a 1-d array-like of labels of one type (all numbers
+    or all strings), without missing values. A scalar, a string, a nested
+    list, or numbers mixed with strings (which numpy would turn into
+    strings, so that ``0`` no longer matches the label ``0`` of ``y``) is
+    refused, naming what was given.
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+    what : str, default="classes"
+        The name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (n_distinct_classes,)
+
+    Raises
+    ------
+    ValueError
+        For anything that is not such an array-like (as
+        :func:`sklearn.utils.multiclass.unique_labels` refuses it).
+
+    Examples
+    --------
+    >>> check_classes(["b", "a", "b"])
+    array(['a', 'b'], dtype='<U1')
+    >>> check_classes(3)
+    Traceback (most recent call last):
+    ...
+    ValueError: classes must be a 1-d array-like of labels of one type, got 3.
+    >>> check_classes([0, "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: classes must be a 1-d array-like of labels of one type, got numbers and strings: [0, 'a'].
+    """
+    expected = f"{what} must be a 1-d array-like of labels of one type"
+    try:
+        # dtype=object: the labels as given, before numpy coerces a mix.
+        values = None if isinstance(classes, (str, bytes)) else np.asarray(classes, dtype=object)
+    except ValueError:  # nesting numpy cannot shape
+        values = None
+    if values is None or values.ndim != 1:
+        raise ValueError(f"{expected}, got {classes!r}.")
+    check_no_missing(values, what)
+    kinds = sorted({_label_kind(label) for label in values})
+    if len(kinds) > 1 or (kinds and kinds[0] not in ("number", "string")):
+        shown = " and ".join(kind + "s" for kind in kinds)
+        raise ValueError(f"{expected}, got {shown}: {values[:10].tolist()}.")
+    return np.unique(np.asarray(classes).reshape(-1))
 
 
 def _shown(label):

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_array, column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from ._compat import get_feature_names, safe_indexing, to_python
 
@@ -36,8 +36,7 @@ CHUNK_BYTES = 32 * 2**20
 COPY_WARNING_BYTES = 256 * 2**20
 
 
-def check_features(X, *, n_features=None, feature_names=None, what="X",
-                   owner="ContinualClassifier"):
+def check_features(X, *, fitted=None, training=True, what="X", owner="ContinualClassifier"):
     """Return ``X`` as a C-contiguous float32 array and its column names.
 
     A float32 C-contiguous ndarray or ``np.memmap`` is returned as it is (a
@@ -60,10 +59,16 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-    n_features : int, default=None
-        Expected number of columns (the base fit's); None accepts any.
-    feature_names : ndarray of str, default=None
-        Column names seen at the base fit, checked when both have names.
+    fitted : estimator, default=None
+        A fitted estimator whose ``n_features_in_`` and ``feature_names_in_``
+        X must match, checked by scikit-learn's
+        :func:`sklearn.utils.validation.validate_data` (``reset=False``):
+        the same number of columns, the same names in the same order for a
+        DataFrame, and its warnings when only one of X and the base fit had
+        feature names. None (a base fit) accepts any.
+    training : bool, default=True
+        Whether X is a month to train on, which says so when it has no
+        rows; otherwise (prediction) scikit-learn's ``check_array`` message.
 
     Returns
     -------
@@ -81,13 +86,21 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
     Traceback (most recent call last):
     ...
     ValueError: Input X contains NaN at row 1 (column 0). ...
+    >>> check_features(X[:0], training=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: Found array with 0 sample(s) (shape=(0, 2)) while a minimum of 1 is required by ContinualClassifier.
     """
     names = get_feature_names(X)
     if hasattr(X, "shape") and len(X.shape) >= 1 and X.shape[0] == 0:
+        if not training:  # scikit-learn's own words for a prediction
+            check_array(X, dtype=None, ensure_all_finite=False, input_name=what,
+                        estimator=owner)
         raise ValueError(
             f"{what} has no rows: every month needs at least one labelled row. "
             "Skip empty months instead of passing them."
         )
+    X_in = X
     if _is_numeric_matrix(X):
         if not _usable_in_place(X):
             _warn_if_large_copy(X, X.shape, what)
@@ -100,7 +113,7 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
         # Casting values beyond float32's range gives inf (a numpy overflow
         # warning); the chunked finiteness test below names the row instead.
         with np.errstate(over="ignore", invalid="ignore"):
-            X_in, X = X, check_array(
+            X = check_array(
                 X,
                 dtype=np.float32,
                 order="C",
@@ -111,28 +124,11 @@ def check_features(X, *, n_features=None, feature_names=None, what="X",
         if not known:
             _warn_if_large_copy(X_in, X.shape, what)
         _check_finite_rows(X, what, owner)
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"{what} has {X.shape[1]} features, but {owner} is expecting "
-            f"{n_features} features as input (those of the base fit); every month "
-            "must have the same columns in the same order."
-        )
-    if feature_names is not None and names is not None:
-        if len(names) != len(feature_names) or np.any(names != feature_names):
-            missing = sorted(set(feature_names) - set(names))
-            extra = sorted(set(names) - set(feature_names))
-            detail = []
-            if missing:
-                detail.append(f"missing: {missing[:5]}")
-            if extra:
-                detail.append(f"unexpected: {extra[:5]}")
-            if not detail:
-                detail.append("same names in a different order")
-            raise ValueError(
-                f"The feature names of {what} differ from those seen at the base "
-                f"fit ({'; '.join(detail)}). Pass the columns of the base fit, "
-                "in the same order."
-            )
+    if fitted is not None:
+        # The names of the base fit's columns and their number, checked and
+        # worded as every scikit-learn estimator does (X is already 2-d).
+        validate_data(fitted, X_in if names is not None else X, reset=False,
+                      skip_check_array=True)
     return X, names
 
 

@@ -1,5 +1,6 @@
-"""Inputs larger than memory: float32 arrays and memmaps are used in place,
-other inputs are converted once, in chunks; prediction and scoring stream."""
+"""Inputs: larger than memory (float32 arrays and memmaps are used in place,
+other inputs are converted once, in chunks; prediction and scoring stream), and
+checked as scikit-learn checks them (classes, no rows, feature names)."""
 
 import os
 import subprocess
@@ -16,6 +17,7 @@ from conftest import FAST, make_stream
 from skorch.callbacks import Callback
 from sklearn.metrics import accuracy_score
 
+import sklearn_cf
 from sklearn_cf import ContinualClassifier, forgetting_matrix
 from sklearn_cf import _validation
 from sklearn_cf._validation import check_features
@@ -316,6 +318,147 @@ class TestStreamingScores:
             for i in range(3)
         ]
         np.testing.assert_allclose(fm.R, expected)
+
+
+def _raised(call):
+    """The exception ``call()`` raises."""
+    with pytest.raises(Exception) as info:
+        call()
+    return info.value
+
+
+def _warned(call):
+    """The messages of the UserWarnings ``call()`` gives."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in record if issubclass(w.category, UserWarning)]
+
+
+class TestClassesArgument:
+    """``classes`` is a 1-d array-like of labels of one type, wherever it is given."""
+
+    ENTRY_POINTS = {
+        "constructor": lambda X, y, bad: ContinualClassifier(classes=bad, **FAST).fit(X, y),
+        "partial_fit_month": lambda X, y, bad: ContinualClassifier(**FAST).partial_fit_month(
+            X, y, classes=bad),
+        "partial_fit": lambda X, y, bad: ContinualClassifier(**FAST).partial_fit(
+            X, y, classes=bad),
+        "later month": lambda X, y, bad: ContinualClassifier(**FAST).partial_fit_month(
+            X, y).partial_fit_month(X, y, classes=bad),
+    }
+
+    @pytest.mark.parametrize("where", list(ENTRY_POINTS))
+    @pytest.mark.parametrize("bad, shown", [
+        (3, "got 3."), (np.array(3), "got array(3)."), ("ab", "got 'ab'."),
+        ([0, "a"], "got numbers and strings: [0, 'a']."),
+    ], ids=["int", "0-d array", "string", "numbers and strings"])
+    def test_refused_naming_what_was_given(self, where, bad, shown):
+        X, y, _ = make_stream(n_months=1, n_per_month=40)
+        # The oracle: scikit-learn refuses the same classes with a ValueError.
+        from sklearn.linear_model import SGDClassifier
+        assert type(_raised(lambda: SGDClassifier().partial_fit(X, y, classes=bad))) is ValueError
+        error = _raised(lambda: self.ENTRY_POINTS[where](X, y, bad))
+        assert type(error) is ValueError
+        assert str(error) == f"classes must be a 1-d array-like of labels of one type, {shown}"
+
+    def test_nested_classes_are_refused_too(self):
+        X, y, _ = make_stream(n_months=1, n_per_month=40)
+        with pytest.raises(ValueError, match=r"^classes must be a 1-d .* got \[\[0, 1\]\]\.$"):
+            ContinualClassifier(**FAST).partial_fit_month(X, y, classes=[[0, 1]])
+
+
+def _fitted_pair(X, y):
+    """ContinualClassifier and scikit-learn's LogisticRegression fitted on the same rows."""
+    from sklearn.linear_model import LogisticRegression
+    return ContinualClassifier(**FAST).fit(X, y), LogisticRegression().fit(X, y)
+
+
+def _as_ours(message):
+    return message.replace("LogisticRegression", "ContinualClassifier")
+
+
+class TestZeroRows:
+    """Prediction on no rows says so, in scikit-learn's words."""
+
+    @pytest.mark.parametrize("frame", [False, True], ids=["array", "DataFrame"])
+    def test_every_prediction_path_words_it_as_sklearn(self, frame):
+        X, y, months = make_stream(n_months=2, n_per_month=60)
+        if frame:
+            X = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+        ours, theirs = _fitted_pair(X, y)
+        ours.partial_fit_month(X, y)
+        expected = _as_ours(str(_raised(lambda: theirs.predict(X[:0]))))
+        assert "0 sample(s)" in expected
+        for call in (lambda: ours.predict(X[:0]), lambda: ours.predict_proba(X[:0]),
+                     lambda: ours.score(X[:0], y[:0]),
+                     lambda: ours.predict_proba_after(X[:0], 0)):
+            error = _raised(call)
+            assert type(error) is ValueError
+            assert str(error) == expected
+
+
+class TestFeatureNames:
+    """Feature names are checked as scikit-learn's estimators check them."""
+
+    @staticmethod
+    def _frame(X, columns=None):
+        return pd.DataFrame(X, columns=columns or [f"f{i}" for i in range(X.shape[1])])
+
+    def test_an_array_after_a_dataframe_warns_as_sklearn(self, tmp_path):
+        X, y, _ = make_stream(n_months=1, n_per_month=60)
+        ours, theirs = _fitted_pair(self._frame(X), y)
+        expected = [_as_ours(m) for m in _warned(lambda: theirs.predict(X))]
+        assert expected == ["X does not have valid feature names, but ContinualClassifier "
+                            "was fitted with feature names"]
+        ours.save(tmp_path / "m.pt")
+        loaded = sklearn_cf.load(tmp_path / "m.pt")
+        for call in (lambda: ours.predict(X), lambda: ours.predict_proba(X),
+                     lambda: ours.score(X, y), lambda: ours.predict_proba_after(X, 0),
+                     lambda: loaded.predict(X), lambda: ours.partial_fit_month(X, y)):
+            assert _warned(call) == expected
+
+    def test_a_dataframe_after_an_array_warns_as_sklearn(self):
+        X, y, _ = make_stream(n_months=1, n_per_month=60)
+        ours, theirs = _fitted_pair(X, y)
+        expected = [_as_ours(m) for m in _warned(lambda: theirs.predict(self._frame(X)))]
+        assert expected == ["X has feature names, but ContinualClassifier was fitted "
+                            "without feature names"]
+        assert _warned(lambda: ours.predict(self._frame(X))) == expected
+        assert _warned(lambda: ours.partial_fit_month(self._frame(X), y)) == expected
+        # fit starts anew: the names of its X are the ones checked from then on
+        ours.fit(self._frame(X), y)
+        assert _warned(lambda: ours.predict(self._frame(X))) == []
+
+    @pytest.mark.parametrize("columns", [
+        lambda names: names[::-1],
+        lambda names: names[:-1] + ["other"],
+        lambda names: names[1:] + ["other", "more"],
+    ], ids=["reordered", "renamed", "one more"])
+    def test_other_columns_raise_as_sklearn(self, columns):
+        X, y, _ = make_stream(n_months=1, n_per_month=60)
+        ours, theirs = _fitted_pair(self._frame(X), y)
+        names = [f"f{i}" for i in range(X.shape[1])]
+        wide = np.hstack([X, X[:, :1]]) if len(columns(names)) > X.shape[1] else X
+        other = self._frame(wide, columns(names))
+        expected = _raised(lambda: theirs.predict(other))
+        assert str(expected).startswith("The feature names should match those that were "
+                                        "passed during fit.")
+        for call in (lambda: ours.predict(other), lambda: ours.predict_proba_after(other, 0),
+                     lambda: ours.partial_fit_month(other, y)):
+            error = _raised(call)
+            assert type(error) is type(expected) and str(error) == str(expected)
+        assert ours.months_seen_ == [0]
+
+    def test_the_package_own_scoring_does_not_warn(self):
+        X, y, months = make_stream(n_months=2, n_per_month=60)
+        frame = self._frame(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            clf = ContinualClassifier(**FAST).fit(frame, y, months=months)
+            forgetting_matrix(clf, frame, y, months)
+            clf.score(frame, y)
+        assert len(_warned(lambda: clf.score(X, y))) == 1
 
 
 RSS_SCRIPT = textwrap.dedent(

@@ -32,6 +32,7 @@ from .._atomic import write_atomically
 from .._compat import to_python
 from .._labels import encode_label
 from ..strategies import Strategy, available_strategies, strategy_origin
+from ._strategy_wiring import fitted_settings
 
 __all__ = ["save", "read_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -66,25 +67,35 @@ def _is_plain(value):
     return False
 
 
-def _encode_params(clf):
+def _plain_value(value):
+    """A hyperparameter's value as the plain data that means the same: numpy
+    scalars and arrays as Python numbers and lists (also inside lists), a
+    path as its string, a torch device as its name."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_value(v) for v in value)
+    value = to_python(value)
+    if isinstance(value, np.ndarray):
+        return _plain_value(value.tolist())
+    if isinstance(value, os.PathLike):  # memory_dir
+        return os.fspath(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    return value
+
+
+def _encode_values(values):
     """Hyperparameters as plain data; the names of those that are not."""
     params, foreign = {}, []
-    current = clf.get_params(deep=False)
-    # The strategy and memory size in force are those of the base fit.
-    current.update(getattr(clf, "sequence_config_", {}))
-    for name, value in current.items():
-        value = to_python(value)
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        elif isinstance(value, os.PathLike):  # memory_dir
-            value = os.fspath(value)
+    for name, value in values.items():
+        value = _plain_value(value)
         if _is_plain(value):
             params[name] = value
         elif isinstance(value, dict) and _is_plain(
-                [[to_python(k), to_python(v)] for k, v in value.items()]):
+                [[_plain_value(k), _plain_value(v)] for k, v in value.items()]):
             # class_weight={label: weight}: a list of pairs (labels may be
             # numbers, which a checkpoint's dict keys cannot be).
-            params[name] = {"items": [[to_python(k), to_python(v)] for k, v in value.items()]}
+            params[name] = {"items": [[_plain_value(k), _plain_value(v)]
+                                      for k, v in value.items()]}
         elif isinstance(value, type) and f"{value.__module__}.{value.__qualname__}" in _CLASSES:
             params[name] = {"class": f"{value.__module__}.{value.__qualname__}"}
         else:
@@ -92,30 +103,53 @@ def _encode_params(clf):
     return params, foreign
 
 
+def _encode_params(clf):
+    """The estimator's hyperparameters as it has them now (a change made
+    after the base fit included) as plain data; the names of those that are
+    not plain."""
+    return _encode_values(clf.get_params(deep=False))
+
+
+def _encode_fitted_params(clf):
+    """The settings the fitted sequence was started with (``sequence_config_``:
+    the strategy, its memory, the network), those that are plain data; load
+    builds the network and the strategy on them. The device is left out:
+    load chooses it."""
+    config = {k: v for k, v in getattr(clf, "sequence_config_", {}).items() if k != "device"}
+    return _encode_values(config)[0]
+
+
 def _strategy_origin(clf):
     strategy = getattr(clf, "sequence_config_", {}).get("strategy", clf.strategy)
     return strategy_origin(strategy) if isinstance(strategy, str) else None
 
 
+def _strategy_names(state):
+    """The strategy names a checkpoint needs: the one it was fitted with,
+    then the estimator's own (if it was changed after the base fit)."""
+    names = [state.get("fitted_params", {}).get("strategy"), state["params"].get("strategy")]
+    return [n for k, n in enumerate(names) if isinstance(n, str) and n not in names[:k]]
+
+
 def check_strategy_available(state, path):
     """Refuse, naming the package to install, a checkpoint whose strategy
     name is a plugin that is not installed here."""
-    name = state["params"].get("strategy")
-    if not isinstance(name, str) or name in available_strategies():
-        return
-    origin = state.get("strategy_origin")
-    if isinstance(origin, str):
+    for name in _strategy_names(state):
+        if name in available_strategies():
+            continue
+        origin = state.get("strategy_origin")
+        if isinstance(origin, str):
+            raise ValueError(
+                f"{path} was trained with strategy={name!r}, a plugin strategy of the "
+                f"package {origin!r}, which is not installed here: pip install {origin} "
+                "(or register the strategy with sklearn_cf.strategies.register_strategy "
+                "before loading)."
+            )
         raise ValueError(
-            f"{path} was trained with strategy={name!r}, a plugin strategy of the "
-            f"package {origin!r}, which is not installed here: pip install {origin} "
-            "(or register the strategy with sklearn_cf.strategies.register_strategy "
-            "before loading)."
+            f"{path} was trained with strategy={name!r}, which is not a strategy known "
+            "here (not built in, registered or installed as a plugin); install or "
+            "register it (sklearn_cf.strategies.register_strategy) before loading."
         )
-    raise ValueError(
-        f"{path} was trained with strategy={name!r}, which is not a strategy known "
-        "here (not built in, registered or installed as a plugin); install or "
-        "register it (sklearn_cf.strategies.register_strategy) before loading."
-    )
 
 
 def _decode_params(params, path):
@@ -134,6 +168,18 @@ def _decode_params(params, path):
             value = _CLASSES[value["class"]]
         decoded[name] = tuple(value) if name == "hidden_units" else value
     return decoded
+
+
+def fitted_params(state, path):
+    """The settings a checkpoint's sequence was fitted with, decoded (see
+    ``ContinualClassifier._start_sequence``); None for a checkpoint written
+    before they were stored, whose ``params`` are those settings."""
+    if "fitted_params" not in state:
+        return None
+    if not isinstance(state["fitted_params"], dict):
+        raise _invalid(path, "'fitted_params' should be of type dict, not "
+                             f"{type(state['fitted_params']).__name__}")
+    return _decode_params(state["fitted_params"], path)
 
 
 def _plain(obj):
@@ -247,6 +293,32 @@ def _config_mismatch(estimator, state, path):
 # ----------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------
+def _check_loadable(clf, params, foreign, fitted, path):
+    """Refuse to save what :func:`sklearn_cf.load` would refuse to load,
+    before anything is written: a strategy name not known here, and
+    hyperparameters (as the checkpoint stores them) that the estimator's
+    checks refuse -- a value set after the base fit, a ``strategy__<param>``
+    the strategy lacks, a parameter set both flat and as ``strategy__``.
+    Checked on a copy of ``clf`` with the stored values (``foreign`` ones
+    come from the estimator load is given, so they are left as they are),
+    and the strategy built on the fitted settings, as load builds it."""
+    state = {"params": params, "fitted_params": fitted}
+    try:
+        check_strategy_available(state, path)
+        probe = object.__new__(type(clf))
+        vars(probe).update(vars(clf))
+        vars(probe).update(_decode_params(params, path))
+        probe._check_hyperparameters()
+        with fitted_settings(probe, _decode_params(fitted, path)):
+            probe._make_strategy()
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"Cannot save to {path}: sklearn_cf.load would refuse the checkpoint, "
+            f"because {exc} Set valid hyperparameters (set_params) and save again; "
+            "nothing was written."
+        ) from exc
+
+
 def save(clf, path):
     """Write a fitted ContinualClassifier to ``path``; see
     :meth:`ContinualClassifier.save`.
@@ -258,11 +330,17 @@ def save(clf, path):
     if not clf.__sklearn_is_fitted__():
         raise ValueError("Only a fitted ContinualClassifier can be saved; call fit first.")
     params, foreign = _encode_params(clf)
+    fitted = _encode_fitted_params(clf)
+    _check_loadable(clf, params, foreign, fitted, path)
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
         "params": params,
         "foreign_params": foreign,
+        # What the weights and the strategy's state were built on; params
+        # hold the estimator's own settings, a change waiting for the next
+        # fit included (refused by partial_fit_month, after load as before).
+        "fitted_params": fitted,
         "config": _fitted_config(clf),
         # A strategy named by a plugin: the distribution that provides it,
         # so that a machine without it is told what to install.

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .._data import EpochIterator, MonthData, RowsDataset, SliceIterator
 from .._fisher import fisher_diagonal
-from .._labels import check_month_label
+from .._labels import check_classes, check_month_label
 from .._mlp import MLP
 from .._param_validation import (
     Integer,
@@ -39,7 +39,6 @@ from .._validation import (
     check_device,
     check_features,
     check_months,
-    check_no_missing,
     check_random_state_param,
     check_sample_weight,
     check_targets,
@@ -51,11 +50,14 @@ from ._checkpoint import save
 from ._month import MonthSnapshot, raise_diverged, run_month
 from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
 from ._strategy_wiring import (
-    SEQUENCE_PARAMS,
     check_sequence_config,
+    check_strategy_names,
     check_strategy_param,
+    fitted_settings,
     flat_constraints,
     make_strategy_for,
+    sequence_config,
+    strategy_params,
 )
 from ._weights import check_class_weight_labels, row_weights, weighted_loss
 
@@ -95,6 +97,11 @@ def _check_n_threads(value, name="n_threads"):
         raise ValueError(
             f'{name} must be "auto", an int >= 1 or None (torch\'s setting), got {value!r}.'
         )
+
+
+def _check_classes_param(value, name="classes"):
+    if value is not None:
+        check_classes(value, name)
 
 
 class ContinualClassifier(NeuralNetClassifier):
@@ -227,8 +234,9 @@ class ContinualClassifier(NeuralNetClassifier):
         so when they take less than half the device's free memory; False
         keeps them on the host. Ignored on the CPU.
     classes : array-like or None, default=None
-        All class labels, for a sequence of ``partial_fit_month`` calls
-        whose first month lacks some of them.
+        All class labels (a 1-d array-like of labels of one type: all
+        numbers or all strings), for a sequence of ``partial_fit_month``
+        calls whose first month lacks some of them.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the training loss, as in scikit-learn:
         None weighs every class 1; a dict maps class labels to weights
@@ -391,6 +399,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "month_on_device": Options("auto", True, False),
         "class_weight": Satisfies(check_class_weight),
         "n_threads": Satisfies(_check_n_threads),
+        "classes": Satisfies(_check_classes_param),
     }
 
     @property
@@ -499,10 +508,16 @@ class ContinualClassifier(NeuralNetClassifier):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            After the base fit, the base fit's columns: their number, and
+            for a DataFrame their names in the same order, checked as
+            scikit-learn checks them (with its warning when only one of X
+            and the base fit has names).
         y : array-like of shape (n_samples,)
         classes : array-like, default=None
-            Every class label, needed at the first call when later months
-            bring labels the first lacks (or use the ``classes`` parameter).
+            Every class label, a 1-d array-like of labels of one type (all
+            numbers or all strings), needed at the first call when later
+            months bring labels the first lacks (or use the ``classes``
+            parameter). At a later call it must equal ``classes_``.
         month : object, default=None
             Label of this month, which must sort after the months already
             seen. None: the next integer (0 for the base fit).
@@ -535,21 +550,17 @@ class ContinualClassifier(NeuralNetClassifier):
             fitted_classes = self._resolve_classes(y_arr, given)
             label = 0 if month is None else check_month_label(month, "month")
         else:
-            X_arr, names = check_features(
-                X,
-                n_features=self.n_features_in_,
-                feature_names=getattr(self, "feature_names_in_", None),
-            )
+            X_arr, names = check_features(X, fitted=self)
             y_arr = check_targets(y, len(X_arr))
             weights = check_sample_weight(sample_weight, len(X_arr))
             self._check_hyperparameters()
             fitted_classes = self.classes_
             if classes is not None:
-                check_no_missing(classes, "classes")
-                if not np.array_equal(np.unique(classes), fitted_classes):
+                given = check_classes(classes)
+                if not np.array_equal(given, fitted_classes):
                     raise ValueError(
-                        f"classes={list(np.unique(classes))} differs from the classes "
-                        f"fixed at the base fit, {list(fitted_classes)}."
+                        f"classes={given.tolist()} differs from the classes "
+                        f"fixed at the base fit, {fitted_classes.tolist()}."
                     )
             label = self._next_month_label(month)
             check_sequence_config(self)
@@ -592,9 +603,24 @@ class ContinualClassifier(NeuralNetClassifier):
         (a full disk, Ctrl-C) raises and leaves a previous file at ``path`` as
         it was.
 
+        Only a model that :func:`sklearn_cf.load` can read back is saved:
+        the hyperparameters are checked as load checks them (a value set
+        after the base fit, a ``strategy__<param>`` set around
+        ``set_params``, a strategy no longer registered), and a refusal
+        raises before anything is written. A setting changed after the base
+        fit (``memory_size``, ``strategy``...) is stored with the settings
+        the model was fitted with, so the loaded model refuses to continue
+        with it exactly as this one does.
+
         Parameters
         ----------
         path : str or path-like
+
+        Raises
+        ------
+        ValueError, TypeError
+            ``"Cannot save to <path>: ..."`` when load would refuse the
+            checkpoint; a previous file at ``path`` is left as it was.
         """
         save(self, path)
 
@@ -647,6 +673,10 @@ class ContinualClassifier(NeuralNetClassifier):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            At least one row, with the base fit's columns: checked, and
+            worded, as scikit-learn's estimators check them (``check_array``
+            for no rows; ``feature_names_in_`` for a DataFrame, with its
+            warning when only one of X and the base fit has names).
 
         Returns
         -------
@@ -933,6 +963,53 @@ class ContinualClassifier(NeuralNetClassifier):
         return make_strategy_for(self)
 
     def set_params(self, **params):
+        """Set hyperparameters, as scikit-learn's ``set_params``.
+
+        Every name is checked before any value is set: an unknown name, a
+        ``strategy__<param>`` that the strategy does not have, or a change
+        that would rebuild a fitted network raises ``ValueError`` and leaves
+        the estimator as it was. Values are checked by the next call that
+        trains (and by :meth:`save`), as in scikit-learn.
+
+        With a strategy name, ``strategy__<param>`` sets a parameter of its
+        parts (one of another known strategy is accepted and ignored, so a
+        search over ``strategy`` may set ``strategy__alpha`` for ``"lwf"``
+        only); with a strategy object, it reaches the object's own
+        ``set_params``. On a fitted model a new ``module`` or ``criterion``,
+        or a change of ``strategy`` or of the memory (``memory_size``,
+        ``memory_dir``, ``memory_policy``), waits for the next :meth:`fit`:
+        :meth:`partial_fit_month` refuses it meanwhile, also after
+        :meth:`save` and :func:`sklearn_cf.load`.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, ``strategy__<param>``, skorch's prefixed
+            parameters (``optimizer__*``, ``iterator_train__*`` ...).
+
+        Returns
+        -------
+        self : ContinualClassifier
+
+        Raises
+        ------
+        ValueError
+            ``"Invalid parameter 'name' for estimator ..."`` for a name the
+            estimator or its strategy does not have.
+
+        Examples
+        --------
+        >>> from sklearn_cf import ContinualClassifier
+        >>> clf = ContinualClassifier(strategy="replay")
+        >>> clf.set_params(strategy__memory_size=1000).get_params()["strategy__memory_size"]
+        1000
+        >>> clf.set_params(reg_lambda=10.0, strategy__memroy_size=5)
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid parameter 'strategy__memroy_size' for estimator ContinualClassifier: ...
+        >>> clf.reg_lambda is None
+        True
+        """
         fitted = self.__sklearn_is_fitted__()
         rebuilt = sorted(k for k in params if k.startswith(("module__", "criterion__")))
         if fitted and rebuilt:
@@ -944,35 +1021,56 @@ class ContinualClassifier(NeuralNetClassifier):
                 "or call fit afterwards on a clone."
             )
         strategy_params = {k: params.pop(k) for k in list(params) if k.startswith("strategy__")}
+        own = {k[len("strategy__"):]: v for k, v in strategy_params.items()}
         strategy = params.pop("strategy", self.strategy)
-        if strategy_params and isinstance(strategy, Strategy):
-            # Routed to the user's object, as sklearn does for nested
-            # estimators (the fitted copy follows at the next month); the
-            # object checks every name before it sets any.
-            strategy.set_params(**{k[len("strategy__"):]: v for k, v in strategy_params.items()})
-        # "strategy" is also skorch's prefix of strategy__*; skorch's own
-        # set_params would take it for a module to re-initialize.
-        self.strategy = strategy
-        if strategy_params and not isinstance(strategy, Strategy):
-            # Kept like skorch's module__ parameters; skorch's own set_params
-            # would try to re-initialize a "strategy" module.
-            vars(self).update(strategy_params)
-            self._params_to_validate.update(strategy_params)
-        if fitted:
-            # skorch rebuilds module_/criterion_ as soon as these change, which
-            # would replace the fitted network (and the criterion_ that decides
-            # predict_proba's nonlinearity). As in sklearn, the new value waits
-            # for the next fit; partial_fit_month refuses it meanwhile.
-            for name in ("module", "criterion"):
-                if name in params:
-                    setattr(self, name, params.pop(name))
-        return super().set_params(**params)
+        valid = self._get_param_names()
+        for name in params:
+            if "__" not in name and name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+        check_strategy_names(strategy, own, type(self).__name__)
+        # skorch checks its prefixed parameters as it sets them: what it
+        # refuses puts the attributes back too.
+        before = {k: set(v) if isinstance(v, set) else v for k, v in vars(self).items()}
+        try:
+            # "strategy" is also skorch's prefix of strategy__*; skorch's own
+            # set_params would take it for a module to re-initialize.
+            self.strategy = strategy
+            if isinstance(strategy, Strategy):
+                # Kept in step with the object (a value given to the constructor).
+                vars(self).update((k, v) for k, v in strategy_params.items() if k in vars(self))
+            elif strategy_params:
+                # Kept like skorch's module__ parameters; skorch's own set_params
+                # would try to re-initialize a "strategy" module.
+                vars(self).update(strategy_params)
+                self._params_to_validate.update(strategy_params)
+            if fitted:
+                # skorch rebuilds module_/criterion_ as soon as these change, which
+                # would replace the fitted network (and the criterion_ that decides
+                # predict_proba's nonlinearity). As in sklearn, the new value waits
+                # for the next fit; partial_fit_month refuses it meanwhile.
+                for name in ("module", "criterion"):
+                    if name in params:
+                        setattr(self, name, params.pop(name))
+            super().set_params(**params)
+            if own and isinstance(strategy, Strategy):
+                # Routed to the user's object, as sklearn does for nested
+                # estimators (the fitted copy follows at the next month).
+                strategy.set_params(**own)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+        return self
 
     def _check_hyperparameters(self):
         """Check every hyperparameter (declared in ``_hyperparameter_constraints``)
         and the combinations a strategy needs; called by every method that
         trains, before anything changes."""
         check_hyperparameters(self, self._hyperparameter_constraints)
+        check_strategy_names(self.strategy, strategy_params(self), type(self).__name__)
         # The strategy's own parameters, by its constraints; and what it needs.
         strategy = self._make_strategy()
         if strategy.needs_log_likelihood:
@@ -998,9 +1096,9 @@ class ContinualClassifier(NeuralNetClassifier):
 
     @staticmethod
     def _resolve_classes(y, given):
+        given = None if given is None else check_classes(given)
         if given is not None and len(given):
-            check_no_missing(np.asarray(given).reshape(-1), "classes")
-            classes = np.unique(np.asarray(given))
+            classes = given
             unknown = np.setdiff1d(np.unique(y), classes)
             if len(unknown):
                 raise ValueError(
@@ -1057,8 +1155,14 @@ class ContinualClassifier(NeuralNetClassifier):
 
 
 
-    def _start_sequence(self, n_features, names, classes, strategy=None):
-        """Forget everything and set up the state of a new sequence of months."""
+    def _start_sequence(self, n_features, names, classes, strategy=None, fitted_params=None):
+        """Forget everything and set up the state of a new sequence of months.
+
+        ``fitted_params``: the settings of :func:`sequence_config` that a
+        checkpoint was fitted with; the network, the strategy and
+        ``sequence_config_`` are built on them, while the estimator keeps
+        its own parameters (a change made after the base fit stays refused).
+        """
         self.n_features_in_ = n_features
         if names is not None:
             self.feature_names_in_ = names
@@ -1071,12 +1175,13 @@ class ContinualClassifier(NeuralNetClassifier):
         self.cost_ = []
         self.snapshots_ = []
         self.batch_generator_ = None
-        self.strategy_ = strategy if strategy is not None else self._make_strategy()
-        # What cannot change until the next fit (see _check_sequence_config).
-        self.sequence_config_ = {name: getattr(self, name) for name in SEQUENCE_PARAMS}
-        self.initialize()
-        self.on_sequence_begin()
-        self.strategy_.start(self)
+        with fitted_settings(self, fitted_params):
+            self.strategy_ = strategy if strategy is not None else self._make_strategy()
+            # What cannot change until the next fit (see check_sequence_config).
+            self.sequence_config_ = sequence_config(self)
+            self.initialize()
+            self.on_sequence_begin()
+            self.strategy_.start(self)
 
     def _new_module(self):
         """A freshly initialized module, seeded from ``rng_``."""

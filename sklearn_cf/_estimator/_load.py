@@ -16,6 +16,7 @@ from ._checkpoint import (
     _decode_params,
     _invalid,
     check_strategy_available,
+    fitted_params,
     read_checkpoint,
 )
 from ._classifier import ContinualClassifier, MonthSnapshot
@@ -164,6 +165,7 @@ def _restore(clf, state, path):
         fitted["n_features_in"],
         None if names is None else np.asarray(names, dtype=object),
         np.asarray(fitted["classes"]),
+        fitted_params=fitted_params(state, path),
     )
     try:
         clf.module_.load_state_dict(state["module"])

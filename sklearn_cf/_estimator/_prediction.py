@@ -34,11 +34,7 @@ def prediction_input(net, X):
             "or 'partial_fit_month' first."
         )
     # A float32 C-contiguous array or memmap is used in place (no copy).
-    X_arr, _ = check_features(
-        X,
-        n_features=net.n_features_in_,
-        feature_names=getattr(net, "feature_names_in_", None),
-    )
+    X_arr, _ = check_features(X, fitted=net, training=False)
     return as_tensor(X_arr)
 
 

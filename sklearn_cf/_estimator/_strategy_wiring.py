@@ -2,14 +2,24 @@
 -> the strategy object, kept in step between months, and the settings that
 are fixed from the base fit on."""
 
+import contextlib
 import copy
 import inspect
+import os
 
-from ..strategies import STRATEGIES, Combined, Strategy, make_strategy, parameter_constraints
+from ..strategies import (
+    STRATEGIES,
+    Combined,
+    Strategy,
+    make_strategy,
+    parameter_constraints,
+    strategy_classes,
+)
 
-__all__ = ["SEQUENCE_PARAMS", "STRUCTURAL", "check_sequence_config",
-           "check_strategy_param", "flat_constraints", "flat_strategy_params", "make_strategy_for",
-           "same_value", "strategy_params", "sync_strategy"]
+__all__ = ["SEQUENCE_PARAMS", "STRUCTURAL", "check_sequence_config", "check_strategy_names",
+           "check_strategy_param", "fitted_settings", "flat_constraints", "flat_strategy_params",
+           "make_strategy_for", "same_value", "sequence_config", "strategy_params",
+           "sync_strategy"]
 
 #: Strategy parameters that shape its state: fixed after the base fit.
 STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
@@ -51,9 +61,15 @@ def check_strategy_param(value, name):
 
 
 def same_value(a, b):
-    """Whether a hyperparameter still has the value it had at the base fit."""
+    """Whether a hyperparameter still has the value it had at the base fit
+    (a folder given as a string or a path is the same folder)."""
     if a is b:
         return True
+    if isinstance(a, os.PathLike) or isinstance(b, os.PathLike):
+        try:
+            return os.fspath(a) == os.fspath(b)
+        except TypeError:
+            return False
     try:
         return bool(a == b)
     except Exception:  # e.g. arrays or objects whose == is not a bool
@@ -77,7 +93,9 @@ def check_sequence_config(net):
     the base fit on: the fitted weights and the strategy's state are built
     on them."""
     fixed = net.sequence_config_
-    changed = [name for name, value in fixed.items() if not same_value(getattr(net, name), value)]
+    # The strategy__ settings are compared below, as the strategy's.
+    changed = [name for name in SEQUENCE_PARAMS
+               if name in fixed and not same_value(getattr(net, name), fixed[name])]
     details = [f"{n}={fixed[n]!r} -> {getattr(net, n)!r}" for n in changed]
     if not changed:
         # The same, set as strategy__<param> or on a strategy object:
@@ -97,6 +115,93 @@ def check_sequence_config(net):
             "sequence, or call fit to start a new one (on "
             "sklearn.base.clone(model).set_params(...) to keep this model)."
         )
+
+
+def sequence_config(net):
+    """What a new sequence of months is built on, fixed until the next fit:
+    the :data:`SEQUENCE_PARAMS` and the structural ``strategy__<param>``
+    values set (those not set are left out)."""
+    config = {name: getattr(net, name) for name in SEQUENCE_PARAMS}
+    config.update((f"strategy__{name}", value) for name, value in strategy_params(net).items()
+                  if name in STRUCTURAL)
+    return config
+
+
+@contextlib.contextmanager
+def fitted_settings(net, fitted):
+    """Give ``net`` the settings of :func:`sequence_config` that ``fitted``
+    holds (a checkpoint's), for as long as the block runs; its own are put
+    back afterwards, still waiting for the next fit.
+
+    A structural ``strategy__<param>`` that ``fitted`` does not hold was not
+    set at the base fit, so it is taken away for the block. ``fitted=None``
+    (a checkpoint written before these were stored) changes nothing.
+    """
+    if not fitted:
+        yield
+        return
+    missing = object()
+    own = vars(net)
+    names = set(fitted) | {key for key in own if key.startswith("strategy__")
+                           and key[len("strategy__"):] in STRUCTURAL}
+    kept = {name: own.get(name, missing) for name in names}
+    for name in names:
+        if name in fitted:
+            own[name] = fitted[name]
+        else:
+            del own[name]
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            if value is missing:
+                own.pop(name, None)
+            else:
+                own[name] = value
+
+
+def check_strategy_names(strategy, params, owner):
+    """Refuse ``strategy__<param>`` names that ``strategy`` cannot take, as
+    scikit-learn's ``set_params`` refuses unknown parameters.
+
+    ``params`` maps the names (without ``strategy__``) to their values. A
+    strategy object takes the keys of its ``get_params(deep=True)``; a
+    strategy name takes its parts' parameters, and ignores those of another
+    known strategy (a search over ``strategy=["lwf", "naive"]`` with
+    ``strategy__alpha`` set), as :func:`~sklearn_cf.strategies.make_strategy`
+    does. An unknown strategy name is left to the check of ``strategy``.
+
+    Raises
+    ------
+    ValueError
+        ``"Invalid parameter 'strategy__<name>' for estimator <owner>: ..."``
+        naming the parameters the strategy has.
+    """
+    if not params:
+        return
+    if isinstance(strategy, Strategy):
+        valid = sorted(strategy.get_params(deep=True))
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"Invalid parameter 'strategy__{unknown[0]}' for estimator {owner}: "
+                f"{type(strategy).__name__} has no parameter {unknown[0]!r}; its parameters "
+                f"are {valid or 'none'}."
+            )
+        return
+    try:
+        classes = strategy_classes(strategy)
+    except (TypeError, ValueError):
+        return
+    accepted = set().union(*(cls._get_param_names() for cls in classes))
+    for name in sorted(set(params) - accepted):
+        try:
+            # Builds the parts at their defaults; refuses a name no strategy has.
+            make_strategy(strategy, None, {name: None})
+        except ValueError as exc:
+            raise ValueError(
+                f"Invalid parameter 'strategy__{name}' for estimator {owner}: {exc}"
+            ) from None
 
 
 def strategy_params(net):
