@@ -65,7 +65,7 @@ def test_disk_memory_gives_the_predictions_of_ram_memory(tmp_path, strategy, ext
     # Training reads the rows from files, and they are the rows kept in RAM.
     on_disk, in_ram = _memory(disk), _memory(ram)
     assert on_disk.directory is not None and os.path.dirname(on_disk.directory) == str(tmp_path)
-    for Xd, yd in on_disk.rows().sources:
+    for Xd, _ in on_disk.rows().sources:
         assert not Xd.numpy().flags.owndata  # a view of a file map
     assert len(on_disk.sources()) == len(in_ram.sources())
     for (Xd, yd), (Xr, yr) in zip(on_disk.sources(), in_ram.sources()):
