@@ -284,11 +284,10 @@ class ModelStore:
         path = self._file(gen.files["model"])
         if not os.path.exists(path):
             raise FileNotFoundError(path)
-        import inspect  # TEMP until load(memory_dir=) lands
-
-        if "memory_dir" in inspect.signature(load_checkpoint).parameters:
-            return load_checkpoint(path, device=device, memory_dir=self._at(MEMORY))
-        return load_checkpoint(path, device=device)
+        # Memory files are read from this store's memory/ folder wherever
+        # the store was written (it may have been moved or copied since).
+        memory = self._at(MEMORY) if gen.memory and os.path.isdir(self._at(MEMORY)) else None
+        return load_checkpoint(path, device=device, memory_dir=memory)
 
     def _read(self, reader, gen_id):
         # A reader takes no lock: the generation it read may be garbage-
@@ -445,13 +444,8 @@ class StoreWriter:
         evaluation = f"{OBJECTS}/eval-{gen_id:06d}-{token}.npz"
         clf.save(store._at(model))
         write_atomically_bytes(store._at(evaluation), (eval_store or EvalStore()).to_bytes())
+        # Memory files were fsynced, with their folder, when written.
         memory = self._memory_of(clf)
-        old = set(self.base.memory) if self.base is not None else set()
-        for folder in sorted({os.path.dirname(store._file(p)) for p in memory if p not in old}):
-            for name in memory:
-                if name not in old and os.path.dirname(store._file(name)) == folder:
-                    _fsync_file(store._file(name))
-            fsync_folder(folder)
         months = [to_python(m) for m in clf.months_seen_]
         gen = Generation(
             id=gen_id, kind=kind, previous=None if self.base is None else self.base.id,

@@ -56,3 +56,4 @@ def run(argv, cwd, pause, out):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+

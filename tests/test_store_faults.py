@@ -16,6 +16,7 @@ once, so each costs milliseconds rather than an interpreter start.
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import signal
@@ -38,16 +39,29 @@ ROWS = 120
 NET = ["--epochs", "2", "--hidden-units", "8", "--holdout", "0.25"]
 
 
-def _context():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["pytest", "_store_child"])
-    return ctx
+CTX = multiprocessing.get_context("forkserver")
 
 
-CTX = _context()
+def _ensure_forkserver():
+    """Start the forkserver once, with ``_store_child`` preloaded."""
+    CTX.set_forkserver_preload(["_store_child"])
+    # The forkserver is a new interpreter, which imports the preloaded
+    # modules with its own sys.path (an ImportError there is silent, and
+    # every child would then import torch again): give it this folder.
+    here = os.path.dirname(os.path.abspath(__file__))
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, previous]))
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
 
 
 def _start(argv, cwd, pause=None):
+    _ensure_forkserver()
     out = os.path.join(cwd, f"child-{time.monotonic_ns()}.log")
     process = CTX.Process(target=_store_child.run, args=(argv, str(cwd), pause, out))
     process.start()
