@@ -183,9 +183,14 @@ class ContinualClassifier(NeuralNetClassifier):
     memory_dir : path-like or None, default=None
         Replay, DER and joint. None: past rows are kept in RAM. A folder: they
         are kept in memory-mapped ``.npy`` files in a new subfolder of it
-        (one per fitted sequence), so history need not fit in RAM; the same
-        ``random_state`` gives the same predictions either way. Checkpoints
-        record the files' SHA-256 and refuse a memory that changed since.
+        (one per fitted sequence, created at its first write), so history
+        need not fit in RAM; the same ``random_state`` keeps the same rows
+        either way (the same predictions, to float rounding for replay with
+        ``memory_size``). Files are never changed once written: each month
+        writes new ones, so every checkpoint keeps loading after later
+        months; :meth:`memory_files` lists those the model references.
+        Checkpoints record the files' SHA-256 and refuse a memory that
+        changed since.
     finetune_lr : float or None, default=None
         Learning rate of every month after the first for strategies that
         fine-tune (all but "joint" and "ensemble"); None keeps ``lr``. The
