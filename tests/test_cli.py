@@ -511,9 +511,9 @@ def test_file_data_errors(tmp_path, capsys, monkeypatch):
 def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
     import sklearn_cf
     from sklearn_cf.datasets._table import load_table
-    from sklearn_cf.update import EvalStore, eval_store_path
+    from sklearn_cf.store import ModelStore
 
-    out, best = tmp_path / "rep", tmp_path / "best.ckpt"
+    out, best = tmp_path / "rep", tmp_path / "best"
     # enough epochs for these 64 training rows a month to beat the
     # majority-class baseline, without which nothing is saved (next test)
     code = main(["compare", "--data", str(csv_stream), "--month-column", "when",
@@ -526,18 +526,23 @@ def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
     assert f"Saved {results['recommended']}" in captured.out
     assert f"--save-best {best}" in results["command"]
 
+    # a model store whose first generation is the refitted model
+    generations = ModelStore(best).generations()
+    assert [(g.id, g.kind) for g in generations] == [(1, "save-best")]
     clf = sklearn_cf.load(best)
     assert clf.strategy == results["recommended"]
     assert clf.months_seen_ == ["2023-11", "2023-12", "2024-01"]
+    assert generations[0].months == clf.months_seen_
     X, y, months = load_table(csv_stream, month_column="when", target="is_malware")
     first = months == "2023-11"
     assert clf.cost_[0]["rows"] == 30 * first.sum()  # every row of the base month, 30 epochs
     # first-month scaling, from every row of the first month, kept for update
-    store = EvalStore.read(eval_store_path(best))
+    store = ModelStore(best).eval_store()
     np.testing.assert_allclose(store.scale_mean, X[first].astype(np.float64).mean(axis=0),
                                rtol=1e-6, atol=1e-6)
     assert store.months == []
     assert store.scoring == results["scoring"] == "accuracy"  # updates score alike
+    assert generations[0].scoring == "accuracy"
 
     # the saved model is ready for the monthly job
     last = tmp_path / "last.csv"
@@ -547,7 +552,48 @@ def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
                  "is_malware", "--month-column", "when", "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert sklearn_cf.load(best).months_seen_[-1] == "2024-02"
-    assert sklearn_cf.load(f"{best}.prev").months_seen_ == clf.months_seen_
+    assert [(g.id, g.kind, g.previous) for g in ModelStore(best).generations()] == [
+        (1, "save-best", None), (2, "update", 1)]
+    assert ModelStore(best).load(1).months_seen_ == clf.months_seen_
+
+
+def test_save_best_to_an_existing_store_commits_its_next_generation(csv_stream, tmp_path,
+                                                                     capsys):
+    from sklearn_cf.store import ModelStore
+
+    best = tmp_path / "best"
+    args = ["compare", "--data", str(csv_stream), "--month-column", "when", "--target",
+            "is_malware", "--months", "3", "--epochs", "30", "--hidden-units", "32",
+            "--strategies", "naive", "--quiet", "--save-best", str(best)]
+    assert main([*args, "--out", str(tmp_path / "rep1")]) == 0, capsys.readouterr().err
+    first = ModelStore(best).generation()
+    assert main([*args, "--out", str(tmp_path / "rep2")]) == 0, capsys.readouterr().err
+    assert [(g.id, g.kind, g.previous) for g in ModelStore(best).generations()] == [
+        (1, "save-best", None), (2, "save-best", 1)]
+    assert ModelStore(best).generation(1) == first  # committed generations never change
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_save_best_to_a_file_or_a_folder_that_is_not_a_store_fails_before_training(
+        what, tmp_path, capsys, monkeypatch):
+    import sklearn_cf.compare
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(sklearn_cf.compare, "compare_strategies", never)
+    path = tmp_path / "best"
+    if what == "file":
+        path.write_bytes(b"a checkpoint")
+    else:
+        path.mkdir()
+        (path / "notes.txt").write_text("mine")
+    code = main(["compare", *TINY, "--strategies", "naive", "--quiet", "--out",
+                 str(tmp_path / "rep"), "--save-best", str(path)])
+    assert code == 2
+    _assert_one_error_line(capsys.readouterr().err, "--save-best", repr(str(path)))
+    assert (path.read_bytes() == b"a checkpoint" if what == "file"
+            else sorted(p.name for p in path.iterdir()) == ["notes.txt"])
 
 
 def test_save_best_to_a_missing_folder_fails_before_training(tmp_path, capsys, monkeypatch):
@@ -558,7 +604,7 @@ def test_save_best_to_a_missing_folder_fails_before_training(tmp_path, capsys, m
 
     monkeypatch.setattr(sklearn_cf.compare, "compare_strategies", never)
     code = main(["compare", *TINY, "--strategies", "naive", "--quiet", "--out",
-                 str(tmp_path / "rep"), "--save-best", str(tmp_path / "no" / "m.ckpt")])
+                 str(tmp_path / "rep"), "--save-best", str(tmp_path / "no" / "m")])
     assert code == 2
     _assert_one_error_line(capsys.readouterr().err, "--save-best")
 
@@ -567,7 +613,7 @@ def test_save_best_saves_nothing_when_no_strategy_beats_the_baseline(csv_stream,
                                                                      capsys):
     # One epoch teaches these networks nothing: none beats always answering the
     # majority class, so there is nothing worth deploying.
-    out, best = tmp_path / "rep", tmp_path / "best.ckpt"
+    out, best = tmp_path / "rep", tmp_path / "best"
     code = main(["compare", "--data", str(csv_stream), "--month-column", "when",
                  "--target", "is_malware", "--months", "3", "--epochs", "1",
                  "--hidden-units", "8", "--strategies", "naive,joint",
@@ -580,7 +626,7 @@ def test_save_best_saves_nothing_when_no_strategy_beats_the_baseline(csv_stream,
     assert results["recommended"] is None
     assert "No strategy beats the majority-class baseline" in captured.out
     assert captured.err.startswith("sklearn-cf: not saved:") and str(best) in captured.err
-    assert not best.exists() and not (tmp_path / "best.ckpt.eval.npz").exists()
+    assert not best.exists()
     assert (out / "report.md").is_file()  # the report is still written
 
 

@@ -203,7 +203,7 @@ def _comparison(results, baseline, auto_scoring="roc_auc"):
                       baseline=baseline)
 
 
-def test_no_strategy_is_recommended_below_the_baseline():
+def test_no_strategy_is_recommended_below_the_baseline(tmp_path):
     # issue 12: 31% positives, every strategy below always answering "negative"
     comp = _comparison([_fake("naive", 0.647, 100), _fake("replay", 0.66, 190),
                         _fake("joint", 0.67, 600)], _baseline(0.686))
@@ -216,9 +216,11 @@ def test_no_strategy_is_recommended_below_the_baseline():
 
     from sklearn_cf.update import save_best
 
+    store = tmp_path / "never"  # a model store folder
     with pytest.raises(ValueError, match="majority-class baseline"):
-        save_best(comp, np.zeros((3, 2)), np.zeros(3), np.arange(3), "never.ckpt",
+        save_best(comp, np.zeros((3, 2)), np.zeros(3), np.arange(3), store,
                   estimator_params={})
+    assert not store.exists()
 
 
 def test_a_cheaper_strategy_that_does_not_beat_the_baseline_is_passed_over():
