@@ -422,3 +422,42 @@ def test_a_read_only_copy_loads_and_predicts_and_refuses_to_train(tmp_path, case
     finally:
         for path, mode in modes.items():
             os.chmod(path, mode)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_reservoir_written_in_place_before_copy_on_write_loads_and_is_left_alone(
+        tmp_path, weighted):
+    # The layout of a reservoir on disk before copy-on-write: one file per
+    # field of `capacity` rows, the first `size` in use, changed in place.
+    capacity, size = 10, 8
+    rows = np.arange(capacity * 2, dtype=np.float32).reshape(capacity, 2)
+    labels = np.arange(capacity) % 3
+    weights = np.linspace(0.5, 2, capacity).astype(np.float32)
+    fields = [("reservoir.X.npy", rows), ("reservoir.y.npy", labels)]
+    if weighted:
+        fields.append(("reservoir.w.npy", weights))
+    files = []
+    for name, values in fields:
+        np.save(tmp_path / name, values)
+    names = [name for name, _ in fields]
+    digests = [_disk.file_digest(tmp_path / name) for name in names]
+    files = [*names[:2], *digests[:2], *([names[2], digests[2]] if weighted else [])]
+    state = {"kind": "reservoir", "capacity": capacity, "size": size, "n_seen": 30,
+             "directory": str(tmp_path), "files": files}
+    before = _listing(tmp_path)
+    memory = memory_from_state(state)
+    assert torch.equal(memory.X, torch.from_numpy(rows[:size]))
+    assert memory.y[:size].tolist() == labels[:size].tolist()
+    if weighted:
+        assert memory.w[:size].tolist() == weights[:size].tolist()
+    else:
+        assert memory.w is None
+    assert memory.memory_files() == [str(tmp_path / name) for name in names]
+    # Training on writes new files; the old ones stay as they were.
+    log = memory.begin()
+    memory.add(torch.full((40, 2), -1.0), torch.zeros(40, dtype=torch.long),
+               np.random.default_rng(0))
+    memory.end(log)
+    assert {k: v for k, v in _listing(tmp_path).items() if k in before} == before
+    assert set(memory.memory_files()) - {str(tmp_path / name) for name in names}
+    assert torch.equal(memory_from_state(state).X, torch.from_numpy(rows[:size]))

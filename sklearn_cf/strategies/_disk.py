@@ -81,7 +81,9 @@ def ensure_folder(folder):
     sequence's folder is made at its first write, never at load."""
     if os.path.isdir(folder):
         return
-    parent = os.path.dirname(folder)
+    missing = [folder]
+    while not os.path.exists(os.path.dirname(missing[-1])):
+        missing.append(os.path.dirname(missing[-1]))
     fault_point("create", folder)
     try:
         os.makedirs(folder, exist_ok=True)
@@ -89,7 +91,8 @@ def ensure_folder(folder):
         if exc.errno in _NOT_WRITABLE:
             raise _not_writable(folder, exc) from exc
         raise
-    fsync_folder(parent)
+    for created in reversed(missing):  # each new name, in the folder holding it
+        fsync_folder(os.path.dirname(created))
 
 
 def check_writable(folder):
