@@ -59,6 +59,15 @@ def _unlock(fd):
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
+def _same_file(fd, path):
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    there = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 def _holder_text():
     try:
         user = getpass.getuser()
@@ -116,14 +125,17 @@ class WriterLock:
         self._fd = None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         deadline = time.monotonic() + self.wait
+        while True:
+            fd = self._locked_fd(deadline)
+            # A holder may remove the lock file (an empty store it created
+            # and gave up): a lock on the removed file locks nothing, so
+            # lock the file now at the path instead.
+            if _same_file(fd, self.path):
+                break
+            _unlock(fd)
+            os.close(fd)
         try:
-            while not _try_lock(fd):
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
-                    raise StoreLockedError(self.path, describe_holder(holder), self.wait)
-                time.sleep(self.poll_seconds)
             text = _holder_text().encode()
             os.ftruncate(fd, 0)
             os.pwrite(fd, text, 0)
@@ -132,6 +144,19 @@ class WriterLock:
             raise
         self._fd = fd
         return self
+
+    def _locked_fd(self, deadline):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            while not _try_lock(fd):
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+                    raise StoreLockedError(self.path, describe_holder(holder), self.wait)
+                time.sleep(self.poll_seconds)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def __exit__(self, *exc_info):
         fd, self._fd = self._fd, None

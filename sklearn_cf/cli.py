@@ -524,8 +524,9 @@ def _update(args):
               f"{after.restores}; months {_months_text(before.months)} -> "
               f"{_months_text(after.months)} (undo with another --rollback)")
         return 0
-    if args.data is None:
-        raise ValueError("--data is required (the new month), unless --rollback.")
+    if args.data is None and args.init_from is None:
+        raise ValueError("--data is required (the new month), unless --rollback or "
+                         "--init-from.")
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}.")
     if args.epochs is not None and args.epochs < 1:
@@ -564,7 +565,7 @@ def _update(args):
         return 3
     except TrainingDivergedError as exc:  # the month was rolled back; nothing written
         raise ValueError(f"{exc} {args.model!r} is unchanged.") from None
-    if not result.saved:  # every month applied before, with the same rows
+    if not result.steps:  # an import alone, or every month applied before
         print(result.summary())
         return 0
     report = _write_update_report(result, args.out)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -39,7 +40,7 @@ from ._estimator import load as load_checkpoint
 from ._eval_store import EvalStore
 from ._lock import WriterLock
 
-__all__ = ["DEFAULT_KEEP", "Generation", "ModelStore", "load"]
+__all__ = ["DEFAULT_KEEP", "Generation", "ModelStore", "StoreWriter", "file_sha256", "load"]
 
 FORMAT = 1
 DEFAULT_KEEP = 5
@@ -90,6 +91,9 @@ class Generation:
         Digest of each file of ``files``.
     sizes : dict
         Bytes of every file the generation references.
+    source : dict or None
+        For an import: ``{"path", "sha256"}`` of the checkpoint file it
+        was made from.
     """
 
     id: int
@@ -105,6 +109,7 @@ class Generation:
     memory: list = field(default_factory=list)
     sha256: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
+    source: dict = None
 
     def referenced(self):
         """Every file (store-relative where inside it) this generation needs."""
@@ -132,6 +137,11 @@ class Generation:
 
 def _now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def file_sha256(path):
+    """SHA-256 of a file's bytes, read in blocks."""
+    return _sha256(path)
 
 
 def _sha256(path):
@@ -367,6 +377,7 @@ class StoreWriter:
         self.base = None
         self.memory_dir = store._at(MEMORY)
         self._lock = None
+        self._created = False
         self.committed = None
 
     def __enter__(self):
@@ -376,15 +387,17 @@ class StoreWriter:
             raise ValueError(f"{store.path!r}: the folder {parent!r} does not exist.")
         if os.path.exists(store.root) and not os.path.isdir(store.root):
             raise ValueError(f"{store.path!r} is a file, not a model store folder.")
-        for sub in ("", GENERATIONS, OBJECTS):
-            os.makedirs(store._at(sub), exist_ok=True)
+        self._created = not os.path.exists(store.root)
+        os.makedirs(store.root, exist_ok=True)
         self._lock = WriterLock(store._at(LOCK), self.wait).__enter__()
         try:
+            for sub in (GENERATIONS, OBJECTS):
+                os.makedirs(store._at(sub), exist_ok=True)
             current = store.current_id()
             self.base = None if current is None else store.generation(current)
             self._collect(keep=None)
         except BaseException:
-            self._release()
+            self._release(remove_empty=True)
             raise
         return self
 
@@ -393,13 +406,31 @@ class StoreWriter:
             if exc_info[0] is None or not issubclass(exc_info[0], KeyboardInterrupt):
                 self._collect(keep=self.keep if self.committed else None)
         finally:
-            self._release()
+            self._release(remove_empty=True)
         return False
 
-    def _release(self):
+    def _release(self, remove_empty=False):
+        """Release the lock; a store this writer created and committed
+        nothing to is removed first (a refused first update leaves no
+        folder that looks like a store)."""
         lock, self._lock = self._lock, None
-        if lock is not None:
+        if lock is None:
+            return
+        try:
+            if remove_empty and self._created and self.store.current_id() is None:
+                self._remove_empty()
+        finally:
             lock.__exit__(None, None, None)
+
+    def _remove_empty(self):
+        store = self.store
+        for sub in (OBJECTS, MEMORY, GENERATIONS):  # all emptied by _collect
+            shutil.rmtree(store._at(sub), ignore_errors=True)
+        _unlink(store._at(LOCK))  # other writers check the file they locked is this one
+        try:
+            os.rmdir(store.root)
+        except OSError:  # something else was put there
+            pass
 
     # -- what the base generation holds ----------------------------------
     def load(self, device=None):
@@ -416,7 +447,8 @@ class StoreWriter:
     def _next_id(self):
         return (self.base.id if self.base is not None else 0) + 1
 
-    def commit(self, clf, eval_store=None, *, kind="update", month_data=None, scores=None):
+    def commit(self, clf, eval_store=None, *, kind="update", month_data=None, scores=None,
+               source=None):
         """Write ``clf`` (and its evaluation store) as the next generation and
         make it current.
 
@@ -431,13 +463,14 @@ class StoreWriter:
             (None: unknown for every month).
         scores : dict or None, default=None
             Held-out score per month.
+        source : str or None, default=None
+            For an import: the checkpoint file it was made from (its path
+            and digest are recorded).
 
         Returns
         -------
         Generation
         """
-        if self.committed is not None:
-            raise RuntimeError("A writer commits once; take the lock again for another.")
         store, gen_id = self.store, self._next_id()
         token = uuid.uuid4().hex[:8]
         model = f"{OBJECTS}/model-{gen_id:06d}-{token}.pt"
@@ -455,6 +488,8 @@ class StoreWriter:
             scoring=None if eval_store is None else eval_store.scoring,
             scores={str(k): v for k, v in (scores or {}).items()},
             files={"model": model, "eval": evaluation}, memory=memory,
+            source=None if source is None else {
+                "path": os.path.abspath(source), "sha256": _sha256(source)},
         )
         gen.sha256 = {name: _sha256(store._at(name)) for name in (model, evaluation)}
         gen.sizes = {name: os.path.getsize(store._file(name)) for name in gen.referenced()}

@@ -35,6 +35,7 @@ import numpy as np
 
 from ._compat import to_python
 from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore
+from ._estimator import load as load_checkpoint
 from .store import DEFAULT_KEEP, ModelStore
 
 __all__ = [
@@ -269,6 +270,8 @@ class UpdateResult:
     """The generation current before the update (None for a new store)."""
     already_applied: list = field(default_factory=list)
     """Months of the data applied before with the same rows, skipped."""
+    imported: str = None
+    """The checkpoint file a new store started from (``init_from``)."""
 
     @property
     def largest_drop(self):
@@ -301,14 +304,22 @@ class UpdateResult:
 
     def summary(self):
         """A few lines, at most 100 columns."""
-        months = ", ".join(map(str, self.months_before)) or "none"
-        verb = "new model" if self.created else "updated"
-        lines = [f"{self.model}: {verb} ({self.strategy}); months before: {_clip(months, 60)}"]
+        if self.imported is not None:
+            verb = f"new store from {self.imported}"
+        else:
+            verb = "new model" if self.created else "updated"
+        if not self.steps:
+            verb = "imported" if self.saved else "up to date"
+        months = _newest(self.months_before if self.steps else self.months_after)
+        lines = [f"{self.model}: {verb} ({self.strategy}); months "
+                 f"{'before' if self.steps else 'now'}: {months}"]
         if self.already_applied:
             lines.append(_clip("already applied with the same data (skipped): month "
                                + ", ".join(map(str, self.already_applied)), 100))
         if not self.steps:
-            lines.append(f"nothing to do: {self.model} is unchanged")
+            lines.append(f"saved {self.model} as generation {self.generation}, from "
+                         f"{self.imported}" if self.saved
+                         else f"nothing to do: {self.model} is unchanged")
             return "\n".join(lines)
         lines += textwrap.wrap(self.scoring_note(), width=100, subsequent_indent="  ",
                                break_long_words=False, break_on_hyphens=False)
@@ -390,6 +401,20 @@ def _change(before, after):
     if before is None or after is None or _undefined(before) or _undefined(after):
         return "-"
     return f"{after - before:+.3f}"
+
+
+def _newest(months, width=60):
+    """The months as text; when too long, the newest ones (and how many)."""
+    text = ", ".join(map(str, months)) or "none"
+    if len(text) <= width:
+        return text
+    tail = []
+    for month in reversed(months):
+        candidate = ", ".join(map(str, [month, *tail]))
+        if len(candidate) + 20 > width:
+            break
+        tail.insert(0, month)
+    return f"{len(months)} months, ..., {', '.join(map(str, tail))}"
 
 
 def _clip(text, width):
@@ -591,16 +616,31 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     if init_from is not None and not os.path.isfile(init_from):
         raise ValueError(f"--init-from {init_from!r} is not a checkpoint file.")
 
+    if data is None and init_from is None:
+        raise ValueError("--data is required (the new month), unless --rollback or "
+                         "--init-from.")
     # The data is read before the lock is taken (it does not depend on the
     # model); everything that does is read under it.
-    X, y, months, names = load_month_data(data, target=target, month_column=month_column)
+    if data is not None:
+        X, y, months, names = load_month_data(data, target=target, month_column=month_column)
     store_dir = ModelStore(model)
     with store_dir.writer(wait=wait, keep=keep) as writer:
         created = writer.base is None
         if created:
             clf, store = _start(writer, model, strategy, estimator_params, random_state,
                                 init_from, memory_on_disk)
+            if init_from is not None and data is None:  # the checkpoint as it is
+                imported = writer.commit(clf, store, kind="import", source=init_from)
+                return UpdateResult(
+                    model=model, strategy=str(clf.get_params(deep=False)["strategy"]),
+                    created=True, months_before=[], steps=[],
+                    months_after=list(clf.months_seen_), saved=True,
+                    generation=imported.id, imported=init_from,
+                    scoring=store.scoring or LEGACY_SCORING,
+                    scoring_recorded=store.scoring is not None)
         else:
+            if init_from is not None and _imported_from(writer, init_from):
+                init_from = None  # a re-run of an import that was committed
             if estimator_params or init_from is not None or memory_on_disk:
                 given = sorted(estimator_params) + (["init_from"] if init_from else []) + (
                     ["memory_on_disk"] if memory_on_disk else [])
@@ -663,7 +703,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
 
         result = UpdateResult(
             model=model, strategy=str(clf.get_params(deep=False)["strategy"]),
-            created=created, months_before=months_before,
+            created=created, imported=init_from, months_before=months_before,
             months_after=list(clf.months_seen_) if clf.__sklearn_is_fitted__() else [],
             steps=steps, max_forgetting=max_forgetting, scoring=scoring_name,
             scoring_reason=scoring_reason, scoring_recorded=recorded,
@@ -678,6 +718,13 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         last = steps[-1]
         scores = dict(last.after)
         scores[last.month] = last.score
+        if created and init_from is not None:
+            # The checkpoint as it was, then the update: two generations,
+            # committed only once the update is accepted.
+            writer.commit(load_checkpoint(init_from), EvalStore.read(f"{init_from}.eval.npz")
+                          if os.path.exists(f"{init_from}.eval.npz") else EvalStore(),
+                          kind="import", source=init_from)
+            result.previous = writer.base.id
         gen = writer.commit(clf, store, kind="update", month_data=month_data,
                             scores={m: v for m, v in scores.items() if v is not None})
     result.saved = True
@@ -706,6 +753,16 @@ def _start(writer, model, strategy, estimator_params, random_state, init_from, m
     if memory_on_disk:
         params["memory_dir"] = writer.memory_dir
     return _new_model(strategy, params, random_state), EvalStore()
+
+
+def _imported_from(writer, checkpoint):
+    """Whether a kept generation of the store is an import of ``checkpoint``
+    as it is now (same bytes)."""
+    from .store import file_sha256
+
+    digest = file_sha256(checkpoint)
+    return any(gen.kind == "import" and (gen.source or {}).get("sha256") == digest
+               for gen in writer.store.generations())
 
 
 def _new_parts(parts, applied, model):

@@ -380,9 +380,6 @@ def test_a_checkpoint_file_as_model_is_refused_pointing_at_init_from(months, tmp
     assert "--init-from" in _last_error(capsys)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="update_model commits --init-from and the month as one generation "
-                          "of kind 'update'; no generation of kind 'import' is made")
 def test_init_from_makes_an_import_generation_predicting_as_the_file(months, tmp_path):
     checkpoint = tmp_path / "model.pt"
     X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
@@ -509,3 +506,22 @@ def test_loading_a_folder_that_is_not_a_store_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="not a model store") as info:
         sklearn_cf.load(folder)
     assert str(folder) in str(info.value)
+
+
+def test_init_from_with_a_refused_update_writes_nothing(months, tmp_path, capsys):
+    """The import and the month commit together: a month that is refused
+    leaves no store at all, and a re-run after an import-only run goes on."""
+    checkpoint = tmp_path / "model.pt"
+    X = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    ContinualClassifier(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y).save(
+        checkpoint)
+    model = tmp_path / "m"
+    assert _update(model, months[1], "--init-from", str(checkpoint), "--scoring",
+                   "no_such_scorer") == 2
+    assert not model.exists()
+    assert main(["update", "--model", str(model), "--init-from", str(checkpoint)]) == 0
+    assert [m["kind"] for m in _manifests(model).values()] == ["import"]
+    # The same import given again with a month: the import is recognised.
+    assert _update(model, months[1], "--init-from", str(checkpoint)) == 0
+    assert [m["kind"] for m in _manifests(model).values()] == ["import", "update"]

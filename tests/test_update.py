@@ -258,14 +258,6 @@ def test_a_file_of_several_months_trains_them_in_order(tmp_path):
     assert _eval_store(model).months == ["2024-01", "2024-02", "2024-03"]
 
 
-# Errors found once the store's writer has taken the lock of a new store leave
-# M/LOCK, M/generations/ and M/objects/ behind (StoreWriter.__enter__ creates
-# them, nothing removes them); the model is still not written.
-_LEAVES_A_SKELETON = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="a refused first update leaves an empty store folder (StoreWriter.__enter__)")
-
-
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -274,10 +266,10 @@ _LEAVES_A_SKELETON = pytest.mark.xfail(
         (["--data", "MONTH0"], ["--target"]),
         (["--target", "is_malware"], ["--data"]),
         (["--data", "MONTH0", "--target", "is_malware", "--holdout", "1.5"], ["--holdout"]),
-        pytest.param(["--data", "MONTH0", "--target", "is_malware", "--strategy", "replya"],
-                     ["'replya'", "'replay'"], marks=_LEAVES_A_SKELETON),
-        pytest.param(["--data", "MONTH0", "--target", "is_malware", "--scoring", "acuracy"],
-                     ["'acuracy'", "'accuracy'"], marks=_LEAVES_A_SKELETON),
+        (["--data", "MONTH0", "--target", "is_malware", "--strategy", "replya"],
+         ["'replya'", "'replay'"]),
+        (["--data", "MONTH0", "--target", "is_malware", "--scoring", "acuracy"],
+         ["'acuracy'", "'accuracy'"]),
     ],
 )
 def test_bad_data_or_arguments_exit_2(args, words, months, tmp_path, capsys):
