@@ -31,6 +31,7 @@ from .._version import __version__
 from .._atomic import write_atomically
 from .._compat import to_python
 from .._labels import encode_label
+from ..preprocessing import TableEncoder
 from ..strategies import Strategy, available_strategies, strategy_origin
 from ._strategy_wiring import fitted_settings
 
@@ -96,6 +97,11 @@ def _encode_values(values):
             # numbers, which a checkpoint's dict keys cannot be).
             params[name] = {"items": [[_plain_value(k), _plain_value(v)]
                                       for k, v in value.items()]}
+        elif type(value) is TableEncoder:
+            # The preprocessor's hyperparameters; its fitted state is stored
+            # in "fitted" (see save).
+            params[name] = {"transformer": "TableEncoder",
+                            "params": _encode_values(value.get_params(deep=False))[0]}
         elif isinstance(value, type) and f"{value.__module__}.{value.__qualname__}" in _CLASSES:
             params[name] = {"class": f"{value.__module__}.{value.__qualname__}"}
         else:
@@ -157,6 +163,12 @@ def _decode_params(params, path):
     for name, value in params.items():
         if isinstance(value, dict) and set(value) == {"items"}:
             decoded[name] = {k: v for k, v in value["items"]}
+            continue
+        if isinstance(value, dict) and "transformer" in value:
+            if value["transformer"] != "TableEncoder" or not isinstance(
+                    value.get("params"), dict):
+                raise _invalid(path, f"its {name} is not a TableEncoder's parameters")
+            decoded[name] = TableEncoder(**value["params"])
             continue
         if isinstance(value, dict) and "class" in value:
             if value["class"] not in _CLASSES:
@@ -351,6 +363,11 @@ def save(clf, path):
             "feature_names_in": (
                 clf.feature_names_in_.tolist() if hasattr(clf, "feature_names_in_") else None
             ),
+            # The network's input width and the fitted preprocessor, which
+            # turns the raw columns above into those inputs.
+            "n_inputs": getattr(clf, "n_inputs_", clf.n_features_in_),
+            "preprocessor": (clf.preprocessor_.state_dict()
+                             if getattr(clf, "preprocessor_", None) is not None else None),
             "months_seen": [encode_label(m) for m in clf.months_seen_],
             "cost": [dict(c, month=encode_label(c["month"])) for c in clf.cost_],
             "rng": clf.rng_.bit_generator.state,
@@ -488,6 +505,12 @@ def _check_layout(state, path):
         raise _invalid(path, f"feature_names_in is not {n_features} feature names")
     if not fitted["months_seen"]:
         raise _invalid(path, "months_seen is empty, so no month was trained")
+    n_inputs = fitted.get("n_inputs", n_features)
+    if not isinstance(n_inputs, int) or isinstance(n_inputs, bool) or n_inputs < 1:
+        raise _invalid(path, f"n_inputs is {n_inputs!r}, not a number of inputs >= 1")
+    if fitted.get("preprocessor") is None and n_inputs != n_features:
+        raise _invalid(path, f"n_inputs is {n_inputs} without a preprocessor for "
+                             f"{n_features} features")
     if not all(isinstance(c, dict) and "month" in c for c in fitted["cost"]):
         raise _invalid(path, "cost should be a list of dicts with a 'month'")
     _check_state_dict(state["module"], path, "'module'")

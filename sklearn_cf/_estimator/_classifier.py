@@ -16,10 +16,12 @@ import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import get_len, unpack_data
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from torch.utils.data import DataLoader, Subset
 
+from .._compat import safe_indexing
 from .._data import EpochIterator, MonthData, RowsDataset, SliceIterator
 from .._fisher import fisher_diagonal
 from .._labels import check_classes, check_month_label
@@ -45,6 +47,7 @@ from .._validation import (
     group_by_month,
     take_rows,
 )
+from ..preprocessing import TableEncoder
 from ..strategies import Strategy
 from ._checkpoint import save
 from ._month import MonthSnapshot, raise_diverged, run_month
@@ -102,6 +105,15 @@ def _check_n_threads(value, name="n_threads"):
 def _check_classes_param(value, name="classes"):
     if value is not None:
         check_classes(value, name)
+
+
+def _check_preprocessor(value, name="preprocessor"):
+    if value is not None and not isinstance(value, TableEncoder):
+        raise TypeError(
+            f"{name} must be None or a sklearn_cf.preprocessing.TableEncoder (whose "
+            f"fitted state a checkpoint stores), got {value!r}. Put another "
+            "transformer in a sklearn Pipeline in front of the classifier instead."
+        )
 
 
 class ContinualClassifier(NeuralNetClassifier):
@@ -251,6 +263,18 @@ class ContinualClassifier(NeuralNetClassifier):
         the past rows mixed in; for joint, all history), so a rare class
         (malware) counts as much as the others. The weights multiply any
         ``sample_weight`` and also weigh the rows of the EWC Fisher.
+    preprocessor : TableEncoder or None, default=None
+        What turns raw table rows into the network's inputs (column schema,
+        one-hot categories, standardization), part of the model: a clone is
+        fitted on the *first* month's rows only (the base fit; in
+        ``fit(..., months=...)`` the rows of the first month) and applied to
+        every month trained and every row predicted or scored. Later months
+        never change it, so each input keeps its meaning; a category first
+        seen later is encoded as zeros and noted (see
+        :class:`~sklearn_cf.preprocessing.TableEncoder`). Checkpoints store
+        its fitted state, so ``sklearn_cf.load(path).predict(raw_rows)``
+        encodes as training did. Fixed from the base fit on. None: rows are
+        numeric and used as they are.
     n_threads : "auto", int or None, default="auto"
         Torch CPU threads while training (torch's setting is restored after
         each call). "auto": torch's current count, less one for each thread
@@ -271,8 +295,15 @@ class ContinualClassifier(NeuralNetClassifier):
     classes_ : ndarray
         Class labels, sorted.
     n_features_in_ : int
+        Columns of the rows the model takes (with a ``preprocessor``, the
+        raw table's).
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
+    n_inputs_ : int
+        Width of the network's input: ``n_features_in_``, or the fitted
+        ``preprocessor``'s output width.
+    preprocessor_ : TableEncoder
+        The fitted ``preprocessor`` (only when one is given).
     months_seen_ : list
         Labels of the months trained, in order.
     cost_ : list of dict
@@ -340,6 +371,7 @@ class ContinualClassifier(NeuralNetClassifier):
         month_on_device="auto",
         class_weight=None,
         n_threads="auto",
+        preprocessor=None,
         **kwargs,
     ):
         super().__init__(
@@ -372,6 +404,7 @@ class ContinualClassifier(NeuralNetClassifier):
         self.month_on_device = month_on_device
         self.class_weight = class_weight
         self.n_threads = n_threads
+        self.preprocessor = preprocessor
 
     # skorch keeps these through pickling with torch's map_location, so a
     # model fitted on a GPU loads on a CPU-only machine.
@@ -405,6 +438,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "class_weight": Satisfies(check_class_weight),
         "n_threads": Satisfies(_check_n_threads),
         "classes": Satisfies(_check_classes_param),
+        "preprocessor": Satisfies(_check_preprocessor),
     }
 
     @property
@@ -476,7 +510,7 @@ class ContinualClassifier(NeuralNetClassifier):
         """
         # Everything is checked before the fitted model is touched: a refit
         # that is rejected leaves the old model as it was.
-        X_arr, names = check_features(X)
+        X_arr, names, preprocessor = self._base_inputs(X, months)
         y_arr = check_targets(y, len(X_arr))
         weights = check_sample_weight(sample_weight, len(X_arr))
         self._check_hyperparameters()
@@ -493,7 +527,8 @@ class ContinualClassifier(NeuralNetClassifier):
             strategy.check_month(take_rows(X_arr, idx), codes[idx], classes)
 
         def start():
-            self._start_sequence(X_arr.shape[1], names, classes, strategy)
+            self._start_sequence(X_arr.shape[1], names, classes, strategy,
+                                 preprocessor=preprocessor)
 
         # Each month is a transaction; the base month's includes setting up
         # the new sequence, so a failure there restores the old model.
@@ -546,8 +581,9 @@ class ContinualClassifier(NeuralNetClassifier):
         (['2024-01', '2024-02'], [400, 400])
         """
         first = not self.__sklearn_is_fitted__()
+        preprocessor = None
         if first:
-            X_arr, names = check_features(X)
+            X_arr, names, preprocessor = self._base_inputs(X, None)
             y_arr = check_targets(y, len(X_arr))
             weights = check_sample_weight(sample_weight, len(X_arr))
             self._check_hyperparameters()
@@ -555,7 +591,7 @@ class ContinualClassifier(NeuralNetClassifier):
             fitted_classes = self._resolve_classes(y_arr, given)
             label = 0 if month is None else check_month_label(month, "month")
         else:
-            X_arr, names = check_features(X, fitted=self)
+            X_arr, names = self._month_inputs(X)
             y_arr = check_targets(y, len(X_arr))
             weights = check_sample_weight(sample_weight, len(X_arr))
             self._check_hyperparameters()
@@ -575,7 +611,8 @@ class ContinualClassifier(NeuralNetClassifier):
         strategy.check_month(X_arr, codes, fitted_classes)
 
         def start():
-            self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy)
+            self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy,
+                                 preprocessor=preprocessor)
 
         with torch_threads(resolve_threads(self.n_threads)):
             run_month(self, X_arr, codes, label, start=start if first else None,
@@ -1160,14 +1197,51 @@ class ContinualClassifier(NeuralNetClassifier):
 
 
 
-    def _start_sequence(self, n_features, names, classes, strategy=None, fitted_params=None):
+    def _base_inputs(self, X, months):
+        """The base fit's rows as the network's inputs, the column names, and
+        the fitted clone of ``preprocessor`` (None without one), fitted on
+        the first month's rows (all rows when ``months`` is None)."""
+        if self.preprocessor is None:
+            return (*check_features(X), None)
+        _check_preprocessor(self.preprocessor)
+        n_rows = X.shape[0] if hasattr(X, "shape") else len(X)
+        first = None
+        if months is not None:
+            _, rows = group_by_month(check_months(months, n_rows))
+            first = rows[0]
+        preprocessor = clone(self.preprocessor).fit(
+            X if first is None or len(first) == n_rows else safe_indexing(X, first))
+        X_arr, _ = check_features(preprocessor.transform(X))
+        return X_arr, None, preprocessor
+
+    def _month_inputs(self, X, training=True):
+        """A later month's (or a prediction's) rows as the network's inputs:
+        through the fitted ``preprocessor_``, which checks the columns, or
+        checked against the base fit's columns."""
+        preprocessor = getattr(self, "preprocessor_", None)
+        if preprocessor is None:
+            return check_features(X, fitted=self, training=training)
+        return check_features(preprocessor.transform(X), training=training)
+
+    def _start_sequence(self, n_features, names, classes, strategy=None, fitted_params=None,
+                        preprocessor=None):
         """Forget everything and set up the state of a new sequence of months.
 
-        ``fitted_params``: the settings of :func:`sequence_config` that a
+        ``n_features``: the network's input width. ``fitted_params``: the
+        settings of :func:`sequence_config` that a
         checkpoint was fitted with; the network, the strategy and
         ``sequence_config_`` are built on them, while the estimator keeps
         its own parameters (a change made after the base fit stays refused).
+        ``preprocessor``: the fitted encoder of raw rows, whose columns are
+        then ``n_features_in_`` and ``feature_names_in_``.
         """
+        self.n_inputs_ = n_features
+        if preprocessor is not None:
+            self.preprocessor_ = preprocessor
+            n_features = preprocessor.n_features_in_
+            names = getattr(preprocessor, "feature_names_in_", None)
+        elif "preprocessor_" in vars(self):
+            del self.preprocessor_
         self.n_features_in_ = n_features
         if names is not None:
             self.feature_names_in_ = names
@@ -1199,7 +1273,7 @@ class ContinualClassifier(NeuralNetClassifier):
         kwargs = self.get_params_for("module")
         if self.module is None:
             params = {"hidden_units": self.hidden_units, "dropout": self.dropout, **kwargs}
-            module = MLP(self.n_features_in_, len(self.classes_), **params)
+            module = MLP(self.n_inputs_, len(self.classes_), **params)
             return module.reset_parameters(torch.Generator().manual_seed(seed))
         if isinstance(self.module, torch.nn.Module) and not kwargs:
             # Never train the user's object itself; a copy also gives

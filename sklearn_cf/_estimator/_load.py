@@ -19,6 +19,7 @@ from ._checkpoint import (
     fitted_params,
     read_checkpoint,
 )
+from ..preprocessing import TableEncoder
 from ._classifier import ContinualClassifier, MonthSnapshot
 
 __all__ = ["load"]
@@ -158,22 +159,45 @@ def _shapes(state_dict):
     return {k: tuple(v.shape) for k, v in state_dict.items()}
 
 
+def _preprocessor(fitted, path):
+    """The fitted preprocessor a checkpoint stores, checked against its
+    columns; None for one without (a checkpoint written before they were
+    stored, or a model of numeric inputs)."""
+    state = fitted.get("preprocessor")
+    if state is None:
+        return None
+    try:
+        encoder = TableEncoder.from_state_dict(state)
+    except ValueError as exc:
+        raise _invalid(path, f"its preprocessor cannot be read ({exc})") from None
+    names = getattr(encoder, "feature_names_in_", None)
+    width = len(encoder.get_feature_names_out())
+    if (encoder.n_features_in_ != fitted["n_features_in"]
+            or width != fitted.get("n_inputs")
+            or (None if names is None else list(names)) != fitted["feature_names_in"]):
+        raise _invalid(path, "its preprocessor does not match its columns and inputs")
+    return encoder
+
+
 def _restore(clf, state, path):
     fitted = state["fitted"]
     names = fitted["feature_names_in"]
+    preprocessor = _preprocessor(fitted, path)
     clf._start_sequence(
-        fitted["n_features_in"],
+        fitted.get("n_inputs", fitted["n_features_in"]),
         None if names is None else np.asarray(names, dtype=object),
         np.asarray(fitted["classes"]),
         fitted_params=fitted_params(state, path),
+        preprocessor=preprocessor,
     )
     try:
         clf.module_.load_state_dict(state["module"])
     except RuntimeError as exc:
         raise _invalid(
             path,
-            f"its weights do not fit the network built for {fitted['n_features_in']} "
-            f"features and {len(fitted['classes'])} classes ({exc})",
+            f"its weights do not fit the network built for "
+            f"{fitted.get('n_inputs', fitted['n_features_in'])} features and "
+            f"{len(fitted['classes'])} classes ({exc})",
         ) from None
     # Snapshots are loaded only when predict_proba_after uses them; check
     # now that they fit, rather than fail then.

@@ -33,6 +33,10 @@ def prediction_input(net, X):
             f"This {type(net).__name__} instance is not fitted yet. Call 'fit' "
             "or 'partial_fit_month' first."
         )
+    preprocessor = getattr(net, "preprocessor_", None)
+    if preprocessor is not None:  # raw rows, encoded as at training
+        X_arr, _ = check_features(preprocessor.transform(X), training=False)
+        return as_tensor(X_arr)
     # A float32 C-contiguous array or memmap is used in place (no copy).
     X_arr, _ = check_features(X, fitted=net, training=False)
     return as_tensor(X_arr)

@@ -27,7 +27,7 @@ STRUCTURAL = ("memory_size", "memory_dir", "memory_policy")
 #: What the fitted state is built on: fixed from the base fit until the next
 #: ``fit`` (see :func:`check_sequence_config`).
 SEQUENCE_PARAMS = ("strategy", "memory_size", "memory_dir", "memory_policy", "module",
-                   "hidden_units", "dropout", "criterion", "device")
+                   "hidden_units", "dropout", "criterion", "device", "preprocessor")
 
 
 def flat_constraints(init):
@@ -65,6 +65,12 @@ def same_value(a, b):
     (a folder given as a string or a path is the same folder)."""
     if a is b:
         return True
+    if _is_transformer(a) and _is_transformer(b):
+        # A preprocessor: the same class with the same parameters (a
+        # checkpoint rebuilds it, so it is never the same object).
+        return type(a) is type(b) and all(
+            same_value(v, b.get_params(deep=False)[k])
+            for k, v in a.get_params(deep=False).items())
     if isinstance(a, os.PathLike) or isinstance(b, os.PathLike):
         try:
             return os.fspath(a) == os.fspath(b)
@@ -74,6 +80,11 @@ def same_value(a, b):
         return bool(a == b)
     except Exception:  # e.g. arrays or objects whose == is not a bool
         return False
+
+
+def _is_transformer(value):
+    return not isinstance(value, type) and all(
+        hasattr(value, name) for name in ("fit", "transform", "get_params"))
 
 
 def _flat_defaults(net):
@@ -122,6 +133,9 @@ def sequence_config(net):
     the :data:`SEQUENCE_PARAMS` and the structural ``strategy__<param>``
     values set (those not set are left out)."""
     config = {name: getattr(net, name) for name in SEQUENCE_PARAMS}
+    if config["preprocessor"] is not None:
+        # A copy: a change made to the user's object in place is a change.
+        config["preprocessor"] = copy.deepcopy(config["preprocessor"])
     config.update((f"strategy__{name}", value) for name, value in strategy_params(net).items()
                   if name in STRUCTURAL)
     return config
