@@ -3,6 +3,10 @@
 * :func:`write_atomically`: a file holds either its old content or all of
   the new one (temporary file in the same folder, fsync, rename, fsync of the
   folder).
+* :func:`open_atomically`: the same for a file written piece by piece (a
+  stream of chunks, a Parquet writer): the caller writes to an open
+  temporary file, renamed over the path only when the block ends without
+  an error.
 * :func:`copy_atomically`: the same for a copy of a file.
 * :func:`fsync_folder`: make a rename in a folder durable.
 * :class:`SigintWatch`: note whether a real Ctrl-C arrived (to tell it from
@@ -14,6 +18,7 @@
 """
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -22,8 +27,8 @@ import tempfile
 import threading
 import time
 
-__all__ = ["SigintWatch", "copy_atomically", "fault_point", "fsync_folder", "sigint_held",
-           "write_atomically", "write_atomically_bytes"]
+__all__ = ["SigintWatch", "copy_atomically", "fault_point", "fsync_folder", "open_atomically",
+           "sigint_held", "write_atomically", "write_atomically_bytes"]
 
 #: ``K:MARKER``: the K-th :func:`fault_point` of the process writes the
 #: operation to the file MARKER and waits there for a kill; ``count:MARKER``
@@ -76,6 +81,24 @@ def _umask():
     return mask
 
 
+def remove_file(path):
+    """Delete a file (a fault point first); one already gone is no error."""
+    fault_point("unlink", path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def file_sha256(path, block_bytes=16 << 20):
+    """SHA-256 of a file's bytes, read in blocks (bounded memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(block_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fsync_folder(folder):
     """Make the rename durable where the OS lets a folder be synced."""
     fault_point("fsync", folder)
@@ -94,6 +117,33 @@ def fsync_folder(folder):
 def write_atomically(path, parts):
     """Write the byte strings ``parts`` to ``path`` so that it holds either
     its previous content or all of them, never a part."""
+    with open_atomically(path) as f:
+        for part in parts:
+            f.write(part)
+
+
+@contextlib.contextmanager
+def open_atomically(path):
+    """A binary file to write ``path``'s new content to, piece by piece.
+
+    The block writes to a temporary file in ``path``'s folder; when it ends
+    without an error the file is fsynced and renamed over ``path`` (its
+    mode kept, or the mode ``open`` would give a new file), and the folder
+    fsynced. An error or Ctrl-C inside the block removes the temporary file
+    and leaves ``path`` as it was: absent, or its previous content.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn_cf._atomic import open_atomically
+    >>> path = os.path.join(tempfile.mkdtemp(), "out.csv")
+    >>> with open_atomically(path) as f:
+    ...     _ = f.write(b"a,b\\n")
+    ...     os.path.exists(path)  # not there until the block ends
+    False
+    >>> open(path).read()
+    'a,b\\n'
+    """
     # Through a symlink, as open(path, "wb") would write.
     target = os.path.realpath(os.fspath(path))
     folder, name = os.path.split(target)
@@ -112,8 +162,7 @@ def write_atomically(path, parts):
             raise
         with f:
             fault_point("write", tmp)
-            for part in parts:
-                f.write(part)
+            yield f
             f.flush()
             fault_point("fsync", tmp)
             os.fsync(f.fileno())

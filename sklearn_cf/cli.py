@@ -12,7 +12,9 @@ after the report, when no strategy beats the majority-class baseline (there
 is nothing worth saving). ``update`` is a thin wrapper around
 :mod:`sklearn_cf.update`; it exits with status 3 when it refuses an update
 that forgets too much, and with 4 when another process is writing the model
-store. ``history`` lists a model store's generations. See docs/cli.md.
+store. ``history`` lists a model store's generations. ``predict`` scores a
+file with a model and ``export`` writes its network as ONNX
+(:mod:`sklearn_cf.serving`). See docs/cli.md and docs/serving.md.
 """
 
 import argparse
@@ -235,7 +237,52 @@ def build_parser():
     )
     hist.prog = f"{PROG} history"
     hist.add_argument("--model", required=True, metavar="M", help="model store")
+    _add_serving_parsers(commands)
     return parser
+
+
+def _add_serving_parsers(commands):
+    pred = commands.add_parser(
+        "predict",
+        help="class probabilities and labels for every row of a CSV or Parquet file",
+        description="Score every row of --data with the model --model M, chunk by chunk "
+                    "(a file larger than memory works), and write one column proba_<label> "
+                    "per class and the predicted label, in the file's row order, to --out "
+                    "(written whole or not at all).",
+        formatter_class=_Help,
+    )
+    pred.prog = f"{PROG} predict"
+    pred.add_argument("--model", required=True, metavar="M",
+                      help="model store or checkpoint file")
+    pred.add_argument("--data", required=True, metavar="PATH",
+                      help="the rows to score: a CSV (also .csv.gz, .tsv) or Parquet file")
+    pred.add_argument("--out", required=True, metavar="PATH",
+                      help="where to write: .csv, .tsv or .parquet")
+    pred.add_argument("--target", default=None,
+                      help="label column of --data, left out of the features (default: the "
+                           "model's own target column, when it records one and the file "
+                           "has it)")
+    pred.add_argument("--chunk-rows", type=int, default=50_000, metavar="N",
+                      help="rows read, scored and written at a time")
+    pred.add_argument("--device", default=None,
+                      help="torch device, e.g. cuda (default: the one saved, else cpu)")
+    pred.add_argument("--quiet", action="store_true",
+                      help="no progress bar (none either when stderr is not a terminal)")
+    exp = commands.add_parser(
+        "export",
+        help="the model's network as an ONNX file, for a serving system",
+        description="Write the network of --model M as an ONNX graph of its class "
+                    "probabilities (scaling folded into the first layer), with a side file "
+                    "OUT.schema.json describing its inputs and classes; the graph is checked "
+                    "against the model's predict_proba with onnxruntime before it is "
+                    "written. Needs pip install \"sklearn-cf[onnx]\". See docs/serving.md.",
+        formatter_class=_Help,
+    )
+    exp.prog = f"{PROG} export"
+    exp.add_argument("--model", required=True, metavar="M",
+                     help="model store or checkpoint file")
+    exp.add_argument("--format", default="onnx", choices=("onnx",), help="file format")
+    exp.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
 
 
 def _add_update_parser(commands):
@@ -600,6 +647,40 @@ def _history(args):
     return 0
 
 
+def _load_model(path, device=None):
+    """``sklearn_cf.load`` of --model, with a missing path said in its terms."""
+    from .store import load
+
+    if not os.path.exists(path):
+        raise ValueError(f"--model {path!r}: no such model store or checkpoint file.")
+    return load(path, device=device)
+
+
+def _predict(args):
+    from .serving import predict_file
+
+    if args.chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be >= 1, got {args.chunk_rows}.")
+    if not os.path.isfile(args.data):  # before loading the model
+        raise ValueError(f"--data {args.data!r}: no such file.")
+    model = _load_model(args.model, args.device)
+    n_rows = predict_file(model, args.data, args.out, target=args.target,
+                          chunk_rows=args.chunk_rows,
+                          progress=not args.quiet and sys.stderr.isatty())
+    print(f"Wrote {n_rows} rows to {args.out}")
+    return 0
+
+
+def _export(args):
+    from .serving import SCHEMA_SUFFIX, export_onnx
+
+    model = _load_model(args.model)
+    difference = export_onnx(model, args.out)
+    print(f"Wrote {args.out} and {args.out + SCHEMA_SUFFIX} (checked against predict_proba "
+          f"with onnxruntime: largest difference {difference:.1e})")
+    return 0
+
+
 def _scores_text(gen):
     """The held-out score on the newest month, and the mean over months."""
     import math
@@ -704,6 +785,10 @@ def main(argv=None):
             return _update(args)
         if args.command == "history":
             return _history(args)
+        if args.command == "predict":
+            return _predict(args)
+        if args.command == "export":
+            return _export(args)
     except StoreLockedError as exc:
         print(f"{PROG}: {_one_line(exc)}", file=sys.stderr)
         return 4
