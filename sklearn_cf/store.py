@@ -34,13 +34,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from ._atomic import fault_point, fsync_folder, sigint_held, write_atomically_bytes
+from ._atomic import file_sha256, remove_file, sigint_held, write_atomically_bytes
 from ._compat import to_python
 from ._estimator import load as load_checkpoint
 from ._eval_store import EvalStore
 from ._lock import WriterLock
 
-__all__ = ["DEFAULT_KEEP", "Generation", "ModelStore", "StoreWriter", "file_sha256", "load"]
+__all__ = ["DEFAULT_KEEP", "Generation", "ModelStore", "StoreWriter", "load"]
 
 FORMAT = 1
 DEFAULT_KEEP = 5
@@ -137,36 +137,6 @@ class Generation:
 
 def _now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def file_sha256(path):
-    """SHA-256 of a file's bytes, read in blocks."""
-    return _sha256(path)
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _unlink(path):
-    fault_point("unlink", path)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_file(path):
-    fault_point("fsync", path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ModelStore:
@@ -426,7 +396,7 @@ class StoreWriter:
         store = self.store
         for sub in (OBJECTS, MEMORY, GENERATIONS):  # all emptied by _collect
             shutil.rmtree(store._at(sub), ignore_errors=True)
-        _unlink(store._at(LOCK))  # other writers check the file they locked is this one
+        remove_file(store._at(LOCK))  # other writers check the file they locked is this one
         try:
             os.rmdir(store.root)
         except OSError:  # something else was put there
@@ -489,9 +459,9 @@ class StoreWriter:
             scores={str(k): v for k, v in (scores or {}).items()},
             files={"model": model, "eval": evaluation}, memory=memory,
             source=None if source is None else {
-                "path": os.path.abspath(source), "sha256": _sha256(source)},
+                "path": os.path.abspath(source), "sha256": file_sha256(source)},
         )
-        gen.sha256 = {name: _sha256(store._at(name)) for name in (model, evaluation)}
+        gen.sha256 = {name: file_sha256(store._at(name)) for name in (model, evaluation)}
         gen.sizes = {name: os.path.getsize(store._file(name)) for name in gen.referenced()}
         return self._commit(gen)
 
@@ -565,11 +535,11 @@ class StoreWriter:
         ids = store._manifest_ids()
         for gen_id in ids:  # written by a writer killed before its commit
             if current is None or gen_id > current:
-                _unlink(store._manifest_path(gen_id))
+                remove_file(store._manifest_path(gen_id))
         committed = [g for g in ids if current is not None and g <= current]
         if keep is not None:
             for gen_id in committed[:-keep]:
-                _unlink(store._manifest_path(gen_id))
+                remove_file(store._manifest_path(gen_id))
             committed = committed[-keep:]
         needed = set()
         for gen_id in committed:
@@ -581,7 +551,7 @@ class StoreWriter:
                     path = os.path.join(folder, name)
                     rel = os.path.relpath(path, store.root).replace(os.sep, "/")
                     if rel not in needed:
-                        _unlink(path)
+                        remove_file(path)
                 if folder != top and not os.listdir(folder):
                     try:
                         os.rmdir(folder)
@@ -589,10 +559,10 @@ class StoreWriter:
                         pass
         for name in os.listdir(store.root):  # temporary files of write_atomically
             if name.startswith(".") and name.endswith(".tmp"):
-                _unlink(store._at(name))
+                remove_file(store._at(name))
         for name in os.listdir(store._at(GENERATIONS)):
             if name.startswith(".") and name.endswith(".tmp"):
-                _unlink(store._at(GENERATIONS, name))
+                remove_file(store._at(GENERATIONS, name))
 
 
 def load(path, estimator=None, device=None):

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._compat import to_python
+from ._epoch_progress import epoch_progress
 from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore
 from ._estimator import load as load_checkpoint
 from .store import DEFAULT_KEEP, ModelStore
@@ -275,7 +276,8 @@ class UpdateResult:
 
     @property
     def largest_drop(self):
-        """(month, drop) of the largest defined drop over every step, or None."""
+        """(month, drop) of the largest defined drop (before minus after) over
+        every step, or None; the drop is negative when every past month gained."""
         drops = [(d, m) for step in self.steps for m, d in step.drops.items()
                  if not _undefined(d)]
         if not drops:
@@ -302,6 +304,24 @@ class UpdateResult:
         return (f"{self.scoring} is undefined where the held-out rows hold a single "
                 f"class (month {shown}); such months are left out of the drops")
 
+    def _drop_text(self, limit_name, digits):
+        """The largest drop, as a positive number, or that no past month dropped.
+
+        One sign convention everywhere: a ``change`` is after minus before
+        (negative: the score dropped), and a drop is before minus after,
+        printed only when positive.
+        """
+        largest = self.largest_drop
+        if largest is None:
+            return None
+        limit = ("" if self.max_forgetting is None
+                 else f"{limit_name}{self.max_forgetting:g}")
+        month, drop = largest
+        if drop > 0:
+            return (f"largest drop on a past month: {drop:.{digits}f} on {month} "
+                    f"(change {-drop:+.{digits}f}{'; ' + limit if limit else ''})")
+        return "no past month's held-out score dropped" + (f" ({limit})" if limit else "")
+
     def summary(self):
         """A few lines, at most 100 columns."""
         if self.imported is not None:
@@ -314,8 +334,8 @@ class UpdateResult:
         lines = [f"{self.model}: {verb} ({self.strategy}); months "
                  f"{'before' if self.steps else 'now'}: {months}"]
         if self.already_applied:
-            lines.append(_clip("already applied with the same data (skipped): month "
-                               + ", ".join(map(str, self.already_applied)), 100))
+            lines.append("already applied with the same data (skipped): month "
+                         + _newest(self.already_applied, 48))
         if not self.steps:
             lines.append(f"saved {self.model} as generation {self.generation}, from "
                          f"{self.imported}" if self.saved
@@ -342,11 +362,9 @@ class UpdateResult:
         if undefined:
             lines += textwrap.wrap(f"undef: {undefined}", width=100, subsequent_indent="  ",
                                    break_long_words=False, break_on_hyphens=False)
-        largest = self.largest_drop
-        if largest is not None:
-            limit = ("" if self.max_forgetting is None
-                     else f" (--max-forgetting {self.max_forgetting:g})")
-            lines.append(f"largest drop on a past month: {largest[1]:+.3f} on {largest[0]}{limit}")
+        drop = self._drop_text("--max-forgetting ", 3)
+        if drop is not None:
+            lines.append(drop)
         if self.saved:
             tail = "" if self.previous is None else f" (previous: generation {self.previous})"
             lines.append(f"saved {self.model} as generation {self.generation}{tail}")
@@ -365,12 +383,9 @@ class UpdateResult:
         undefined = self._undefined_note()
         if undefined:
             out += ["", f"`undef`: {undefined}."]
-        largest = self.largest_drop
-        if largest is not None:
-            out.append("")
-            out.append(f"Largest drop on a past month's held-out score: {largest[1]:+.4f} "
-                       f"on {largest[0]}" + (f" (threshold {self.max_forgetting:g})."
-                                             if self.max_forgetting is not None else "."))
+        drop = self._drop_text("threshold ", 4)
+        if drop is not None:
+            out += ["", drop[0].upper() + drop[1:] + "."]
         for step in self.steps:
             out += ["", f"## Month {step.month}", "",
                     f"Trained on {step.train_rows} rows ({step.seconds:.1f} s); "
@@ -404,17 +419,19 @@ def _change(before, after):
 
 
 def _newest(months, width=60):
-    """The months as text; when too long, the newest ones (and how many)."""
+    """The months as text; when too long, how many and the newest ones that
+    fit in ``width`` (always the newest): ``"32 months: ..., 2024-11, 2024-12"``."""
     text = ", ".join(map(str, months)) or "none"
     if len(text) <= width:
         return text
+    head = f"{len(months)} months: ..., "
     tail = []
     for month in reversed(months):
-        candidate = ", ".join(map(str, [month, *tail]))
-        if len(candidate) + 20 > width:
+        candidate = [str(month), *tail]
+        if tail and len(head) + len(", ".join(candidate)) > width:
             break
-        tail.insert(0, month)
-    return f"{len(months)} months, ..., {', '.join(map(str, tail))}"
+        tail = candidate
+    return head + ", ".join(tail)
 
 
 def _clip(text, width):
@@ -434,6 +451,29 @@ def _split(X, y, holdout, random_state):
         return train_test_split(rows, test_size=holdout, random_state=random_state)
 
 
+#: Scorings that rank one class's probability: with more than two classes
+#: they are scored one class against the rest (:func:`_multiclass_roc_auc`).
+_ROC_AUC = ("roc_auc", "roc_auc_ovr", "roc_auc_ovo", "roc_auc_ovr_weighted",
+            "roc_auc_ovo_weighted")
+
+
+def _multiclass_roc_auc(clf, X, y):
+    """The mean over the model's classes present in ``y`` of the ROC-AUC of
+    that class's probability (its rows against all others, those of classes
+    the model lacks included); NaN when fewer than two are present. A class absent from a held-out month (one
+    that appeared later, or is rare) is left out rather than failing, as
+    scikit-learn's multiclass ROC-AUC would."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    classes = clf.classes_
+    present = [k for k, label in enumerate(classes) if np.any(y == label)]
+    if len(present) < 2:
+        return float("nan")
+    proba = clf.predict_proba(X)
+    return float(np.mean([roc_auc_score(y == classes[k], proba[:, k]) for k in present]))
+
+
 def _score(clf, X, y, scorer, scoring):
     """``scorer(clf, X, y)``; NaN where the score is undefined (held-out rows of
     one class for roc_auc), None when there is no fitted model or no row."""
@@ -441,6 +481,11 @@ def _score(clf, X, y, scorer, scoring):
 
     if clf is None or len(y) == 0 or not clf.__sklearn_is_fitted__():
         return None
+    if scoring in _ROC_AUC and (len(clf.classes_) > 2
+                                or len(np.setdiff1d(np.unique(y), clf.classes_))):
+        # More than two classes (or a class the model does not have yet,
+        # before the update that adds it): one class against the rest.
+        return _multiclass_roc_auc(clf, X, y)
     try:
         # Undefined on these rows: NaN, which the summary reports.
         return score_or_nan(scorer, clf, X, y)
@@ -525,7 +570,8 @@ def _split_by_month(X, y, months, month):
 def update_model(model, data, *, target=None, month=None, month_column=None, holdout=0.2,
                  max_forgetting=None, strategy=None, estimator_params=None, scale="auto",
                  scoring="auto", random_state=0, wait=0.0, keep=DEFAULT_KEEP,
-                 init_from=None, memory_on_disk=False):
+                 init_from=None, memory_on_disk=False, progress=None, classes=None,
+                 allow_new_classes=False):
     """Update the model store ``model`` with the month(s) in ``data``.
 
     Everything from reading the current generation to committing the next
@@ -583,6 +629,20 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     memory_on_disk : bool, default=False
         For a new model: keep its replay memory (or joint's history) in the
         store's ``memory/`` folder instead of in the checkpoint.
+    progress : file-like or None, default=None
+        Where to write each month's progress while it trains (epoch k/N,
+        loss, rows/s; one line per month, rewritten in place, for a
+        terminal); None writes nothing.
+    classes : sequence or None, default=None
+        Every class label, declared up front (``--classes a,b,c``): a new
+        model is built with all of them, whichever its first month holds.
+        For an existing model, labels it does not have are new classes and
+        need ``allow_new_classes``. Read as the target column's type.
+    allow_new_classes : bool, default=False
+        Whether a month may bring labels the model has never seen: the
+        output layer then grows (see
+        :meth:`~sklearn_cf.ContinualClassifier.partial_fit_month`). Without
+        it such data is refused with a ``ValueError`` before any training.
 
     Returns
     -------
@@ -671,6 +731,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         parts = _split_by_month(X, y, months, _month_label(month))
         applied = [] if writer.base is None else writer.base.month_data
         parts, skipped = _new_parts(parts, applied, model)
+        declared = _declared_classes(classes, y)
+        _check_new_classes(clf, parts, declared, allow_new_classes)
 
         if created and init_from is None and parts and resolve_scale(data, scale) == "first-month":
             label, X0, y0, _ = parts[0]
@@ -685,10 +747,15 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
             Xm = store.scale(Xm)
             train, held = _split(Xm, ym, holdout, random_state)
             fitted = clf.__sklearn_is_fitted__()
+            if fitted:  # before scoring, where scikit-learn would say "Mix of label input types"
+                _check_label_type(clf, ym, data)
             before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
             next_score = score(Xm[held], ym[held]) if fitted else None
             start = time.perf_counter()
-            clf.partial_fit_month(Xm[train], ym[train], month=label)
+            with epoch_progress(clf, label, progress, enabled=progress is not None):
+                clf.partial_fit_month(Xm[train], ym[train], month=label,
+                                      classes=_month_classes(clf, ym, declared),
+                                      allow_new_classes=allow_new_classes)
             seconds = time.perf_counter() - start
             label = to_python(clf.months_seen_[-1])
             after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
@@ -732,6 +799,77 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     return result
 
 
+def _check_label_type(clf, y, data):
+    """Refuse a month whose labels are written as another type than the model's."""
+    from ._labels import label_type_change
+
+    change = label_type_change(clf.classes_, y)
+    if change is not None:
+        change = change.replace("; these are", "; this month's are")
+        raise ValueError(
+            f"The labels of {data!r} changed type: {change}. Write the --target column as "
+            "the model's labels are written, or start a new --model."
+        )
+
+
+def _declared_classes(classes, y):
+    """``--classes`` as labels of the target's type (an empty array for none)."""
+    y = np.asarray(y)
+    if classes is None:
+        return y[:0]
+    labels = [c.strip() if isinstance(c, str) else c for c in classes]
+    if not labels or any(isinstance(c, str) and not c for c in labels):
+        raise ValueError(f"--classes must list class labels separated by commas, got "
+                         f"{','.join(map(str, classes))!r}.")
+    try:
+        declared = (np.asarray(labels).astype(y.dtype) if y.dtype.kind in "biuf"
+                    else np.asarray(labels))
+    except ValueError:
+        raise ValueError(
+            f"--classes {','.join(map(str, labels))}: the target column holds numbers "
+            f"({y.dtype}), so every class must be one."
+        ) from None
+    return np.unique(declared)
+
+
+def _month_classes(clf, ym, declared):
+    """The classes a month trains with: the model's, the month's labels
+    (its held-out rows' too) and the declared ones."""
+    classes = np.union1d(np.unique(ym), declared)
+    if clf.__sklearn_is_fitted__():
+        if clf.classes_.dtype.kind in "US" and classes.dtype.kind not in "US":
+            return None  # a change of label type: the label check names it
+        classes = np.union1d(classes, clf.classes_)
+    return classes
+
+
+def _check_new_classes(clf, parts, declared, allow):
+    """Refuse, before any training, labels the model would not have unless
+    ``allow``: for an existing model, those outside its classes; for a new
+    one, those outside its first month's and ``--classes``."""
+    if allow or not parts:
+        return
+    if clf.__sklearn_is_fitted__():
+        known, later = clf.classes_, parts
+    else:
+        known, later = np.union1d(np.unique(parts[0][2]), declared), parts[1:]
+    for label, _, ym, _ in later:
+        if (known.dtype.kind in "US") != (np.asarray(ym).dtype.kind in "US"):
+            return  # a change of label type, which the update names as such
+        unseen = np.setdiff1d(np.union1d(np.unique(ym), declared), known)
+        if len(unseen):
+            where = "this data" if label is None else f"month {to_python(label)!r}"
+            shown = [to_python(c) for c in unseen[:10]]
+            raise ValueError(
+                f"{where} has {'a label' if len(unseen) == 1 else 'labels'} {shown} that "
+                f"the model has never seen (its classes: "
+                f"{[to_python(c) for c in known]}). Pass --allow-new-classes to add "
+                f"{'it as a new class' if len(unseen) == 1 else 'them as new classes'} "
+                "(the output layer grows), or declare every class with --classes when "
+                "the model is created. Nothing was written."
+            )
+
+
 def _start(writer, model, strategy, estimator_params, random_state, init_from, memory_on_disk):
     """The model and evaluation store a new store starts from."""
     if init_from is not None:
@@ -758,7 +896,7 @@ def _start(writer, model, strategy, estimator_params, random_state, init_from, m
 def _imported_from(writer, checkpoint):
     """Whether a kept generation of the store is an import of ``checkpoint``
     as it is now (same bytes)."""
-    from .store import file_sha256
+    from ._atomic import file_sha256
 
     digest = file_sha256(checkpoint)
     return any(gen.kind == "import" and (gen.source or {}).get("sha256") == digest

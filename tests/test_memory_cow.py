@@ -342,8 +342,11 @@ def test_undoing_a_month_that_compacted_restores_the_index_and_deletes_its_files
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names an fd through /proc")
 def test_every_memory_file_is_written_durably_through_the_fault_points(tmp_path,
                                                                       monkeypatch):
+    import sklearn_cf._atomic
+
     ops = []
-    monkeypatch.setattr(_disk, "fault_point", lambda op, path: ops.append((op, str(path))))
+    for module in (_disk, sklearn_cf._atomic):  # remove_file is _atomic's
+        monkeypatch.setattr(module, "fault_point", lambda op, path: ops.append((op, str(path))))
     synced = []
     fsync = os.fsync
     monkeypatch.setattr(_disk.os, "fsync", lambda fd: synced.append(

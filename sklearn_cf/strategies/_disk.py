@@ -26,14 +26,13 @@ estimator is gone.
 
 import contextlib
 import errno
-import hashlib
 import os
 import uuid
 
 import numpy as np
 import torch
 
-from .._atomic import fault_point, fsync_folder
+from .._atomic import fault_point, file_sha256, fsync_folder, remove_file
 from .._data import as_tensor
 
 __all__ = ["sequence_folder", "new_file_stem", "ensure_folder", "check_writable",
@@ -169,11 +168,7 @@ def open_rows(path):
 
 def file_digest(path):
     """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path, CHUNK_BYTES)
 
 
 def check_digest(path, expected):
@@ -195,11 +190,7 @@ def check_digest(path, expected):
 def remove_files(paths):
     """Delete files (those of a month that failed); missing ones are skipped."""
     for path in paths:
-        fault_point("unlink", path)
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+        remove_file(path)
 
 
 def resolve_folder(recorded):
