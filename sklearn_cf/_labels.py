@@ -25,7 +25,8 @@ import numpy as np
 
 from ._validation import check_no_missing, is_missing
 
-__all__ = ["check_classes", "check_month_label", "encode_label", "decode_label"]
+__all__ = ["check_classes", "check_month_label", "encode_label", "decode_label",
+           "label_type_change"]
 
 SUPPORTED_TYPES = (
     "ints, floats, strings, bools, numpy datetime64, datetime.date/datetime, "
@@ -99,6 +100,66 @@ def check_classes(classes, what="classes"):
         shown = " and ".join(kind + "s" for kind in kinds)
         raise ValueError(f"{expected}, got {shown}: {values[:10].tolist()}.")
     return np.unique(np.asarray(classes).reshape(-1))
+
+
+def _type_name(labels):
+    """What kind of labels ``labels`` are, in words: "integers", "numbers",
+    "booleans", "text", or None for a mix or anything else."""
+    kinds = {_label_kind(label) for label in labels}
+    if kinds == {"string"}:
+        return "text"
+    if kinds != {"number"}:
+        return None
+    if all(isinstance(label, (bool, np.bool_)) for label in labels):
+        return "booleans"
+    if all(isinstance(label, (numbers.Integral, np.integer)) or float(label).is_integer()
+           for label in labels):
+        return "integers"
+    return "numbers"
+
+
+def label_type_change(classes, y):
+    """Name a change of label type between a model's classes and new labels.
+
+    A model trained on 0/1 and given ``"benign"``/``"malware"`` has not
+    met new classes: its labels were written another way. This says so,
+    where scikit-learn would say "Mix of label input types".
+
+    Parameters
+    ----------
+    classes : array-like of shape (n_classes,)
+        The model's labels (``classes_``).
+    y : array-like of shape (n_samples,)
+        The new labels.
+
+    Returns
+    -------
+    str or None
+        ``"the model's labels are <kind> (...); these are <kind> (...)"``
+        when both sides are each of one kind and the kinds differ, else
+        None.
+
+    Examples
+    --------
+    >>> label_type_change([0, 1], ["benign", "malware", "benign"])
+    "the model's labels are integers (0, 1); these are text ('benign', 'malware')"
+    >>> label_type_change([0, 1], [1, 0]) is None
+    True
+    """
+    have = np.asarray(classes, dtype=object).reshape(-1).tolist()
+    new = np.unique(np.asarray(y).reshape(-1)).astype(object).tolist()
+    before, after = _type_name(have), _type_name(new)
+    if before is None or after is None or before == after:
+        return None
+    if {before, after} <= {"integers", "numbers"}:
+        return None  # 1.0 and 1 are one label to numpy
+
+    def shown(labels):
+        text = ", ".join(map(repr, labels[:4]))
+        return text + (", ..." if len(labels) > 4 else "")
+
+    return (f"the model's labels are {before} ({shown(have)}); these are {after} "
+            f"({shown(new)})")
 
 
 def _shown(label):

@@ -603,6 +603,7 @@ def _update(args):
             estimator_params=params, scale=args.scale, scoring=args.scoring,
             random_state=args.seed, wait=args.wait, keep=args.keep,
             init_from=args.init_from, memory_on_disk=args.memory_on_disk,
+            progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
         )
     except update.ForgettingRefused as exc:
         if not args.quiet:
@@ -612,6 +613,8 @@ def _update(args):
         return 3
     except TrainingDivergedError as exc:  # the month was rolled back; nothing written
         raise ValueError(f"{exc} {args.model!r} is unchanged.") from None
+    except ValueError as exc:
+        raise ValueError(_in_cli_terms(str(exc), args)) from None
     if not result.steps:  # an import alone, or every month applied before
         print(result.summary())
         return 0
@@ -621,6 +624,54 @@ def _update(args):
     if report and not args.quiet:
         print(f"Report: {report}")
     return 0
+
+
+#: Option of each estimator parameter ``update`` sets (the others are ``--<name>``).
+_OPTION_OF = {"max_epochs": "--epochs"}
+
+
+def _option(param):
+    return _OPTION_OF.get(param, "--" + param.replace("_", "-"))
+
+
+def _in_cli_terms(message, args):
+    """An error of the estimator said with ``update``'s options instead of
+    Python arguments (``month=...``, ``classes=[...]``, parameter names)."""
+    import re
+
+    if args.month is not None:
+        month = "--month {}".format
+    elif args.month_column is not None:
+        month = ("month {} (from --month-column %s)" % args.month_column).format
+    else:
+        month = "month {}".format
+    rules = (
+        (r"Months so far are labelled like (.+?); pass month=\.\.\. to partial_fit_month\.",
+         lambda m: f"The model's months are labelled like {m[1]}, so the new month needs a "
+                   "label: give --month LABEL (or --month-column for a file of several "
+                   "months)."),
+        (r"month=(.+?) does not come after the last month trained, (.+?); months must "
+         r"arrive in increasing order\.",
+         lambda m: f"{month(m[1])} does not come after the model's last month, {m[2]}: "
+                   "months are trained in increasing order (see sklearn-cf history)."),
+        (r"month=(.+?) cannot be compared with the previous month (.+?); use labels of "
+         r"one sortable type\.",
+         lambda m: f"{month(m[1])} cannot be compared with the model's last month, {m[2]}: "
+                   "give a month label of the same kind (a number, or a date such as "
+                   "2024-09)."),
+        (r"The base fit needs at least 2 classes, got one class: (.+?)\. If later months "
+         r"bring other labels, pass classes=\[\.\.\.\] with all of them\.",
+         lambda m: f"The first month's --target column holds a single class, {m[1]}; a new "
+                   "model needs at least 2 classes in its first month"
+                   + ("; declare every label with --classes." if hasattr(args, "classes")
+                      else ".")),
+        (r"the new-model options \(([^)]*)\)",
+         lambda m: "the new-model options ("
+                   + ", ".join(_option(p.strip()) for p in m[1].split(",")) + ")"),
+    )
+    for pattern, say in rules:
+        message = re.sub(pattern, say, message)
+    return message
 
 
 def _history(args):
@@ -707,10 +758,10 @@ def _clip(text, width):
 
 
 def _months_text(months, width=40):
-    text = ", ".join(map(str, months)) or "none"
-    if len(text) <= width:
-        return text
-    return _clip(f"{months[0]} .. {months[-1]} ({len(months)})", width)
+    """The months, or when too long for ``width`` the newest ones (and how many)."""
+    from .update import _newest
+
+    return _newest(months, width)
 
 
 def _write_update_report(result, out):
