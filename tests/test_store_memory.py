@@ -148,3 +148,45 @@ def test_two_models_loaded_from_one_generation_train_in_turn(store):
     # The store's committed files are untouched, and it still loads.
     assert {k: v for k, v in _tree(model).items() if k in files} == files
     assert ModelStore(model).load().months_seen_ == [0, 1]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="switches to an unprivileged user, which needs root")
+def test_a_store_that_cannot_be_written_loads_and_predicts(store, tmp_path):
+    """As an unprivileged user (root ignores file modes), a store owned by
+    root with the usual modes is read-only: it loads, predicts as root's
+    load does, and a month trained into it is refused naming the folder."""
+    import stat
+    import tempfile
+
+    import _store_child
+    from test_store_faults import CTX, _ensure_forkserver
+
+    folder, model, X, months = store
+    shared = tempfile.mkdtemp(prefix="sklearn_cf_ro_")
+    try:
+        os.chmod(shared, 0o755)
+        copy = os.path.join(shared, "M")
+        shutil.copytree(model, copy)
+        for root, dirs, names in os.walk(copy):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+            for name in names:
+                os.chmod(os.path.join(root, name), 0o644)
+        features = os.path.join(shared, "X.npy")
+        np.save(features, X[:50])
+        outbox = os.path.join(shared, "out")
+        os.mkdir(outbox)
+        os.chmod(outbox, 0o777)
+        out = os.path.join(outbox, "proba.npy")
+        before = _tree(copy)
+        _ensure_forkserver()
+        child = CTX.Process(target=_store_child.as_user, args=(65534, copy, features, out))
+        child.start()
+        child.join(120)
+        assert child.exitcode == 0, child.exitcode
+        np.testing.assert_array_equal(np.load(out), sklearn_cf.load(model).predict_proba(X[:50]))
+        assert _tree(copy) == before
+        assert not os.stat(copy).st_mode & stat.S_IWOTH
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
