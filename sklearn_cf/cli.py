@@ -320,6 +320,14 @@ def _add_update_parser(commands):
                            "else the next integer)")
     data.add_argument("--month-column", default=None,
                       help="column holding each row's month, for a file of several months")
+    data.add_argument("--classes", default=None, metavar="A,B,C",
+                      help="every class label, declared up front: a new model gets all of "
+                           "them from its first month on; for an existing model, labels it "
+                           "lacks need --allow-new-classes")
+    data.add_argument("--allow-new-classes", action="store_true",
+                      help="let a month bring labels the model has never seen: the output "
+                           "layer grows by one unit per new class (without it such a month "
+                           "is refused, exit 2, nothing written)")
     data.add_argument("--scale", default="auto", choices=("auto", "first-month", "none"),
                       help="new model only: standardize features with the first month's "
                            "training rows (auto: yes for files and .npy folders, as compare does)")
@@ -603,6 +611,8 @@ def _update(args):
             estimator_params=params, scale=args.scale, scoring=args.scoring,
             random_state=args.seed, wait=args.wait, keep=args.keep,
             init_from=args.init_from, memory_on_disk=args.memory_on_disk,
+            classes=None if args.classes is None else args.classes.split(","),
+            allow_new_classes=args.allow_new_classes,
             progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
         )
     except update.ForgettingRefused as exc:

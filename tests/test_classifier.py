@@ -133,7 +133,7 @@ class TestFitAndPredict:
         before = clf.predict_proba(X)
         bad = y[months == 1].copy()
         bad[0] = 7
-        with pytest.raises(ValueError, match=r"labels \[7\] not seen.*classes="):
+        with pytest.raises(ValueError, match=r"label \[7\].*never seen.*allow_new_classes=True.*classes="):
             clf.partial_fit_month(X[months == 1], bad)
         assert clf.months_seen_ == [0]
         np.testing.assert_array_equal(clf.predict_proba(X), before)

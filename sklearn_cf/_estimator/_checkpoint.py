@@ -358,7 +358,8 @@ def save(clf, path):
         # so that a machine without it is told what to install.
         "strategy_origin": _strategy_origin(clf),
         "fitted": {
-            "classes": clf.classes_.tolist(),
+            # In the order of the output units (new classes at the end).
+            "classes": clf.output_classes_.tolist(),
             "n_features_in": clf.n_features_in_,
             "feature_names_in": (
                 clf.feature_names_in_.tolist() if hasattr(clf, "feature_names_in_") else None

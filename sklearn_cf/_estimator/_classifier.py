@@ -45,11 +45,13 @@ from .._validation import (
     check_sample_weight,
     check_targets,
     group_by_month,
+    month_label,
     take_rows,
 )
 from ..preprocessing import TableEncoder
 from ..strategies import Strategy
 from ._checkpoint import save
+from ._growth import encode_labels, grow_classes, new_labels
 from ._month import MonthSnapshot, raise_diverged, run_month
 from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
 from ._strategy_wiring import (
@@ -453,10 +455,28 @@ class ContinualClassifier(NeuralNetClassifier):
     @property
     def classes_(self):
         try:
-            return self.classes_inferred_
+            classes = self.classes_inferred_
         except AttributeError:
             raise AttributeError(
                 f"{type(self).__name__} has no classes_ before it is fitted."
+            ) from None
+        # Sorted, as scikit-learn's; the output units may differ once a
+        # month added classes (output_classes_).
+        order = np.argsort(classes, kind="stable")
+        return classes if np.array_equal(order, np.arange(len(order))) else classes[order]
+
+    @property
+    def output_classes_(self):
+        """The class of each output unit of the network, in order: the base
+        fit's classes sorted, then those each later month added
+        (``allow_new_classes``), sorted within a month. Equal to ``classes_``
+        until a month adds a class; ``predict_proba``'s columns always
+        follow ``classes_``."""
+        try:
+            return self.classes_inferred_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no output_classes_ before it is fitted."
             ) from None
 
     @property
@@ -540,7 +560,8 @@ class ContinualClassifier(NeuralNetClassifier):
                                 sample_weight=None if weights is None else weights[idx])
         return self
 
-    def partial_fit_month(self, X, y, classes=None, month=None, sample_weight=None):
+    def partial_fit_month(self, X, y, classes=None, month=None, sample_weight=None,
+                          allow_new_classes=False):
         """Update the model with one new month, as the strategy says.
 
         On an unfitted estimator this is the base fit.
@@ -557,13 +578,25 @@ class ContinualClassifier(NeuralNetClassifier):
             Every class label, a 1-d array-like of labels of one type (all
             numbers or all strings), needed at the first call when later
             months bring labels the first lacks (or use the ``classes``
-            parameter). At a later call it must equal ``classes_``.
+            parameter). At a later call it must hold every label of
+            ``classes_``; labels beyond them are new classes (see
+            ``allow_new_classes``).
         month : object, default=None
             Label of this month, which must sort after the months already
             seen. None: the next integer (0 for the base fit).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row in the training loss; see
             :meth:`fit`.
+        allow_new_classes : bool, default=False
+            After the base fit: whether labels of ``y`` (or of ``classes``)
+            that are not classes yet may be added. False refuses such a
+            month with a ``ValueError`` naming them, before anything
+            changes. True grows the network's output layer by one unit per
+            new class (the old units' weights kept exactly, the new ones
+            initialized as a fresh layer's), extends the optimizer's state
+            and the strategy's (see docs/strategies.md, "New classes"), and
+            appends the labels to ``output_classes_``; ``classes_`` stays
+            sorted. Needs the default module.
 
         Returns
         -------
@@ -582,6 +615,7 @@ class ContinualClassifier(NeuralNetClassifier):
         """
         first = not self.__sklearn_is_fitted__()
         preprocessor = None
+        added = ()  # labels that become classes this month
         if first:
             X_arr, names, preprocessor = self._base_inputs(X, None)
             y_arr = check_targets(y, len(X_arr))
@@ -595,38 +629,64 @@ class ContinualClassifier(NeuralNetClassifier):
             y_arr = check_targets(y, len(X_arr))
             weights = check_sample_weight(sample_weight, len(X_arr))
             self._check_hyperparameters()
-            fitted_classes = self.classes_
+            fitted_classes = self.output_classes_
+            given = None
             if classes is not None:
                 given = check_classes(classes)
-                if not np.array_equal(given, fitted_classes):
+                lost = np.setdiff1d(fitted_classes, given)
+                if len(lost):
                     raise ValueError(
-                        f"classes={given.tolist()} differs from the classes "
-                        f"fixed at the base fit, {fitted_classes.tolist()}."
+                        f"classes={given.tolist()} lacks {lost[:10].tolist()}, classes of "
+                        f"the model ({self.classes_.tolist()}); a class is never removed."
                     )
             label = self._next_month_label(month)
             check_sequence_config(self)
+            added = new_labels(y_arr, fitted_classes, given)
+            if len(added):
+                self._check_new_classes(added, allow_new_classes)
+                fitted_classes = np.concatenate([fitted_classes, added])
         check_class_weight_labels(self, fitted_classes)
         codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
 
         def start():
-            self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy,
-                                 preprocessor=preprocessor)
+            if first:
+                self._start_sequence(X_arr.shape[1], names, fitted_classes, strategy,
+                                     preprocessor=preprocessor)
+            else:  # inside the month's transaction: a failure undoes the growth too
+                grow_classes(self, added)
 
         with torch_threads(resolve_threads(self.n_threads)):
-            run_month(self, X_arr, codes, label, start=start if first else None,
-                            sample_weight=weights)
+            run_month(self, X_arr, codes, label,
+                      start=start if first or len(added) else None,
+                      sample_weight=weights)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
+    def _check_new_classes(self, added, allow):
+        """Refuse labels that are not classes yet unless ``allow``."""
+        if allow:
+            return
+        shown = [month_label(label) for label in added[:10]]
+        raise ValueError(
+            f"This month has {'a label' if len(added) == 1 else 'labels'} {shown} that "
+            f"the model has never seen (its classes: {self.classes_.tolist()}). Pass "
+            "allow_new_classes=True to add "
+            f"{'it as a new class' if len(added) == 1 else 'them as new classes'} (the "
+            "output layer grows), or declare every class up front with classes=[...] at the base "
+            "fit. Nothing was changed."
+        )
+
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None,
+                    allow_new_classes=False, **fit_params):
         """Alias of :meth:`partial_fit_month`: each call is one new month."""
         if fit_params:
             raise TypeError(
                 f"partial_fit got unexpected arguments {sorted(fit_params)}; "
                 "use partial_fit_month(X, y, classes=..., month=..., sample_weight=...)."
             )
-        return self.partial_fit_month(X, y, classes=classes, sample_weight=sample_weight)
+        return self.partial_fit_month(X, y, classes=classes, sample_weight=sample_weight,
+                                      allow_new_classes=allow_new_classes)
 
     def save(self, path):
         """Write the fitted model and its month-to-month state to ``path``.
@@ -1158,15 +1218,12 @@ class ContinualClassifier(NeuralNetClassifier):
 
     @staticmethod
     def _encode(y, classes):
-        codes = np.searchsorted(classes, y)
-        codes = np.clip(codes, 0, len(classes) - 1)
-        unseen = classes[codes] != y
-        if np.any(unseen):
+        """Output-unit index of each label (``classes``: ``output_classes_``)."""
+        codes, unseen = encode_labels(y, classes)
+        if codes is None:
             raise ValueError(
-                f"y contains labels {np.unique(y[unseen])[:10].tolist()} not seen at "
-                f"the base fit (classes_={classes.tolist()}). Pass every label up "
-                "front with classes=[...] at the first partial_fit_month call or "
-                "in the constructor."
+                f"y contains labels {unseen[:10].tolist()} that are not classes "
+                f"({np.sort(classes).tolist()}); pass allow_new_classes=True to add them."
             )
         return codes
 

@@ -67,7 +67,17 @@ def proba_from_states(net, X_t, states):
                 else:
                     total[start : start + len(proba)] += proba
     total /= len(states)
-    return total
+    return in_classes_order(net, total)
+
+
+def in_classes_order(net, proba):
+    """Probability columns in the order of ``classes_`` (sorted), from the
+    order of the output units (``output_classes_``, which new classes
+    extend at the end): the same array when the two agree."""
+    order = np.argsort(net.output_classes_, kind="stable")
+    if np.array_equal(order, np.arange(len(order))):
+        return proba
+    return np.ascontiguousarray(proba[:, order])
 
 
 def predict_proba(net, X):
@@ -87,4 +97,4 @@ def predict_proba(net, X):
             proba = np.empty((len(X_t), *part.shape[1:]), dtype=part.dtype)
         proba[start : start + len(part)] = part
         start += len(part)
-    return proba
+    return in_classes_order(net, proba)

@@ -54,7 +54,8 @@ def month_class_weights(net, data):
     else:
         vector = torch.ones(n_classes, dtype=torch.float64)
         for label, weight in class_weight.items():
-            vector[int(np.searchsorted(net.classes_, label))] = float(weight)
+            # Indexed by output unit (output_classes_, which new classes extend).
+            vector[int(np.flatnonzero(net.output_classes_ == label)[0])] = float(weight)
     return vector.to(device=net.device, dtype=torch.float32)
 
 

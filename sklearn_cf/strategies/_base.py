@@ -314,6 +314,37 @@ class Strategy:
         to predict with the network as it is."""
         return None
 
+    def grow_classes(self, net, n_old, n_new):
+        """The network's output layer grew from ``n_old`` to ``n_new`` units
+        (new classes, appended after the old ones): make the state fit it.
+
+        Called inside the month's transaction, after ``net.module_`` (and its
+        optimizer) grew and before the month trains; a failure rolls the
+        month back. Class indices ``0 .. n_old - 1`` keep their meaning, so
+        labels stored as indices need no change. Rebind attributes rather
+        than change tensors in place, so that :meth:`savepoint` and
+        :meth:`rollback` keep working (:mod:`sklearn_cf.strategies._growth`
+        has helpers that pad per-parameter dicts and state dicts).
+
+        A strategy whose state does not depend on the number of classes
+        overrides it with an empty method. The default raises
+        ``NotImplementedError``: a strategy that does not say how its state
+        follows new classes cannot take them.
+
+        Parameters
+        ----------
+        net : ContinualClassifier
+            With its module already grown.
+        n_old, n_new : int
+            The number of output units before and after.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement grow_classes(net, n_old, n_new), "
+            f"so its state cannot follow new classes ({n_old} -> {n_new} outputs). "
+            "Implement it (an empty method when the state does not depend on the "
+            "classes), or declare every class up front with classes=[...]."
+        )
+
     def memory_files(self):
         """Absolute paths of the files outside the checkpoint that the
         strategy's state references now (memory kept in ``memory_dir``):

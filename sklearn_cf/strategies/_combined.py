@@ -148,6 +148,10 @@ class Combined(Strategy):
         for part in self.parts:
             call_hook(part.end_month, net, X, y, sample_weight)
 
+    def grow_classes(self, net, n_old, n_new):
+        for part in self.parts:
+            part.grow_classes(net, n_old, n_new)
+
     def predictive_states(self, net):
         for part in self.parts:
             states = part.predictive_states(net)

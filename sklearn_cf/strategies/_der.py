@@ -10,8 +10,8 @@ from .._validation import check_folder
 from .._param_validation import Integer, Options, Real, Satisfies
 from ._base import RowsKeeper
 from ._class_balanced import MEMORY_POLICIES, check_memory_policy
-from ._disk import sequence_folder
-from ._memory_factory import make_memory, memory_from_state
+from ._disk import remove_files, sequence_folder
+from ._memory_factory import make_memory, memory_from_state, memory_with_rows
 
 __all__ = ["DER", "DERPlusPlus"]
 
@@ -49,6 +49,30 @@ def _gather(sources, weights, index):
         if w is not None and weights[s] is not None:
             w[at] = weights[s][rows]
     return X, y, w
+
+
+def padded_logits(rows, n_features, n_outputs):
+    """DER memory rows ``[X, logits]`` with the logits padded to ``n_outputs``
+    entries, each new one the row's smallest stored logit.
+
+    The logit-matching term is an MSE on logits, so the new entries must
+    stay on the logits' own scale: a large negative target (-1e4) would
+    dominate the loss and push the new unit's weights hard. The row's
+    smallest logit says "no more likely than the least likely old class",
+    which the network did believe of a class it had never seen.
+
+    Examples
+    --------
+    >>> import torch
+    >>> padded_logits(torch.tensor([[9.0, 2.0, -1.0]]), 1, 3)
+    tensor([[ 9.,  2., -1., -1.]])
+    """
+    logits = rows[:, n_features:]
+    extra = n_outputs - logits.shape[1]
+    if extra <= 0:
+        return rows
+    low = logits.min(dim=1, keepdim=True).values.expand(-1, extra)
+    return torch.cat([rows, low.to(rows.dtype)], dim=1)
 
 
 def _weighted_mean(values, weights):
@@ -243,6 +267,24 @@ class DER(RowsKeeper):
         finally:
             module.train(was_training)
         return torch.cat(outputs)
+
+    def grow_classes(self, net, n_old, n_new):
+        """The memory keeps its rows and labels; each row's stored logits
+        get one more entry per new class, equal to the row's smallest
+        stored logit (:func:`padded_logits`). The memory is rewritten once
+        (new files on disk), the old one left as it was for a rollback."""
+        if not len(self.memory):
+            return
+        n_features = net.n_features_in_
+        self.memory = memory_with_rows(
+            self.memory, lambda rows: padded_logits(rows, n_features, n_new))
+
+    def rollback(self, savepoint):
+        grown = self.memory
+        super().rollback(savepoint)
+        if grown is not self.memory:  # a memory rewritten by grow_classes
+            kept = set(self.memory.memory_files())
+            remove_files([path for path in grown.memory_files() if path not in kept])
 
     def state_dict(self):
         return {"memory": self.memory.state_dict()}

@@ -4,6 +4,7 @@ import numpy as np
 
 from .._validation import month_label
 from ._base import Strategy, attribute_savepoint
+from ._growth import silent_state
 
 __all__ = ["Ensemble"]
 
@@ -48,6 +49,13 @@ class Ensemble(Strategy):
         self.members.append(
             {k: v.detach().to("cpu", copy=True) for k, v in net.module_.state_dict().items()}
         )
+
+    def grow_classes(self, net, n_old, n_new):
+        """Members trained before the new classes give them probability 0
+        (output weights 0, bias -inf; their other probabilities unchanged)
+        until a month trains a member of the grown size."""
+        reference = net.module_.state_dict()
+        self.members = [silent_state(member, reference) for member in self.members]
 
     def predictive_states(self, net):
         return list(self.members) if self.members else None

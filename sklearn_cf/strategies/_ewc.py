@@ -7,6 +7,7 @@ import torch
 
 from .._param_validation import Integer, Options, Real
 from ._base import Strategy, attribute_savepoint
+from ._growth import grow_parameters
 from ._pull import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 
 __all__ = ["EWC"]
@@ -126,6 +127,12 @@ class EWC(Strategy):
                 )
                 diag = {name: d.clamp_min(0) for name, d in diag.items()}
         self.fisher_diag = diag
+
+    def grow_classes(self, net, n_old, n_new):
+        """New output units get Fisher 0 (no pull until a month trained on
+        them ends) and anchors equal to their initial weights."""
+        self.anchors = grow_parameters(self.anchors, net, fill="current")
+        self.fisher_diag = grow_parameters(self.fisher_diag, net, fill="zeros")
 
     def load_state_dict(self, state, net):
         self.anchors = to_device(state["anchors"], net.device)

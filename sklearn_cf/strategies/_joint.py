@@ -56,6 +56,11 @@ class Joint(RowsKeeper):
     def end_month(self, net, X, y, sample_weight=None):
         self.history.add(X, y, net.rng_, sample_weight=sample_weight)
 
+    def grow_classes(self, net, n_old, n_new):
+        """Nothing to change: the history keeps its rows and their class
+        indices (new classes are appended), and every month trains a fresh
+        network of the grown size."""
+
     def state_dict(self):
         return {"history": self.history.state_dict()}
 

@@ -1,9 +1,11 @@
 """L2 pull toward the weights of the previous month."""
 
 import numpy as np
+import torch
 
 from .._param_validation import Real
 from ._base import Strategy, attribute_savepoint
+from ._growth import grow_parameters
 from ._pull import add_pull_gradient, anchor_parameters, to_device, weighted_distance
 
 __all__ = ["L2"]
@@ -38,11 +40,15 @@ class L2(Strategy):
 
     def start(self, net):
         self.anchors = None
+        # None: every anchored entry pulled alike; after new classes, 1 for
+        # the old entries and 0 for the new output units' (see grow_classes).
+        self.pull_weights = None
 
     def penalty(self, net):
         if self.anchors is None or self.reg_lambda == 0:
             return None
-        return 0.5 * self.reg_lambda * weighted_distance(net, self.anchors)
+        return 0.5 * self.reg_lambda * weighted_distance(net, self.anchors,
+                                                         self.pull_weights)
 
     @property
     def closed_form_penalty(self):
@@ -51,13 +57,26 @@ class L2(Strategy):
 
     def penalty_gradient(self, net):
         if self.closed_form_penalty and self.anchors is not None and self.reg_lambda != 0:
-            add_pull_gradient(net, self.anchors, self.reg_lambda)
+            add_pull_gradient(net, self.anchors, self.reg_lambda, self.pull_weights)
 
     def end_month(self, net, X, y):
         self.anchors = anchor_parameters(net)
+        self.pull_weights = None
+
+    def grow_classes(self, net, n_old, n_new):
+        """New output units are not pulled (they had no previous weights)
+        until the month that trains them ends; their anchors are their
+        initial weights. The old entries are pulled as before."""
+        if self.anchors is None:
+            return
+        weights = self.pull_weights or {name: torch.ones_like(a)
+                                        for name, a in self.anchors.items()}
+        self.pull_weights = grow_parameters(weights, net, fill="zeros")
+        self.anchors = grow_parameters(self.anchors, net, fill="current")
 
     def load_state_dict(self, state, net):
         self.anchors = to_device(state["anchors"], net.device)
+        self.pull_weights = to_device(state.get("pull_weights"), net.device)
 
     # Hooks rebind attributes or append to lists: no tensor changes in place.
     savepoint = attribute_savepoint

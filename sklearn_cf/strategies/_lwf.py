@@ -7,6 +7,7 @@ import torch
 
 from .._param_validation import Real
 from ._base import Strategy, attribute_savepoint
+from ._growth import silent_state
 
 __all__ = ["LwF", "distillation_loss"]
 
@@ -72,9 +73,10 @@ class LwF(Strategy):
     Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
     network", 2015 (the ``T^2`` factor keeps the gradient scale independent
     of ``T``). With ``criterion=torch.nn.NLLLoss`` (a module returning
-    probabilities), ``log p`` serves as the logits. The class count is fixed
-    from the base fit, so the paper's separate old- and new-task heads are
-    one head here. Sample weights do not weigh the distillation term.
+    probabilities), ``log p`` serves as the logits. The paper's separate
+    old- and new-task heads are one head here; after new classes are added
+    (``allow_new_classes``), the distillation covers the classes the
+    teacher knew, as the paper's old-task head does. Sample weights do not weigh the distillation term.
 
     Examples
     --------
@@ -100,6 +102,9 @@ class LwF(Strategy):
 
     def start(self, net):
         self.teacher = None
+        # After new classes: the number of classes the teacher knew (the
+        # distillation is over those); None: all of the network's.
+        self.teacher_classes = None
 
     def _logits(self, net, out):
         if isinstance(net.criterion_, torch.nn.NLLLoss):
@@ -111,6 +116,10 @@ class LwF(Strategy):
             return None
         with torch.no_grad():
             teacher = self.teacher(torch.as_tensor(X).to(y_pred.device))
+        if self.teacher_classes is not None:
+            # Classes the teacher never knew are left out of the distillation.
+            y_pred = y_pred[:, :self.teacher_classes]
+            teacher = teacher[:, :self.teacher_classes]
         return self.alpha * distillation_loss(
             self._logits(net, y_pred), self._logits(net, teacher), self.temperature)
 
@@ -119,13 +128,34 @@ class LwF(Strategy):
         for p in teacher.parameters():
             p.requires_grad_(False)
         self.teacher = teacher
+        self.teacher_classes = None
+
+    def grow_classes(self, net, n_old, n_new):
+        """The teacher keeps its outputs for the old classes; the
+        distillation is over those only (Li & Hoiem's old-task outputs), so
+        the new classes are learnt from their labels alone until the month
+        that trains them ends. The teacher is stored at the grown size (new
+        units silent) so that checkpoints load into the grown network."""
+        if self.teacher is None:
+            return
+        teacher = copy.deepcopy(net.module_).eval()
+        teacher.load_state_dict(silent_state(self.teacher.state_dict(), teacher.state_dict()))
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher = teacher
+        if self.teacher_classes is None:
+            self.teacher_classes = n_old
 
     def state_dict(self):
         if self.teacher is None:
             return {"teacher": None}
-        return {"teacher": {k: v.detach().cpu() for k, v in self.teacher.state_dict().items()}}
+        state = {"teacher": {k: v.detach().cpu() for k, v in self.teacher.state_dict().items()}}
+        if self.teacher_classes is not None:  # only after new classes
+            state["teacher_classes"] = self.teacher_classes
+        return state
 
     def load_state_dict(self, state, net):
+        self.teacher_classes = state.get("teacher_classes")
         if state["teacher"] is None:
             self.teacher = None
             return

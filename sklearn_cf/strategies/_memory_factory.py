@@ -10,7 +10,7 @@ from ._class_balanced import ClassBalancedMemory, check_memory_policy
 from ._disk import resolve_folder
 from ._memory import AllRowsMemory, ReservoirMemory
 
-__all__ = ["make_memory", "memory_from_state"]
+__all__ = ["make_memory", "memory_from_state", "memory_with_rows"]
 
 
 def make_memory(memory_size, directory=None, policy="reservoir"):
@@ -71,3 +71,48 @@ def memory_from_state(state):
         memory = ReservoirMemory(state["capacity"], directory)
     memory.load_state(state)
     return memory
+
+
+def memory_with_rows(memory, transform):
+    """A new memory of the same kind, capacity, policy and folder, holding
+    ``transform(X)`` in place of every row block ``X`` of ``memory``, with
+    the same labels, weights, slots and counts.
+
+    ``memory`` itself is not changed (a month's undo log of it stays valid);
+    on disk the new memory's rows are written to new files. It costs one
+    pass over the rows: all past rows for a memory without ``memory_size``.
+
+    Parameters
+    ----------
+    memory : AllRowsMemory, ReservoirMemory or ClassBalancedMemory
+    transform : callable
+        ``Tensor (n, width) -> Tensor (n, new_width)``, row by row.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> memory = make_memory(4)
+    >>> memory.add(torch.zeros(6, 2), torch.arange(6), np.random.default_rng(0))
+    >>> wider = memory_with_rows(memory, lambda X: torch.cat([X, X + 1], dim=1))
+    >>> wider.X[: len(wider)].shape, bool(torch.equal(wider.y, memory.y)), wider.n_seen
+    (torch.Size([4, 4]), True, 6)
+    """
+    if isinstance(memory, AllRowsMemory):
+        new = AllRowsMemory(memory.directory)
+        for (X, y), w in zip(memory.chunks, memory.chunk_weights):
+            new.add(transform(X), y, None, sample_weight=w)
+        return new
+    new = type(memory)(memory.capacity, memory.directory)
+    if isinstance(memory, ClassBalancedMemory):
+        new.class_seen = memory.class_seen.copy()
+        new.class_full = memory.class_full.copy()
+    n = memory.size
+    if n:
+        X = transform(memory.X[:n])
+        y = memory.y[:n]
+        w = None if memory.w is None else memory.w[:n]
+        new._prepare(X, y, w)
+        new._store([(slice(0, n), slice(0, n))], X, y, w)
+        new.size = n
+    new.n_seen = memory.n_seen
+    return new

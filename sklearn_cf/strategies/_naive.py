@@ -20,6 +20,9 @@ class Naive(Strategy):
 
     name = "naive"
 
+    def grow_classes(self, net, n_old, n_new):
+        """Nothing to change: naive keeps no state about the classes."""
+
     # Hooks rebind attributes or append to lists: no tensor changes in place.
     savepoint = attribute_savepoint
 

@@ -199,6 +199,11 @@ class Replay(RowsKeeper):
     def end_month(self, net, X, y, sample_weight=None):
         self.memory.add(X, y, net.rng_, sample_weight=sample_weight)
 
+    def grow_classes(self, net, n_old, n_new):
+        """Nothing to change: the memory keeps its rows and their class
+        indices (new classes are appended after the old ones; a
+        class-balanced memory counts a new class from its first row)."""
+
     def state_dict(self):
         return {"memory": self.memory.state_dict()}
 
