@@ -214,6 +214,57 @@ class TestPredict:
         assert "has 5 column(s)" in err and "takes 4 features" in err and "--target" in err
 
 
+def _raw_rows(n_rows, seed=0):
+    """Raw table rows: numbers at mixed scales, a text column, a code column
+    whose values look like numbers ("07"), a label."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "size": rng.normal(5e4, 2e4, n_rows),
+        "packer": rng.choice(["upx", "none", "aspack"], n_rows),
+        "region": rng.choice(["07", "12", "x9"], n_rows),
+        "entropy": rng.uniform(0, 8, n_rows),
+    })
+    frame["label"] = np.where((frame["size"] > 5e4) ^ (frame["packer"] == "upx"),
+                              "malware", "goodware")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def encoded_model(tmp_path_factory):
+    """A checkpoint of a model that carries its TableEncoder (one-hot and
+    standardization), fitted on raw rows over three months."""
+    from sklearn_cf.preprocessing import TableEncoder
+
+    frame = _raw_rows(600, seed=20)
+    clf = ContinualClassifier(preprocessor=TableEncoder(), hidden_units=(16,), max_epochs=3,
+                              random_state=0)
+    clf.fit(frame.drop(columns="label"), frame["label"].to_numpy(),
+            months=np.repeat([1, 2, 3], 200))
+    path = tmp_path_factory.mktemp("encoded") / "model.pt"
+    clf.save(path)
+    return str(path)
+
+
+class TestPredictRawRows:
+    def test_categorical_columns_read_as_text_in_every_chunk(self, encoded_model, tmp_path):
+        frame = _raw_rows(250, seed=21)
+        # the first chunk's codes all look like numbers, the second's are all missing
+        frame.loc[:99, "region"] = "07"
+        frame.loc[100:199, "region"] = None
+        frame.loc[5, "packer"] = "mpress"  # a category the model never saw
+        frame = frame[["label", "entropy", "region", "packer", "size"]]  # another order
+        frame.to_csv(tmp_path / "rows.csv", index=False)
+        model = sklearn_cf.load(encoded_model)
+        whole = pd.read_csv(tmp_path / "rows.csv", dtype={"region": str, "packer": str})
+        with pytest.warns(UserWarning, match="mpress"):
+            proba = model.predict_proba(whole.drop(columns="label"))
+            n = predict_file(model, tmp_path / "rows.csv", tmp_path / "p.csv",
+                             target="label", chunk_rows=100)
+        assert n == 250
+        _assert_predictions(pd.read_csv(tmp_path / "p.csv"), model, proba,
+                            model.classes_[np.argmax(proba, axis=1)])
+
+
 class TestExport:
     def _onnxruntime(self):
         return pytest.importorskip("onnxruntime")
@@ -289,3 +340,29 @@ class TestExport:
         err = capsys.readouterr().err
         assert 'pip install "sklearn-cf[onnx]"' in err and err.count("\n") == 1
         assert os.listdir(tmp_path) == []
+
+    def test_preprocessor_folded_and_one_hot_from_the_schema(self, encoded_model, tmp_path):
+        """A serving system encodes raw rows from the schema file alone
+        (numbers as they are, one-hot 1.0 where the category matches) and
+        gets predict_proba's numbers on the raw rows, unseen category included."""
+        self._onnxruntime()
+        out = tmp_path / "model.onnx"
+        assert main(["export", "--model", encoded_model, "--out", str(out)]) == 0
+        schema = json.loads((tmp_path / "model.onnx.schema.json").read_text())
+        assert schema["scaling"].startswith("folded")
+        kinds = [(c["column"], c["kind"], c.get("category")) for c in schema["columns"]]
+        assert kinds == [("size", "number", None), ("packer", "one-hot", "aspack"),
+                         ("packer", "one-hot", "none"), ("packer", "one-hot", "upx"),
+                         ("region", "one-hot", "07"), ("region", "one-hot", "12"),
+                         ("region", "one-hot", "x9"), ("entropy", "number", None)]
+        rows = _raw_rows(300, seed=22).drop(columns="label")
+        rows.loc[:9, "packer"] = "mpress"
+        X = np.zeros((len(rows), len(schema["columns"])), dtype=np.float32)
+        for column in schema["columns"]:
+            values = rows[column["column"]]
+            X[:, column["index"]] = (values.to_numpy(dtype=float) if column["kind"] == "number"
+                                     else values.astype(str) == column["category"])
+        model = sklearn_cf.load(encoded_model)
+        with pytest.warns(UserWarning, match="mpress"):
+            expected = model.predict_proba(rows)
+        np.testing.assert_allclose(self._run(out, X), expected, atol=1e-5, rtol=0)

@@ -10,6 +10,7 @@ averaged, as ``predict_proba`` averages them.
 
 import json
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ import torch
 from .._atomic import write_atomically_bytes
 from .._compat import to_python
 from .._mlp import MLP, GeneratorDropout
+from ..preprocessing import UnseenCategoryWarning
 
 __all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "SCHEMA_SUFFIX", "export_onnx"]
 
@@ -74,6 +76,11 @@ def _check_exportable(model):
     return layers
 
 
+def _n_inputs(model):
+    """The width of the network's input: the encoded columns with a preprocessor."""
+    return int(getattr(model, "n_inputs_", model.n_features_in_))
+
+
 def _input_layout(model):
     """What each input of the graph is, and the standardization to fold.
 
@@ -81,11 +88,32 @@ def _input_layout(model):
     schema file, and the per-input standardization ``(x - mean) / scale``
     the model applies before its network (None when it applies none).
     """
-    names = getattr(model, "feature_names_in_", None)
-    n = int(model.n_features_in_)
-    columns = [{"index": k, "name": None if names is None else str(names[k]),
-                "kind": "number"} for k in range(n)]
-    return columns, None, None
+    encoder = getattr(model, "preprocessor_", None)
+    if encoder is None:
+        names = getattr(model, "feature_names_in_", None)
+        columns = [{"index": k, "name": None if names is None else str(names[k]),
+                    "kind": "number"} for k in range(_n_inputs(model))]
+        return columns, None, None
+    labels = getattr(encoder, "feature_names_in_", None)
+    labels = [f"x{j}" for j in range(encoder.n_features_in_)] if labels is None \
+        else [str(n) for n in labels]
+    columns, mean, scale = [], [], []
+    for j, (label, kind, levels) in enumerate(zip(labels, encoder.kinds_,
+                                                   encoder.categories_)):
+        if kind == "numeric":
+            columns.append({"index": len(columns), "name": label, "kind": "number",
+                            "column": label})
+            mean.append(float(encoder.mean_[j]))
+            scale.append(float(encoder.scale_[j]))
+            continue
+        for level in levels:
+            columns.append({"index": len(columns), "name": f"{label}={level}",
+                            "kind": "one-hot", "column": label, "category": level})
+            mean.append(0.0)
+            scale.append(1.0)
+    if len(columns) != _n_inputs(model):  # pragma: no cover - the encoder sized the network
+        raise ValueError("The model's preprocessor does not match its network's inputs.")
+    return columns, np.asarray(mean), np.asarray(scale)
 
 
 def _member_states(model):
@@ -134,7 +162,7 @@ def _graph(onnx, model, layers, mean, scale):
             np.array(1.0 / len(states), dtype=np.float32), "inverse_members"))
         nodes.append(helper.make_node("Sum", outputs, ["proba_sum"]))
         nodes.append(helper.make_node("Mul", ["proba_sum", "inverse_members"], [OUTPUT_NAME]))
-    n_in, n_out = int(model.n_features_in_), len(model.classes_)
+    n_in, n_out = _n_inputs(model), len(model.classes_)
     graph = helper.make_graph(
         nodes, "sklearn_cf_mlp",
         [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, ["batch", n_in])],
@@ -152,16 +180,44 @@ def _graph(onnx, model, layers, mean, scale):
     return proto
 
 
-def _check_rows(model, n_rows, mean, scale, random_state):
-    """Rows to compare the graph with ``predict_proba`` on: standard normal in
-    the network's input space, mapped back through the standardization."""
+def _check_rows(model, n_rows, columns, mean, scale, random_state):
+    """Rows to compare the graph with ``predict_proba`` on: ``(X, raw)``, the
+    graph's input and the same rows as the model takes them.
+
+    Numbers are standard normal in the network's input space, mapped back
+    through the standardization; each categorical column takes one of its
+    categories at random, or (one row in five) a value it never saw, which
+    the encoder and the graph both give as all zeros.
+    """
     rng = np.random.default_rng(random_state)
-    Z = rng.normal(size=(n_rows, int(model.n_features_in_)))
-    X = Z if mean is None else Z * scale + mean
-    return X.astype(np.float32)
+    X = rng.normal(size=(n_rows, _n_inputs(model)))
+    if mean is not None:
+        X = X * scale + mean
+    encoder = getattr(model, "preprocessor_", None)
+    if encoder is None:
+        X = X.astype(np.float32)
+        return X, _named(model, X)
+    raw = {}
+    for position in columns:
+        name = position["column"]
+        if position["kind"] == "number":
+            raw[name] = X[:, position["index"]]
+        elif name not in raw:
+            at = [p["index"] for p in columns if p["column"] == name]
+            choice = rng.integers(len(at) + 1, size=n_rows)  # len(at): unseen
+            X[:, at] = choice[:, None] == np.arange(len(at))[None, :]
+            raw[name] = np.asarray([p["category"] for p in columns if p["column"] == name]
+                                   + ["\0unseen"], dtype=object)[choice]
+    import pandas as pd
+
+    frame = pd.DataFrame({name: raw[name] for name in dict.fromkeys(
+        p["column"] for p in columns)})
+    if getattr(encoder, "feature_names_in_", None) is None:
+        frame.columns = range(frame.shape[1])
+    return X.astype(np.float32), frame
 
 
-def _model_input(model, X):
+def _named(model, X):
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         return X
@@ -170,10 +226,12 @@ def _model_input(model, X):
     return pd.DataFrame(X, columns=list(names))
 
 
-def _largest_difference(onnxruntime, data, model, X):
+def _largest_difference(onnxruntime, data, model, X, raw):
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT_NAME], {INPUT_NAME: X})[0]
-    expected = np.asarray(model.predict_proba(_model_input(model, X)), dtype=np.float64)
+    with warnings.catch_warnings():  # the unseen values are drawn on purpose
+        warnings.simplefilter("ignore", UnseenCategoryWarning)
+        expected = np.asarray(model.predict_proba(raw), dtype=np.float64)
     if got.shape != expected.shape:
         return float("inf")
     return float(np.max(np.abs(got.astype(np.float64) - expected)))
@@ -183,7 +241,7 @@ def _schema(model, columns, folded):
     return {
         "format": SCHEMA_FORMAT,
         "input": {"name": INPUT_NAME, "dtype": "float32",
-                  "shape": ["batch", int(model.n_features_in_)]},
+                  "shape": ["batch", _n_inputs(model)]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32",
                    "shape": ["batch", len(model.classes_)],
                    "meaning": "probability of each class, in the order of 'classes'"},
@@ -191,6 +249,9 @@ def _schema(model, columns, folded):
         "columns": columns,
         "scaling": ("folded into the first layer: feed the raw values" if folded
                     else "none: feed the values the model was trained on"),
+        "one_hot": "a 'one-hot' input is 1.0 when the row's 'column' equals its "
+                   "'category' (as text), else 0.0; a value not listed, or a missing "
+                   "one, gives 0.0 in all of that column's inputs",
         "months_seen": [to_python(m) for m in model.months_seen_],
         "opset": OPSET,
     }
@@ -247,8 +308,8 @@ def export_onnx(model, path, *, atol=1e-5, check_rows=512, random_state=0):
     columns, mean, scale = _input_layout(model)
     proto = _graph(onnx, model, layers, mean, scale)
     data = proto.SerializeToString()
-    X = _check_rows(model, check_rows, mean, scale, random_state)
-    difference = _largest_difference(onnxruntime, data, model, X)
+    X, raw = _check_rows(model, check_rows, columns, mean, scale, random_state)
+    difference = _largest_difference(onnxruntime, data, model, X, raw)
     if not difference <= atol:
         raise ValueError(
             f"The exported graph's probabilities differ from predict_proba by up to "

@@ -73,13 +73,24 @@ def _check_paths(data, out, chunk_rows):
         raise ValueError(f"--out {out!r} is the --data file; write the predictions elsewhere.")
 
 
-def _csv_chunks(path, chunk_rows, pd):
+def _text_columns(model):
+    """``{column: str}`` for the model's categorical columns, so that a chunk
+    reads them as text even where its values look like numbers (``"07"``)
+    or where they are all missing."""
+    encoder = getattr(model, "preprocessor_", None)
+    names = getattr(encoder, "feature_names_in_", None)
+    if names is None:
+        return None
+    return {str(n): str for n, kind in zip(names, encoder.kinds_) if kind != "numeric"}
+
+
+def _csv_chunks(path, chunk_rows, pd, dtype=None):
     """``(frame, bytes read so far)`` for each chunk of a CSV file."""
     lower = path.lower()
     sep = "\t" if lower.endswith(".tsv") else ","
     compression = next((c for s, c in _COMPRESSION.items() if lower.endswith(s)), None)
     with open(path, "rb") as raw:
-        with pd.read_csv(raw, sep=sep, chunksize=chunk_rows,
+        with pd.read_csv(raw, sep=sep, chunksize=chunk_rows, dtype=dtype,
                          compression=compression) as reader:
             for frame in reader:
                 yield frame, raw.tell()
@@ -96,7 +107,7 @@ def _parquet_chunks(path, chunk_rows):
         yield batch.to_pandas(), done
 
 
-def _chunks(path, chunk_rows, pd):
+def _chunks(path, chunk_rows, pd, text_columns=None):
     """The file's chunks, with the progress bar's total and unit."""
     if _is_parquet(path):
         _, pq = _import_parquet(path, "--data")
@@ -105,7 +116,7 @@ def _chunks(path, chunk_rows, pd):
         except Exception as exc:  # not Parquet, truncated...
             raise ValueError(f"Could not read {path!r} as a table: {_first_line(exc)}") from exc
         return _parquet_chunks(path, chunk_rows), total, "row"
-    return _csv_chunks(path, chunk_rows, pd), os.path.getsize(path), "B"
+    return _csv_chunks(path, chunk_rows, pd, text_columns), os.path.getsize(path), "B"
 
 
 def _first_line(exc):
@@ -270,7 +281,10 @@ def predict_file(model, data, out, *, target=None, chunk_rows=DEFAULT_CHUNK_ROWS
     fitted on a DataFrame) is given exactly those columns, by name, in its
     order: other columns of the file (an id, the month) are left out. A
     model fitted on arrays is given every column but the target, in the
-    file's order.
+    file's order. A CSV file's columns that the model's ``preprocessor``
+    one-hot encodes are read as text in every chunk, so that a chunk
+    whose values look like numbers, or are all missing, is encoded as the
+    whole file would be.
 
     Examples
     --------
@@ -297,7 +311,7 @@ def predict_file(model, data, out, *, target=None, chunk_rows=DEFAULT_CHUNK_ROWS
     _check_paths(data, out, chunk_rows)
     if _is_parquet(out):
         _import_parquet(out, "--out")
-    chunks, total, unit = _chunks(data, int(chunk_rows), pd)
+    chunks, total, unit = _chunks(data, int(chunk_rows), pd, _text_columns(model))
     if progress is None:
         progress = sys.stderr.isatty()
     features, n_rows, done = None, 0, 0
