@@ -28,7 +28,7 @@ def _bad_calls(X, y):
         ("fewer features", lambda c: c.partial_fit_month(Xm[:, :4], ym), ValueError,
          "has 4 features, but ContinualClassifier is expecting 6"),
         ("unseen label", lambda c: c.partial_fit_month(Xm, np.where(ym == 1, 5, ym)),
-         ValueError, r"labels \[5\] not seen at the base fit"),
+         ValueError, r"label \[5\] that the model has never seen"),
         ("empty month", lambda c: c.partial_fit_month(Xm[:0], ym[:0]), ValueError, "has no rows"),
         ("y of the wrong length", lambda c: c.partial_fit_month(Xm, ym[:-1]), ValueError,
          "X has 50 rows but y has 49 labels"),

@@ -23,7 +23,7 @@ from torch import nn
 
 from .._labels import check_classes
 from .._mlp import MLP
-from ..strategies._growth import silent_state
+from ..strategies import silent_state
 from ._month import MonthSnapshot
 
 __all__ = ["grow_classes", "new_labels", "encode_labels"]

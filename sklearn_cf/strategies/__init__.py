@@ -21,6 +21,7 @@ from ._combined import Combined
 from ._der import DER, DERPlusPlus
 from ._ensemble import Ensemble
 from ._ewc import EWC
+from ._growth import grow_parameters, pad_rows, silent_state
 from ._joint import Joint
 from ._l2 import L2
 from ._lwf import LwF
@@ -66,9 +67,12 @@ __all__ = [
     "Strategy",
     "available_strategies",
     "call_hook",
+    "grow_parameters",
     "make_strategy",
+    "pad_rows",
     "parameter_constraints",
     "register_strategy",
+    "silent_state",
     "strategy_classes",
     "strategy_origin",
     "strategy_parameters",

@@ -323,8 +323,8 @@ class Strategy:
         month back. Class indices ``0 .. n_old - 1`` keep their meaning, so
         labels stored as indices need no change. Rebind attributes rather
         than change tensors in place, so that :meth:`savepoint` and
-        :meth:`rollback` keep working (:mod:`sklearn_cf.strategies._growth`
-        has helpers that pad per-parameter dicts and state dicts).
+        :meth:`rollback` keep working (:func:`grow_parameters` pads a
+        per-parameter dict, :func:`silent_state` a state dict).
 
         A strategy whose state does not depend on the number of classes
         overrides it with an empty method. The default raises
