@@ -366,3 +366,25 @@ class TestExport:
         with pytest.warns(UserWarning, match="mpress"):
             expected = model.predict_proba(rows)
         np.testing.assert_allclose(self._run(out, X), expected, atol=1e-5, rtol=0)
+
+
+def test_export_of_a_model_whose_classes_grew_follows_classes_order(tmp_path):
+    """A month added a class that sorts first: the output units are in the
+    order the classes arrived, predict_proba's columns in classes_ order,
+    and so must the graph's be."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from sklearn_cf import ContinualClassifier
+    from sklearn_cf.serving import export_onnx
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = np.where(X[:, 0] > 0, 2, 1)
+    clf = ContinualClassifier(max_epochs=2, hidden_units=(8,), random_state=0).fit(X, y)
+    y_new = np.where(X[:, 1] > 1, 0, y)  # class 0 appears, and sorts first
+    clf.partial_fit_month(X, y_new, allow_new_classes=True)
+    assert list(clf.classes_) == [0, 1, 2] and list(clf.output_classes_) == [1, 2, 0]
+    path = tmp_path / "grown.onnx"
+    export_onnx(clf, path)
+    session = onnxruntime.InferenceSession(str(path))
+    got = session.run(None, {session.get_inputs()[0].name: X})[0]
+    np.testing.assert_allclose(got, clf.predict_proba(X), atol=1e-5)

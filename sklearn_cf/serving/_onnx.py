@@ -132,11 +132,20 @@ def _fold(weight, bias, mean, scale):
     return folded, bias - folded @ mean
 
 
+def _class_order(model):
+    """The output unit of each class of ``classes_`` (the units follow
+    ``output_classes_``, which differs once a month added classes)."""
+    units = {to_python(c): k for k, c in enumerate(model.output_classes_)}
+    return np.array([units[to_python(c)] for c in model.classes_])
+
+
 def _graph(onnx, model, layers, mean, scale):
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     nodes, weights = [], []
     states = _member_states(model)
     outputs = []
+    last = max(k for k, (kind, _) in enumerate(layers) if kind != "relu")
+    order = _class_order(model)
     for m, state in enumerate(states):
         current, first = INPUT_NAME, True
         for k, (kind, prefix) in enumerate(layers):
@@ -148,6 +157,8 @@ def _graph(onnx, model, layers, mean, scale):
                 if first:
                     weight, bias = _fold(weight, bias, mean, scale)
                     first = False
+                if k == last:  # outputs in the order of classes_
+                    weight, bias = weight[order], bias[order]
                 w_name, b_name = f"m{m}_{prefix}.weight", f"m{m}_{prefix}.bias"
                 weights += [numpy_helper.from_array(weight.astype(np.float32), w_name),
                             numpy_helper.from_array(bias.astype(np.float32), b_name)]
