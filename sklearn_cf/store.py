@@ -565,7 +565,7 @@ class StoreWriter:
                 remove_file(store._at(GENERATIONS, name))
 
 
-def load(path, estimator=None, device=None):
+def load(path, estimator=None, device=None, memory_dir=None):
     """Load a model: the current generation of a store, or a checkpoint file.
 
     Parameters
@@ -578,6 +578,11 @@ def load(path, estimator=None, device=None):
         :func:`sklearn_cf._estimator.load`).
     device : str, default=None
         Where to put the model; None uses the saved ``device``.
+    memory_dir : path-like, default=None
+        For a checkpoint file whose replay memory is on disk and was moved
+        or copied: the folder now holding the memory's subfolder (see
+        :func:`sklearn_cf._estimator.load`). A store reads its memory from
+        its own ``memory/`` folder wherever it is.
 
     Returns
     -------
@@ -600,7 +605,8 @@ def load(path, estimator=None, device=None):
             raise ValueError(
                 f"{os.fspath(path)!r} is a folder but not a model store (no {CURRENT} file)."
             )
-        if estimator is not None:
-            raise ValueError("estimator= applies to a checkpoint file, not to a model store.")
+        if estimator is not None or memory_dir is not None:
+            raise ValueError("estimator= and memory_dir= apply to a checkpoint file, not to a "
+                             "model store (it keeps its memory in its own memory/ folder).")
         return ModelStore(path).load(device=device)
-    return load_checkpoint(path, estimator=estimator, device=device)
+    return load_checkpoint(path, estimator=estimator, device=device, memory_dir=memory_dir)
