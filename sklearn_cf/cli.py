@@ -516,8 +516,14 @@ def _compare(args):
     path = write_report(comparison, args.out, fmt=args.format, command=command)
     best = None
     if args.save_best is not None and comparison.recommend() is not None:
-        from .update import save_best
+        from .update import raw_stream, save_best
 
+        # A file read whole: its raw columns, so that the model encodes them itself.
+        raw = raw_stream(args.data, target=args.target, month_column=args.month_column,
+                         group_column=args.group_column, n_months=args.months,
+                         samples_per_month=args.samples_per_month, random_state=args.seed)
+        if raw is not None:
+            X, y, months = raw
         best = save_best(comparison, X, y, months, args.save_best, estimator_params=params,
                          scale=resolve_scale(args.data, args.scale), random_state=args.seed)
     print(comparison.scoring_note(width=100))

@@ -9,11 +9,22 @@ evaluation store, as the next generation (:mod:`sklearn_cf.store`). An update
 that forgets more than a threshold is refused and commits nothing;
 :func:`rollback` makes an earlier generation current again.
 
+A new model carries its encoder of raw rows
+(``ContinualClassifier(preprocessor=TableEncoder(standardize=...))``: the
+columns by name, text one-hot, numbers standardized with ``--scale
+first-month``), fitted by its first month's *training* rows (the held-out
+rows never shape it), so that ``sklearn_cf.load(M).predict(raw_rows)`` is
+what the job computes. Each month's summary notes the columns constant where
+the encoder was fitted and the categories it had not seen.
+
 Each generation carries its *evaluation store*
 (:class:`~sklearn_cf._eval_store.EvalStore`): the held-out rows and labels of
 every month the model was updated with (at most :data:`MAX_EVAL_ROWS` per
-month, drawn at random), the feature standardization and column names the
-model was trained with, and the scoring every update of the model uses.
+month, drawn at random), raw as read, which the model scores through its own
+encoder, and the scoring every update of the model uses. A store written
+before models carried their encoder (or a checkpoint without one, given to
+``--init-from``) keeps encoded, scaled rows and its recorded standardization,
+and is updated as it was.
 
 The scoring is chosen once, when the first generation is written
 (``scoring="auto"``: :func:`sklearn_cf.metrics.default_scoring` on that first
@@ -29,14 +40,16 @@ import math
 import os
 import textwrap
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._compat import to_python
 from ._epoch_progress import epoch_progress
-from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore
+from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore, take_rows
 from ._estimator import load as load_checkpoint
+from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
 from .store import DEFAULT_KEEP, ModelStore
 
 __all__ = [
@@ -47,6 +60,7 @@ __all__ = [
     "UpdateResult",
     "load_month_data",
     "rollback",
+    "raw_stream",
     "save_best",
     "update_model",
 ]
@@ -125,11 +139,30 @@ def _checkpoint_file_message(model):
 
 
 def month_digest(X, y):
-    """SHA-256 of a month's rows (features as float32, labels as text)."""
+    """SHA-256 of a month's rows (features as float32, labels as text).
+
+    A raw table (a DataFrame) is hashed column by column, in the order of the
+    column names (a file with its columns in another order has the same
+    digest): each name, kind, values and missing-value mask as the
+    evaluation store writes them (:func:`~sklearn_cf._eval_store.frame_columns`).
+    """
+    from ._eval_store import frame_columns
+
     digest = hashlib.sha256()
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    digest.update(repr(X.shape).encode())
-    digest.update(X.tobytes())
+    if hasattr(X, "columns") and hasattr(X, "iloc"):
+        digest.update(f"table {X.shape!r}".encode())
+        for name, kind, values, missing in sorted(frame_columns(X), key=lambda c: c[0]):
+            digest.update(f"\x00{name}\x00{kind}\x00{values.dtype.str}\x00".encode())
+            if kind == "text":
+                digest.update("\x00".join(values.tolist()).encode())
+            else:
+                digest.update(np.ascontiguousarray(values).tobytes())
+            if missing is not None:
+                digest.update(np.packbits(missing).tobytes())
+    else:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        digest.update(repr(X.shape).encode())
+        digest.update(X.tobytes())
     digest.update("\x00".join(map(str, np.asarray(y).tolist())).encode())
     return digest.hexdigest()
 
@@ -137,14 +170,18 @@ def month_digest(X, y):
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-def load_month_data(data, *, target=None, month_column=None):
+def load_month_data(data, *, target=None, month_column=None, raw=False):
     """The new month(s): ``(X, y, months, feature_names)``.
 
     ``data`` is a CSV or Parquet file (read by
     :func:`sklearn_cf.datasets.read_table`; without ``month_column`` every row
     belongs to one month and ``months`` is None)
     or a folder of monthly ``.npy`` files (``<month>/X.npy``, ``<month>/y.npy``;
-    no column names).
+    no column names, float32).
+
+    ``raw=True``: a file's feature columns as read (a DataFrame), for a model
+    that encodes its own rows; else one-hot encoded as float32, as stores
+    written before models carried their encoder need (:func:`_encode_raw`).
     """
     if not isinstance(data, str) or not data:
         raise ValueError("--data must name a CSV/Parquet file or a folder of .npy months.")
@@ -171,9 +208,106 @@ def load_month_data(data, *, target=None, month_column=None):
         raise ValueError(f"Reading the file {data!r} needs --target, the column to predict.")
     from .datasets import read_table
 
-    table = read_table(data, month_column=month_column, target=target)
+    table = read_table(data, month_column=month_column, target=target, encode=not raw)
     months = None if table.months is None else np.asarray(table.months)
-    return np.asarray(table.data, dtype=np.float32), table.target, months, table.feature_names
+    X = table.data if raw else np.asarray(table.data, dtype=np.float32)
+    return X, table.target, months, table.feature_names
+
+
+def _encoded_month(X, y, months, names, data, target, month_column):
+    """The month(s) as a store written before models carried their encoder
+    takes them: a file read again, encoded by ``read_table`` (text one-hot,
+    float32) as such stores always read it; a ``.npy`` month as it is."""
+    if not (hasattr(X, "columns") and hasattr(X, "iloc")):
+        return X, y, months, names
+    return load_month_data(data, target=target, month_column=month_column)
+
+
+def _check_raw_columns(clf, X, data):
+    """Refuse, before any training, a month whose columns are not those the
+    model's encoder was fitted with (matched by name, in any order)."""
+    encoder = getattr(clf, "preprocessor_", None)
+    if encoder is None:
+        return
+    fitted = getattr(encoder, "feature_names_in_", None)
+    is_frame = hasattr(X, "columns") and hasattr(X, "iloc")
+    if fitted is None or not is_frame:
+        width = X.shape[1]
+        if fitted is not None:
+            raise ValueError(
+                f"{data!r} has unnamed feature columns; the model was trained on a table's "
+                f"named columns ({', '.join(map(repr, list(fitted)[:5]))}...)."
+            )
+        if is_frame or width != encoder.n_features_in_:
+            raise ValueError(
+                f"{data!r} has {width} {'named' if is_frame else 'unnamed'} feature "
+                f"column(s); the model was trained on {encoder.n_features_in_} unnamed "
+                "columns (a folder of .npy months)."
+            )
+        return
+    given = [str(c) for c in X.columns]
+    missing = [n for n in fitted if n not in set(given)]
+    if missing:
+        raise ValueError(
+            f"{data!r} lacks the feature column(s) {', '.join(map(repr, missing[:5]))} "
+            "the model was trained with."
+        )
+    extra = [n for n in given if n not in set(fitted)]
+    if extra:
+        raise ValueError(
+            f"{data!r} has feature column(s) {', '.join(map(repr, extra[:5]))} the model "
+            "was not trained with; drop them."
+        )
+
+
+def _unseen_categories(encoder, X):
+    """``[(column, value, rows), ...]``: values of ``X``'s categorical columns
+    that ``encoder`` was not fitted on (encoded as all zeros)."""
+    names = getattr(encoder, "feature_names_in_", None)
+    if not (hasattr(X, "columns") and hasattr(X, "iloc")) or names is None:
+        return []
+    found = []
+    for name, kind, levels in zip(names, encoder.kinds_, encoder.categories_):
+        if kind != "categorical" or name not in X.columns:
+            continue
+        column = X[name]
+        text = column[column.notna()].astype(object).astype(str).to_numpy()
+        new = text[~np.isin(text, np.asarray(levels, dtype=str))] if levels else text
+        values, counts = np.unique(new, return_counts=True)
+        found += [(name, v, int(c)) for v, c in zip(values.tolist(), counts.tolist())]
+    return found
+
+
+def _month_notes(clf, month, X, fitted_before):
+    """The lines noting what the model's encoder did to this month's rows:
+    the columns constant where it was fitted (its first month), and the
+    categories it had not seen (all zeros)."""
+    from .preprocessing import UnseenCategoryWarning
+
+    encoder = getattr(clf, "preprocessor_", None)
+    if encoder is None:
+        return []
+    notes = []
+    if not fitted_before and encoder.constant_features_:
+        names = ", ".join(encoder.constant_features_[:5]) + (
+            f", ... ({len(encoder.constant_features_)} in all)"
+            if len(encoder.constant_features_) > 5 else "")
+        notes.append(f"month {month}: constant feature {names} in the "
+                     f"{encoder.n_samples_seen_} rows the encoder was fitted on (scale 1)")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnseenCategoryWarning)
+        encoder.transform(X)
+    if any(issubclass(w.category, UnseenCategoryWarning) for w in caught):
+        unseen = _unseen_categories(encoder, X)
+        for name, value, rows in unseen[:5]:
+            notes.append(f"month {month}: unseen category {name}={value} in {rows} "
+                         f"row{'s' if rows != 1 else ''} (encoded as all zeros)")
+        if len(unseen) > 5:
+            notes.append(f"month {month}: {len(unseen) - 5} more unseen categories "
+                         "(encoded as all zeros)")
+    return notes
 
 
 def _align_columns(X, names, stored, data):
@@ -231,6 +365,9 @@ class MonthUpdate:
     """Score on every past month's held-out rows before the update."""
     after: dict = field(default_factory=dict)
     """The same, after it."""
+    notes: list = field(default_factory=list)
+    """What the model's encoder did to this month's rows: columns constant
+    where it was fitted, categories it had not seen (one line each)."""
 
     @property
     def drops(self):
@@ -358,6 +495,7 @@ class UpdateResult:
                         f"  {str(m).ljust(max(width, 10))}  {_fmt(step.before[m]):>6}  "
                         f"{_fmt(step.after[m]):>6}  {_change(step.before[m], step.after[m])}"
                     )
+            lines += [f"note: {note}" for note in step.notes]
         undefined = self._undefined_note()
         if undefined:
             lines += textwrap.wrap(f"undef: {undefined}", width=100, subsequent_indent="  ",
@@ -394,6 +532,8 @@ class UpdateResult:
                     f"| held-out score of the updated model | {_fmt(step.score)} |",
                     f"| next-month score (model before the update) | "
                     f"{_fmt(step.next_month_score)} |"]
+            if step.notes:
+                out += [""] + [f"Note: {note}." for note in step.notes]
             if step.before:
                 out += ["", "| past month | before | after | change |",
                         "| --- | ---: | ---: | ---: |"]
@@ -564,7 +704,8 @@ def _split_by_month(X, y, months, month):
             "whose labels are used instead. Drop one of them."
         )
     order = np.unique(months)
-    return [(to_python(m), X[months == m], y[months == m]) for m in order]
+    return [(to_python(m), take_rows(X, np.flatnonzero(months == m)), y[months == m])
+            for m in order]
 
 
 def update_model(model, data, *, target=None, month=None, month_column=None, holdout=0.2,
@@ -661,7 +802,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     sklearn_cf.exceptions.StoreLockedError
         When another process writes the store for longer than ``wait``.
     """
-    from .datasets import FirstMonthScaler, resolve_scale
+    from .datasets import resolve_scale
     from .metrics import default_scoring
 
     model = os.fspath(model)
@@ -681,14 +822,16 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                          "--init-from.")
     # The data is read before the lock is taken (it does not depend on the
     # model); everything that does is read under it.
-    if data is not None:
-        X, y, months, names = load_month_data(data, target=target, month_column=month_column)
+    if data is not None:  # raw: encoded below for a store that keeps encoded rows
+        X, y, months, names = load_month_data(data, target=target, month_column=month_column,
+                                              raw=True)
     store_dir = ModelStore(model)
     with store_dir.writer(wait=wait, keep=keep) as writer:
         created = writer.base is None
         if created:
             clf, store = _start(writer, model, strategy, estimator_params, random_state,
-                                init_from, memory_on_disk)
+                                init_from, memory_on_disk,
+                                None if data is None else resolve_scale(data, scale))
             if init_from is not None and data is None:  # the checkpoint as it is
                 imported = writer.commit(clf, store, kind="import", source=init_from)
                 return UpdateResult(
@@ -724,49 +867,58 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         def score(Xs, ys):
             return _score(clf, Xs, ys, scorer, scoring_name)
 
-        if store.feature_names is not None:
-            X = _align_columns(X, names, store.feature_names, data)
-        elif created:
-            store.feature_names = names
+        if store.raw:  # the model encodes its own rows
+            _check_raw_columns(clf, X, data)
+            if created:
+                store.feature_names = names
+        else:  # a store written before models carried their encoder: as then
+            X, y, months, names = _encoded_month(X, y, months, names, data, target,
+                                                 month_column)
+            if store.feature_names is not None:
+                X = _align_columns(X, names, store.feature_names, data)
+            elif created:
+                store.feature_names = names
         parts = _split_by_month(X, y, months, _month_label(month))
         applied = [] if writer.base is None else writer.base.month_data
         parts, skipped = _new_parts(parts, applied, model)
         declared = _declared_classes(classes, y)
         _check_new_classes(clf, parts, declared, allow_new_classes)
 
-        if created and init_from is None and parts and resolve_scale(data, scale) == "first-month":
-            label, X0, y0, _ = parts[0]
-            train, _ = _split(X0, y0, holdout, random_state)
-            scaler = FirstMonthScaler().fit(X0[train], months=np.zeros(len(train)))
-            store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
-
         month_data = list(applied) if applied else [
             {"month": to_python(m), "rows": None, "sha256": None} for m in months_before]
         steps = []
         for label, Xm, ym, digest in parts:
-            Xm = store.scale(Xm)
+            if not store.raw:
+                Xm = store.scale(Xm)
             train, held = _split(Xm, ym, holdout, random_state)
             fitted = clf.__sklearn_is_fitted__()
             if fitted:  # before scoring, where scikit-learn would say "Mix of label input types"
                 _check_label_type(clf, ym, data)
-            before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
-            next_score = score(Xm[held], ym[held]) if fitted else None
-            start = time.perf_counter()
-            with epoch_progress(clf, label, progress, enabled=progress is not None):
-                clf.partial_fit_month(Xm[train], ym[train], month=label,
-                                      classes=_month_classes(clf, ym, declared),
-                                      allow_new_classes=allow_new_classes)
-            seconds = time.perf_counter() - start
-            label = to_python(clf.months_seen_[-1])
-            after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+            with warnings.catch_warnings():
+                # The encoder's notes are said once per month (_month_notes),
+                # not at every scoring of past months' rows.
+                warnings.simplefilter("ignore", UnseenCategoryWarning)
+                warnings.simplefilter("ignore", ConstantFeatureWarning)
+                before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+                next_score = score(take_rows(Xm, held), ym[held]) if fitted else None
+                start = time.perf_counter()
+                with epoch_progress(clf, label, progress, enabled=progress is not None):
+                    clf.partial_fit_month(take_rows(Xm, train), ym[train], month=label,
+                                          classes=_month_classes(clf, ym, declared),
+                                          allow_new_classes=allow_new_classes)
+                seconds = time.perf_counter() - start
+                label = to_python(clf.months_seen_[-1])
+                after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+                month_score = score(take_rows(Xm, held), ym[held])
             steps.append(MonthUpdate(
                 month=label, train_rows=len(train), holdout_rows=len(held),
-                seconds=seconds, score=score(Xm[held], ym[held]),
+                seconds=seconds, score=month_score,
                 next_month_score=next_score, before=before, after=after,
+                notes=_month_notes(clf, label, Xm, fitted) if store.raw else [],
             ))
             month_data.append({"month": label, "rows": len(ym), "sha256": digest})
             if len(held):
-                store.add(label, Xm[held], ym[held], random_state=random_state)
+                store.add(label, take_rows(Xm, held), ym[held], random_state=random_state)
 
         result = UpdateResult(
             model=model, strategy=str(clf.get_params(deep=False)["strategy"]),
@@ -870,8 +1022,15 @@ def _check_new_classes(clf, parts, declared, allow):
             )
 
 
-def _start(writer, model, strategy, estimator_params, random_state, init_from, memory_on_disk):
-    """The model and evaluation store a new store starts from."""
+def _start(writer, model, strategy, estimator_params, random_state, init_from, memory_on_disk,
+           scale=None):
+    """The model and evaluation store a new store starts from.
+
+    A new model carries its encoder of raw rows,
+    ``TableEncoder(standardize=scale == "first-month")``, fitted by its first
+    month's training rows; its evaluation store keeps raw rows. A checkpoint
+    (``init_from``) keeps its own: raw rows when it has a preprocessor,
+    else the encoded, scaled rows of its evaluation store (if any)."""
     if init_from is not None:
         from ._estimator import load
 
@@ -880,17 +1039,21 @@ def _start(writer, model, strategy, estimator_params, random_state, init_from, m
                              "--strategy and the network options.")
         clf = load(init_from)
         legacy = f"{init_from}.eval.npz"  # written next to checkpoints before stores
-        store = EvalStore.read(legacy) if os.path.exists(legacy) else EvalStore()
+        store = (EvalStore.read(legacy) if os.path.exists(legacy)
+                 else EvalStore(raw=getattr(clf, "preprocessor_", None) is not None))
         return clf, store
     if strategy is None:
         raise ValueError(
             f"--model {model!r} does not exist; give --strategy (e.g. replay) to start "
             "a new model."
         )
+    from .preprocessing import TableEncoder
+
     params = dict(estimator_params)
     if memory_on_disk:
         params["memory_dir"] = writer.memory_dir
-    return _new_model(strategy, params, random_state), EvalStore()
+    params.setdefault("preprocessor", TableEncoder(standardize=scale == "first-month"))
+    return _new_model(strategy, params, random_state), EvalStore(raw=True)
 
 
 def _imported_from(writer, checkpoint):
@@ -928,6 +1091,39 @@ def _new_parts(parts, applied, model):
     return new, skipped
 
 
+def raw_stream(data, *, target, month_column, group_column=None, n_months=None,
+               samples_per_month=None, random_state=0):
+    """``(X, y, months)`` of a CSV or Parquet file with its feature columns as
+    read (a DataFrame), for :func:`save_best` to refit a model that encodes
+    its own rows: the rows ``sklearn-cf compare`` keeps of it (the first
+    ``n_months``, ``samples_per_month`` drawn per month with
+    ``random_state``, as :func:`~sklearn_cf.datasets.load_stream` draws
+    them). None when ``data`` is not one table file (a built-in stream, a
+    folder), where the comparison's numeric features are used instead."""
+    from .datasets import read_table
+
+    if not isinstance(data, str) or not os.path.isfile(data):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said when compare read the file
+        table = read_table(data, target=target, month_column=month_column,
+                           group_column=group_column, encode=False)
+    X, y, months = table.data, table.target, np.asarray(table.months)
+    labels = np.unique(months)
+    keep = np.arange(len(y))
+    if n_months is not None and n_months < len(labels):  # the first n_months
+        keep = np.flatnonzero(np.isin(months, labels[:n_months]))
+    if samples_per_month is not None:  # drawn as load_stream draws them
+        rng = np.random.default_rng(random_state)
+        chosen = []
+        for label in np.unique(months[keep]):
+            rows = keep[months[keep] == label]
+            chosen.append(rows if samples_per_month >= len(rows)
+                          else np.sort(rng.choice(rows, samples_per_month, replace=False)))
+        keep = np.concatenate(chosen)
+    return take_rows(X, keep), y[keep], months[keep]
+
+
 def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
               random_state=0, feature_names=None):
     """Refit ``comparison.recommend()`` on every row and save it to ``path``.
@@ -935,10 +1131,13 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
     ``path`` is a model store (a folder): the refitted model is committed as
     its next generation (its first, for a new store). Every row of every
     month (the comparison's training and held-out rows) is trained, month by
-    month, with the comparison's settings. With ``scale="first-month"`` the
-    features are standardized with all the first month's rows, and those
-    statistics are kept in the generation's evaluation store so that
-    ``sklearn-cf update`` scales later months alike. That store holds no
+    month, with the comparison's settings. The model carries its encoder,
+    ``TableEncoder(standardize=scale == "first-month")``, fitted on all the
+    first month's rows: ``X`` may be a raw table (a DataFrame with text
+    columns, as ``sklearn-cf compare --save-best`` passes for a file read
+    whole), which the model one-hot encodes itself, or numeric features,
+    which it standardizes. ``sklearn-cf update`` then encodes later months
+    alike. The generation's evaluation store holds no
     held-out rows (none are left): forgetting rows start with the first
     update. It records the comparison's scoring, so that updates are scored
     as the comparison was (a scorer callable, which has no name to record,
@@ -950,7 +1149,6 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
         The strategy spec saved.
     """
     from .compare import build_estimator
-    from .datasets import FirstMonthScaler
     from .metrics import resolve_scoring
 
     best = comparison.recommend()
@@ -959,21 +1157,24 @@ def save_best(comparison, X, y, months, path, *, estimator_params, scale="none",
             "No strategy is recommended (none has a defined score, or none beats the "
             "majority-class baseline); nothing to save."
         )
-    store = EvalStore(feature_names=feature_names)
+    from .preprocessing import TableEncoder
+
+    store = EvalStore(feature_names=feature_names, raw=True)
     try:
         store.scoring = resolve_scoring(comparison.scoring)[1]
     except ValueError:
         pass  # a scorer callable: nothing to record
-    X = np.asarray(X, dtype=np.float32)
+    if not (hasattr(X, "columns") and hasattr(X, "iloc")):
+        X = np.asarray(X, dtype=np.float32)
     months = np.asarray(months)
-    if scale == "first-month":
-        scaler = FirstMonthScaler().fit(X, months=months)
-        store.scale_mean, store.scale_scale = scaler.mean_, scaler.scale_
-        X = store.scale(X)
     if os.path.isfile(path):
         raise ValueError(_checkpoint_file_message(path).replace("--model", "--save-best"))
-    clf = build_estimator(best, estimator_params, random_state)
-    clf.fit(X, np.asarray(y), months=months)
+    params = dict(estimator_params or {})
+    params["preprocessor"] = TableEncoder(standardize=scale == "first-month")
+    clf = build_estimator(best, params, random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantFeatureWarning)
+        clf.fit(X, np.asarray(y), months=months)
     with ModelStore(path).writer() as writer:
         writer.commit(clf, store, kind="save-best")
     return best

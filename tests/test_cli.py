@@ -536,10 +536,14 @@ def test_compare_save_best_then_update(csv_stream, tmp_path, capsys):
     X, y, months = load_table(csv_stream, month_column="when", target="is_malware")
     first = months == "2023-11"
     assert clf.cost_[0]["rows"] == 30 * first.sum()  # every row of the base month, 30 epochs
-    # first-month scaling, from every row of the first month, kept for update
-    store = ModelStore(best).eval_store()
-    np.testing.assert_allclose(store.scale_mean, X[first].astype(np.float64).mean(axis=0),
+    # first-month scaling, from every row of the first month, in the model's
+    # own encoder (the raw columns: channel one-hot, not scaled)
+    encoder = clf.preprocessor_
+    assert list(encoder.feature_names_in_) == [f"f{j}" for j in range(6)] + ["channel"]
+    np.testing.assert_allclose(encoder.mean_[:6],
+                               X[first][:, :6].astype(np.float64).mean(axis=0),
                                rtol=1e-6, atol=1e-6)
+    store = ModelStore(best).eval_store()
     assert store.months == []
     assert store.scoring == results["scoring"] == "accuracy"  # updates score alike
     assert generations[0].scoring == "accuracy"

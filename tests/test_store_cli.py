@@ -74,9 +74,14 @@ def _bytes(model):
 
 
 def _held_out_rows(model):
-    """Every held-out row of the current generation's evaluation store (scaled
-    as the model sees them)."""
-    return np.concatenate(ModelStore(model).eval_store().X)
+    """Every held-out row of the current generation's evaluation store (raw
+    rows the model encodes, or scaled as an older store's model sees them)."""
+    X = ModelStore(model).eval_store().X
+    if X and hasattr(X[0], "columns"):
+        import pandas as pd
+
+        return pd.concat(X, ignore_index=True)
+    return np.concatenate(X)
 
 
 def _last_error(capsys):

@@ -82,14 +82,10 @@ def _tree(model):
 
 
 def _features(path):
-    """The month's features as the model sees them: the CSV's, standardized as
-    the evaluation store says."""
-    from sklearn_cf.datasets._table import _encode_features, _import_pandas
+    """The month's raw feature columns, which the model encodes itself."""
+    from sklearn_cf.datasets._table import _import_pandas
 
-    pd = _import_pandas()
-    frame = pd.read_csv(path).drop(columns=["is_malware"])
-    X, _ = _encode_features(frame, pd, 100)
-    return np.asarray(X, dtype=np.float32)
+    return _import_pandas().read_csv(path).drop(columns=["is_malware"])
 
 
 def test_create_update_twice_then_rollback(months, tmp_path, capsys):
@@ -177,7 +173,8 @@ def test_the_store_keeps_at_most_max_eval_rows_per_month(months, tmp_path, monke
     model = tmp_path / "m"
     assert _update(model, months[0], "--strategy", "naive", "--holdout", "0.5", *NET) == 0
     store = _eval_store(model)
-    assert [len(y) for y in store.y] == [5] and store.X[0].shape == (5, 9)
+    # raw rows: six numbers and the text column channel
+    assert [len(y) for y in store.y] == [5] and store.X[0].shape == (5, 7)
 
 
 def test_refused_update_exits_3_and_changes_nothing(months, tmp_path, capsys):
@@ -340,15 +337,18 @@ def test_a_folder_of_npy_months(tmp_path, capsys):
     clf = sklearn_cf.load(model)
     assert len(clf.months_seen_) == 3
     # --scale auto standardizes a folder, as compare does, with the mean and std
-    # of the first month's training rows: every row not held out
+    # of the first month's training rows (every row not held out), in the
+    # model's own encoder; the evaluation store keeps the raw rows
     store = _eval_store(model)
+    assert store.raw and store.scale_mean is None
     assert [len(s) for s in store.y] == [ROWS_PER_MONTH // 5] * 3
     first = X[months == 0].astype(np.float32)
-    held = store.X[0] * store.scale_scale + store.scale_mean
-    is_held = np.array([np.abs(held - row).max(axis=1).min() < 1e-4 for row in first])
+    held = store.X[0]
+    is_held = np.array([np.abs(held - row).max(axis=1).min() == 0 for row in first])
     assert is_held.sum() == len(held)
-    np.testing.assert_allclose(store.scale_mean, first[~is_held].mean(axis=0), atol=1e-5)
-    np.testing.assert_allclose(store.scale_scale, first[~is_held].std(axis=0), rtol=1e-4)
+    encoder = clf.preprocessor_
+    np.testing.assert_allclose(encoder.mean_, first[~is_held].mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(encoder.scale_, first[~is_held].std(axis=0), rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------

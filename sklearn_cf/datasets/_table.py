@@ -241,7 +241,7 @@ def target_values(frame, target):
 
 
 def read_table(path, *, target, month_column=None, group_column=None,
-               max_categories=MAX_CATEGORIES):
+               max_categories=MAX_CATEGORIES, encode=True):
     """Read a CSV or Parquet table: encoded features, labels, and the month
     and group of each row when asked for.
 
@@ -269,6 +269,11 @@ def read_table(path, *, target, month_column=None, group_column=None,
     max_categories : int, default=100
         A text column with more distinct values is refused (it looks like an
         identifier) instead of being one-hot encoded.
+    encode : bool, default=True
+        False: ``data`` is the feature columns as read (a DataFrame, index
+        0..n-1, nothing encoded or checked), for a model that encodes its own
+        rows (``ContinualClassifier(preprocessor=TableEncoder())``, what
+        ``sklearn-cf update`` builds), and ``feature_names`` their names.
 
     Returns
     -------
@@ -294,11 +299,12 @@ def read_table(path, *, target, month_column=None, group_column=None,
     ((2, 4), ['size', 'packer=none', 'packer=upx', 'family=zbot'], None)
     """
     return _read_table(path, target=target, month_column=month_column,
-                       group_column=group_column, max_categories=max_categories)
+                       group_column=group_column, max_categories=max_categories,
+                       encode=encode)
 
 
 def _read_table(path, *, target, month_column=None, group_column=None,
-                max_categories=MAX_CATEGORIES, stacklevel=4):
+                max_categories=MAX_CATEGORIES, stacklevel=4, encode=True):
     """:func:`read_table`; ``stacklevel`` points a :class:`MonthOrderWarning`
     at the caller of the public function (4: one level above this one)."""
     pd = _import_pandas()
@@ -344,8 +350,14 @@ def _read_table(path, *, target, month_column=None, group_column=None,
             groups = groups.astype(str).where(groups.notna(), "(none)")
         groups = groups.to_numpy()
 
-    X, names = _encode_features(frame.drop(columns=[name for name, _ in roles]), pd,
-                                max_categories)
+    features = frame.drop(columns=[name for name, _ in roles])
+    if encode:
+        X, names = _encode_features(features, pd, max_categories)
+    else:
+        if features.shape[1] == 0:
+            raise ValueError("The file has no feature columns besides the month and the target.")
+        X = features.reset_index(drop=True)
+        names = [str(c) for c in X.columns]
     months = None
     if month_column is not None:
         months = _month_labels(frame[month_column], month_column, pd, stacklevel=stacklevel)
