@@ -73,6 +73,22 @@ def _missing(values):
                     dtype=bool)
 
 
+def _numbers_as_text(values, missing):
+    """Numbers as the text a CSV would hold: integral values without a
+    decimal point (``7.0`` -> ``"7"``); missing values stay missing."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(np.asarray(values, dtype=object)):
+        if missing[i]:
+            out[i] = None
+        elif isinstance(v, (bool, np.bool_)):
+            out[i] = str(bool(v))
+        elif float(v).is_integer():
+            out[i] = str(int(v))
+        else:
+            out[i] = str(v)
+    return out
+
+
 def _as_text(values, missing):
     """The column's values as an array of str ("" where missing)."""
     objects = np.asarray(getattr(values, "to_numpy", lambda **_: values)(dtype=object),
@@ -106,7 +122,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
       call naming the columns and values; a missing value is all zeros,
       without a note. One-hot columns are not scaled.
     * A DataFrame's columns are matched by name, in any order; a missing or
-      extra column, a text value in a numeric column, numbers in a text
+      extra column, a text value in a numeric column, dates in a text
       column, or a missing numeric value is refused with a ``ValueError``
       naming the column.
 
@@ -347,7 +363,14 @@ class TableEncoder(TransformerMixin, BaseEstimator):
                 at += 1
                 continue
             levels = self.categories_[j]
-            if kind in "biufmM" and not missing.all():
+            if kind in "biuf" and not missing.all():
+                # A month whose values of a text column all look like numbers
+                # (codes "5", "12") is read as numbers by pandas: compare
+                # their text. A code whose text differs ("07" read as 7) is
+                # then a value not seen in fit, noted below, never a guess.
+                values = _numbers_as_text(values, missing)
+                kind = "O"
+            if kind in "mM" and not missing.all():
                 raise ValueError(
                     f"Column {label!r} held text categories when the TableEncoder was "
                     f"fitted ({_shown(levels)}), but X holds {values.dtype} values in "
