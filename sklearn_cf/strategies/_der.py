@@ -75,6 +75,12 @@ def padded_logits(rows, n_features, n_outputs):
     return torch.cat([rows, low.to(rows.dtype)], dim=1)
 
 
+def _n_inputs(net):
+    """Width of the network's input, where a memory row's logits start: the
+    preprocessor's output width when the model encodes raw rows."""
+    return getattr(net, "n_inputs_", net.n_features_in_)
+
+
 def _weighted_mean(values, weights):
     if weights is None:
         return values.mean()
@@ -220,7 +226,7 @@ class DER(RowsKeeper):
         index = _draw_rows(self.draws, len(self.memory), n_buffer)
         memory = self.memory.rows()
         rows, y_buf, w_buf = _gather(memory.sources, memory.weights, memory.rows_of(index))
-        n_features = net.n_features_in_
+        n_features = _n_inputs(net)
         device = y_pred.device
         x_buf = rows[:, :n_features].to(device)
         z_buf = rows[:, n_features:].to(device)
@@ -275,7 +281,7 @@ class DER(RowsKeeper):
         (new files on disk), the old one left as it was for a rollback."""
         if not len(self.memory):
             return
-        n_features = net.n_features_in_
+        n_features = _n_inputs(net)
         self.memory = memory_with_rows(
             self.memory, lambda rows: padded_logits(rows, n_features, n_new))
 
