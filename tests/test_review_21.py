@@ -38,3 +38,22 @@ def test_der_with_preprocessor_grows_saves_and_loads(strategy, on_disk, tmp_path
     X3, y3 = raw_month(rng, ["a", "b", "c", "d"])
     again.partial_fit_month(X3, y3, allow_new_classes=True)
     assert list(again.classes_) == ["a", "b", "c", "d"]
+
+
+def test_pandas_categorical_of_numbers_is_one_hot_encoded():
+    # The docstring: "Text and categorical columns are one-hot encoded"; a
+    # pandas category column of integer codes was standardized as a number.
+    first = pd.DataFrame({"region": pd.Categorical([1, 2, 3, 1]), "size": [1.0, 2.0, 3.0, 4.0]})
+    encoder = TableEncoder().fit(first)
+    assert encoder.kinds_ == ["categorical", "numeric"]
+    assert encoder.get_feature_names_out().tolist() == [
+        "region=1", "region=2", "region=3", "size"]
+    later = pd.DataFrame({"region": pd.Categorical([3, 1]), "size": [1.0, 1.0]})
+    np.testing.assert_array_equal(encoder.transform(later)[:, :3], [[0, 0, 1], [1, 0, 0]])
+    # The same codes read by pandas as plain numbers, or float codes.
+    plain = pd.DataFrame({"region": [2, 3], "size": [1.0, 1.0]})
+    np.testing.assert_array_equal(encoder.transform(plain)[:, :3], [[0, 1, 0], [0, 0, 1]])
+    floats = TableEncoder().fit(pd.DataFrame({"r": pd.Categorical([1.0, 2.0, np.nan])}))
+    assert floats.categories_ == [["1", "2"]]
+    np.testing.assert_array_equal(floats.transform(pd.DataFrame({"r": [2.0, np.nan]})),
+                                  [[0, 1], [0, 0]])

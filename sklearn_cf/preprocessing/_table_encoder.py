@@ -89,6 +89,16 @@ def _numbers_as_text(values, missing):
     return out
 
 
+def _is_category(values):
+    """A pandas ``category`` column (one-hot encoded, whatever its categories)."""
+    return getattr(getattr(values, "dtype", None), "name", None) == "category"
+
+
+def _category_numbers(values):
+    """A pandas ``category`` column whose categories are numbers (or bools)."""
+    return _is_category(values) and _kind(values.cat.categories) in "biuf"
+
+
 def _as_text(values, missing):
     """The column's values as an array of str ("" where missing)."""
     objects = np.asarray(getattr(values, "to_numpy", lambda **_: values)(dtype=object),
@@ -228,7 +238,8 @@ class TableEncoder(TransformerMixin, BaseEstimator):
                     "(e.g. day of week, days since an event) or drop it."
                 )
             missing = _missing(values)
-            if kind in "biuf" or (kind == "O" and _all_numbers(values)):
+            if not _is_category(values) and (
+                    kind in "biuf" or (kind == "O" and _all_numbers(values))):
                 if missing.any():
                     raise ValueError(
                         f"Numeric column {label!r} has {int(missing.sum())} missing "
@@ -245,6 +256,8 @@ class TableEncoder(TransformerMixin, BaseEstimator):
                     else:
                         scale[j] = std
                 continue
+            if _category_numbers(values):  # codes as a CSV holds them: 7.0 -> "7"
+                values = _numbers_as_text(values, missing)
             levels = np.unique(_as_text(values, missing)[~missing]).tolist()
             if self.max_categories is not None and len(levels) > self.max_categories:
                 raise ValueError(
@@ -363,7 +376,7 @@ class TableEncoder(TransformerMixin, BaseEstimator):
                 at += 1
                 continue
             levels = self.categories_[j]
-            if kind in "biuf" and not missing.all():
+            if (kind in "biuf" or _category_numbers(values)) and not missing.all():
                 # A month whose values of a text column all look like numbers
                 # (codes "5", "12") is read as numbers by pandas: compare
                 # their text. A code whose text differs ("07" read as 7) is
