@@ -216,15 +216,22 @@ class ModelStore:
             gen_id = self.current_id()
             if gen_id is None:
                 raise ValueError(f"{self.path!r} is not a model store with a generation yet.")
+        gen = self._manifest(gen_id)
+        if gen is None:
+            kept = ", ".join(str(g) for g in self._committed_ids()) or "none"
+            raise ValueError(
+                f"The store {self.path!r} has no generation {gen_id} (kept: {kept})."
+            )
+        return gen
+
+    def _manifest(self, gen_id):
+        """Generation ``gen_id``'s manifest; None when there is none."""
         path = self._manifest_path(gen_id)
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except FileNotFoundError:
-            kept = ", ".join(str(g) for g in self._committed_ids()) or "none"
-            raise ValueError(
-                f"The store {self.path!r} has no generation {gen_id} (kept: {kept})."
-            ) from None
+            return None
         return Generation.from_json(text, path)
 
     def _manifest_ids(self):
@@ -240,7 +247,8 @@ class ModelStore:
 
     def generations(self):
         """The kept generations, oldest first (the last is current)."""
-        return [self.generation(g) for g in self._committed_ids()]
+        # A manifest a writer collects while they are listed is left out.
+        return [gen for gen in map(self._manifest, self._committed_ids()) if gen is not None]
 
     def _file(self, relpath):
         return relpath if os.path.isabs(relpath) else self._at(relpath)
@@ -273,16 +281,23 @@ class ModelStore:
         # A reader takes no lock: the generation it read may be garbage-
         # collected by a writer between reading the pointer and opening the
         # files (only with --keep 1); it then reads the new current one.
+        # Whatever fails then (its manifest gone, a missing checkpoint or
+        # memory file) is retried once the pointer has moved.
         for attempt in range(_READ_TRIES):
-            gen = self.generation(gen_id)
+            target = self.current_id() if gen_id is None else gen_id
             try:
+                gen = self.generation(target)
                 return gen, reader(gen)
-            except FileNotFoundError as exc:
-                if gen_id is not None or attempt == _READ_TRIES - 1:
+            except (FileNotFoundError, ValueError) as exc:
+                if (gen_id is None and target is not None and attempt < _READ_TRIES - 1
+                        and self.current_id() != target):
+                    continue
+                if isinstance(exc, FileNotFoundError):
                     raise ValueError(
-                        f"A file of generation {gen.id} of {self.path!r} is missing "
+                        f"A file of generation {target} of {self.path!r} is missing "
                         f"({exc.filename or exc})."
                     ) from None
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def load(self, generation=None, device=None):
@@ -357,9 +372,25 @@ class StoreWriter:
             raise ValueError(f"{store.path!r}: the folder {parent!r} does not exist.")
         if os.path.exists(store.root) and not os.path.isdir(store.root):
             raise ValueError(f"{store.path!r} is a file, not a model store folder.")
+        if (os.path.isdir(store.root) and not ModelStore.is_store(store.root)
+                and os.listdir(store.root)):
+            # Its objects/ and memory/ would be cleaned as a store's.
+            raise ValueError(
+                f"{store.path!r} is a folder but not a model store (no {CURRENT} file) and "
+                "it is not empty; give the path of a new folder."
+            )
         self._created = not os.path.exists(store.root)
-        os.makedirs(store.root, exist_ok=True)
-        self._lock = WriterLock(store._at(LOCK), self.wait).__enter__()
+        while True:
+            os.makedirs(store.root, exist_ok=True)
+            try:
+                self._lock = WriterLock(store._at(LOCK), self.wait).__enter__()
+                break
+            except FileNotFoundError:
+                # A first writer that gave up removed the folder while this
+                # one waited for its lock: start the store again.
+                if os.path.isdir(store.root):
+                    raise
+                self._created = True
         try:
             for sub in (GENERATIONS, OBJECTS):
                 os.makedirs(store._at(sub), exist_ok=True)

@@ -844,6 +844,15 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         else:
             if init_from is not None and _imported_from(writer, init_from):
                 init_from = None  # a re-run of an import that was committed
+                if data is None:  # the import alone, run again: nothing to do
+                    clf = writer.load()
+                    store = writer.eval_store()
+                    return UpdateResult(
+                        model=model, strategy=str(clf.get_params(deep=False)["strategy"]),
+                        created=False, months_before=list(clf.months_seen_), steps=[],
+                        months_after=list(clf.months_seen_), previous=writer.base.id,
+                        scoring=store.scoring or LEGACY_SCORING,
+                        scoring_recorded=store.scoring is not None)
             if estimator_params or init_from is not None or memory_on_disk:
                 given = sorted(estimator_params) + (["init_from"] if init_from else []) + (
                     ["memory_on_disk"] if memory_on_disk else [])
