@@ -578,7 +578,8 @@ def _update(args):
                              "drop --data.")
         before, after = update.rollback(args.model, args.to, wait=args.wait, keep=args.keep)
         if after is None:
-            print(f"{args.model}: generation {args.to}'s model is already current (generation "
+            target = before.previous if args.to is None else args.to
+            print(f"{args.model}: generation {target}'s model is already current (generation "
                   f"{before.id}); nothing to do")
             return 0
         print(f"Rolled back {args.model}: generation {after.id} restores generation "

@@ -212,11 +212,14 @@ class ModelStore:
         ValueError
             When the store has no such generation (or none at all).
         """
+        current = self.current_id()
         if gen_id is None:
-            gen_id = self.current_id()
+            gen_id = current
             if gen_id is None:
                 raise ValueError(f"{self.path!r} is not a model store with a generation yet.")
-        gen = self._manifest(gen_id)
+        # A manifest newer than CURRENT was never committed (a writer was
+        # killed before its pointer's rename): it is not a generation.
+        gen = None if current is None or gen_id > current else self._manifest(gen_id)
         if gen is None:
             kept = ", ".join(str(g) for g in self._committed_ids()) or "none"
             raise ValueError(

@@ -151,3 +151,22 @@ def test_history_skips_a_manifest_collected_while_it_lists(tmp_path, monkeypatch
     # Listed before a writer removed generation 2's manifest.
     monkeypatch.setattr(ModelStore, "_manifest_ids", lambda self: [1, *real(self)])
     assert [g.id for g in store.generations()] == [2, 3]
+
+
+def test_a_manifest_newer_than_current_is_not_a_generation(tmp_path):
+    """A writer killed after writing its manifest but before the pointer's
+    rename left a manifest that was never committed: loading it by number
+    is refused, as history and rollback already ignore it."""
+    import shutil
+
+    X = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    store = ModelStore(tmp_path / "M")
+    with store.writer() as writer:
+        writer.commit(ContinualClassifier(max_epochs=1, hidden_units=(4,),
+                                          random_state=0).fit(X, y), kind="import")
+    manifests = tmp_path / "M" / "generations"
+    shutil.copy(manifests / "000001.json", manifests / "000002.json")  # never committed
+    with pytest.raises(ValueError, match="no generation 2"):
+        store.load(2)
+    assert store.load(1).months_seen_ == [0]
