@@ -57,3 +57,35 @@ def test_pandas_categorical_of_numbers_is_one_hot_encoded():
     assert floats.categories_ == [["1", "2"]]
     np.testing.assert_array_equal(floats.transform(pd.DataFrame({"r": [2.0, np.nan]})),
                                   [[0, 1], [0, 0]])
+
+
+def test_object_array_of_codes_read_as_numbers_matches_the_frame(tmp_path):
+    # A model fitted on an unnamed object array: predict_file gives it each
+    # chunk as ``frame.to_numpy()``, an object array when a column is text,
+    # in which a chunk's codes read as floats (5.0, a missing value) were
+    # compared as "5.0" and encoded as unseen, unlike the same rows as a frame.
+    import warnings
+
+    from sklearn_cf.serving import predict_file
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"size": rng.normal(size=200),
+                          "code": rng.choice(["5", "12", "x"], size=200),
+                          "packer": rng.choice(["upx", "none"], size=200)})
+    y = (frame["code"] == "5").astype(int).to_numpy()
+    clf = ContinualClassifier(preprocessor=TableEncoder(), max_epochs=5,
+                              random_state=0).fit(frame.to_numpy(), y)
+    chunk = pd.DataFrame({"size": [0.0, 1.0], "code": [5.0, np.nan],
+                          "packer": ["upx", "none"]}).to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encoded = clf.preprocessor_.transform(chunk)
+    np.testing.assert_array_equal(encoded[:, 1:4], [[0, 1, 0], [0, 0, 0]])
+
+    rows = frame.copy()
+    rows.loc[:99, "code"] = "5"
+    rows.loc[50, "code"] = None
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    predict_file(clf, tmp_path / "rows.csv", tmp_path / "p.csv", chunk_rows=100)
+    got = pd.read_csv(tmp_path / "p.csv")[["proba_0", "proba_1"]].to_numpy()
+    np.testing.assert_allclose(got, clf.predict_proba(rows.to_numpy()), atol=1e-6)

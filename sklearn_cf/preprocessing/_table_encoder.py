@@ -104,6 +104,12 @@ def _as_text(values, missing):
     objects = np.asarray(getattr(values, "to_numpy", lambda **_: values)(dtype=object),
                          dtype=object).copy()
     objects[missing] = ""
+    # Numbers among objects (an object array holding a text column, codes
+    # read as floats) as a CSV holds them, as in a numeric column: 5.0 -> "5".
+    number = np.array([not isinstance(v, str) and isinstance(v, (numbers.Real, np.bool_))
+                       for v in objects], dtype=bool)
+    if number.any():
+        objects[number] = _numbers_as_text(objects[number], np.zeros(number.sum(), bool))
     return objects.astype(str)
 
 
