@@ -107,3 +107,19 @@ def resume_in_a_new_process(path, X_month, y_month, X_all, folder):
     """)
     subprocess.run([sys.executable, "-c", script], check=True)
     return np.load(out)
+
+
+def write_npy_months(folder, n_months, n_per_month, random_state):
+    """``make_monthly_drift`` months as a folder per month, ``folder/m<k>/<k>/``
+    holding ``X.npy`` and ``y.npy`` (one ``--data`` folder of ``sklearn-cf
+    update`` per month); returns ``(X, y, months)`` of every row."""
+    from sklearn_cf.datasets import make_monthly_drift
+
+    X, y, months = make_monthly_drift(n_months=n_months, n_samples_per_month=n_per_month,
+                                      n_features=5, random_state=random_state)
+    for k in range(n_months):
+        month = folder / f"m{k}" / str(k)
+        month.mkdir(parents=True)
+        np.save(month / "X.npy", X[months == k])
+        np.save(month / "y.npy", y[months == k])
+    return X, y, months

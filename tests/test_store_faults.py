@@ -26,9 +26,9 @@ import time
 import _store_child
 import numpy as np
 import pytest
+from conftest import write_npy_months
 
 import sklearn_cf
-from sklearn_cf._atomic import PAUSE_ENV
 from sklearn_cf.cli import main
 from sklearn_cf.datasets import make_monthly_drift
 from sklearn_cf.store import ModelStore
@@ -113,14 +113,7 @@ def _count_operations(argv, cwd):
 
 
 def _months(folder, n_months=3):
-    X, y, months = make_monthly_drift(n_months=n_months, n_samples_per_month=ROWS,
-                                      n_features=5, random_state=0)
-    for k in range(n_months):
-        month = folder / f"m{k}" / str(k)
-        month.mkdir(parents=True)
-        np.save(month / "X.npy", X[months == k])
-        np.save(month / "y.npy", y[months == k])
-    return X
+    return write_npy_months(folder, n_months, ROWS, random_state=0)[0]
 
 
 def _sha256(path):

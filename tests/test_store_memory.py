@@ -9,10 +9,10 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import write_npy_months
 
 import sklearn_cf
 from sklearn_cf.cli import main
-from sklearn_cf.datasets import make_monthly_drift
 from sklearn_cf.store import ModelStore
 
 ROWS = 100
@@ -20,14 +20,7 @@ NET = ["--epochs", "2", "--hidden-units", "8", "--holdout", "0.25"]
 
 
 def _months(folder, n_months=4):
-    X, y, months = make_monthly_drift(n_months=n_months, n_samples_per_month=ROWS,
-                                      n_features=5, random_state=3)
-    for k in range(n_months):
-        month = folder / f"m{k}" / str(k)
-        month.mkdir(parents=True)
-        np.save(month / "X.npy", X[months == k])
-        np.save(month / "y.npy", y[months == k])
-    return X, y, months
+    return write_npy_months(folder, n_months, ROWS, random_state=3)
 
 
 def _tree(folder):
