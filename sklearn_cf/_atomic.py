@@ -7,7 +7,6 @@
   stream of chunks, a Parquet writer): the caller writes to an open
   temporary file, renamed over the path only when the block ends without
   an error.
-* :func:`copy_atomically`: the same for a copy of a file.
 * :func:`fsync_folder`: make a rename in a folder durable.
 * :class:`SigintWatch`: note whether a real Ctrl-C arrived (to tell it from
   skorch's ``EarlyStopping``).
@@ -20,14 +19,13 @@
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import stat
 import tempfile
 import threading
 import time
 
-__all__ = ["SigintWatch", "copy_atomically", "fault_point", "fsync_folder", "open_atomically",
+__all__ = ["SigintWatch", "fault_point", "fsync_folder", "open_atomically",
            "sigint_held", "write_atomically", "write_atomically_bytes"]
 
 #: ``K:MARKER``: the K-th :func:`fault_point` of the process writes the
@@ -181,31 +179,10 @@ def write_atomically_bytes(path, data):
     write_atomically(path, [data])
 
 
-def copy_atomically(source, target):
-    """Copy ``source`` over ``target`` so that ``target`` is never partial."""
-    folder = os.path.dirname(os.path.abspath(target))
-    fault_point("create", target)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.",
-                               suffix=".tmp")
-    os.close(fd)
-    try:
-        fault_point("write", tmp)
-        shutil.copy2(source, tmp)
-        with open(tmp, "rb+") as f:  # durable before the rename, as save's files are
-            fault_point("fsync", tmp)
-            os.fsync(f.fileno())
-        fault_point("rename", target)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @contextlib.contextmanager
 def sigint_held():
-    """Hold Ctrl-C until the block ends, so the model, its ``.prev`` and their
-    stores are never left half-replaced (a second Ctrl-C still stops at once)."""
+    """Hold Ctrl-C until the block ends, so that a commit (a store's pointer
+    rename) is never cut in half (a second Ctrl-C still stops at once)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -693,6 +693,7 @@ def _in_cli_terms(message, args):
 
 def _history(args):
     from .store import ModelStore
+    from .update import _clip
 
     if os.path.isfile(args.model):
         raise ValueError(f"--model {args.model!r} is a checkpoint file, not a model store: "
@@ -768,10 +769,6 @@ def _size_text(size):
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} TB"  # pragma: no cover
-
-
-def _clip(text, width):
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _months_text(months, width=40):

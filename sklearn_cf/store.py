@@ -576,8 +576,8 @@ class StoreWriter:
                 remove_file(store._manifest_path(gen_id))
             committed = committed[-keep:]
         needed = set()
-        for gen_id in committed:
-            needed.update(store.generation(gen_id).referenced())
+        for gen_id in committed:  # the lock is held: no manifest vanishes here
+            needed.update(store._manifest(gen_id).referenced())
         for sub in (OBJECTS, MEMORY):
             top = store._at(sub)
             for folder, dirs, names in os.walk(top, topdown=False):
@@ -591,12 +591,10 @@ class StoreWriter:
                         os.rmdir(folder)
                     except OSError:
                         pass
-        for name in os.listdir(store.root):  # temporary files of write_atomically
-            if name.startswith(".") and name.endswith(".tmp"):
-                remove_file(store._at(name))
-        for name in os.listdir(store._at(GENERATIONS)):
-            if name.startswith(".") and name.endswith(".tmp"):
-                remove_file(store._at(GENERATIONS, name))
+        for folder in (store.root, store._at(GENERATIONS)):  # write_atomically's temporaries
+            for name in os.listdir(folder):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    remove_file(os.path.join(folder, name))
 
 
 def load(path, estimator=None, device=None, memory_dir=None):
