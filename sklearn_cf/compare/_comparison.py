@@ -387,8 +387,14 @@ class Comparison:
         str
             E.g. ``"scoring: roc_auc, chosen automatically because the rarest
             class is 12.0% of rows (below 40%); pass --scoring to change"``,
-            or ``"scoring: f1"`` for a scoring given explicitly.
+            or ``"scoring: f1"`` for a scoring given explicitly; then, where
+            the score was undefined on some months, how many cells of the
+            strategies' matrices (every split) were left out, e.g. ``"; 3 of
+            78 cells undefined (f1 on months with no positive row and none
+            predicted positive), left out of the means"``.
         """
+        from ..metrics import undefined_note
+
         reason = self.settings.get("scoring_reason")
         if reason:
             why = reason.partition(", because ")[2] or reason
@@ -396,6 +402,12 @@ class Comparison:
                     "pass --scoring to change")
         else:
             text = f"scoring: {self.scoring}"
+        results = self.results.values()
+        undefined = undefined_note(sum(getattr(r, "n_undefined", 0) for r in results),
+                                   sum(getattr(r, "n_scored", 0) for r in results),
+                                   self.scoring)
+        if undefined:
+            text += f"; {undefined}"
         return _wrap(text, width)
 
     def tuning_note(self, width=None):

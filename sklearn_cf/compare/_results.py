@@ -116,6 +116,10 @@ class StrategyResult:
         and their scores on later months beside the oracle's.
     honest_score, oracle_score : float or None
         Their means over splits.
+    n_undefined, n_scored : int
+        Over every split's matrix: the cells where the score is undefined
+        (NaN, left out of every mean) and the cells scored
+        (:attr:`ForgettingMatrix.n_undefined`).
     """
 
     name: str
@@ -146,6 +150,8 @@ class StrategyResult:
     tuning: list = None
     honest_score: float = None
     oracle_score: float = None
+    n_undefined: int = 0
+    n_scored: int = 0
 
 
 @dataclass
@@ -289,6 +295,8 @@ def _aggregate(spec, runs, scoring_name, effective):
         seconds_per_month=seconds_per_month.tolist(),
         fisher_negative_share=share,
         fisher_negative_share_per_month=share_months,
+        n_undefined=sum(fm.n_undefined for fm in matrices),
+        n_scored=sum(fm.n_scored for fm in matrices),
     )
     if runs[0].flips is not None:
         result.flips = _mean_flips(runs)
