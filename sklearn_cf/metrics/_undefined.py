@@ -23,14 +23,21 @@ __all__ = ["undefined_as_nan", "undefined_reason"]
 
 # The scorer names scikit-learn builds from these metrics (sklearn/metrics/
 # _scorer.py): "<metric>" with average="binary", "<metric>_<average>" with
-# pos_label=None. Each metric takes zero_division (scikit-learn >= 1.3).
+# pos_label=None. Each takes zero_division=np.nan (scikit-learn >= 1.3).
 _ZERO_DIVISION_METRICS = {
     "precision": precision_score,
     "recall": recall_score,
     "f1": f1_score,
-    "jaccard": jaccard_score,
 }
 _AVERAGES = ("macro", "micro", "samples", "weighted")
+
+
+def _jaccard_or_nan(y_true, y_pred, *, pos_label=1, **kwargs):
+    """Binary Jaccard; NaN with neither a positive row nor a row predicted
+    positive (scikit-learn's jaccard_score takes zero_division 0 or 1 only)."""
+    if not (np.any(np.asarray(y_true) == pos_label) or np.any(np.asarray(y_pred) == pos_label)):
+        return float("nan")
+    return jaccard_score(y_true, y_pred, pos_label=pos_label, **kwargs)
 
 
 def _average_precision_or_nan(y_true, y_score, **kwargs):
@@ -66,10 +73,12 @@ def undefined_as_nan(scoring):
     Returns
     -------
     str or callable
-        For ``precision``, ``recall``, ``f1`` and ``jaccard`` and their
-        ``_macro``, ``_micro``, ``_samples`` and ``_weighted`` variants:
-        scikit-learn's scorer with ``zero_division=np.nan``, without a
-        warning. For ``average_precision``: NaN on rows of a single class.
+        For ``precision``, ``recall`` and ``f1`` and their ``_macro``,
+        ``_micro``, ``_samples`` and ``_weighted`` variants: scikit-learn's
+        scorer with ``zero_division=np.nan``, without a warning. For
+        ``jaccard``: NaN where it is undefined (scikit-learn's
+        ``jaccard_score`` offers ``zero_division`` 0 or 1 only). For
+        ``average_precision``: NaN on rows of a single class.
         Any other name is returned as is: scikit-learn's ``roc_auc`` is
         already NaN on rows of one class (and :func:`score_or_nan` makes
         it so without a warning); ``accuracy``, ``balanced_accuracy`` and
@@ -90,8 +99,14 @@ def undefined_as_nan(scoring):
       raises false alarms scores 0, one that flags nothing scores NaN.
 
     An averaged variant (``f1_macro``...) averages the classes whose score
-    is defined, and is NaN only when none is. ``matthews_corrcoef`` has no
-    ``zero_division`` in scikit-learn and answers 0 where it is undefined.
+    is defined, and is NaN only when none is. Over the labels present in
+    the rows or the predictions, as scorers take them, the F1 and Jaccard
+    of every class are defined, so only ``precision_*`` and ``recall_*``
+    leave classes out. Left as scikit-learn answers them: the
+    ``jaccard_macro``, ``_micro`` and ``_weighted`` scorers (defined on any
+    rows, as above), ``jaccard_samples`` (0 for a sample with no label
+    true or predicted) and ``matthews_corrcoef`` (0 where undefined; no
+    ``zero_division`` in scikit-learn).
 
     Examples
     --------
@@ -114,6 +129,8 @@ def undefined_as_nan(scoring):
     if found is not None:
         metric, kwargs = found
         scorer = make_scorer(metric, zero_division=np.nan, **kwargs)
+    elif scoring == "jaccard":
+        scorer = make_scorer(_jaccard_or_nan, average="binary")
     elif scoring == "average_precision":
         scorer = make_scorer(_average_precision_or_nan,
                              response_method=("decision_function", "predict_proba"))
