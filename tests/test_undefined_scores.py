@@ -22,7 +22,13 @@ from sklearn.metrics import (
 )
 
 from conftest import make_stream
-from sklearn_cf import ContinualClassifier, forgetting_matrix, make_forgetting_scorer, tpr_at_fpr
+from sklearn_cf import (
+    ContinualClassifier,
+    SequentialSplit,
+    forgetting_matrix,
+    make_forgetting_scorer,
+    tpr_at_fpr,
+)
 from sklearn_cf.compare import compare_strategies, resolve_scoring
 from sklearn_cf.metrics import (
     ForgettingMatrix,
@@ -319,6 +325,10 @@ def test_compare_counts_the_undefined_cells_and_says_so():
         for fm in res.matrices:
             assert np.isnan(fm.R[:, 1]).all() and np.isfinite(fm.R[:, [0, 2]]).all()
             assert fm.n_undefined == 3
+        # the mean matrix: month 1 undefined in both splits, rows of both counted
+        assert (res.matrix.n_undefined, res.matrix.n_scored) == (3, 9)
+        assert res.matrix.n_rows.tolist() == np.sum([fm.n_rows for fm in res.matrices],
+                                                    axis=0).tolist()
         by_hand = np.mean([np.mean(fm.R[-1, [0, 2]]) for fm in res.matrices])
         assert res.summary["average_accuracy"] == pytest.approx(by_hand)
     assert comp.scoring_note() == (
@@ -334,3 +344,30 @@ def test_compare_says_nothing_when_every_cell_is_defined():
                               progress=False, random_state=0)
     assert comp.results["naive"].n_undefined == 0
     assert comp.scoring_note() == "scoring: recall"
+
+
+def test_compare_counts_the_undefined_next_month_scores_of_its_aut():
+    X, y, months = make_stream(n_months=4, n_per_month=60, n_features=4, seed=1)
+    y[months == 2] = 0  # month 2 has no positive row: recall undefined there
+    params = dict(hidden_units=(8,), max_epochs=1)
+    comp = compare_strategies(X, y, months, ["naive"], scoring="accuracy",
+                              aut_scoring="recall", estimator_params=params,
+                              progress=False, random_state=0)
+    res = comp.results["naive"]
+    assert res.n_undefined == 0  # accuracy is defined on every month
+    # the next-month series R[0, 1], R[1, 2], R[2, 3]: R[1, 2] undefined
+    assert (res.aut_n_undefined, res.aut_n_points) == (1, 3)
+    # the same split and fit by hand: AUT over the two defined points
+    train, test = next(SequentialSplit(n_splits=1, test_size=0.2, random_state=0)
+                       .split(X, y, months=months))
+    clf = ContinualClassifier(strategy="naive", random_state=0, **params)
+    clf.fit(X[train], y[train], months=months[train])
+    held = [test[months[test] == j] for j in range(4)]
+    points = [recall_score(y[held[i + 1]], clf.classes_[
+        clf.predict_proba_after(X[held[i + 1]], i).argmax(1)], zero_division=np.nan)
+        for i in range(3)]
+    assert np.isnan(points[1]) and np.isfinite([points[0], points[2]]).all()
+    assert res.aut == pytest.approx((points[0] + points[2]) / 2)
+    assert comp.scoring_note() == (
+        "scoring: accuracy; 1 of 3 next-month scores undefined (recall on months with no "
+        "positive row), left out of AUT(recall)")

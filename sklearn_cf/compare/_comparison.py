@@ -391,7 +391,8 @@ class Comparison:
             the score was undefined on some months, how many cells of the
             strategies' matrices (every split) were left out, e.g. ``"; 3 of
             78 cells undefined (f1 on months with no positive row and none
-            predicted positive), left out of the means"``.
+            predicted positive), left out of the means"``; and so for the
+            next-month scores of ``aut_scoring``.
         """
         from ..metrics import undefined_note
 
@@ -408,6 +409,13 @@ class Comparison:
                                    self.scoring)
         if undefined:
             text += f"; {undefined}"
+        aut = self.settings.get("aut_scoring")
+        aut_undefined = sum(getattr(r, "aut_n_undefined", 0) for r in results)
+        if aut and aut_undefined:
+            aut_points = sum(getattr(r, "aut_n_points", 0) for r in results)
+            text += "; " + undefined_note(aut_undefined, aut_points, aut,
+                                          unit="next-month score",
+                                          left_out_of=f"AUT({aut})")
         return _wrap(text, width)
 
     def tuning_note(self, width=None):

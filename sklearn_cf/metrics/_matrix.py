@@ -214,7 +214,7 @@ class ForgettingMatrix:
         )
 
 
-def undefined_note(n_undefined, n_scored, scoring):
+def undefined_note(n_undefined, n_scored, scoring, *, unit="cell", left_out_of="the means"):
     """``"<n> of <total> cells undefined (<why>), left out of the means"``, or
     None when ``n_undefined`` is 0.
 
@@ -227,6 +227,10 @@ def undefined_note(n_undefined, n_scored, scoring):
     scoring : str
         The scoring name, to say where it is undefined
         (:func:`~sklearn_cf.metrics.undefined_reason`).
+    unit : str, default="cell"
+        What was counted, in the singular (an ``s`` makes the plural).
+    left_out_of : str, default="the means"
+        What the undefined ones were left out of.
 
     Returns
     -------
@@ -239,12 +243,14 @@ def undefined_note(n_undefined, n_scored, scoring):
     '3 of 78 cells undefined (f1 on months with no positive row and none predicted positive), left out of the means'
     >>> undefined_note(0, 78, "f1") is None
     True
+    >>> undefined_note(1, 12, "recall", unit="next-month score", left_out_of="the AUT")
+    '1 of 12 next-month scores undefined (recall on months with no positive row), left out of the AUT'
     """
     if not n_undefined:
         return None
-    cells = "cell" if n_scored == 1 else "cells"
-    return (f"{n_undefined} of {n_scored} {cells} undefined ({undefined_reason(scoring)}), "
-            "left out of the means")
+    units = unit if n_scored == 1 else f"{unit}s"
+    return (f"{n_undefined} of {n_scored} {units} undefined ({undefined_reason(scoring)}), "
+            f"left out of {left_out_of}")
 
 
 def _scoring_name(scoring):
