@@ -312,7 +312,7 @@ def test_detection_summaries_count_their_undefined_months():
 # ---------------------------------------------------------------------------
 # the comparison: its results and its scoring note carry the count
 # ---------------------------------------------------------------------------
-def test_compare_counts_the_undefined_cells_and_says_so():
+def test_compare_counts_the_undefined_cells_and_says_so(tmp_path):
     X, y, months = make_stream(n_months=3, n_per_month=60, n_features=4, seed=1)
     y[months == 1] = 0  # month 1 has no positive row at all
     comp = compare_strategies(X, y, months, ["naive", "joint"], scoring="recall", cv=2,
@@ -335,6 +335,12 @@ def test_compare_counts_the_undefined_cells_and_says_so():
         "scoring: recall; 12 of 36 cells undefined (recall on months with no positive row), "
         "left out of the means")
     assert "12 of 36 cells undefined" in comp.scoring_note(width=60).replace("\n", " ")
+    from sklearn_cf.report import write_report
+
+    with open(write_report(comp, tmp_path), encoding="utf-8") as f:
+        report = f.read()
+    assert ("* scoring: recall; 12 of 36 cells undefined (recall on months with no positive "
+            "row), left out of the means") in report
 
 
 def test_compare_says_nothing_when_every_cell_is_defined():
