@@ -377,3 +377,25 @@ def test_compare_counts_the_undefined_next_month_scores_of_its_aut():
     assert comp.scoring_note() == (
         "scoring: accuracy; 1 of 3 next-month scores undefined (recall on months with no "
         "positive row), left out of AUT(recall)")
+
+
+# ---------------------------------------------------------------------------
+# the monthly update scores through the same scorers
+# ---------------------------------------------------------------------------
+def test_update_scores_recall_as_nan_on_a_month_without_positives(tmp_path):
+    from sklearn_cf.update import update_model
+
+    X, y, months = make_stream(n_months=2, n_per_month=80, n_features=4, seed=1)
+    for k in range(2):
+        keep = (months == k) & ((y == 0) | (k == 0))  # month 1: negatives only
+        folder = tmp_path / f"m{k}" / str(k)
+        folder.mkdir(parents=True)
+        np.save(folder / "X.npy", X[keep])
+        np.save(folder / "y.npy", y[keep])
+    model = str(tmp_path / "model")
+    update_model(model, str(tmp_path / "m0"), scoring="recall", strategy="naive",
+                 estimator_params=dict(hidden_units=(8,), max_epochs=1))
+    step = update_model(model, str(tmp_path / "m1")).steps[0]
+    # recall_score(zero_division="warn") would have answered 0.0 for both
+    assert np.isnan(step.score) and np.isnan(step.next_month_score)
+    assert np.isfinite(step.before[0]) and np.isfinite(step.after[0])
