@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import make_stream
 from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
@@ -21,7 +22,6 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from conftest import make_stream
 from sklearn_cf import (
     ContinualClassifier,
     SequentialSplit,

@@ -48,6 +48,7 @@ from ._scorer import (
     make_forgetting_scorer,
     tpr_at_fpr,
 )
+from ._undefined import undefined_as_nan, undefined_reason
 from ._updates import (
     MonthlyDetection,
     UpdateFlips,
@@ -55,7 +56,6 @@ from ._updates import (
     monthly_detection,
     update_flips,
 )
-from ._undefined import undefined_as_nan, undefined_reason
 
 __all__ = [
     "DETECTION_KEYS",

@@ -240,11 +240,13 @@ def undefined_note(n_undefined, n_scored, scoring, *, unit="cell", left_out_of="
     --------
     >>> from sklearn_cf.metrics import undefined_note
     >>> undefined_note(3, 78, "f1")
-    '3 of 78 cells undefined (f1 on months with no positive row and none predicted positive), left out of the means'
+    '3 of 78 cells undefined (f1 on months with no positive row and none predicted
+     positive), left out of the means'
     >>> undefined_note(0, 78, "f1") is None
     True
     >>> undefined_note(1, 12, "recall", unit="next-month score", left_out_of="the AUT")
-    '1 of 12 next-month scores undefined (recall on months with no positive row), left out of the AUT'
+    '1 of 12 next-month scores undefined (recall on months with no positive row),
+     left out of the AUT'
     """
     if not n_undefined:
         return None
@@ -346,7 +348,8 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
     >>> fm.R.shape
     (3, 3)
     >>> sorted(fm.summary())
-    ['average_accuracy', 'backward_transfer', 'forgetting', 'learning_accuracy', 'n_undefined', 'next_month_aut']
+    ['average_accuracy', 'backward_transfer', 'forgetting', 'learning_accuracy',
+     'n_undefined', 'next_month_aut']
     """
     clf, Xt, y, trained, columns, rows_of = _evaluation_layout(estimator, X, y, months)
     scorer = check_scoring(clf, scoring=undefined_as_nan(scoring))
