@@ -387,8 +387,15 @@ class Comparison:
         str
             E.g. ``"scoring: roc_auc, chosen automatically because the rarest
             class is 12.0% of rows (below 40%); pass --scoring to change"``,
-            or ``"scoring: f1"`` for a scoring given explicitly.
+            or ``"scoring: f1"`` for a scoring given explicitly; then, where
+            the score was undefined on some months, how many cells of the
+            strategies' matrices (every split) were left out, e.g. ``"; 3 of
+            78 cells undefined (f1 on months with no positive row and none
+            predicted positive), left out of the means"``; and so for the
+            next-month scores of ``aut_scoring``.
         """
+        from ..metrics import undefined_note
+
         reason = self.settings.get("scoring_reason")
         if reason:
             why = reason.partition(", because ")[2] or reason
@@ -396,6 +403,19 @@ class Comparison:
                     "pass --scoring to change")
         else:
             text = f"scoring: {self.scoring}"
+        results = self.results.values()
+        undefined = undefined_note(sum(getattr(r, "n_undefined", 0) for r in results),
+                                   sum(getattr(r, "n_scored", 0) for r in results),
+                                   self.scoring)
+        if undefined:
+            text += f"; {undefined}"
+        aut = self.settings.get("aut_scoring")
+        aut_undefined = sum(getattr(r, "aut_n_undefined", 0) for r in results)
+        if aut and aut_undefined:
+            aut_points = sum(getattr(r, "aut_n_points", 0) for r in results)
+            text += "; " + undefined_note(aut_undefined, aut_points, aut,
+                                          unit="next-month score",
+                                          left_out_of=f"AUT({aut})")
         return _wrap(text, width)
 
     def tuning_note(self, width=None):

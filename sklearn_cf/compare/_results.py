@@ -116,6 +116,14 @@ class StrategyResult:
         and their scores on later months beside the oracle's.
     honest_score, oracle_score : float or None
         Their means over splits.
+    n_undefined, n_scored : int
+        Over every split's matrix: the cells where the score is undefined
+        (NaN, left out of every mean) and the cells scored
+        (:attr:`ForgettingMatrix.n_undefined`).
+    aut_n_undefined, aut_n_points : int
+        With ``aut_scoring``, over every split: the next-month scores of
+        that scoring that are undefined (left out of the AUT), and all of
+        them.
     """
 
     name: str
@@ -146,6 +154,10 @@ class StrategyResult:
     tuning: list = None
     honest_score: float = None
     oracle_score: float = None
+    n_undefined: int = 0
+    n_scored: int = 0
+    aut_n_undefined: int = 0
+    aut_n_points: int = 0
 
 
 @dataclass
@@ -207,7 +219,11 @@ def _mean_matrix(matrices, scoring_name):
     else:  # pragma: no cover - splits with different months
         mean_R = matrices[0].R
     first = matrices[0]
-    return ForgettingMatrix(mean_R, first.train_months, first.months, scoring_name)
+    counts = [getattr(fm, "n_rows", None) for fm in matrices]
+    n_rows = (None if len(shapes) > 1 or any(c is None for c in counts)
+              else np.sum(counts, axis=0))  # every split's evaluation rows
+    return ForgettingMatrix(mean_R, first.train_months, first.months, scoring_name,
+                            n_rows=n_rows)
 
 
 def _mean_summary(matrices):
@@ -262,6 +278,12 @@ def _mean_groups(runs):
     }
 
 
+def _next_month_scores(R):
+    """``R[i, i + 1]``, the series :func:`next_month_aut` integrates."""
+    i = np.arange(min(R.shape[0], R.shape[1] - 1))
+    return R[i, i + 1]
+
+
 def _aggregate(spec, runs, scoring_name, effective):
     matrices = [run.matrix for run in runs]
     matrix = _mean_matrix(matrices, scoring_name)
@@ -289,6 +311,8 @@ def _aggregate(spec, runs, scoring_name, effective):
         seconds_per_month=seconds_per_month.tolist(),
         fisher_negative_share=share,
         fisher_negative_share_per_month=share_months,
+        n_undefined=sum(fm.n_undefined for fm in matrices),
+        n_scored=sum(fm.n_scored for fm in matrices),
     )
     if runs[0].flips is not None:
         result.flips = _mean_flips(runs)
@@ -303,6 +327,8 @@ def _aggregate(spec, runs, scoring_name, effective):
                 result.group_matrices)
     if runs[0].aut_matrix is not None and matrix.R.shape[1] >= 2:
         result.aut = nanmean([next_month_aut(run.aut_matrix.R) for run in runs])
+        points = np.concatenate([_next_month_scores(run.aut_matrix.R) for run in runs])
+        result.aut_n_undefined, result.aut_n_points = int(np.isnan(points).sum()), len(points)
     if runs[0].tuning is not None:
         result.tuning = [run.tuning for run in runs]
         result.honest_score = nanmean([t.honest_score for t in result.tuning])

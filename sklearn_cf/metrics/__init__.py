@@ -14,7 +14,10 @@
 * scorers for sklearn's search tools: :func:`make_forgetting_scorer`,
   :func:`make_detection_scorer`, :func:`tpr_at_fpr`; and
   :func:`score_or_nan`, one score that is NaN where it is undefined (rows
-  of a single class), as every cell of a forgetting matrix is.
+  of a single class), as every cell of a forgetting matrix is;
+  :func:`undefined_as_nan`, the scorer of a name that is NaN, not 0, where
+  the score is undefined (F1 or recall on a month with no positive row),
+  and :func:`undefined_note`, how many cells were left out and why.
 """
 
 from ._default import default_scoring
@@ -37,7 +40,7 @@ from ._forgetting import (
     summarize,
 )
 from ._lookup import resolve_scoring
-from ._matrix import ForgettingMatrix, forgetting_matrix, score_or_nan
+from ._matrix import ForgettingMatrix, forgetting_matrix, score_or_nan, undefined_note
 from ._scorer import (
     DETECTION_KEYS,
     SUMMARY_KEYS,
@@ -45,6 +48,7 @@ from ._scorer import (
     make_forgetting_scorer,
     tpr_at_fpr,
 )
+from ._undefined import undefined_as_nan, undefined_reason
 from ._updates import (
     MonthlyDetection,
     UpdateFlips,
@@ -81,6 +85,9 @@ __all__ = [
     "summarize",
     "threshold_at_fpr",
     "tpr_at_fpr",
+    "undefined_as_nan",
+    "undefined_note",
+    "undefined_reason",
     "update_flips",
     "worst_group_forgetting",
 ]

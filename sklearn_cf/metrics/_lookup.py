@@ -6,6 +6,7 @@ from sklearn.metrics import get_scorer, get_scorer_names
 
 from ._default import default_scoring
 from ._scorer import tpr_at_fpr
+from ._undefined import undefined_as_nan
 
 __all__ = ["resolve_scoring"]
 
@@ -27,7 +28,12 @@ def resolve_scoring(scoring, y=None):
     Returns
     -------
     scorer : str or callable
-        What :func:`sklearn_cf.forgetting_matrix` accepts.
+        What :func:`sklearn_cf.forgetting_matrix` accepts: for a score that
+        can be undefined on a month (``f1``, ``precision``, ``recall``,
+        ``jaccard`` and their averaged variants, ``average_precision``), the
+        scorer of :func:`~sklearn_cf.metrics.undefined_as_nan`, NaN there
+        rather than 0; for other names the name itself. A callable is
+        returned unchanged.
     name : str
         A display name.
 
@@ -36,6 +42,8 @@ def resolve_scoring(scoring, y=None):
     >>> from sklearn_cf.metrics import resolve_scoring
     >>> resolve_scoring("accuracy")
     ('accuracy', 'accuracy')
+    >>> resolve_scoring("f1")[0]  # NaN, not 0, on a month with no positive row
+    make_scorer(f1_score, response_method='predict', zero_division=nan, average=binary)
     >>> resolve_scoring("tpr_at_fpr:0.01")[1]
     'tpr_at_fpr:0.01'
     >>> resolve_scoring("auto", y=[0] * 88 + [1] * 12)
@@ -80,5 +88,5 @@ def resolve_scoring(scoring, y=None):
             f"Unknown scoring {scoring!r}. Use a scikit-learn scorer name (e.g. "
             f"accuracy, balanced_accuracy, roc_auc, f1), tpr_at_fpr:0.001 or auto.{hint}"
         ) from None
-    return scoring, scoring
+    return undefined_as_nan(scoring), scoring
 

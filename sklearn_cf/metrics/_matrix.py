@@ -9,8 +9,9 @@ from sklearn.metrics import check_scoring
 
 from .._validation import check_months, group_by_month, month_label, take_rows
 from ._forgetting import summarize
+from ._undefined import undefined_as_nan, undefined_reason
 
-__all__ = ["ForgettingMatrix", "forgetting_matrix", "score_or_nan"]
+__all__ = ["ForgettingMatrix", "forgetting_matrix", "score_or_nan", "undefined_note"]
 
 
 class _SnapshotView(ClassifierMixin, BaseEstimator):
@@ -62,7 +63,10 @@ def score_or_nan(scorer, estimator, X, y):
     ``ValueError``; either way the score is NaN here, without a warning. Any
     other error is a real problem (wrong columns, a binary metric on
     multiclass data) and is raised. Every cell of a
-    :class:`ForgettingMatrix` is scored so.
+    :class:`ForgettingMatrix` is scored so. Scores that scikit-learn sets
+    to 0 where they are undefined (F1, recall, precision) are NaN only with
+    the scorers of :func:`~sklearn_cf.metrics.undefined_as_nan`, which
+    :func:`~sklearn_cf.forgetting_matrix` uses for a scoring name.
 
     Parameters
     ----------
@@ -112,6 +116,19 @@ class ForgettingMatrix:
     train_months : list
     months : list
     scoring : str
+    n_rows : array-like of shape (n_months,) or None, default=None
+        The number of evaluation rows of each month (column). A month
+        without rows has nothing to score: its cells are NaN but not counted
+        as undefined. None: every month had rows.
+
+    Attributes
+    ----------
+    n_scored : int
+        Cells of the months that have evaluation rows.
+    n_undefined : int
+        Those of them that are NaN: the score is undefined on the month's
+        rows (F1 with no positive row and none predicted, ROC-AUC on one
+        class...). Every summary leaves them out of its means.
 
     Examples
     --------
@@ -121,17 +138,64 @@ class ForgettingMatrix:
     ForgettingMatrix(scoring='accuracy', train_months=[0, 1], months=[0, 1])
     >>> round(fm.summary()["backward_transfer"], 3)
     -0.2
+    >>> fm = ForgettingMatrix([[0.8, np.nan], [0.6, np.nan]], [0, 1], [0, 1], "recall")
+    >>> fm.n_undefined, fm.summary()["average_accuracy"]  # mean over month 0 alone
+    (2, 0.6)
+    >>> fm.undefined_note()
+    '2 of 4 cells undefined (recall on months with no positive row), left out of the means'
     """
 
-    def __init__(self, R, train_months, months, scoring):
+    def __init__(self, R, train_months, months, scoring, n_rows=None):
         self.R = np.asarray(R, dtype=float)
         self.train_months = list(train_months)
         self.months = list(months)
         self.scoring = scoring
+        self.n_rows = None if n_rows is None else np.asarray(n_rows, dtype=int)
+        if self.n_rows is not None and self.n_rows.shape != (self.R.shape[1],):
+            raise ValueError(
+                f"n_rows must hold one row count per month: R has {self.R.shape[1]} "
+                f"months (columns), n_rows has shape {self.n_rows.shape}."
+            )
+
+    def _scored(self):
+        """Boolean mask of the cells of months with evaluation rows."""
+        n_rows = getattr(self, "n_rows", None)  # None in matrices pickled before it
+        if n_rows is None:
+            return np.ones(self.R.shape, dtype=bool)
+        return np.broadcast_to(n_rows > 0, self.R.shape)
+
+    @property
+    def n_scored(self):
+        return int(self._scored().sum())
+
+    @property
+    def n_undefined(self):
+        return int((np.isnan(self.R) & self._scored()).sum())
 
     def summary(self, baseline=None):
-        """Every metric of :mod:`sklearn_cf.metrics` that is defined for ``R``."""
-        return summarize(self.R, baseline=baseline)
+        """Every metric of :mod:`sklearn_cf.metrics` that is defined for ``R``.
+
+        Returns
+        -------
+        dict
+            :func:`~sklearn_cf.metrics.summarize` of ``R`` (NaN cells left
+            out of every mean), and ``"n_undefined"``: how many cells were
+            undefined (:attr:`n_undefined`).
+        """
+        out = summarize(self.R, baseline=baseline)
+        out["n_undefined"] = self.n_undefined
+        return out
+
+    def undefined_note(self):
+        """How many cells were undefined, and why, or None when none was.
+
+        Returns
+        -------
+        str or None
+            E.g. ``"3 of 78 cells undefined (f1 on months with no positive
+            row and none predicted positive), left out of the means"``.
+        """
+        return undefined_note(self.n_undefined, self.n_scored, self.scoring)
 
     def to_frame(self):
         """``R`` as a pandas DataFrame: rows = trained through, columns = month."""
@@ -148,6 +212,47 @@ class ForgettingMatrix:
             f"ForgettingMatrix(scoring={self.scoring!r}, train_months={self.train_months}, "
             f"months={self.months})"
         )
+
+
+def undefined_note(n_undefined, n_scored, scoring, *, unit="cell", left_out_of="the means"):
+    """``"<n> of <total> cells undefined (<why>), left out of the means"``, or
+    None when ``n_undefined`` is 0.
+
+    Parameters
+    ----------
+    n_undefined : int
+        Cells where the score is undefined (NaN).
+    n_scored : int
+        Cells scored in all.
+    scoring : str
+        The scoring name, to say where it is undefined
+        (:func:`~sklearn_cf.metrics.undefined_reason`).
+    unit : str, default="cell"
+        What was counted, in the singular (an ``s`` makes the plural).
+    left_out_of : str, default="the means"
+        What the undefined ones were left out of.
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> from sklearn_cf.metrics import undefined_note
+    >>> undefined_note(3, 78, "f1")
+    '3 of 78 cells undefined (f1 on months with no positive row and none predicted
+     positive), left out of the means'
+    >>> undefined_note(0, 78, "f1") is None
+    True
+    >>> undefined_note(1, 12, "recall", unit="next-month score", left_out_of="the AUT")
+    '1 of 12 next-month scores undefined (recall on months with no positive row),
+     left out of the AUT'
+    """
+    if not n_undefined:
+        return None
+    units = unit if n_scored == 1 else f"{unit}s"
+    return (f"{n_undefined} of {n_scored} {units} undefined ({undefined_reason(scoring)}), "
+            f"left out of {left_out_of}")
 
 
 def _scoring_name(scoring):
@@ -226,7 +331,12 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
     -------
     ForgettingMatrix
         ``R[i, j]`` = score on month ``j`` after training through month
-        ``i``; NaN where a month has no rows or the score is undefined.
+        ``i``; NaN where a month has no rows or the score is undefined
+        (:attr:`ForgettingMatrix.n_undefined` counts the latter). For a
+        scoring name, scores that scikit-learn sets to 0 where undefined
+        (F1, recall, precision on a month with no positive row) are NaN
+        (:func:`~sklearn_cf.metrics.undefined_as_nan`); a scorer callable
+        is used as it is.
 
     Examples
     --------
@@ -238,10 +348,11 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
     >>> fm.R.shape
     (3, 3)
     >>> sorted(fm.summary())
-    ['average_accuracy', 'backward_transfer', 'forgetting', 'learning_accuracy', 'next_month_aut']
+    ['average_accuracy', 'backward_transfer', 'forgetting', 'learning_accuracy',
+     'n_undefined', 'next_month_aut']
     """
     clf, Xt, y, trained, columns, rows_of = _evaluation_layout(estimator, X, y, months)
-    scorer = check_scoring(clf, scoring=scoring)
+    scorer = check_scoring(clf, scoring=undefined_as_nan(scoring))
     views = [_SnapshotView(clf, month) for month in trained]
     R = np.full((len(trained), len(columns)), np.nan)
     # Month by month: one month's rows (a view when they are contiguous) and
@@ -255,7 +366,8 @@ def forgetting_matrix(estimator, X, y, months, scoring="accuracy"):
         for i, view in enumerate(views):
             R[i, j] = score_or_nan(scorer, view, X_month, y_month)
         del X_month  # a copied month is freed before the next one is taken
-    return ForgettingMatrix(R, trained, columns, _scoring_name(scoring))
+    n_rows = [len(rows_of.get(column, ())) for column in columns]
+    return ForgettingMatrix(R, trained, columns, _scoring_name(scoring), n_rows=n_rows)
 
 
 def _num_rows(X):

@@ -108,7 +108,10 @@ def make_forgetting_scorer(scoring="accuracy", include_matrix=False, month_colum
     scoring : str or callable, default="accuracy"
         What fills the matrix: any sklearn scorer name ("accuracy",
         "roc_auc", "f1", "balanced_accuracy", ...) or scorer callable such
-        as :func:`tpr_at_fpr`.
+        as :func:`tpr_at_fpr`. A cell where the score is undefined (F1 on a
+        month with no positive row and none predicted, ROC-AUC on one class)
+        is NaN, left out of every summary
+        (:func:`~sklearn_cf.metrics.undefined_as_nan`).
     include_matrix : bool, default=False
         Also return every cell as ``R_i_j`` (trained through month i,
         scored on month j), so ``cv_results_`` holds the matrices.
@@ -161,8 +164,13 @@ def make_forgetting_scorer(scoring="accuracy", include_matrix=False, month_colum
 
 def _tpr_at_fpr_score(y_true, y_score, *, fpr, pos_label=None):
     labels = np.unique(y_true)
-    if len(labels) != 2:
-        raise ValueError("TPR at a fixed FPR needs both classes in y_true.")
+    if len(labels) < 2:
+        return float("nan")  # no positive, or no negative, row: undefined
+    if len(labels) > 2:
+        raise ValueError(
+            f"TPR at a fixed FPR is binary, but y_true holds {len(labels)} classes; "
+            "use e.g. balanced_accuracy or roc_auc_ovr for a multiclass target."
+        )
     if pos_label is None:
         pos_label = labels[-1]  # the column sklearn's scorer hands over: classes_[1]
     false_pos, true_pos, _ = roc_curve(y_true, y_score, pos_label=pos_label)
@@ -184,14 +192,19 @@ def tpr_at_fpr(fpr=0.001):
     Returns
     -------
     scorer : callable ``scorer(estimator, X, y) -> float``
+        NaN on rows of a single class (no positive row, or no negative row
+        to set the false-positive rate on), where the rate is undefined.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn.linear_model import LogisticRegression
     >>> X = np.arange(20.0).reshape(-1, 1); y = (X[:, 0] > 9).astype(int)
-    >>> tpr_at_fpr(0.1)(LogisticRegression().fit(X, y), X, y)
+    >>> model = LogisticRegression().fit(X, y)
+    >>> tpr_at_fpr(0.1)(model, X, y)
     1.0
+    >>> tpr_at_fpr(0.1)(model, X[:10], y[:10])  # no positive row
+    nan
     """
     if not 0 < fpr < 1:
         raise ValueError(f"fpr must be in (0, 1), got {fpr!r}.")

@@ -101,12 +101,23 @@ class MonthlyDetection:
     threshold: np.ndarray
 
     def summary(self):
-        """``{"prospective_tpr", "realised_fpr", "max_realised_fpr"}``: the mean
-        TPR, mean realised FPR and worst month's realised FPR (NaN-aware)."""
+        """The mean TPR, mean realised FPR and worst month's realised FPR.
+
+        Returns
+        -------
+        dict
+            ``prospective_tpr``, ``realised_fpr``, ``max_realised_fpr``:
+            over the months where each is defined (NaN when none is);
+            ``n_undefined_tpr``, ``n_undefined_fpr``: how many months were
+            left out (no positive row, or no negative row, or no rows
+            before them to set the threshold on).
+        """
         return {
             "prospective_tpr": nanmean(self.tpr),
             "realised_fpr": nanmean(self.fpr),
             "max_realised_fpr": _nanmax(self.fpr),
+            "n_undefined_tpr": int(np.isnan(self.tpr).sum()),
+            "n_undefined_fpr": int(np.isnan(self.fpr).sum()),
         }
 
     def months_over_target(self):
@@ -157,7 +168,7 @@ def monthly_detection(estimator, X, y, months, target_fpr, *, pos_label=None):
     >>> det.months, det.calibrated_on
     ([1, 2], [0, 1])
     >>> sorted(det.summary())
-    ['max_realised_fpr', 'prospective_tpr', 'realised_fpr']
+    ['max_realised_fpr', 'n_undefined_fpr', 'n_undefined_tpr', 'prospective_tpr', 'realised_fpr']
     """
     clf, Xt, y, trained, columns, rows_of = _evaluation_layout(estimator, X, y, months)
     pos_label, pos_col = _binary_positive(clf, pos_label)
@@ -205,6 +216,11 @@ class UpdateFlips:
     def mean(self):
         """Mean rate over the updates (NaN-aware); NaN with no update."""
         return nanmean(self.rate)
+
+    @property
+    def n_undefined(self):
+        """Updates left out of :meth:`mean`: no row to score them on."""
+        return int(np.isnan(self.rate).sum())
 
 
 def update_flips(estimator, X, y, months, *, pos_label=None):
@@ -316,17 +332,19 @@ def group_forgetting_matrices(estimator, X, y, months, groups):
     codes = codes.reshape(-1)
     outputs = _SnapshotOutputs(clf, Xt, rows_of)
     R = np.full((len(labels), len(trained), len(columns)), np.nan)
+    n_rows = np.zeros((len(labels), len(columns)), dtype=int)
     for j, column in enumerate(columns):
         idx = outputs.rows(column)
         if not len(idx):
             continue
         counts = np.bincount(codes[idx], minlength=len(labels))
+        n_rows[:, j] = counts
         present = counts > 0
         for i, snapshot in enumerate(trained):
             right = outputs.predict(snapshot, column) == y[idx]
             hits = np.bincount(codes[idx], weights=right, minlength=len(labels))
             R[present, i, j] = hits[present] / counts[present]
     return {
-        to_python(g): ForgettingMatrix(R[k], trained, columns, "accuracy")
+        to_python(g): ForgettingMatrix(R[k], trained, columns, "accuracy", n_rows=n_rows[k])
         for k, g in enumerate(labels)
     }
