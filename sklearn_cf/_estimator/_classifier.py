@@ -968,7 +968,13 @@ class ContinualClassifier(NeuralNetClassifier):
                 # batch of zero-weight rows has loss 0, not 0/0.
                 loss = total / weight_sum.clamp_min(torch.finfo(weight_sum.dtype).tiny)
         if training:
-            terms = self.strategy_terms(X, y_pred, y_true)
+            # The batch's loss weights, for a strategy that keeps the rows
+            # it trains on with their weight (DER's buffer).
+            self.batch_row_weights_ = weights
+            try:
+                terms = self.strategy_terms(X, y_pred, y_true)
+            finally:
+                del self.batch_row_weights_
             if terms is not None:
                 loss = loss + terms
         return loss
