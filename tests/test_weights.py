@@ -354,6 +354,24 @@ def test_ewc_fisher_weighs_rows_as_the_loss_did():
         torch.testing.assert_close(got, expected[name], rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.parametrize("kind", ["empirical", "true"])
+def test_an_integer_weight_in_the_fisher_is_the_row_repeated(kind):
+    # The loss now treats a weight of k as the row k times; the Fisher the
+    # EWC pull uses does the same (oracle: the unweighted Fisher of the
+    # rows repeated).
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=40)
+    w = rng.integers(0, 4, size=40)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    weighted = fisher_diagonal(module, X, y, kind=kind, sample_weight=w.astype(float))
+    repeated = np.repeat(np.arange(40), w)
+    plain = fisher_diagonal(module, X[repeated], y[repeated], kind=kind)
+    for name, value in plain.items():
+        torch.testing.assert_close(weighted[name], value, rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("kind", ["empirical", "true", "hessian"])
 @pytest.mark.parametrize("route", ["fast", "func", "loop"])
 def test_weighted_fisher_is_the_weighted_sum_of_row_fishers(monkeypatch, kind, route):
