@@ -203,6 +203,7 @@ def test_parameters_between_months_take_effect():
     (dict(strategy__alpha=-1.0), ValueError, "alpha"),
     (dict(strategy__beta="high"), TypeError, "beta"),
     (dict(strategy__memory_policy="fifo", memory_size=10), ValueError, "memory_policy"),
+    (dict(strategy__store_logits="end"), ValueError, "store_logits.*first_seen.*month_end"),
     (dict(strategy__memory_policy="class_balanced"), ValueError,
      "needs a capacity.*memory_size"),
     (dict(criterion=torch.nn.NLLLoss), TypeError, "CrossEntropyLoss"),
@@ -239,6 +240,8 @@ CASES = {
     "der++, reservoir": ("der++", {"memory_size": 150}),
     "der++, class-balanced": ("der++", {"memory_size": 150,
                                         "strategy__memory_policy": "class_balanced"}),
+    "der++, reservoir, month-end logits": ("der++", {"memory_size": 150,
+                                                     "strategy__store_logits": "month_end"}),
 }
 
 
