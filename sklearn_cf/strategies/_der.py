@@ -298,6 +298,9 @@ class DER(RowsKeeper):
         the buffer term starts with the second month. Targets stored at
         month end are those of a better-trained network on the month's
         rows, so they pull harder toward the end-of-month function.
+        "first_seen" keeps the rows its month trained, with their logits,
+        in RAM until the month ends (about one copy of the month);
+        "month_end" reads them in chunks, for months larger than RAM.
 
     Notes
     -----
