@@ -462,30 +462,38 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
         return loss if share == 1 else loss * share
 
     def _sharded_weighted_loss(self, y_pred, y_true, X, iterator, class_weights):
-        """This process's part of the global batch's weighted mean loss.
+        """This process's part of the global batch's weighted loss.
 
-        The weighted mean over the global batch is ``sum_i v_i l_i / V`` with
-        ``V`` the weight of *all* its rows. Every process knows the global
-        batch's rows (same plan, same shuffle), so each computes ``V`` from
-        their labels and weights and returns ``world * sum_local v_i l_i / V``:
-        DDP's average of the processes' gradients is then the gradient of the
-        global weighted mean.
+        The global batch's loss is ``sum_i v_i l_i / V`` with ``V`` its
+        *expected* weight: its number of rows times the epoch's mean row
+        weight (``epoch_mean_weight_``, the same in every process: same
+        plan), as in one process (see ``ContinualClassifier.get_loss``).
+        Without it, ``V`` is the weight of all the global batch's rows
+        (every process knows them: same plan, same shuffle). Each process
+        returns ``world * sum_local v_i l_i / V``: DDP's average of the
+        processes' gradients is then the gradient of the global batch's loss.
         """
         weights = None
         if isinstance(y_true, (tuple, list)):
             y_true, weights = y_true
         weights = self.row_weights(y_true, weights)
         total, _, reduction = self.weighted_loss(y_pred, y_true, weights, X, True)
-        labels, global_weights = iterator.data.labels_and_weights(iterator.global_batch_index)
-        v = torch.ones(len(labels), dtype=torch.float64) if global_weights is None \
-            else global_weights.double()
-        if class_weights is not None:
-            v = v * class_weights.cpu().double()[labels]
+        expected = self.__dict__.get("epoch_mean_weight_")
+        if expected is not None:
+            weight = iterator.global_batch_rows * expected
+        else:
+            labels, global_weights = iterator.data.labels_and_weights(
+                iterator.global_batch_index)
+            v = torch.ones(len(labels), dtype=torch.float64) if global_weights is None \
+                else global_weights.double()
+            if class_weights is not None:
+                v = v * class_weights.cpu().double()[labels]
+            weight = float(v.sum())
         world = self.accelerator.num_processes
         if reduction == "sum":
             loss = total * world
         else:
-            loss = total * (world / max(float(v.sum()), torch.finfo(torch.float32).tiny))
+            loss = total * (world / max(weight, torch.finfo(torch.float32).tiny))
         # The strategy's terms (LwF's distillation, a user's autograd
         # penalty) as on the unweighted path: each process's term times its
         # share of the global batch, so DDP's average is the whole batch's.

@@ -65,6 +65,126 @@ def test_one_step_equals_the_weighted_mean_loss_computed_by_hand():
     assert clf.history[-1, "train_loss"] == pytest.approx(float(loss.detach()), rel=1e-5)
 
 
+class _Frozen(torch.optim.SGD):
+    """An optimizer that computes every step's gradient and never moves:
+    the gradients of all the batches of an epoch are taken at one model."""
+
+    def step(self, closure=None):
+        return closure() if closure is not None else None
+
+
+class _Gradients(Callback):
+    """Each training batch's gradient (all parameters, flat) and rows."""
+
+    def __init__(self):
+        self.grads, self.rows = [], []
+
+    def on_grad_computed(self, net, named_parameters, batch=None, **kwargs):
+        self.grads.append(torch.cat([p.grad.detach().flatten().clone()
+                                     for _, p in named_parameters]))
+        self.rows.append(len(batch[0]))
+
+    def epoch_gradient(self):
+        """The expected gradient of a step over the epoch: the batches'
+        gradients averaged by their rows (the last batch may be smaller)."""
+        n = sum(self.rows)
+        return sum(r * g for r, g in zip(self.rows, self.grads)) / n
+
+
+def _mean_gradient(module, X, y):
+    """Oracle: the gradient of the plain mean cross-entropy over rows."""
+    module = copy.deepcopy(module)
+    module.zero_grad()
+    loss = torch.nn.functional.cross_entropy(module(torch.as_tensor(X)), torch.as_tensor(y))
+    loss.backward()
+    return torch.cat([p.grad.flatten() for p in module.parameters()])
+
+
+@pytest.mark.parametrize("batch_size", [1, 16, 256])
+def test_integer_weights_equal_repeated_rows_in_expectation(batch_size):
+    # A weight of k is the row k times in the expected gradient of a step,
+    # at any batch size; the oracle is the mean gradient over the dataset
+    # with the rows repeated (weight 0: left out).
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=300)
+    w = rng.integers(0, 4, size=300)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    start = copy.deepcopy(module)
+    spy = _Gradients()
+    ContinualClassifier(module=module, optimizer=_Frozen, batch_size=batch_size,
+                        max_epochs=1, callbacks=[spy], random_state=0).fit(
+        X, y, sample_weight=w.astype(float))
+    repeated = np.repeat(np.arange(300), w)
+    torch.testing.assert_close(spy.epoch_gradient(),
+                               _mean_gradient(start, X[repeated], y[repeated]),
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [1, 16, 256])
+def test_balanced_gives_a_1_percent_class_half_of_the_gradient(batch_size):
+    # Each row is the one-hot of its class and the network a linear map
+    # from 0: a row's gradient is (softmax(0) - e_y) in the column of its
+    # class, the same size for every row, so the column norms measure each
+    # class's share of the gradient. "balanced" promises 1/2 (hand-computed:
+    # 10 rows of weight 1000/(2*10) = 50 against 990 of 1000/(2*990));
+    # dividing by each batch's own weight gave 0.01, 0.13 and 0.40 here.
+    rng = np.random.default_rng(0)
+    y = np.zeros(1000, dtype=int)
+    y[rng.choice(1000, 10, replace=False)] = 1
+    X = np.eye(2, dtype=np.float32)[y]
+    module = torch.nn.Linear(2, 2, bias=False)
+    torch.nn.init.zeros_(module.weight)
+    spy = _Gradients()
+    ContinualClassifier(module=module, optimizer=_Frozen, batch_size=batch_size,
+                        max_epochs=1, class_weight="balanced", callbacks=[spy],
+                        random_state=0).fit(X, y)
+    by_class = spy.epoch_gradient().reshape(2, 2).norm(dim=0)
+    assert float(by_class[1] / by_class.sum()) == pytest.approx(0.5, abs=1e-5)
+
+
+class _Plans(Callback):
+    """The rows (by the id in column 0) of each training epoch's plan."""
+
+    def __init__(self):
+        self.plans = []
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        X = dataset_train.rows(dataset_train.plan)[0]
+        self.plans.append((X[:, 0].numpy().astype(int), net.epoch_mean_weight_))
+
+
+def test_a_replay_mix_is_weighed_by_the_mean_weight_of_the_rows_it_draws():
+    # Month 1 trains on its rows mixed with replayed rows of month 0, each
+    # with its own sample weight, times the class weight of its label. The
+    # expected gradient is that of the epoch's rows each repeated by its
+    # weight: the weighted mean over the rows the epoch drew (oracle).
+    X, y, months = make_stream(n_months=2, n_per_month=120, id_column=True)
+    X = X.astype(np.float32)
+    w = np.random.default_rng(5).integers(1, 4, size=len(y)).astype(float)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 4), torch.nn.Tanh(),
+                                 torch.nn.Linear(4, 2))
+    spy, plans = _Gradients(), _Plans()
+    clf = ContinualClassifier(module=module, optimizer=_Frozen, strategy="replay",
+                              rehearsal_ratio=0.3, batch_size=16, max_epochs=1,
+                              class_weight={1: 3.0}, callbacks=[spy, plans], random_state=0)
+    clf.partial_fit_month(X[months == 0], y[months == 0], classes=[0, 1],
+                          sample_weight=w[months == 0])
+    spy.grads, spy.rows = [], []
+    start = copy.deepcopy(clf.module_)
+    clf.partial_fit_month(X[months == 1], y[months == 1], sample_weight=w[months == 1])
+    ids, mean_weight = plans.plans[-1]
+    assert (months[ids] == 0).any() and (months[ids] == 1).any()
+    v = w[ids] * np.where(y[ids] == 1, 3.0, 1.0)
+    assert mean_weight == pytest.approx(v.mean())
+    repeated = np.repeat(ids, v.astype(int))
+    torch.testing.assert_close(spy.epoch_gradient(),
+                               _mean_gradient(start, X[repeated], y[repeated]),
+                               rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("scale", [1.0, 7.5])
 def test_equal_weights_change_nothing(scale):
     # The weighted mean of each batch does not depend on a common scale.
@@ -232,6 +352,24 @@ def test_ewc_fisher_weighs_rows_as_the_loss_did():
             expected[k] += row_w[j] * one[k] / row_w.sum()
     for name, got in clf.strategy_.fisher_diag.items():
         torch.testing.assert_close(got, expected[name], rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["empirical", "true"])
+def test_an_integer_weight_in_the_fisher_is_the_row_repeated(kind):
+    # The loss now treats a weight of k as the row k times; the Fisher the
+    # EWC pull uses does the same (oracle: the unweighted Fisher of the
+    # rows repeated).
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, size=40)
+    w = rng.integers(0, 4, size=40)
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    weighted = fisher_diagonal(module, X, y, kind=kind, sample_weight=w.astype(float))
+    repeated = np.repeat(np.arange(40), w)
+    plain = fisher_diagonal(module, X[repeated], y[repeated], kind=kind)
+    for name, value in plain.items():
+        torch.testing.assert_close(weighted[name], value, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["empirical", "true", "hessian"])

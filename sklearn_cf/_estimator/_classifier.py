@@ -64,7 +64,7 @@ from ._strategy_wiring import (
     sequence_config,
     strategy_params,
 )
-from ._weights import check_class_weight_labels, row_weights, weighted_loss
+from ._weights import check_class_weight_labels, epoch_mean_weight, row_weights, weighted_loss
 
 __all__ = ["ContinualClassifier", "MonthSnapshot"]
 
@@ -517,10 +517,11 @@ class ContinualClassifier(NeuralNetClassifier):
             order: the first is the base fit, each later one goes through
             :meth:`partial_fit_month`. None: all rows are one base month.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in the training loss: each batch's
-            loss is the weighted mean ``sum_i w_i l_i / sum_i w_i`` (torch's
-            meaning for class weights, so repeating a row equals weighing it
-            2), and the EWC Fisher is weighted the same way. Replay and joint
+            Non-negative weight of each row in the training loss, as in
+            scikit-learn: a weight of 2 equals the row repeated, in
+            expectation at any batch size (each batch's loss is
+            ``sum_i w_i l_i / (n_batch * w_bar)``, ``w_bar`` the mean weight
+            of the epoch's rows), and the EWC Fisher is weighted the same way. Replay and joint
             keep the weights with the rows they remember. None: every row
             weighs 1.
 
@@ -914,6 +915,10 @@ class ContinualClassifier(NeuralNetClassifier):
             if self.epochs_run_in_month_ > 0:
                 data.resample(self.rng_)
             self.epochs_run_in_month_ += 1
+        # What every training batch's weighted loss is divided by, per row
+        # (see get_loss); None outside a month's rows: the weighted mean.
+        self.epoch_mean_weight_ = (epoch_mean_weight(self, data)
+                                   if isinstance(data, MonthData) else None)
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_end(net, dataset_train, dataset_valid, **kwargs)
@@ -949,12 +954,27 @@ class ContinualClassifier(NeuralNetClassifier):
         else:
             total, weight_sum, reduction = self.weighted_loss(
                 y_pred, y_true, weights, X, training)
-            # The weighted mean (torch's meaning for class weights): a batch
-            # of zero-weight rows has loss 0, not 0/0.
-            loss = total if reduction == "sum" else total / weight_sum.clamp_min(
-                torch.finfo(weight_sum.dtype).tiny)
+            expected = self.__dict__.get("epoch_mean_weight_") if training else None
+            if reduction == "sum":
+                loss = total
+            elif expected is not None:
+                # Divided by the batch's *expected* weight (its rows times
+                # the epoch's mean weight), so that a weight of 2 is a
+                # repeated row in expectation at any batch size; the
+                # batch's own weight would cancel weights at batch_size=1.
+                loss = total / max(get_len(y_true) * expected, torch.finfo(total.dtype).tiny)
+            else:
+                # Validation and scoring: the weighted mean of the rows. A
+                # batch of zero-weight rows has loss 0, not 0/0.
+                loss = total / weight_sum.clamp_min(torch.finfo(weight_sum.dtype).tiny)
         if training:
-            terms = self.strategy_terms(X, y_pred, y_true)
+            # The batch's loss weights, for a strategy that keeps the rows
+            # it trains on with their weight (DER's buffer).
+            self.batch_row_weights_ = weights
+            try:
+                terms = self.strategy_terms(X, y_pred, y_true)
+            finally:
+                del self.batch_row_weights_
             if terms is not None:
                 loss = loss + terms
         return loss

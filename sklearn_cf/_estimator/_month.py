@@ -118,6 +118,7 @@ def train_month(net, X, codes, label, sample_weight=None):
         train_month_rows(net, X, X_t, y_t, w_t, label, first, strategy, start)
     finally:
         net.__dict__.pop("month_class_weight_", None)
+        net.__dict__.pop("epoch_mean_weight_", None)
 
 
 def train_month_rows(net, X, X_t, y_t, w_t, label, first, strategy, start):

@@ -1,11 +1,22 @@
 """Weights of a month's rows: ``sample_weight`` times the month's class
-weights (``class_weight``), and the weighted loss of a batch."""
+weights (``class_weight``), and the weighted loss of a batch.
+
+A training batch's loss is ``sum_i w_i l_i / (n_batch * w_bar)``, ``w_bar``
+the mean weight of the rows the epoch draws (:func:`epoch_mean_weight`):
+the *expected* weight of a batch, not its own weight. Averaged over the
+batches of an epoch (by rows), that is ``sum_i w_i l_i / sum_i w_i`` over
+the epoch, the mean loss of the epoch with every row repeated ``w_i``
+times, whatever the batch size. Dividing by the batch's own weight
+``sum_i w_i`` (torch's ``CrossEntropyLoss(weight=)`` convention) cancels
+the weights at ``batch_size=1`` and dilutes them in small batches.
+"""
 
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 
-__all__ = ["check_class_weight_labels", "month_class_weights", "row_weights", "weighted_loss"]
+__all__ = ["check_class_weight_labels", "epoch_mean_weight", "month_class_weights",
+           "row_weights", "weighted_loss"]
 
 
 def weighted_loss(net, y_pred, y_true, weights, X, training):
@@ -82,3 +93,34 @@ def row_weights(net, y, sample_weight=None):
     if sample_weight is None:
         return per_row
     return torch.as_tensor(sample_weight).to(per_row.device) * per_row
+
+
+def epoch_mean_weight(net, data):
+    """The mean loss weight (:func:`row_weights`) of the rows of the epoch's
+    plan of ``data`` (a :class:`~sklearn_cf._data.MonthData`), or None when
+    rows are not weighted (or the plan is empty).
+
+    It is what a training batch's weighted loss is divided by, per row: the
+    plan is the rows the epoch actually trains on (new rows, replayed rows,
+    ``epoch_size`` draws, without the held-out ones), so a replay mix keeps
+    each source's share of the weight.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_cf import ContinualClassifier
+    >>> from sklearn_cf._data import MonthData
+    >>> X = np.zeros((4, 2)); y = np.array([0, 0, 0, 1])
+    >>> clf = ContinualClassifier(max_epochs=1, random_state=0).fit(X, y)
+    >>> data = MonthData([(torch.zeros(4, 2), torch.tensor([0, 0, 0, 1]))],
+    ...                  weights=[torch.tensor([1.0, 1.0, 2.0, 4.0])]).resample(None)
+    >>> epoch_mean_weight(clf, data)
+    2.0
+    """
+    if data.plan is None or not len(data.plan):
+        return None
+    sample_weight = data.plan_weights()
+    if sample_weight is None and net.__dict__.get("month_class_weight_") is None:
+        return None
+    weights = row_weights(net, data.plan_labels(), sample_weight)
+    return float(weights.double().mean())

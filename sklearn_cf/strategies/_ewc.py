@@ -53,7 +53,12 @@ class EWC(Strategy):
     Computing ``F`` costs about one extra pass over the month's rows (the
     empirical and true kinds use an exact per-sample route for ``nn.Linear``
     layers). Kirkpatrick et al., "Overcoming catastrophic forgetting in neural
-    networks", PNAS 2017.
+    networks", PNAS 2017, whose penalty ``lambda/2 sum_i F_i (theta_i -
+    theta*_i)^2`` this is, with ``reg_lambda = lambda``. Avalanche's
+    ``EWCPlugin`` adds ``ewc_lambda * sum F (theta - theta*)^2`` (no 1/2),
+    so ``reg_lambda = 2 * ewc_lambda`` for the same ``F``; its ``F`` is
+    squared mini-batch gradients (about the per-row Fisher over the batch
+    size), so its useful values differ further.
 
     Examples
     --------

@@ -56,7 +56,10 @@ class LwF(Strategy):
     ----------
     alpha : float >= 0, default=1.0
         Weight of the distillation term. Larger: less forgetting, less
-        learning of the new month; 0 is naive fine-tuning.
+        learning of the new month; 0 is naive fine-tuning. Li & Hoiem's
+        ``lambda_o`` is ``alpha * temperature**2`` (see Notes): the default
+        (1.0 at T=2) is their ``lambda_o = 4``; their ``lambda_o = 1`` is
+        ``alpha = 1 / T**2 = 0.25``.
     temperature : float > 0, default=2.0
         Softens both distributions (Li & Hoiem use 2).
 
@@ -72,11 +75,24 @@ class LwF(Strategy):
     Li and Hoiem, "Learning without Forgetting", ECCV 2016 / TPAMI 2018;
     Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
     network", 2015 (the ``T^2`` factor keeps the gradient scale independent
-    of ``T``). With ``criterion=torch.nn.NLLLoss`` (a module returning
+    of ``T``).
+
+    Li & Hoiem add ``lambda_o * L_old`` with ``L_old`` the cross-entropy
+    ``-sum_c p_old,c log p_new,c`` of the temperature-scaled
+    distributions, without a ``T^2`` factor. The cross-entropy is the KL
+    divergence plus the teacher's entropy, a constant of the student, so
+    both have the same gradient and::
+
+        lambda_o = alpha * T**2        alpha = lambda_o / T**2
+
+    give the same training (the losses differ by the constant
+    ``lambda_o * H(p_old)``; ``tests/strategies/test_online_ewc_lwf.py``
+    checks the gradients). With ``criterion=torch.nn.NLLLoss`` (a module returning
     probabilities), ``log p`` serves as the logits. The paper's separate
     old- and new-task heads are one head here; after new classes are added
     (``allow_new_classes``), the distillation covers the classes the
-    teacher knew, as the paper's old-task head does. Sample weights do not weigh the distillation term.
+    teacher knew, as the paper's old-task head does. Sample weights do not
+    weigh the distillation term.
 
     Examples
     --------

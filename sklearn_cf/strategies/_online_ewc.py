@@ -39,6 +39,24 @@ class OnlineEWC(EWC):
     quadratic penalties in elastic weight consolidation", PNAS 2018.
     The Fisher and the penalty cost what EWC's do.
 
+    Where ``gamma`` sits. The accumulation ``F*_t = gamma F*_{t-1} + F_t``
+    is the paper's. Its penalty is
+    ``1/2 ||theta - theta*_{t-1}||^2`` weighted by ``gamma F*_{t-1}`` (the
+    decay applied once more inside the penalty, as in van de Ven's widely
+    used implementation), times a strength ``lambda_PC``; here the penalty
+    has no ``gamma``, so for ``gamma > 0``::
+
+        reg_lambda = gamma * lambda_PC        lambda_PC = reg_lambda / gamma
+
+    (the same at ``gamma = 1``). Avalanche's ``EWCPlugin(mode="online")``
+    accumulates the same way but adds ``ewc_lambda * sum F* (theta -
+    theta*)^2`` without the 1/2, so ``reg_lambda = 2 * ewc_lambda`` for the
+    same ``F*``; its Fisher is squared mini-batch gradients, about the
+    per-row Fisher divided by the batch size, so its useful ``ewc_lambda``
+    is larger still by about the batch size. Kirkpatrick et al.'s EWC has
+    the 1/2, as here. ``tests/strategies/test_online_ewc_lwf.py`` checks the
+    penalty after three months against these formulas.
+
     Examples
     --------
     >>> from sklearn_cf import ContinualClassifier

@@ -43,11 +43,11 @@ def test_the_loss_term_is_alpha_mse_plus_beta_ce_on_the_buffer_batch(monkeypatch
     X, y, months = make_stream(n_months=3)
     w = np.random.default_rng(0).uniform(0.2, 3.0, size=len(y)) if weighted else None
     clf = ContinualClassifier(strategy="der", strategy__alpha=alpha, strategy__beta=beta,
-                              **FAST)
+                              strategy__store_logits="month_end", **FAST)
     clf.fit(X[months < 2], y[months < 2], months=months[months < 2],
             sample_weight=None if w is None else w[months < 2])
     # Memory holds every row of months 0 and 1, in order (memory_size=None):
-    # fix the buffer draw to rows of both months.
+    # fix the buffer draws (both terms') to rows of both months.
     index = np.array([5, 130, 0, 239, 77, 121])
     monkeypatch.setattr(_der, "_draw_rows", lambda rng, population, k: index[:k])
     der = clf.strategy_
@@ -69,14 +69,17 @@ def test_the_loss_term_is_alpha_mse_plus_beta_ce_on_the_buffer_batch(monkeypatch
         w_buf = torch.from_numpy(w[index]).float()
         mse = ((out - z_buf) ** 2).mean(dim=1)
         ce = F.cross_entropy(out, y_buf, reduction="none")
-        expected = (alpha * (w_buf * mse).sum() + beta * (w_buf * ce).sum()) / w_buf.sum()
+        # Divided by the expected weight of the buffer batch: its rows
+        # times the mean weight of the memory (every row of months 0, 1).
+        expected_weight = len(index) * w[months < 2].mean()
+        expected = (alpha * (w_buf * mse).sum() + beta * (w_buf * ce).sum()) / expected_weight
     torch.testing.assert_close(term, expected, rtol=1e-5, atol=1e-6)
     assert term.requires_grad  # it trains the network
 
 
 def test_no_term_while_memory_is_empty_or_both_weights_are_zero():
     X, y, months = make_stream(n_months=2)
-    clf = ContinualClassifier(strategy="der++", **FAST)
+    clf = ContinualClassifier(strategy="der++", strategy__store_logits="month_end", **FAST)
     clf.partial_fit_month(X[months == 0], y[months == 0])
     X_t, y_t = torch.from_numpy(X[:4]), torch.from_numpy(y[:4])
     der = clf.strategy_
@@ -115,7 +118,8 @@ def test_the_term_keeps_the_networks_outputs_on_past_rows():
                                     "strategy__memory_policy": "class_balanced"}])
 def test_memory_holds_the_logits_of_the_end_of_the_month_each_row_entered(extra):
     X, y, months = make_stream(n_months=4, id_column=True)
-    clf = ContinualClassifier(strategy="der++", **dict(FAST, dropout=0.3), **extra)
+    clf = ContinualClassifier(strategy="der++", strategy__store_logits="month_end",
+                              **dict(FAST, dropout=0.3), **extra)
     stored = {}  # row id -> logits stored when it entered
     for k in range(4):
         clf.partial_fit_month(X[months == k], y[months == k])
@@ -144,13 +148,41 @@ def test_sample_weights_enter_memory_with_their_rows():
     np.testing.assert_array_equal(weights.numpy(), w[rows[:, 0].long().numpy()])
 
 
+@pytest.mark.parametrize("memory_size", [None, 150])
+@pytest.mark.parametrize("store_logits", ["first_seen", "month_end"])
+def test_buffer_rows_keep_the_weight_of_their_own_month(store_logits, memory_size):
+    # Class 1 is 20%, 50% and 80% of months 0, 1, 2: its "balanced" weight
+    # differs by month. A row in memory weighs its sample weight times the
+    # class weight of the month it was trained in (sklearn's, on that
+    # month's rows), whatever month trains next.
+    from sklearn.utils.class_weight import compute_class_weight
+
+    X, _, months = make_stream(n_months=3, id_column=True)
+    y = np.concatenate([(np.arange(N) % 10 < 2 * k + 2 + k).astype(int) for k in range(3)])
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y)).astype(np.float32)
+    clf = ContinualClassifier(strategy="der", strategy__store_logits=store_logits,
+                              class_weight="balanced", memory_size=memory_size, **FAST)
+    per_month = [compute_class_weight("balanced", classes=np.arange(2), y=y[months == k])
+                 for k in range(3)]
+    assert per_month[0][1] > 1.5 and per_month[2][1] < 0.7
+    for k in range(3):
+        rows = months == k
+        clf.partial_fit_month(X[rows], y[rows], classes=[0, 1], sample_weight=w[rows])
+        memory = clf.strategy_.memory
+        ids = torch.cat([X_[:, 0] for X_, _ in memory.sources()]).long().numpy()
+        kept = torch.cat(memory.weights()).numpy()
+        expected = w[ids] * np.array([per_month[months[i]][y[i]] for i in ids])
+        np.testing.assert_allclose(kept, expected, rtol=1e-5)
+        assert set(months[ids]) == set(range(k + 1))
+
+
 # -- Names and parameters -----------------------------------------------------
 
 def test_the_names_build_their_classes_with_their_defaults():
     assert type(make_strategy("der")) is DER and type(make_strategy("der++")) is DERPlusPlus
     assert make_strategy("der").get_params() == {
         "alpha": 0.5, "beta": 0.0, "buffer_batch_size": None, "memory_dir": None,
-        "memory_policy": "reservoir", "memory_size": None}
+        "memory_policy": "reservoir", "memory_size": None, "store_logits": "first_seen"}
     assert make_strategy("der++").beta == 0.5
     clf = ContinualClassifier(strategy="der++", strategy__alpha=0.2, memory_size=30)
     assert repr(clf._make_strategy()) == "DERPlusPlus(alpha=0.2, beta=0.5, memory_size=30)"
@@ -171,6 +203,7 @@ def test_parameters_between_months_take_effect():
     (dict(strategy__alpha=-1.0), ValueError, "alpha"),
     (dict(strategy__beta="high"), TypeError, "beta"),
     (dict(strategy__memory_policy="fifo", memory_size=10), ValueError, "memory_policy"),
+    (dict(strategy__store_logits="end"), ValueError, "store_logits.*first_seen.*month_end"),
     (dict(strategy__memory_policy="class_balanced"), ValueError,
      "needs a capacity.*memory_size"),
     (dict(criterion=torch.nn.NLLLoss), TypeError, "CrossEntropyLoss"),
@@ -207,6 +240,8 @@ CASES = {
     "der++, reservoir": ("der++", {"memory_size": 150}),
     "der++, class-balanced": ("der++", {"memory_size": 150,
                                         "strategy__memory_policy": "class_balanced"}),
+    "der++, reservoir, month-end logits": ("der++", {"memory_size": 150,
+                                                     "strategy__store_logits": "month_end"}),
 }
 
 
@@ -296,6 +331,6 @@ def test_the_buffer_batch_has_buffer_batch_size_rows(monkeypatch, buffer_batch_s
                         lambda gen, n_memory, k: drawn.append(k) or draw(gen, n_memory, k))
     X, y, months = make_stream(n_months=2)
     ContinualClassifier(strategy="der", strategy__buffer_batch_size=buffer_batch_size,
-                        **FAST).fit(X, y, months=months)
+                        strategy__store_logits="month_end", **FAST).fit(X, y, months=months)
     # None: as many rows as the training batch (120 rows: batches of 32 and 24).
     assert set(drawn) == expected and len(drawn) == 2 * 4

@@ -61,6 +61,38 @@ def test_online_ewc_penalty_is_the_fisher_weighted_distance():
     assert float(strategy.penalty(clf).detach()) == pytest.approx(expected, rel=1e-5)
 
 
+def test_online_ewc_penalty_after_three_months_maps_onto_the_papers_lambda():
+    # Oracle: each month's Fisher computed independently at the weights
+    # that month ended with, accumulated by hand (F* = g^2 F0 + g F1 + F2),
+    # and the penalty of the fourth month written three ways: ours
+    # (lambda/2 sum F* d^2), Schwarz et al.'s (lambda_PC/2 sum g F* d^2 with
+    # lambda_PC = lambda/g) and Avalanche's (ewc_lambda sum F* d^2 with
+    # ewc_lambda = lambda/2).
+    gamma, lam = 0.5, 300.0
+    X, y, months = make_stream(n_months=3)
+    clf = ContinualClassifier(strategy="online_ewc", strategy__gamma=gamma, reg_lambda=lam,
+                              **FAST).fit(X, y, months=months)
+    fishers = [fisher_diagonal(_snapshot_module(clf, k), X[months == k], y[months == k])
+               for k in range(3)]
+    accumulated = {n: gamma ** 2 * fishers[0][n] + gamma * fishers[1][n] + fishers[2][n]
+                   for n in fishers[0]}
+    anchor = clf.snapshots_[2].states[0]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in clf.module_.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    d2 = {n: (p.detach() - anchor[n]) ** 2 for n, p in clf.module_.named_parameters()}
+    ours = 0.5 * lam * sum(float((accumulated[n] * d2[n]).sum()) for n in d2)
+    schwarz = 0.5 * (lam / gamma) * sum(float((gamma * accumulated[n] * d2[n]).sum())
+                                        for n in d2)
+    avalanche = (lam / 2) * sum(float((accumulated[n] * d2[n]).sum()) for n in d2)
+    got = float(clf.strategy_.penalty(clf).detach())
+    assert got > 0
+    assert got == pytest.approx(ours, rel=1e-4)
+    assert got == pytest.approx(schwarz, rel=1e-4)
+    assert got == pytest.approx(avalanche, rel=1e-4)
+
+
 def test_online_ewc_gamma_is_checked():
     X, y, _ = make_stream()
     with pytest.raises(ValueError, match="gamma"):
@@ -79,6 +111,31 @@ def test_distillation_loss_is_t2_times_the_kl_divergence():
         for i in range(5)) / 5
     assert float(distillation_loss(student, teacher, T)) == pytest.approx(expected, rel=1e-5)
     assert float(distillation_loss(teacher, teacher, T)) == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0, 3.5])
+def test_lwf_alpha_maps_onto_li_and_hoiems_lambda_o(T):
+    # Li & Hoiem's L_old is the cross-entropy of the temperature-scaled
+    # distributions, without T^2: lambda_o = alpha * T^2 gives the same
+    # gradient (KL and cross-entropy differ by the teacher's entropy).
+    torch.manual_seed(1)
+    alpha = 0.7
+    teacher = torch.randn(6, 4)
+    student = torch.randn(6, 4, requires_grad=True)
+    ours = alpha * distillation_loss(student, teacher, T)
+    (grad_ours,) = torch.autograd.grad(ours, student)
+    p_old = torch.softmax(teacher / T, 1)
+    l_old = -(p_old * torch.log_softmax(student / T, 1)).sum(1).mean()
+    lambda_o = alpha * T ** 2
+    (grad_paper,) = torch.autograd.grad(lambda_o * l_old, student, retain_graph=True)
+    torch.testing.assert_close(grad_ours, grad_paper, rtol=1e-5, atol=1e-7)
+    # The losses differ by lambda_o times the teacher's mean entropy.
+    entropy = -(p_old * p_old.log()).sum(1).mean()
+    assert float((lambda_o * l_old - ours).detach()) == pytest.approx(
+        float(lambda_o * entropy), rel=1e-5)
+    # Taking lambda_o = alpha (forgetting T^2) trains differently for T != 1.
+    (grad_naive,) = torch.autograd.grad(alpha * l_old, student)
+    assert torch.allclose(grad_naive, grad_ours) == (T == 1.0)
 
 
 def test_lwf_batch_term_distils_last_months_network():
