@@ -229,7 +229,13 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         score the months after them, each with the model deployed on it;
         beside it, the oracle score of the best setting chosen on those very
         months (see :mod:`sklearn_cf.compare._tuning`). Every choice comes
-        from fits that saw no later month.
+        from fits that saw no later month, and everything it depends on from
+        the months up to it: each month's held-out rows (drawn per month),
+        the columns with a value in their training rows, and with
+        ``scoring="auto"`` the scoring, chosen from their training rows. A
+        ``tune_months`` at which no tuned parameter has acted yet (2 for λ
+        or the rehearsal ratio: month 2 is scored with the model of month 1)
+        is refused, naming the smallest that works.
     tune_every : int or None, default=None
         Choose again every this many months.
     tune_grid : dict of str to list or None, default=None
