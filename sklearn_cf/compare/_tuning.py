@@ -54,9 +54,9 @@ def _uses(strategy, key):
 #: training of the first month: the month (0-based, in training order) from
 #: whose training on they can change the model. A pull (l2, EWC) and
 #: distillation (LwF) need the model of the month before; replay's memory is
-#: empty during the first month; online EWC's gamma decays the Fisher of the
-#: month before the last, first at the end of month 1. DER is left out (a
-#: faithful DER replays rows of the current month too). Any other parameter
+#: empty during the first month; online EWC's gamma decays the accumulated
+#: Fisher, first at the end of month 1, so it first acts on month 2. DER is
+#: left out (a faithful DER replays rows of the current month too). Any other parameter
 #: (lr, hidden_units, max_epochs, a plug-in's) is taken to act from month 0.
 _ACTS_FROM = {
     "l2": {"reg_lambda": 1},
@@ -95,7 +95,7 @@ def first_acting_month(strategy, key):
     >>> first_acting_month("online_ewc", "gamma"), first_acting_month("naive", "finetune_lr")
     (2, 1)
     """
-    bare = key[len("strategy__"):] if key.startswith("strategy__") else key
+    bare = key.removeprefix("strategy__")
     if bare in _FINE_TUNING:
         return 1
     months = [_ACTS_FROM.get(getattr(cls, "name", None), {}).get(bare, 0)
@@ -143,17 +143,18 @@ def check_tune_months(specs, grids, tune_months):
         grid = grids.get(spec.label) or {}
         need = smallest_tune_months(spec.strategy, grid)
         if need is not None and tune_months < need:
-            params = ", ".join(sorted(k for k, v in grid.items()
-                                      if len({repr(x) for x in v}) > 1))
+            varying = sorted(k for k, v in grid.items() if len({repr(x) for x in v}) > 1)
+            params = " and ".join(varying)
+            verb = "changes" if len(varying) == 1 else "change"
             scored = (f"month {tune_months}" if tune_months == 2
                       else f"months 2 to {tune_months}")
             raise ValueError(
-                f"tune_months={tune_months} cannot choose {spec.label!r}'s {params}: the "
+                f"tune_months={tune_months} cannot tune {params} of {spec.label!r}: the "
                 f"choice scores {scored}, each with the model trained through the month "
-                f"before, and {params} change nothing before month {need - 1}'s training "
-                f"is scored, so every setting would tie and the first would be reported "
-                f"as chosen. Use tune_months >= {need}, or also tune a parameter that "
-                f"shapes the first month (e.g. lr or hidden_units)."
+                f"before, and {params} first {verb} the model when month {need - 1} is "
+                f"trained, so every setting would tie and the first would be reported as "
+                f"chosen. Use tune_months >= {need}, or also tune a parameter that shapes "
+                f"the first month (e.g. lr or hidden_units)."
             )
 
 

@@ -573,7 +573,7 @@ def test_a_month_split_alone_is_held_out_as_within_the_stream():
 def test_per_month_split_is_still_stratified_by_count():
     # Oracle: per month and class, the held-out count is floor or ceil of
     # test_size times the class's rows (a hand count over the rows).
-    (ids, y, months), _ = _grown_stream(7)
+    (_, y, months), _ = _grown_stream(7)
     cv = SequentialSplit(5, test_size=0.3, random_state=1)
     for train, test in cv.split(np.zeros((len(y), 1)), y, months=months):
         for m in range(5):
