@@ -317,3 +317,19 @@ def test_past_columns():
     np.testing.assert_array_equal(past_columns(X), [1, 3])
     assert past_columns(np.ones((2, 2))) is None
     assert past_columns(np.array([["a", "b"]], dtype=object)) is None
+
+
+def test_samples_per_month_draws_months_up_to_k_alike(base_rows, tmp_path):
+    # --samples-per-month draws each month's rows in month order: the rows
+    # kept for months <= K do not depend on later months' rows or labels.
+    kept = []
+    for name, rows in (("a", base_rows), ("b", _variant(base_rows, "all"))):
+        X, y, months = load_stream(_write(tmp_path / f"{name}.csv", rows),
+                                   month_column="month", target="label",
+                                   samples_per_month=30, random_state=4)
+        early = np.isin(months, MONTHS[:K])
+        columns = past_columns(X[early])  # the later categories' columns dropped
+        X_early = X[early] if columns is None else X[early][:, columns]
+        kept.append(_digest(X_early, y[early], months[early]))
+        assert np.bincount(np.unique(months, return_inverse=True)[1]).tolist() == [30] * 5
+    assert kept[0] == kept[1]
