@@ -191,8 +191,9 @@ def build_parser():
     tune = cmp.add_argument_group("honest tuning")
     tune.add_argument("--tune-months", type=int, default=None, metavar="K",
                       help="choose each strategy's lambda or rehearsal ratio on the first K "
-                           "months only, and report its score on the later months (honest) "
-                           "beside the best setting chosen on those months (oracle)")
+                           "months only (K >= 3: at 2 nothing tuned has acted yet), and "
+                           "report its score on the later months (honest) beside the best "
+                           "setting chosen on those months (oracle)")
     tune.add_argument("--tune-every", type=int, default=None, metavar="R",
                       help="choose again every R months (each time on all months so far)")
     tune.add_argument("--tune-grid", default=None, metavar="GRID",

@@ -282,6 +282,9 @@ def _detection_blocks(comparison, drawn):
                f"{r.honest_score:.3f}", f"{r.oracle_score:.3f}",
                f"{r.oracle_score - r.honest_score:+.3f}"] for r in tuned]),
         ]
+        doubts = [f"{r.name}: {w}" for r in tuned for w in r.tuning[0].warnings()]
+        if doubts:
+            blocks.append(("p", "Choices to doubt (first split): " + "; ".join(doubts) + "."))
     return blocks
 
 
@@ -540,7 +543,8 @@ def _results_json(comparison, command):
                  "chosen_params": t.chosen_params, "oracle_params": t.oracle_params,
                  "scored_months": t.scored_months, "honest_scores": t.honest_scores,
                  "oracle_scores": t.oracle_scores, "honest_score": t.honest_score,
-                 "oracle_score": t.oracle_score}
+                 "oracle_score": t.oracle_score, "choice_scoring": t.choice_scoring,
+                 "ties": t.ties, "at_edge": t.at_edge}
                 for t in res.tuning],
         }
     baseline = comparison.baseline

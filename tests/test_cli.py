@@ -682,9 +682,10 @@ def test_compare_with_balanced_class_weights(tmp_path, capsys):
 # ---------------------------------------------------------------------------
 def test_compare_as_a_detection_team(tmp_path, capsys):
     out = tmp_path / "rep"
-    code = main(["compare", *TINY, "--strategies", "naive,l2", "--target-fpr", "0.05",
-                 "--group-column", "family", "--aut", "--test-prevalence", "0.3",
-                 "--tune-months", "2", "--out", str(out), "--quiet"])
+    code = main(["compare", *TINY, "--months", "4", "--strategies", "naive,l2",
+                 "--target-fpr", "0.05", "--group-column", "family", "--aut",
+                 "--test-prevalence", "0.3", "--tune-months", "3", "--out", str(out),
+                 "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert all(len(line) <= 100 for line in captured.out.splitlines())
@@ -697,7 +698,7 @@ def test_compare_as_a_detection_team(tmp_path, capsys):
     assert oracle >= honest
     note = " ".join(captured.out.split())
     assert f"l2 {honest:.3f} vs {oracle:.3f}" in note
-    assert "Honest tuning, chosen on months up to 1, scored on months 2 to 2" in note
+    assert "Honest tuning, chosen on months up to 2, scored on months 3 to 3" in note
     assert results["strategies"]["naive"]["tuning"] is None
     assert results["settings"]["target_fpr"] == 0.05
     assert results["settings"]["test_prevalence"] == 0.3
@@ -705,7 +706,7 @@ def test_compare_as_a_detection_team(tmp_path, capsys):
     assert results["settings"]["groups"] >= 2
     assert results["settings"]["tune_grids"] == {"l2": {"reg_lambda": [0.1, 1.0, 10.0]}}
     for option in ("--target-fpr 0.05", "--group-column family", "--aut f1",
-                   "--test-prevalence 0.3", "--tune-months 2"):
+                   "--test-prevalence 0.3", "--tune-months 3"):
         assert option in results["command"]
     report = (out / "report.md").read_text()
     assert report.index("## Figures") < report.index("## Regressions and detection") < \

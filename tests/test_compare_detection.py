@@ -125,7 +125,7 @@ def test_report_has_the_detection_section(detection, tmp_path):
 # Honest tuning inside the comparison
 # ---------------------------------------------------------------------------
 def test_tuning_choices_never_see_a_later_month(monkeypatch):
-    X, y, months = make_stream(n_months=4, n_per_month=60, n_features=5, seed=1)
+    X, y, months = make_stream(n_months=5, n_per_month=60, n_features=5, seed=1)
     fits = []
     real_fit = ContinualClassifier.fit
 
@@ -135,23 +135,23 @@ def test_tuning_choices_never_see_a_later_month(monkeypatch):
 
     monkeypatch.setattr(ContinualClassifier, "fit", spy)
     comp = compare_strategies(X, y, months, ["l2"], estimator_params=TINY, progress=False,
-                              tune_months=2, tune_every=1,
+                              tune_months=3, tune_every=1,
                               tune_grid={"reg_lambda": [0.1, 10.0]})
-    # the strategy's own fit, then the choices after months 1 and 2 (each
+    # the strategy's own fit, then the choices after months 2 and 3 (each
     # candidate on months up to the cutoff only), then each candidate on all
-    assert fits[0][1] == [0, 1, 2, 3]
-    assert fits[1:3] == [(0.1, [0, 1]), (10.0, [0, 1])]
-    assert fits[3:5] == [(0.1, [0, 1, 2]), (10.0, [0, 1, 2])]
-    assert fits[5:] == [(0.1, [0, 1, 2, 3]), (10.0, [0, 1, 2, 3])]
+    assert fits[0][1] == [0, 1, 2, 3, 4]
+    assert fits[1:3] == [(0.1, [0, 1, 2]), (10.0, [0, 1, 2])]
+    assert fits[3:5] == [(0.1, [0, 1, 2, 3]), (10.0, [0, 1, 2, 3])]
+    assert fits[5:] == [(0.1, [0, 1, 2, 3, 4]), (10.0, [0, 1, 2, 3, 4])]
     tuning = comp.results["l2"].tuning[0]
-    assert tuning.cutoffs == [1, 2] and tuning.scored_months == [2, 3]
+    assert tuning.cutoffs == [2, 3] and tuning.scored_months == [3, 4]
 
 
 @pytest.mark.slow  # about 5 s on 2 busy cores; test_honest_tuning.py covers it fast
 def test_on_the_synthetic_stream_oracle_is_at_least_honest_and_both_are_reported(tmp_path):
     X, y, months = make_monthly_drift(n_months=4, n_samples_per_month=100, random_state=1)
     comp = compare_strategies(X, y, months, ["naive", "replay", "l2"], progress=False,
-                              estimator_params=TINY, tune_months=2)
+                              estimator_params=TINY, tune_months=3)
     assert comp.results["naive"].tuning is None  # nothing to tune
     for name in ("replay", "l2"):
         res = comp.results[name]

@@ -431,7 +431,12 @@ class Comparison:
         str or None
             E.g. ``"Honest tuning (chosen on months up to 5, scored on 6 to
             11): honest 0.921 vs oracle 0.934 for l2 (the oracle overstates
-            by +0.013); ..."``.
+            by +0.013); ..."``, then the choice's own scoring when it
+            differs from the table's (``scoring="auto"`` chooses it from the
+            months up to each cutoff), and a "Check:" list of settings that
+            tied (the first was kept) and of choices at an end of their grid
+            (``"l2, after 3: chose reg_lambda=0.1, the lowest value tried:
+            widen the grid"``).
         """
         tuned = [r for r in self.results.values() if r.tuning]
         if not tuned:
@@ -445,6 +450,20 @@ class Comparison:
                 + f", scored on months {months[0]} to {months[-1]}: honest vs oracle "
                 f"{self.scoring} (what choosing on the scored months overstates): "
                 + "; ".join(parts) + ".")
+        choice_scoring = sorted({name for r in tuned for t in r.tuning
+                                 for name in t.choice_scoring} - {self.scoring})
+        if choice_scoring:
+            text += (f" The choices were made by {' and '.join(choice_scoring)}, chosen "
+                     f"automatically from the rows of the months up to each cutoff; the "
+                     f"table's {self.scoring} is chosen from every month.")
+        warnings = []
+        for r in tuned:
+            splits = len(r.tuning)
+            for k, t in enumerate(r.tuning):
+                where = f" (split {k + 1})" if splits > 1 else ""
+                warnings += [f"{r.name}{where}, {w}" for w in t.warnings()]
+        if warnings:
+            text += " Check: " + "; ".join(warnings) + "."
         return _wrap(text, width)
 
     def _no_strategy_beats_the_baseline(self, floor):

@@ -26,6 +26,7 @@ from ._specs import DEFAULT_STRATEGIES, StrategySpec, parse_strategy
 from ._tuning import (
     candidate_specs,
     check_tune_grid,
+    check_tune_months,
     default_tune_grid,
     tune_on_split,
     tuning_months_trained,
@@ -99,10 +100,13 @@ aut_scoring, tune_months, tune_every, tune_grid
     _check_options(target_fpr, aut_scoring, tune_months, tune_every)
     if tune_months is not None:
         tune_grid = check_tune_grid(tune_grid)
+        grids = {}
         for spec in specs:
             grid = default_tune_grid(spec, _effective_params(spec, estimator_params), tune_grid)
+            grids[spec.label] = grid
             for candidate in candidate_specs(spec, grid) if grid else ():
                 _build_estimator(candidate, estimator_params, random_state)
+        check_tune_months(specs, grids, tune_months)
     elif tune_grid is not None or tune_every is not None:
         raise ValueError(
             "tune_grid and tune_every apply to honest tuning: set tune_months too "
@@ -225,7 +229,13 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         score the months after them, each with the model deployed on it;
         beside it, the oracle score of the best setting chosen on those very
         months (see :mod:`sklearn_cf.compare._tuning`). Every choice comes
-        from fits that saw no later month.
+        from fits that saw no later month, and everything it depends on from
+        the months up to it: each month's held-out rows (drawn per month),
+        the columns with a value in their training rows, and with
+        ``scoring="auto"`` the scoring, chosen from their training rows. A
+        ``tune_months`` at which no tuned parameter has acted yet (2 for λ
+        or the rehearsal ratio: month 2 is scored with the model of month 1)
+        is refused, naming the smallest that works.
     tune_every : int or None, default=None
         Choose again every this many months.
     tune_grid : dict of str to list or None, default=None
@@ -407,7 +417,9 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                 if grids.get(spec.label):
                     run.tuning = tune_on_split(
                         spec, grids[spec.label], build, lambda index: features(index, k),
-                        y, months, labels, train, test, scorer, tune_months, tune_every)
+                        y, months, labels, train, test, scorer, tune_months, tune_every,
+                        auto_scoring=scoring_reason is not None,
+                        prevalence=prevalence is not None)
                     if sigint.seen:
                         raise KeyboardInterrupt
                 raw[spec.label].append(run)

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.model_selection import ParameterGrid
 
 from .._compat import nanmean
-from ..metrics import forgetting_matrix
+from ..metrics import default_scoring, forgetting_matrix, resolve_scoring
 from ..model_selection import HonestTuningResult, deployed_scores, tuning_cutoffs
 from ..strategies import STRATEGIES, strategy_classes, strategy_parameters
 from ._specs import (
@@ -48,6 +48,114 @@ def _uses(strategy, key):
         return not any(cls.fresh_model for cls in strategy_classes(strategy))
     declared = {k for name in STRATEGIES for k in strategy_parameters(name)}
     return key not in declared
+
+
+#: For each built-in strategy part, its parameters that change nothing in the
+#: training of the first month: the month (0-based, in training order) from
+#: whose training on they can change the model. A pull (l2, EWC) and
+#: distillation (LwF) need the model of the month before; replay's memory is
+#: empty during the first month; online EWC's gamma decays the accumulated
+#: Fisher, first at the end of month 1, so it first acts on month 2. DER is
+#: left out (a faithful DER replays rows of the current month too). Any other parameter
+#: (lr, hidden_units, max_epochs, a plug-in's) is taken to act from month 0.
+_ACTS_FROM = {
+    "l2": {"reg_lambda": 1},
+    "ewc": {"reg_lambda": 1, "fisher": 1, "fisher_rows": 1},
+    "online_ewc": {"reg_lambda": 1, "fisher": 1, "fisher_rows": 1, "gamma": 2},
+    "lwf": {"alpha": 1, "temperature": 1},
+    "replay": {"rehearsal_ratio": 1, "epoch_size": 1, "memory_size": 1,
+               "memory_policy": 1, "memory_dir": 1},
+}
+
+
+def first_acting_month(strategy, key):
+    """The first month (0-based) whose training ``key`` can change.
+
+    Parameters
+    ----------
+    strategy : str
+        A strategy name, e.g. ``"replay+ewc"``.
+    key : str
+        A parameter (``reg_lambda``, ``strategy__alpha``, ``lr``...).
+
+    Returns
+    -------
+    int
+        0 for a parameter that shapes the first month's fit (``lr``,
+        ``hidden_units``, any parameter not known to wait); 1 for one that
+        acts only once a model is fine-tuned (``reg_lambda``,
+        ``rehearsal_ratio``, ``finetune_lr``...); 2 for online EWC's
+        ``gamma``.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare._tuning import first_acting_month
+    >>> first_acting_month("ewc", "reg_lambda"), first_acting_month("ewc", "lr")
+    (1, 0)
+    >>> first_acting_month("online_ewc", "gamma"), first_acting_month("naive", "finetune_lr")
+    (2, 1)
+    """
+    bare = key.removeprefix("strategy__")
+    if bare in _FINE_TUNING:
+        return 1
+    months = [_ACTS_FROM.get(getattr(cls, "name", None), {}).get(bare, 0)
+              for cls in strategy_classes(strategy) if bare in cls.param_defaults()]
+    return min(months) if months else 0
+
+
+def smallest_tune_months(strategy, grid):
+    """The smallest ``tune_months`` at which a parameter of ``grid`` that
+    takes several values has acted on a scored month; None when no parameter
+    of ``grid`` takes several values (nothing to choose).
+
+    The choice after ``tune_months`` months scores months ``1..tune_months-1``,
+    each with the model trained through the month before; a parameter acting
+    from month ``a`` first changes the score of month ``a + 1``, so it needs
+    ``tune_months >= a + 2``.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare._tuning import smallest_tune_months
+    >>> smallest_tune_months("l2", {"reg_lambda": [0.1, 1, 10]})
+    3
+    >>> smallest_tune_months("l2", {"reg_lambda": [0.1, 1], "lr": [1e-3, 1e-2]})
+    2
+    >>> smallest_tune_months("l2", {"reg_lambda": [1]}) is None
+    True
+    """
+    varying = [key for key, values in grid.items()
+               if len({repr(v) for v in values}) > 1]
+    if not varying:
+        return None
+    return min(first_acting_month(strategy, key) for key in varying) + 2
+
+
+def check_tune_months(specs, grids, tune_months):
+    """Refuse a ``tune_months`` at which no tuned parameter has acted yet.
+
+    Raises
+    ------
+    ValueError
+        Naming the strategy, its parameters and the smallest
+        ``tune_months`` that works.
+    """
+    for spec in specs:
+        grid = grids.get(spec.label) or {}
+        need = smallest_tune_months(spec.strategy, grid)
+        if need is not None and tune_months < need:
+            varying = sorted(k for k, v in grid.items() if len({repr(x) for x in v}) > 1)
+            params = " and ".join(varying)
+            verb = "changes" if len(varying) == 1 else "change"
+            scored = (f"month {tune_months}" if tune_months == 2
+                      else f"months 2 to {tune_months}")
+            raise ValueError(
+                f"tune_months={tune_months} cannot tune {params} of {spec.label!r}: the "
+                f"choice scores {scored}, each with the model trained through the month "
+                f"before, and {params} first {verb} the model when month {need - 1} is "
+                f"trained, so every setting would tie and the first would be reported as "
+                f"chosen. Use tune_months >= {need}, or also tune a parameter that shapes "
+                f"the first month (e.g. lr or hidden_units)."
+            )
 
 
 #: Rehearsal ratios tried for replay when no grid is given.
@@ -197,34 +305,94 @@ def _month_positions(months, labels):
     return np.array([position[m] for m in months.tolist()])
 
 
+def past_columns(X_past):
+    """The columns with a non-zero value in ``X_past`` (a cutoff's training
+    rows), or None when every column has one or ``X_past`` is not numeric.
+
+    A category first seen after the cutoff is a one-hot column of zeros up to
+    it (``load_table`` encodes the whole file); dropping such columns feeds
+    the choice what an encoder fitted on months up to the cutoff with
+    ``handle_unknown="ignore"`` would, whatever later months hold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf.compare._tuning import past_columns
+    >>> past_columns(np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]))
+    array([0, 2])
+    >>> past_columns(np.eye(2)) is None
+    True
+    """
+    values = np.asarray(X_past)
+    if values.ndim != 2 or values.dtype.kind not in "biuf":
+        return None
+    keep = np.flatnonzero((values != 0).any(axis=0))
+    return None if len(keep) == values.shape[1] else keep
+
+
+def _take_columns(X, columns):
+    if columns is None:
+        return X
+    if hasattr(X, "iloc"):
+        return X.iloc[:, columns]
+    return np.asarray(X)[:, columns]
+
+
 def tune_on_split(spec, grid, build, features, y, months, labels, train, test, scoring,
-                  tune_months, tune_every):
+                  tune_months, tune_every, auto_scoring=False, prevalence=False):
     """Honest tuning of one strategy on one split; see the module docstring.
 
     ``build(spec)`` returns an unfitted classifier; ``features(index)`` the
     split's (scaled) rows. Every choice is made, on months up to its cutoff
-    only, before any candidate is fitted on later months.
+    only, before any candidate is fitted on later months. Everything a choice
+    depends on comes from those months: the split (each month's own, see
+    :class:`~sklearn_cf.SequentialSplit`), the columns (those with a value in
+    their training rows, :func:`past_columns`) and, with ``auto_scoring``,
+    the scoring (:func:`~sklearn_cf.metrics.default_scoring` of their
+    training rows; of their held-out rows with ``prevalence``, as the table
+    chooses).
     """
     candidates = candidate_specs(spec, grid)
+    settings = list(ParameterGrid(grid))
     cutoffs = tuning_cutoffs(len(labels), tune_months, tune_every)
     train_pos = _month_positions(months[train], labels)
     test_pos = _month_positions(months[test], labels)
+    name = scoring if isinstance(scoring, str) else getattr(scoring, "name", "score")
 
-    def deployed(candidate, last):
-        rows, held = train[train_pos <= last], test[test_pos <= last]
+    def deployed(candidate, rows, held, X_rows, X_held, scorer):
         clf = build(candidate)
-        clf.fit(features(rows), y[rows], months=months[rows])
-        fm = forgetting_matrix(clf, features(held), y[held], months[held], scoring=scoring)
+        clf.fit(X_rows, y[rows], months=months[rows])
+        fm = forgetting_matrix(clf, X_held, y[held], months[held], scoring=scorer)
         return deployed_scores(fm)
 
-    choices = []
+    choices, choice_scoring, choice_scores, ties, reasons = [], [], [], [], []
     for cutoff in cutoffs:
-        means = [nanmean(deployed(c, cutoff)[1:]) for c in candidates]
-        choices.append(int(np.nanargmax(means)) if not np.all(np.isnan(means)) else 0)
-    scores = np.array([deployed(c, len(labels) - 1) for c in candidates])
-    name = scoring if isinstance(scoring, str) else getattr(scoring, "name", "score")
+        rows, held = train[train_pos <= cutoff], test[test_pos <= cutoff]
+        scorer, scorer_name, reason = scoring, name, None
+        if auto_scoring:
+            scorer_name, reason = default_scoring(y[held if prevalence else rows])
+            scorer, scorer_name = resolve_scoring(scorer_name)
+        X_rows, X_held = features(rows), features(held)
+        columns = past_columns(X_rows)
+        X_rows, X_held = _take_columns(X_rows, columns), _take_columns(X_held, columns)
+        means = np.array([nanmean(deployed(c, rows, held, X_rows, X_held, scorer)[1:])
+                          for c in candidates])
+        if np.all(np.isnan(means)):
+            choice, tied = 0, list(range(len(candidates)))
+        else:
+            choice = int(np.nanargmax(means))
+            tied = np.flatnonzero(means == means[choice]).tolist()
+        choices.append(choice)
+        choice_scoring.append(scorer_name)
+        reasons.append(reason)
+        choice_scores.append(means.tolist())
+        ties.append([settings[i] for i in tied] if len(tied) > 1 else [])
+    X_train, X_test = features(train), features(test)
+    scores = np.array([deployed(c, train, test, X_train, X_test, scoring) for c in candidates])
     return HonestTuningResult.from_deployed_scores(
-        name, tune_months, labels, cutoffs, list(ParameterGrid(grid)), choices, scores)
+        name, tune_months, labels, cutoffs, settings, choices, scores,
+        choice_scoring=choice_scoring, choice_scoring_reasons=reasons,
+        choice_scores=choice_scores, ties=ties)
 
 
 def tuning_months_trained(n_months, tune_months, tune_every, n_candidates):

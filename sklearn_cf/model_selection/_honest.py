@@ -141,6 +141,25 @@ class HonestTuningResult:
     choice_results : list of dict
         The inner search's ``cv_results_`` at each cutoff (empty when the
         protocol ran without a search object).
+    at_edge : list of dict
+        Per cutoff, ``{param: "lowest" | "highest"}`` for each numeric
+        parameter of the chosen setting at an end of its values tried, when
+        3 or more were tried (with 2, every choice is at an end): the best
+        setting may lie beyond the grid, so widen it that way.
+    ties : list of list of dict
+        Per cutoff, the settings that tied for the best choice score (the
+        first of them is chosen); empty when one setting was best.
+    choice_scoring : list of str
+        Per cutoff, the score the choice was made by, when the protocol
+        chose it (``sklearn_cf.compare`` with ``scoring="auto"`` chooses it
+        from the months up to the cutoff); empty when the choice is the
+        search's own (see ``choice_results``).
+    choice_scoring_reasons : list of str or None
+        Why each automatic choice scoring was chosen (None when the scoring
+        was given).
+    choice_scores : list of list of float
+        Per cutoff, each candidate's mean choice score (empty when the
+        choice is the search's).
     """
 
     scoring: str
@@ -154,6 +173,11 @@ class HonestTuningResult:
     candidates: list
     deployed_scores: np.ndarray
     choice_results: list = field(default_factory=list)
+    at_edge: list = field(default_factory=list)
+    ties: list = field(default_factory=list)
+    choice_scoring: list = field(default_factory=list)
+    choice_scoring_reasons: list = field(default_factory=list)
+    choice_scores: list = field(default_factory=list)
 
     @classmethod
     def from_deployed_scores(cls, scoring, tune_months, labels, cutoffs, candidates, choices,
@@ -183,7 +207,8 @@ class HonestTuningResult:
             Each candidate's score on each month with the model deployed on
             it (:func:`deployed_scores`).
         **extra
-            Further fields (``choice_results``).
+            Further fields (``choice_results``, ``ties``, ``choice_scoring``,
+            ``choice_scores``...); ``at_edge`` is computed from the choices.
 
         Returns
         -------
@@ -199,6 +224,11 @@ class HonestTuningResult:
         (['mar', 'apr'], 0.625, 0.75)
         >>> result.oracle_params
         [{'lr': 1}]
+        >>> HonestTuningResult.from_deployed_scores(
+        ...     "accuracy", 2, ["jan", "feb", "mar"], [1],
+        ...     [{"lr": 0.01}, {"lr": 0.1}, {"lr": 1}], [2],
+        ...     [[None, 0.5, 0.5], [None, 0.6, 0.6], [None, 0.7, 0.7]]).at_edge
+        [{'lr': 'highest'}]
         """
         deployed = np.asarray(deployed, dtype=float)
         honest, oracle, oracle_choices = _honest_and_oracle(deployed, choices, cutoffs)
@@ -214,6 +244,7 @@ class HonestTuningResult:
             oracle_scores=oracle,
             candidates=candidates,
             deployed_scores=deployed[:, scored],
+            at_edge=[edge_flags(candidates, candidates[c]) for c in choices],
             **extra,
         )
 
@@ -247,10 +278,79 @@ class HonestTuningResult:
         for cutoff, chosen, oracle in zip(self.cutoffs, self.chosen_params,
                                           self.oracle_params):
             lines.append(f"  after {cutoff}: chose {chosen}; in hindsight {oracle}")
+        lines += [f"  {warning}" for warning in self.warnings()]
         return "\n".join(lines)
+
+    def warnings(self):
+        """Sentences about choices to doubt: settings that tied (the first
+        was kept) and choices at an end of their grid (widen it).
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> from sklearn_cf.model_selection import HonestTuningResult
+        >>> result = HonestTuningResult.from_deployed_scores(
+        ...     "accuracy", 2, ["jan", "feb", "mar"], [1],
+        ...     [{"reg_lambda": 0.1}, {"reg_lambda": 1}, {"reg_lambda": 10}], [0],
+        ...     [[None, 0.7, 0.5], [None, 0.7, 0.6], [None, 0.6, 0.7]],
+        ...     ties=[[{"reg_lambda": 0.1}, {"reg_lambda": 1}]])
+        >>> for line in result.warnings():
+        ...     print(line)
+        after feb: reg_lambda=0.1 and reg_lambda=1 tie on the choice months; the first was kept
+        after feb: chose reg_lambda=0.1, the lowest value tried: widen the grid
+        """
+        out = []
+        for k, cutoff in enumerate(self.cutoffs):
+            tied = self.ties[k] if k < len(self.ties) else []
+            if tied:
+                out.append(f"after {cutoff}: {' and '.join(map(_setting_text, tied))} tie on "
+                           "the choice months; the first was kept")
+            edges = self.at_edge[k] if k < len(self.at_edge) else {}
+            for key, end in edges.items():
+                value = self.chosen_params[k][key]
+                out.append(f"after {cutoff}: chose {key}={value!r}, the {end} value tried: "
+                           "widen the grid")
+        return out
 
     def __str__(self):
         return self.summary()
+
+
+def _setting_text(params):
+    """``{"reg_lambda": 0.1, "lr": 1}`` -> ``"lr=1, reg_lambda=0.1"``."""
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
+
+
+def edge_flags(candidates, chosen):
+    """``{param: "lowest" | "highest"}`` for each numeric parameter of
+    ``chosen`` at an end of the values ``candidates`` tried, when they tried
+    3 or more (with 2, every choice is at an end).
+
+    Examples
+    --------
+    >>> from sklearn_cf.model_selection._honest import edge_flags
+    >>> grid = [{"reg_lambda": v, "fisher": f} for v in (0.1, 1, 10) for f in ("true", "x")]
+    >>> edge_flags(grid, {"reg_lambda": 0.1, "fisher": "x"})
+    {'reg_lambda': 'lowest'}
+    >>> edge_flags(grid, {"reg_lambda": 1, "fisher": "x"})
+    {}
+    """
+    flags = {}
+    for key, value in chosen.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            continue
+        values = {c[key] for c in candidates
+                  if isinstance(c.get(key), numbers.Real) and not isinstance(c.get(key), bool)}
+        if len(values) < 3:
+            continue
+        if value == min(values):
+            flags[key] = "lowest"
+        elif value == max(values):
+            flags[key] = "highest"
+    return flags
 
 
 def _evaluation_scoring(search, scoring):
@@ -283,6 +383,16 @@ def _best_index(refit, results):
             "(e.g. refit='average_accuracy')."
         )
     return int(np.argmin(results[key]))
+
+
+def _tied(refit, results, best):
+    """The settings ranked first with the chosen one, when several are (a
+    search's ranks are equal for equal mean scores); [] otherwise."""
+    if callable(refit):
+        return []
+    ranks = np.asarray(results["rank_test_score" if refit is True else f"rank_test_{refit}"])
+    tied = np.flatnonzero(ranks == ranks[best])
+    return [dict(results["params"][i]) for i in tied] if len(tied) > 1 else []
 
 
 def _check_search(search):
@@ -460,12 +570,14 @@ def honest_tuning(search, X, y, months, *, tune_months, rechoose_every=None, tes
     month_pos = np.array([position[month_label(m)] for m in months])
 
     # 1-2. Every choice first, each on the rows of months up to its cutoff.
-    candidates, chosen, choice_results = [], [], []
+    candidates, chosen, choice_results, ties = [], [], [], []
     index_of = {}
     for cutoff in cutoffs:
         past = np.flatnonzero(month_pos <= cutoff)
         results = _fit_search(search, safe_indexing(X, past), y[past], months[past])
-        best = results["params"][_best_index(search.refit, results)]
+        best_index = _best_index(search.refit, results)
+        best = results["params"][best_index]
+        ties.append(_tied(search.refit, results, best_index))
         for params in results["params"]:
             if _key(params) not in index_of:
                 index_of[_key(params)] = len(candidates)
@@ -493,4 +605,4 @@ def honest_tuning(search, X, y, months, *, tune_months, rechoose_every=None, tes
         getattr(scoring, "name", None) or type(scoring).__name__)
     return HonestTuningResult.from_deployed_scores(
         name, tune_months, labels, cutoffs, candidates, chosen, deployed,
-        choice_results=choice_results)
+        choice_results=choice_results, ties=ties)

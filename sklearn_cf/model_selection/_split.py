@@ -1,5 +1,7 @@
 """Cross-validation for continual (monthly) training."""
 
+import datetime
+import hashlib
 import numbers
 
 import numpy as np
@@ -87,7 +89,11 @@ class SequentialSplit(BaseCrossValidator):
     not seen yet.
 
     Each repetition draws a different hold-out; rows are never in both the
-    train and the test part of a split. The month of each row is passed to
+    train and the test part of a split. A month's split depends on that
+    month alone (its rows, in their order, its labels and its label's
+    text): adding rows, labels or months elsewhere in the stream never
+    changes which rows of a month are held out, so a choice made on the
+    months up to ``k`` sees the same held-out rows whatever follows them. The month of each row is passed to
     :meth:`split` as ``months=`` (requested by default for metadata routing,
     so ``GridSearchCV(...).fit(X, y, months=months)`` works once
     ``sklearn.set_config(enable_metadata_routing=True)``) or, without
@@ -112,8 +118,10 @@ class SequentialSplit(BaseCrossValidator):
     random_state : int, RandomState instance or None, default=None
         Controls the hold-outs. An int gives the same splits on every call,
         each repetition drawn from its own seed derived from it (repetition
-        ``k`` does not depend on ``n_splits``). ``None`` gives fresh
-        randomness on every call.
+        ``k`` does not depend on ``n_splits``), and each month of a
+        repetition from a seed of its own, derived from the repetition's and
+        the month label's text (see Notes). ``None`` gives fresh randomness
+        on every call.
 
     test_prevalence : float in (0, 1) or None, default=None
         Binary targets: the share of positives (the larger label, e.g.
@@ -141,8 +149,18 @@ class SequentialSplit(BaseCrossValidator):
     ``min(N, max(1, round(P (1 - p) / p)))`` negatives (Pendlebury et al.,
     *TESSERACT: Eliminating Experimental Bias in Malware Classification
     across Space and Time*, USENIX Security 2019, constraint C3). The draw
-    uses each repetition's generator after its hold-out, so the splits
-    without ``test_prevalence`` are unchanged.
+    uses the month's generator after its hold-out, so the splits without
+    ``test_prevalence`` are unchanged.
+
+    Each month ``m`` of repetition ``k`` draws from
+    ``SeedSequence(entropy, spawn_key=(k, h(m)))``, where ``entropy`` comes
+    from ``random_state`` and ``h(m)`` is the first 8 bytes of the SHA-256
+    of the month label's text (a date at the start of a month as
+    ``"YYYY-MM"``, so ``"2024-01"``, ``np.datetime64("2024-01")``, a
+    ``Timestamp`` of 2024-01-01 and a ``Period`` of that month draw alike;
+    the integer ``202401`` is other text). Classes are ordered by the
+    month's own labels. The only thing another month decides is whether a
+    month is one of the ``n_future_months`` last ones.
 
     Rows of a month (ordered by class, then at random) are selected by
     systematic sampling with a random offset ``u ~ U[0, 1)``: the row at
@@ -167,8 +185,8 @@ class SequentialSplit(BaseCrossValidator):
     SequentialSplit(n_future_months=1, n_splits=2, random_state=0, test_size=0.3)
     >>> for train, test in cv.split(X, y, months=months):
     ...     print("TRAIN:", train, "TEST:", test)
-    TRAIN: [1 2 4 5] TEST: [0 3 6 7 8]
-    TRAIN: [0 2 4 5] TEST: [1 3 6 7 8]
+    TRAIN: [1 2 3 4] TEST: [0 5 6 7 8]
+    TRAIN: [0 1 3 4] TEST: [2 5 6 7 8]
     """
 
     # ``months`` (metadata routing) and ``groups`` (legacy) are requested by
@@ -255,9 +273,9 @@ class SequentialSplit(BaseCrossValidator):
         if months is None:
             months = groups
         month_idx, labels = self._check_months(months, n_samples)
-        classes = self._check_y(y, n_samples)
+        strata = self._check_y(y, n_samples)
         if self.test_prevalence is not None:
-            self._check_binary_for_prevalence(y, classes)
+            self._check_binary_for_prevalence(y, strata)
 
         n_labels = len(labels)
         n_trained = n_labels - self.n_future_months
@@ -277,62 +295,72 @@ class SequentialSplit(BaseCrossValidator):
             )
 
         t = float(self.test_size)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        is_future_row = month_idx >= n_trained
-        positions = np.arange(n_samples)
+        # Rows of each month, in their order in X.
+        by_month = np.argsort(month_idx, kind="stable")
+        month_rows = np.split(by_month, np.cumsum(counts)[:-1])
+        month_keys = [_month_key(label) for label in labels]
 
-        for rng in self._rngs():
-            # order rows by month, then class, then at random
-            order = np.lexsort((rng.random(n_samples), classes, month_idx))
-            sorted_month = month_idx[order]
-            pos = positions - starts[sorted_month]
-            offset = rng.random(n_labels)[sorted_month]
-            selected = (
-                np.floor((pos + 1) * t + offset) - np.floor(pos * t + offset)
-            ) >= 1
-            is_test = np.empty(n_samples, dtype=bool)
-            is_test[order] = selected
-            is_test[is_future_row] = True
-
-            # every trained month keeps at least one test and one train row
-            n_test = np.bincount(month_idx[is_test], minlength=n_labels)
-            for m in np.flatnonzero(
-                (n_test[:n_trained] == 0) | (n_test[:n_trained] == counts[:n_trained])
-            ):
-                rows = order[starts[m] : starts[m] + counts[m]]
-                want_test = n_test[m] == 0
-                candidates = rows[is_test[rows] != want_test]
-                is_test[candidates[rng.integers(len(candidates))]] = want_test
-
+        for repetition in self._seeds():
+            is_test = np.zeros(n_samples, dtype=bool)
+            keep = np.ones(n_samples, dtype=bool)
+            for m, rows in enumerate(month_rows):
+                # The month's own generator: its draws depend on its rows and
+                # labels alone, never on another month's size or position.
+                rng = np.random.default_rng(np.random.SeedSequence(
+                    repetition.entropy, spawn_key=(*repetition.spawn_key, month_keys[m])))
+                codes = _class_codes(strata, rows)
+                if m >= n_trained:
+                    is_test[rows] = True
+                else:
+                    is_test[rows] = self._hold_out(codes, t, rng)
+                if self.test_prevalence is not None:
+                    keep[rows] = self._prevalence_keep(is_test[rows], codes, rng)
             train = np.flatnonzero(~is_test)
-            if self.test_prevalence is not None:
-                is_test &= self._prevalence_mask(is_test, month_idx, n_labels, classes, rng)
-            yield train, np.flatnonzero(is_test)
+            yield train, np.flatnonzero(is_test & keep)
 
     # ------------------------------------------------------------- helpers
-    def _prevalence_mask(self, is_test, month_idx, n_labels, classes, rng):
-        """Rows to keep: every row but the surplus class's dropped test rows."""
+    @staticmethod
+    def _hold_out(codes, t, rng):
+        """Test mask of one month's rows (``codes``: their class codes)."""
+        n = len(codes)
+        # order the month's rows by class, then at random
+        order = np.lexsort((rng.random(n), codes))
+        pos = np.arange(n)
+        offset = rng.random()
+        selected = (np.floor((pos + 1) * t + offset) - np.floor(pos * t + offset)) >= 1
+        is_test = np.empty(n, dtype=bool)
+        is_test[order] = selected
+        n_test = int(is_test.sum())
+        if n_test in (0, n):  # keep at least one test and one train row
+            want_test = n_test == 0
+            candidates = order[is_test[order] != want_test]
+            is_test[candidates[rng.integers(len(candidates))]] = want_test
+        return is_test
+
+    # ------------------------------------------------------------- helpers
+    def _prevalence_keep(self, is_test, codes, rng):
+        """One month's rows to keep: all but the surplus class's dropped test
+        rows (``codes``: the month's class codes, 1 for the larger label)."""
         p = float(self.test_prevalence)
         keep = np.ones(len(is_test), dtype=bool)
-        for m in range(n_labels):
-            rows = np.flatnonzero(is_test & (month_idx == m))
-            pos, neg = rows[classes[rows] == 1], rows[classes[rows] == 0]
-            if not len(pos) or not len(neg):
-                continue
-            if len(pos) / len(rows) > p:
-                surplus, n_keep = pos, min(len(pos), max(1, round(p * len(neg) / (1 - p))))
-            else:
-                surplus, n_keep = neg, min(len(neg), max(1, round(len(pos) * (1 - p) / p)))
-            keep[rng.permutation(surplus)[n_keep:]] = False
+        rows = np.flatnonzero(is_test)
+        pos, neg = rows[codes[rows] == 1], rows[codes[rows] == 0]
+        if not len(pos) or not len(neg):
+            return keep
+        if len(pos) / len(rows) > p:
+            surplus, n_keep = pos, min(len(pos), max(1, round(p * len(neg) / (1 - p))))
+        else:
+            surplus, n_keep = neg, min(len(neg), max(1, round(len(pos) * (1 - p) / p)))
+        keep[rng.permutation(surplus)[n_keep:]] = False
         return keep
 
-    def _check_binary_for_prevalence(self, y, classes):
+    def _check_binary_for_prevalence(self, y, strata):
         if y is None:
             raise ValueError(
                 f"test_prevalence={self.test_prevalence!r} sets the share of positives in "
                 "every month's test rows, so split needs y; pass the target."
             )
-        n_classes = len(np.unique(classes))
+        n_classes = int(_class_codes(strata, np.arange(len(strata))).max()) + 1
         if n_classes != 2:
             raise ValueError(
                 f"test_prevalence needs a binary target (positives: the larger label); "
@@ -406,9 +434,9 @@ class SequentialSplit(BaseCrossValidator):
 
     @staticmethod
     def _check_y(y, n_samples):
-        """Integer class code per row (all 0 without ``y``)."""
+        """The stratum of each row (None without ``y``)."""
         if y is None:
-            return np.zeros(n_samples, dtype=np.intp)
+            return None
         y = np.asarray(y)
         if y.ndim == 0 or y.shape[0] != n_samples:
             length = "a scalar" if y.ndim == 0 else f"{y.shape[0]} entries"
@@ -419,14 +447,10 @@ class SequentialSplit(BaseCrossValidator):
         if y.ndim > 1:
             # one stratum per distinct row, as StratifiedShuffleSplit does
             y = np.array([" ".join(map(str, row)) for row in y.reshape(n_samples, -1)])
-        try:
-            _, codes = np.unique(y, return_inverse=True)
-        except TypeError:
-            _, codes = np.unique(y.astype(str), return_inverse=True)
-        return codes.reshape(-1)
+        return y
 
-    def _rngs(self):
-        """One independent generator per repetition."""
+    def _seeds(self):
+        """One independent seed sequence per repetition."""
         rs = self.random_state
         if rs is None:
             seed = np.random.SeedSequence()
@@ -446,4 +470,38 @@ class SequentialSplit(BaseCrossValidator):
                 f"random_state must be a non-negative integer, a RandomState "
                 f"instance or None; got random_state={rs!r}."
             )
-        return [np.random.default_rng(s) for s in seed.spawn(int(self.n_splits))]
+        return seed.spawn(int(self.n_splits))
+
+
+def _class_codes(strata, rows):
+    """Class code of each of ``rows`` among the classes of those rows alone
+    (all 0 without a target): a month's order of classes is its own."""
+    if strata is None:
+        return np.zeros(len(rows), dtype=np.intp)
+    values = strata[rows]
+    try:
+        _, codes = np.unique(values, return_inverse=True)
+    except TypeError:
+        _, codes = np.unique(values.astype(str), return_inverse=True)
+    return codes.reshape(-1)
+
+
+def _month_text(label):
+    """A month label as text, the same for the same month whatever its type:
+    a date at the start of a month is ``"YYYY-MM"`` (as a ``Period`` of a
+    month prints), one at midnight ``"YYYY-MM-DD"``."""
+    if isinstance(label, (np.datetime64, datetime.date)):
+        value = np.datetime64(label)
+        for unit in ("M", "D"):
+            coarse = value.astype(f"datetime64[{unit}]")
+            if coarse == value:
+                return str(coarse)
+        return str(value)
+    return str(to_python(label))
+
+
+def _month_key(label):
+    """A stable integer from a month label's text (not its position): the
+    month's part of the seed of its draws."""
+    digest = hashlib.sha256(_month_text(label).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little")

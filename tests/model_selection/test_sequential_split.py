@@ -249,7 +249,6 @@ def _month_variants():
 @pytest.mark.parametrize(
     "kind",
     [
-        "ints",
         "strings",
         "list",
         "datetime64",
@@ -259,15 +258,20 @@ def _month_variants():
         "timestamps",
     ],
 )
-def test_month_label_types_give_the_same_splits(kind):
+def test_month_labels_of_the_same_text_give_the_same_splits(kind):
+    # Each month is seeded from its label's text: "2024-01", datetime64 of
+    # that month, its Period and its first-day Timestamp all read "2024-01".
     variants = _month_variants()
     X = np.zeros((12, 1))
     y = np.tile([0, 1], 6)
     cv = SequentialSplit(3, test_size=0.5, n_future_months=1, random_state=7)
-    reference = _as_lists(cv.split(X, y, months=variants["ints"]))
+    reference = _as_lists(cv.split(X, y, months=variants["strings"]))
     assert _as_lists(cv.split(X, y, months=variants[kind])) == reference
     for train, _ in reference:
         assert all(i < 8 for i in train)  # the last (future) month is rows 8..11
+    # integers 202401.. are other text: a valid split of the same shape
+    for train, test in cv.split(X, y, months=variants["ints"]):
+        _check_split(train, test, variants["ints"], y, 0.5, 1)
 
 
 def test_months_take_precedence_over_groups():
@@ -496,3 +500,84 @@ def test_grid_search_without_routing_uses_groups():
     )
     search.fit(X, y, groups=months)
     assert search.n_splits_ == 2
+
+
+# --------------------------------------------------------------------------
+# a month's split depends on that month alone
+# --------------------------------------------------------------------------
+def _held_out_ids(cv, ids, y, months, month_set):
+    """Per repetition: the ids of the held-out rows of the months in
+    ``month_set``, and of their training rows."""
+    X = np.zeros((len(ids), 1))
+    out = []
+    for train, test in cv.split(X, y, months=months):
+        out.append((sorted(ids[test][np.isin(months[test], month_set)].tolist()),
+                    sorted(ids[train][np.isin(months[train], month_set)].tolist())))
+    return out
+
+
+def _grown_stream(seed, binary=False):
+    """A 5-month stream, and the same stream with months 3-4 changed only:
+    extra rows scattered among the others, labels flipped, a new class."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(20, 60, size=5)
+    months = np.repeat(np.arange(5), sizes)
+    n_classes = 2 if binary else 3
+    y = rng.integers(0, n_classes, size=len(months))
+    ids = np.arange(len(months))
+    perm = rng.permutation(len(months))  # months interleaved in row order
+    months, y, ids = months[perm], y[perm], ids[perm]
+
+    n_extra = 37
+    extra_months = rng.integers(3, 5, size=n_extra)
+    extra_y = rng.integers(0, n_classes, size=n_extra)
+    where = np.sort(rng.integers(0, len(months) + 1, size=n_extra))
+    months2 = np.insert(months, where, extra_months)
+    y2 = np.insert(y, where, extra_y)
+    ids2 = np.insert(ids, where, np.arange(len(ids), len(ids) + n_extra))
+    later = months2 >= 3
+    y2[later] = (n_classes - 1) - y2[later]  # labels of later months flipped
+    if not binary:
+        y2[np.flatnonzero(months2 == 3)[:4]] = 9  # a class first seen in month 3
+    return (ids, y, months), (ids2, y2, months2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("prevalence", [None, 0.2])
+def test_a_months_held_out_rows_ignore_other_months(seed, prevalence):
+    binary = prevalence is not None
+    (ids, y, months), (ids2, y2, months2) = _grown_stream(seed, binary)
+    for random_state in (0, 11, 2024):
+        cv = SequentialSplit(3, test_size=0.25, random_state=random_state,
+                             test_prevalence=prevalence)
+        before = _held_out_ids(cv, ids, y, months, [0, 1, 2])
+        after = _held_out_ids(cv, ids2, y2, months2, [0, 1, 2])
+        assert after == before
+        # the changed months are split too, each within its own bounds
+        if prevalence is None:
+            for train, test in cv.split(np.zeros((len(y2), 1)), y2, months=months2):
+                _check_split(train, test, months2, y2, 0.25, 0)
+
+
+def test_a_month_split_alone_is_held_out_as_within_the_stream():
+    # A month's rows (with one other month, for the two months split needs)
+    # get the same held-out rows as within the whole stream.
+    (ids, y, months), _ = _grown_stream(5)
+    cv = SequentialSplit(2, test_size=0.3, random_state=3)
+    whole = _held_out_ids(cv, ids, y, months, [1])
+    rows = np.isin(months, [1, 4])
+    alone = _held_out_ids(cv, ids[rows], y[rows], months[rows], [1])
+    assert alone == whole
+
+
+def test_per_month_split_is_still_stratified_by_count():
+    # Oracle: per month and class, the held-out count is floor or ceil of
+    # test_size times the class's rows (a hand count over the rows).
+    (_, y, months), _ = _grown_stream(7)
+    cv = SequentialSplit(5, test_size=0.3, random_state=1)
+    for train, test in cv.split(np.zeros((len(y), 1)), y, months=months):
+        for m in range(5):
+            for cls in range(3):
+                n_rows = int(np.sum((months == m) & (y == cls)))
+                n_test = int(np.sum((months[test] == m) & (y[test] == cls)))
+                assert math.floor(0.3 * n_rows) <= n_test <= math.ceil(0.3 * n_rows)
