@@ -411,7 +411,8 @@ class MonthUpdate:
     where it was fitted, categories it had not seen (one line each)."""
     tests: dict = field(default_factory=dict)
     """The forgetting gate's :class:`DropTest` per past month whose score is
-    defined before and after (empty when the noise test is off)."""
+    defined before and after (empty without ``max_forgetting``, or with the
+    noise test off)."""
 
     @property
     def drops(self):
@@ -455,8 +456,8 @@ class UpdateResult:
     imported: str = None
     """The checkpoint file a new store started from (``init_from``)."""
     forgetting_confidence: float = None
-    """The gate's confidence (0: the point drop alone decides; None: the
-    update was run without one)."""
+    """The gate's confidence (0: the point drop alone decides; None: no
+    ``max_forgetting``, no gate)."""
     refused: list = field(default_factory=list)
     """The :class:`DropTest` of every past month that refuses the update
     (under ``max_forgetting`` and ``forgetting_confidence``), largest drop
@@ -523,17 +524,14 @@ class UpdateResult:
         """The forgetting gate's rule and verdict, one sentence; None when
         no test was run (no past month, or ``forgetting_confidence=0``)."""
         tested = [t for step in self.steps for t in step.tests.values()]
-        if not tested or self.forgetting_confidence is None:
+        if not tested or not self.forgetting_confidence or self.max_forgetting is None:
             return None
         alpha = 1 - self.forgetting_confidence
         months = f"{len(tested)} past month{'s' if len(tested) != 1 else ''}"
         rule = (f"refuse when a past month drops by more than {self.max_forgetting:g} with "
-                f"p < {alpha:.2g}" if self.max_forgetting is not None
-                else f"p < {alpha:.2g} marks a drop beyond noise")
+                f"p < {alpha:.2g}")
         where = f"{_METHODS[tested[0].method]}, Holm over {months}"
-        if self.max_forgetting is None:
-            verdict = "not checked"
-        elif not self.refused:
+        if not self.refused:
             verdict = "passed"
         else:
             months = ", ".join(str(t.month) for t in self.refused)
@@ -862,7 +860,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         ``forgetting_confidence``). The refusal is recorded in the store
         (:meth:`~sklearn_cf.store.ModelStore.refusals`).
     forgetting_confidence : float, default=0.95
-        How sure the gate must be that a past month's score really dropped:
+        With ``max_forgetting``, how sure the gate must be that a past
+        month's score really dropped:
         a month refuses only when the Holm-adjusted one-sided p-value of
         "its score did not drop", from a paired test on its held-out rows
         before and after (exact McNemar for accuracy, else a paired
@@ -1040,7 +1039,9 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         month_data = list(applied) if applied else [
             {"month": to_python(m), "rows": None, "sha256": None} for m in months_before]
         steps, pending = [], []
-        gate_on = forgetting_confidence > 0
+        # The paired tests run with a gate to judge (they cost a prediction
+        # per past month, and for scorings other than accuracy a bootstrap).
+        gate_on = forgetting_confidence > 0 and max_forgetting is not None
         for label, Xm, ym, digest in parts:
             if not store.raw:
                 Xm = store.scale(Xm)
@@ -1099,6 +1100,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
             next(step for step in steps if step.month == test.trained).tests[test.month] = test
         result.refused = (refusing(tests, max_forgetting, forgetting_confidence) if gate_on
                           else _untested_refusals(steps, max_forgetting))
+        if max_forgetting is None:
+            result.forgetting_confidence = None
         record = None
         if result.refused:
             # The refusal is kept in the store (never in a generation), so that
