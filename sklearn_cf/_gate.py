@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULT_CONFIDENCE", "DropTest", "bootstrap_drop",
-           "holm_adjust", "mcnemar_drop", "refusing"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULT_CONFIDENCE", "DropTest", "binary_auc",
+           "bootstrap_drop", "holm_adjust", "mcnemar_drop", "refusing"]
 
 DEFAULT_CONFIDENCE = 0.95
 """``--forgetting-confidence`` by default: an update whose past months did
@@ -175,7 +175,7 @@ def mcnemar_drop(before_correct, after_correct, alpha):
 
 
 def bootstrap_drop(score_before, score_after, n_rows, alpha, *,
-                   resamples=BOOTSTRAP_RESAMPLES, random_state=0):
+                   resamples=BOOTSTRAP_RESAMPLES, random_state=0, vectorized=False):
     """Paired bootstrap test of a drop in any score, on the same rows.
 
     Parameters
@@ -192,6 +192,10 @@ def bootstrap_drop(score_before, score_after, n_rows, alpha, *,
         Paired resamples (the same rows for both scores).
     random_state : int, default=0
         Seed of the resamples: a re-run of an update decides alike.
+    vectorized : bool, default=False
+        Whether the scores take a 2-d array of rows, one resample per row,
+        and return one score per resample (else they are called once per
+        resample).
 
     Returns
     -------
@@ -227,15 +231,22 @@ def bootstrap_drop(score_before, score_after, n_rows, alpha, *,
     from scipy import stats
 
     _check_alpha(alpha)
-    rows = np.arange(n_rows)
-    drop = float(score_before(rows)) - float(score_after(rows))
-    if n_rows == 0 or math.isnan(drop):
+    if n_rows == 0:
         return math.nan, math.nan, math.nan, math.nan
-    rng = np.random.default_rng(random_state)
-    drops = np.empty(resamples)
-    for k in range(resamples):
-        sample = rng.integers(0, n_rows, n_rows)
-        drops[k] = float(score_before(sample)) - float(score_after(sample))
+    rows = np.arange(n_rows)
+    if vectorized:
+        drop = float(score_before(rows[None])[0]) - float(score_after(rows[None])[0])
+    else:
+        drop = float(score_before(rows)) - float(score_after(rows))
+    if math.isnan(drop):
+        return math.nan, math.nan, math.nan, math.nan
+    samples = np.random.default_rng(random_state).integers(0, n_rows, (resamples, n_rows))
+    if vectorized:
+        drops = (np.asarray(score_before(samples), dtype=float)
+                 - np.asarray(score_after(samples), dtype=float))
+    else:
+        drops = np.array([float(score_before(sample)) - float(score_after(sample))
+                          for sample in samples])
     drops = drops[np.isfinite(drops)]
     if len(drops) < resamples / 2:
         return drop, math.nan, math.nan, math.nan
@@ -244,6 +255,31 @@ def bootstrap_drop(score_before, score_after, n_rows, alpha, *,
         return drop, drop, drop, 0.0 if drop > 0 else 1.0
     z = float(stats.norm.ppf(1 - alpha))
     return drop, drop - z * se, drop + z * se, float(stats.norm.sf(drop / se))
+
+
+def binary_auc(positive, score):
+    """ROC-AUC of ``score`` for the rows where ``positive``, row by row of
+    2-d arrays (one resample per row): the Mann-Whitney statistic with
+    midranks for ties, which is what ``roc_auc_score`` computes; NaN for a
+    row with one class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf._gate import binary_auc
+    >>> binary_auc(np.array([[False, True, False, True]]), np.array([[0.1, 0.4, 0.4, 0.8]]))
+    array([0.875])
+    """
+    from scipy.stats import rankdata
+
+    positive = np.atleast_2d(positive)
+    score = np.atleast_2d(score)
+    n_pos = positive.sum(axis=1)
+    n_neg = positive.shape[1] - n_pos
+    ranks = rankdata(score, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
 def holm_adjust(p_values):

@@ -49,8 +49,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from ._compat import to_python
 from ._epoch_progress import epoch_progress
 from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore, take_rows
-from ._gate import (DEFAULT_CONFIDENCE, bootstrap_drop, check_confidence, holm_adjust,
-                    mcnemar_drop, refusing)
+from ._gate import (DEFAULT_CONFIDENCE, binary_auc, bootstrap_drop, check_confidence,
+                    holm_adjust, mcnemar_drop, refusing)
 from ._gate import DropTest  # noqa: F401  (re-exported: the tests of a refusal)
 from ._estimator import load as load_checkpoint
 from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
@@ -1019,6 +1019,9 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         def score(Xs, ys):
             return _score(clf, Xs, ys, scorer, scoring_name)
 
+        def score_kept(kept, ys):  # the same score, of outputs kept by _recorded
+            return _score(kept, np.arange(len(ys)), ys, scorer, scoring_name)
+
         if store.raw:  # the model encodes its own rows
             _check_raw_columns(clf, X, data)
             if created:
@@ -1054,10 +1057,15 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                 # not at every scoring of past months' rows.
                 warnings.simplefilter("ignore", UnseenCategoryWarning)
                 warnings.simplefilter("ignore", ConstantFeatureWarning)
-                before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
-                if gate_on:  # each past row's outcome before the update, for the paired test
-                    rows_before = [_gate_rows(clf, Xs, ys, scoring_name)
-                                   for Xs, ys in zip(store.X, store.y)]
+                if gate_on:
+                    # Each past row's outputs before the update, for the paired
+                    # test; the scores are computed from them (one prediction).
+                    rows_before = [_recorded(clf, Xs) for Xs in store.X]
+                    before = {m: score_kept(kept, ys) for m, kept, ys
+                              in zip(store.months, rows_before, store.y)}
+                else:
+                    before = {m: score(Xs, ys)
+                              for m, Xs, ys in zip(store.months, store.X, store.y)}
                 next_score = score(take_rows(Xm, held), ym[held]) if fitted else None
                 start = time.perf_counter()
                 with epoch_progress(clf, label, progress, enabled=progress is not None):
@@ -1066,13 +1074,17 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                                           allow_new_classes=allow_new_classes)
                 seconds = time.perf_counter() - start
                 label = to_python(clf.months_seen_[-1])
-                after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
                 if gate_on:
-                    for m, Xs, ys, kept in zip(store.months, store.X, store.y, rows_before):
+                    rows_after = [_recorded(clf, Xs) for Xs in store.X]
+                    after = {m: score_kept(kept, ys) for m, kept, ys
+                             in zip(store.months, rows_after, store.y)}
+                    for m, ys, old, new in zip(store.months, store.y, rows_before, rows_after):
                         if not (_undefined_or_none(before[m]) or _undefined_or_none(after[m])):
-                            pending.append((label, m, np.asarray(ys), kept,
-                                            _gate_rows(clf, Xs, ys, scoring_name),
-                                            before[m], after[m]))
+                            pending.append((label, m, np.asarray(ys), old, new, before[m],
+                                            after[m]))
+                else:
+                    after = {m: score(Xs, ys)
+                             for m, Xs, ys in zip(store.months, store.X, store.y)}
                 month_score = score(take_rows(Xm, held), ym[held])
             steps.append(MonthUpdate(
                 month=label, train_rows=len(train), holdout_rows=len(held),
@@ -1171,13 +1183,13 @@ class _Recorded(ClassifierMixin, BaseEstimator):
         return self.proba[np.asarray(rows).ravel()]
 
 
-def _gate_rows(clf, X, y, scoring):
-    """What the paired test keeps of the model's predictions on held-out
-    rows: for accuracy, whether each row is right; else its outputs."""
-    predicted = clf.predict(X)
-    if scoring == "accuracy":
-        return np.asarray(predicted == np.asarray(y), dtype=bool)
-    return _Recorded(np.array(clf.classes_, copy=True), predicted, clf.predict_proba(X))
+def _recorded(clf, X):
+    """The model's outputs on held-out rows ``X``, kept for the paired test
+    (and scored as the model itself is: ``predict`` is the most probable
+    class, as :meth:`ContinualClassifier.predict` computes it)."""
+    proba = clf.predict_proba(X)
+    classes = np.array(clf.classes_, copy=True)
+    return _Recorded(classes, classes[proba.argmax(axis=1)], proba)
 
 
 def _drop_tests(pending, scorer, scoring, confidence):
@@ -1194,20 +1206,24 @@ def _drop_tests(pending, scorer, scoring, confidence):
     for trained, month, ys, kept_before, kept_after, before, after in pending:
         worse = better = None
         if scoring == "accuracy":
-            _, low, high, p, worse, better = mcnemar_drop(kept_before, kept_after, alpha)
+            _, low, high, p, worse, better = mcnemar_drop(kept_before.predicted == ys,
+                                                          kept_after.predicted == ys, alpha)
             method = "mcnemar"
         else:
+            fast = scoring == "roc_auc" and all(
+                len(kept.classes) == 2 and np.isin(ys, kept.classes).all()
+                for kept in (kept_before, kept_after))
+
             def scored(kept):
-                if scoring == "roc_auc" and len(kept.classes) == 2 and np.isin(
-                        ys, kept.classes).all():
-                    # What roc_auc_score computes (midranks for ties), without
-                    # the scorer's checks on every resample.
+                if fast:
+                    # What roc_auc_score computes (midranks for ties), for
+                    # every resample at once.
                     positive, proba = ys == kept.classes[1], kept.proba[:, 1]
-                    return lambda rows: _binary_auc(positive[rows], proba[rows])
+                    return lambda rows: binary_auc(positive[rows], proba[rows])
                 return lambda rows: _nan_if_none(_score(kept, rows, ys[rows], scorer, scoring))
 
             _, low, high, p = bootstrap_drop(scored(kept_before), scored(kept_after), len(ys),
-                                             alpha)
+                                             alpha, vectorized=fast)
             method = "bootstrap"
         tests.append(DropTest(month=to_python(month), trained=to_python(trained),
                               before=float(before), after=float(after),
@@ -1217,20 +1233,6 @@ def _drop_tests(pending, scorer, scoring, confidence):
     for test, adjusted in zip(tests, holm_adjust([t.p_value for t in tests])):
         test.p_adjusted = float(adjusted)
     return tests
-
-
-def _binary_auc(positive, score):
-    """ROC-AUC of ``score`` for the rows where ``positive``, by the
-    Mann-Whitney statistic with midranks (as ``roc_auc_score``); NaN with
-    one class."""
-    from scipy.stats import rankdata
-
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _nan_if_none(value):
