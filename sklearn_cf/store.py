@@ -339,6 +339,23 @@ class ModelStore:
         Returns
         -------
         list of dict
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from sklearn_cf import ContinualClassifier
+        >>> from sklearn_cf.store import ModelStore
+        >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> store = ModelStore(os.path.join(tempfile.mkdtemp(), "model"))
+        >>> with store.writer() as writer:
+        ...     _ = writer.commit(ContinualClassifier(max_epochs=1).fit(X, y), kind="import")
+        ...     _ = writer.record_refusal({"id": "000001-0123456789ab", "months": [],
+        ...                                "applied": None})
+        >>> [(r["id"], r["applied"]) for r in store.refusals()]
+        [('000001-0123456789ab', None)]
+        >>> store.generation().id  # no generation was written for it
+        1
         """
         try:
             names = os.listdir(self._at(REFUSED))

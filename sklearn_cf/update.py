@@ -64,6 +64,7 @@ __all__ = [
     "MonthUpdate",
     "UpdateResult",
     "load_month_data",
+    "refusal_state",
     "rollback",
     "raw_stream",
     "save_best",
@@ -1308,6 +1309,15 @@ def refusal_state(record, generations):
     rows, for a writer stopped between its commit and the record's mark),
     or None when no kept generation has them; ``accepted`` whether it was
     applied with ``accept_forgetting``.
+
+    Examples
+    --------
+    >>> from sklearn_cf.update import refusal_state
+    >>> record = {"months": [{"month": 4, "sha256": "ab12"}], "applied": None}
+    >>> refusal_state(record, [])
+    (None, False)
+    >>> refusal_state(dict(record, applied={"generation": 5, "accepted_forgetting": True}), [])
+    (5, True)
     """
     applied = record.get("applied")
     if applied:
