@@ -48,25 +48,33 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._compat import to_python
 from ._epoch_progress import epoch_progress
-from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore, take_rows
-from ._gate import (DEFAULT_CONFIDENCE, binary_auc, bootstrap_drop, check_confidence,
-                    holm_adjust, mcnemar_drop, refusing)
-from ._gate import DropTest  # noqa: F401  (re-exported: the tests of a refusal)
 from ._estimator import load as load_checkpoint
+from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore, take_rows
+from ._gate import (
+    DEFAULT_CONFIDENCE,
+    DropTest,
+    binary_auc,
+    bootstrap_drop,
+    check_confidence,
+    holm_adjust,
+    mcnemar_drop,
+    refusing,
+)
+from ._gate import _p_text as _p
 from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
 from .store import DEFAULT_KEEP, ModelStore
 
 __all__ = [
     "MAX_EVAL_ROWS",
-    "EvalStore",
     "DropTest",
+    "EvalStore",
     "ForgettingRefused",
     "MonthUpdate",
     "UpdateResult",
     "load_month_data",
+    "raw_stream",
     "refusal_state",
     "rollback",
-    "raw_stream",
     "save_best",
     "update_model",
 ]
@@ -123,12 +131,6 @@ class ForgettingRefused(Exception):
                      "apply this month knowingly, run the same update with "
                      "--accept-forgetting.")
         super().__init__(text)
-
-
-def _p(value):
-    from ._gate import _p_text
-
-    return _p_text(value)
 
 
 def rollback(model, to=None, *, wait=0.0, keep=DEFAULT_KEEP):
@@ -631,8 +633,9 @@ class UpdateResult:
             if step.notes:
                 out += [""] + [f"Note: {note}." for note in step.notes]
             if step.before and step.tests:
-                out += ["", "| past month | before | after | change | drop bounds | "
-                        "p (Holm) | refuses |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+                header = ("| past month | before | after | change | drop bounds | p (Holm) "
+                          "| refuses |")
+                out += ["", header, "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
                 for m in step.before:
                     test = step.tests.get(m)
                     out.append(
@@ -1198,8 +1201,6 @@ def _drop_tests(pending, scorer, scoring, confidence):
     McNemar for accuracy, else a paired bootstrap; bounds at the Bonferroni
     level ``(1 - confidence) / k`` and p-values adjusted by Holm over the
     ``k`` months tested in the update."""
-    from ._gate import DropTest
-
     if not pending:
         return []
     alpha = (1 - confidence) / len(pending)
@@ -1215,7 +1216,7 @@ def _drop_tests(pending, scorer, scoring, confidence):
                 len(kept.classes) == 2 and np.isin(ys, kept.classes).all()
                 for kept in (kept_before, kept_after))
 
-            def scored(kept):
+            def scored(kept, ys=ys, fast=fast):
                 if fast:
                     # What roc_auc_score computes (midranks for ties), for
                     # every resample at once.
@@ -1243,8 +1244,6 @@ def _nan_if_none(value):
 def _untested_refusals(steps, max_forgetting):
     """With the noise test off: every past month whose point drop exceeds
     ``max_forgetting``, largest first."""
-    from ._gate import DropTest
-
     if max_forgetting is None:
         return []
     out = [DropTest(month=to_python(m), trained=to_python(step.month), before=step.before[m],

@@ -17,8 +17,14 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from sklearn_cf._gate import (DropTest, binary_auc, bootstrap_drop, holm_adjust, mcnemar_drop,
-                              refusing)
+from sklearn_cf._gate import (
+    DropTest,
+    binary_auc,
+    bootstrap_drop,
+    holm_adjust,
+    mcnemar_drop,
+    refusing,
+)
 from sklearn_cf.cli import main
 from sklearn_cf.store import ModelStore
 from sklearn_cf.update import ForgettingRefused, _drop_tests, _Recorded, update_model
@@ -55,8 +61,8 @@ def test_mcnemar_counts_flips_and_matches_the_exact_binomial_tail():
 
 def test_mcnemar_bounds_and_p_value_agree_everywhere():
     """``low > 0`` exactly when ``p < alpha`` (the test and its bounds are dual)."""
-    for worse in range(0, 25):
-        for better in range(0, 25):
+    for worse in range(25):
+        for better in range(25):
             for alpha in (0.05, 0.01, 0.0125):
                 before, after = _pairs(worse, better, 50, 10)
                 _, low, _, p, _, _ = mcnemar_drop(before, after, alpha)

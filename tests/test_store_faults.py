@@ -341,6 +341,11 @@ def test_a_second_writer_without_wait_exits_4_naming_the_holder(tmp_path, writer
     assert manifest["previous"] == 1
 
 
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
 @pytest.mark.slow
 def test_kill_while_a_refusal_is_recorded_leaves_the_store_loadable(template, tmp_path):
     """A refused update writes only its refusal record (atomically): killed
@@ -355,7 +360,7 @@ def test_kill_while_a_refusal_is_recorded_leaves_the_store_loadable(template, tm
     counts = os.path.join(folder, "refusal-ops.log")
     process, out = _start(argv_of(probe), folder, f"count:{counts}")
     process.join()
-    assert process.exitcode == 3, open(out).read()
+    assert process.exitcode == 3, _read(out)
     with open(counts) as f:
         ops = f.read().splitlines()
     os.unlink(counts)
@@ -370,7 +375,7 @@ def test_kill_while_a_refusal_is_recorded_leaves_the_store_loadable(template, tm
         process, out = _start(argv_of(model), folder, f"{k}:{marker}")
         deadline = time.monotonic() + 120
         while not (os.path.exists(marker) and os.path.getsize(marker)):
-            assert process.is_alive() and time.monotonic() < deadline, open(out).read()
+            assert process.is_alive() and time.monotonic() < deadline, _read(out)
             time.sleep(0.005)
         os.kill(process.pid, signal.SIGKILL)
         process.join()
