@@ -233,7 +233,9 @@ def build_parser():
         help="the kept generations of a model store, one line each",
         description="List the kept generations of the model store --model M: id, when it "
                     "was committed, what made it, its months, its scoring and held-out "
-                    "scores, and the size of the files it references.",
+                    "scores, and the size of the files it references; then the updates "
+                    "the forgetting gate refused, whether each was applied since, and the "
+                    "command that applies it knowingly.",
         formatter_class=_Help,
     )
     hist.prog = f"{PROG} history"
@@ -338,7 +340,20 @@ def _add_update_parser(commands):
                             "the update and later ones")
     check.add_argument("--max-forgetting", type=float, default=None, metavar="X",
                        help="refuse to save (exit 3) when a past month's held-out score "
-                            "drops by more than X")
+                            "drops by more than X and beyond the held-out rows' noise (see "
+                            "--forgetting-confidence); the refusal is recorded in M and "
+                            "listed by sklearn-cf history")
+    check.add_argument("--forgetting-confidence", type=float, default=0.95, metavar="C",
+                       help="with --max-forgetting: refuse only when a paired test on the "
+                            "month's held-out rows before and after (exact McNemar for "
+                            "accuracy, else a paired bootstrap; Holm over the past months) "
+                            "gives p < 1 - C that its score did not drop; an update whose "
+                            "months did not drop is refused at most 1 - C of the time. 0: "
+                            "no test, the drop alone decides")
+    check.add_argument("--accept-forgetting", action="store_true",
+                       help="commit the update even if the gate refuses it (a month refused "
+                            "before, applied knowingly); its refusal record is marked as "
+                            "applied")
     check.add_argument("--scoring", default="auto",
                        help="score of the held-out rows: a scikit-learn scorer name, "
                             "tpr_at_fpr:FPR, or auto (" + _AUTO_SCORING_HELP + ", on the "
@@ -621,6 +636,8 @@ def _update(args):
             init_from=args.init_from, memory_on_disk=args.memory_on_disk,
             classes=None if args.classes is None else args.classes.split(","),
             allow_new_classes=args.allow_new_classes,
+            forgetting_confidence=args.forgetting_confidence,
+            accept_forgetting=args.accept_forgetting,
             progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
         )
     except update.ForgettingRefused as exc:
@@ -714,7 +731,63 @@ def _history(args):
               f"{_months_text(gen.months, 24):<24}  {_clip(gen.scoring or '-', 17):<17}  "
               f"{_scores_text(gen):<13}  {_size_text(gen.size)}"
               + ("  (current)" if gen is generations[-1] else ""))
+    refusals = store.refusals()
+    if refusals:
+        print()
+        print(f"refused updates ({len(refusals)}; kept in {os.path.join(args.model, 'refused')})")
+        for record in refusals:
+            for line in _refusal_lines(args.model, record, generations):
+                print(line)
     return 0
+
+
+def _refusal_lines(model, record, generations):
+    """A refused update for ``history``: when, which months, the drop that
+    refused it with its bounds and p-value, and whether it was applied since
+    (else the command that applies it knowingly)."""
+    import shlex
+
+    from ._gate import _p_text
+    from .update import _clip, refusal_state
+
+    if "damaged" in record:
+        return [f"  {record['id']}: damaged record ({record['damaged']})"]
+    months = ", ".join(f"{m['month']} ({m['rows']} rows)" for m in record.get("months", []))
+    head = (f"  {record.get('created', '').replace('T', ' ').rstrip('Z')}  month "
+            f"{months} refused on generation {record.get('base_generation')}")
+    lines = [_clip(head, 100)]
+    confidence = record.get("forgetting_confidence") or 0
+    rule = f"> {record.get('max_forgetting'):g}" + (
+        f" and p < {1 - confidence:.2g}" if confidence else "")
+    for test in record.get("refused_by", [])[:3]:
+        bounds = ("" if test.get("low") is None
+                  else f" [{test['low']:.3f}, {test['high']:.3f}], p {_p_text(test['p_adjusted'])}")
+        lines.append(_clip(f"    drop {test['drop']:.3f} on month {test['month']}{bounds} "
+                           f"({rule})", 100))
+    more = len(record.get("refused_by", [])) - 3
+    if more > 0:
+        lines.append(f"    and {more} more month{'s' if more != 1 else ''}")
+    applied, accepted = refusal_state(record, generations)
+    if applied is not None:
+        lines.append(f"    applied in generation {applied}"
+                     + (" (--accept-forgetting)" if accepted else ""))
+        return lines
+    run = record.get("run") or {}
+    command = ["sklearn-cf", "update", "--model", model, "--data", run.get("data") or "DATA"]
+    for option, key in (("--target", "target"), ("--month", "month"),
+                        ("--month-column", "month_column")):
+        if run.get(key) is not None:
+            command += [option, str(run[key])]
+    if run.get("holdout") not in (None, 0.2):
+        command += ["--holdout", f"{run['holdout']:g}"]
+    if run.get("seed") not in (None, 0):
+        command += ["--seed", str(run["seed"])]
+    command += ["--max-forgetting", f"{record.get('max_forgetting'):g}"]
+    if record.get("forgetting_confidence") not in (None, 0.95):
+        command += ["--forgetting-confidence", f"{record['forgetting_confidence']:g}"]
+    command.append("--accept-forgetting")
+    lines.append("    not applied; to apply it knowingly: " + shlex.join(command))
+    return lines
 
 
 def _load_model(path, device=None):
@@ -823,7 +896,8 @@ def main(argv=None):
     int
         0 on success; 2 for bad arguments or data (after printing one line
         ``sklearn-cf: error: ...`` to stderr); 3 when ``update`` refuses a
-        model that forgets more than ``--max-forgetting``, or when
+        model that forgets more than ``--max-forgetting`` (beyond the
+        held-out rows' noise; the refusal is recorded in the store), or when
         ``compare --save-best`` has no recommended strategy to save (none
         beats the majority-class baseline); 4 when another process is
         writing the model store (its lock is held longer than ``--wait``); 130 on Ctrl-C

@@ -16,6 +16,7 @@ for the format and its guarantees.
       generations/000007.json   one manifest per generation, never changed
       objects/                  checkpoints and evaluation stores, never changed
       memory/                   replay-memory files (immutable, shared by generations)
+      refused/                  one JSON record per update the forgetting gate refused
 
 * :class:`ModelStore`: read a store (:meth:`ModelStore.load`,
   :meth:`ModelStore.generations`) and write one under its lock
@@ -49,9 +50,11 @@ DEFAULT_KEEP = 5
 CURRENT = "CURRENT"
 LOCK = "LOCK"
 GENERATIONS = "generations"
+REFUSED = "refused"
 OBJECTS = "objects"
 MEMORY = "memory"
 _MANIFEST = re.compile(r"^(\d{6,})\.json$")
+_REFUSAL = re.compile(r"^(\d{6,}-[0-9a-f]{12})\.json$")
 _READ_TRIES = 3
 
 
@@ -322,6 +325,62 @@ class ModelStore:
         """The evaluation store of a generation (None: the current one)."""
         return self._read(self._eval_of, generation)[1]
 
+    def refusals(self):
+        """The updates the forgetting gate refused, oldest first.
+
+        Each is the JSON record ``sklearn-cf update`` wrote when it refused
+        (a dict; its keys in docs/reliability.md): the months with their row
+        counts and digests, the gate's settings and tests, how the update
+        was run, and ``applied`` (None, or the generation that applied the
+        months later). A record that cannot be read is returned as
+        ``{"id": ..., "damaged": "why"}``. Records are not part of any
+        generation: writing one never changes a committed generation.
+
+        Returns
+        -------
+        list of dict
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from sklearn_cf import ContinualClassifier
+        >>> from sklearn_cf.store import ModelStore
+        >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> store = ModelStore(os.path.join(tempfile.mkdtemp(), "model"))
+        >>> with store.writer() as writer:
+        ...     _ = writer.commit(ContinualClassifier(max_epochs=1).fit(X, y), kind="import")
+        ...     _ = writer.record_refusal({"id": "000001-0123456789ab", "months": [],
+        ...                                "applied": None})
+        >>> [(r["id"], r["applied"]) for r in store.refusals()]
+        [('000001-0123456789ab', None)]
+        >>> store.generation().id  # no generation was written for it
+        1
+        """
+        try:
+            names = os.listdir(self._at(REFUSED))
+        except FileNotFoundError:
+            return []
+        records = [self.refusal(m.group(1)) for m in map(_REFUSAL.match, sorted(names)) if m]
+        return sorted((r for r in records if r is not None),
+                      key=lambda r: (r.get("created", ""), r["id"]))
+
+    def refusal(self, refusal_id):
+        """The refusal record ``refusal_id`` (None when there is none)."""
+        path = self._at(REFUSED, f"{refusal_id}.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            record = json.loads(text)
+            if not isinstance(record, dict) or record.get("id") != refusal_id:
+                raise ValueError("not a refusal record")
+            return record
+        except ValueError as exc:
+            return {"id": refusal_id, "damaged": str(exc)}
+
     # -- writing --------------------------------------------------------
     def writer(self, wait=0.0, keep=DEFAULT_KEEP):
         """Take the store's writer lock: ``with store.writer() as w: ...``.
@@ -540,6 +599,48 @@ class StoreWriter:
         )
         return self._commit(gen)
 
+    # -- refusals -------------------------------------------------------
+    def record_refusal(self, record):
+        """Write a refusal record, ``refused/<id>.json``, unless one with
+        its id is there (the same update refused again); under the lock,
+        atomically (a kill leaves the old content or the new, and a stray
+        temporary file that the next writer removes).
+
+        Parameters
+        ----------
+        record : dict
+            JSON-ready, with an ``id`` of the form ``GGGGGG-xxxxxxxxxxxx``.
+
+        Returns
+        -------
+        str
+            The record's id.
+        """
+        refusal_id = record["id"]
+        if not _REFUSAL.match(f"{refusal_id}.json"):
+            raise ValueError(f"A refusal record's id must look like 000004-0123456789ab, "
+                             f"got {refusal_id!r}.")
+        if self.store.refusal(refusal_id) is None:
+            self._write_refusal(record)
+        return refusal_id
+
+    def mark_refusal_applied(self, refusal_id, generation, accepted):
+        """Mark a refusal record as applied by ``generation`` (committed),
+        with ``accepted`` whether the gate was overridden."""
+        record = self.store.refusal(refusal_id)
+        if record is None or "damaged" in record:
+            return
+        record["applied"] = {"generation": generation, "accepted_forgetting": bool(accepted),
+                             "at": _now()}
+        self._write_refusal(record)
+
+    def _write_refusal(self, record):
+        if self._lock is None:
+            raise RuntimeError("A refusal record is written under the writer lock.")
+        os.makedirs(self.store._at(REFUSED), exist_ok=True)
+        text = json.dumps(record, indent=1, sort_keys=True, allow_nan=False, default=str)
+        write_atomically_bytes(self.store._at(REFUSED, f"{record['id']}.json"), text.encode())
+
     def _memory_of(self, clf):
         files = clf.memory_files() if hasattr(clf, "memory_files") else []
         out = []
@@ -591,7 +692,10 @@ class StoreWriter:
                         os.rmdir(folder)
                     except OSError:
                         pass
-        for folder in (store.root, store._at(GENERATIONS)):  # write_atomically's temporaries
+        for folder in (store.root, store._at(GENERATIONS), store._at(REFUSED)):
+            # write_atomically's temporaries
+            if not os.path.isdir(folder):
+                continue
             for name in os.listdir(folder):
                 if name.startswith(".") and name.endswith(".tmp"):
                     remove_file(os.path.join(folder, name))

@@ -44,23 +44,37 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._compat import to_python
 from ._epoch_progress import epoch_progress
-from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore, take_rows
 from ._estimator import load as load_checkpoint
+from ._eval_store import LEGACY_SCORING, MAX_EVAL_ROWS, EvalStore, take_rows
+from ._gate import (
+    DEFAULT_CONFIDENCE,
+    DropTest,
+    binary_auc,
+    bootstrap_drop,
+    check_confidence,
+    holm_adjust,
+    mcnemar_drop,
+    refusing,
+)
+from ._gate import _p_text as _p
 from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
 from .store import DEFAULT_KEEP, ModelStore
 
 __all__ = [
     "MAX_EVAL_ROWS",
+    "DropTest",
     "EvalStore",
     "ForgettingRefused",
     "MonthUpdate",
     "UpdateResult",
     "load_month_data",
-    "rollback",
     "raw_stream",
+    "refusal_state",
+    "rollback",
     "save_best",
     "update_model",
 ]
@@ -69,24 +83,54 @@ __all__ = [
 class ForgettingRefused(Exception):
     """An update dropped a past month's held-out score by more than allowed.
 
+    With ``forgetting_confidence`` > 0 (the default), "more than allowed"
+    means larger than ``max_forgetting`` *and* beyond the held-out rows'
+    sampling noise (see :mod:`sklearn_cf._gate` and docs/cli.md).
+
     Attributes
     ----------
     month : object
-        The month with the largest drop.
+        The month with the largest refusing drop.
     drop : float
         Its score before the update minus after it.
     threshold : float
         The ``max_forgetting`` it exceeded.
     result : UpdateResult
-        Everything measured, for the report.
+        Everything measured, for the report (``result.refused``: every
+        refusing month's :class:`DropTest`).
+    test : DropTest or None
+        The month's test (None when the noise test is off).
+    record : str or None
+        The refusal record written in the store (its id, listed by
+        ``sklearn-cf history``); None for a store with no generation yet.
+
+    Examples
+    --------
+    >>> from sklearn_cf.update import ForgettingRefused
+    >>> print(ForgettingRefused("2024-01", 0.0225, 0.02, None))
+    update refused: the held-out score on month 2024-01 dropped by 0.0225, more than
+    --max-forgetting 0.02; the model was not changed.
     """
 
-    def __init__(self, month, drop, threshold, result):
+    def __init__(self, month, drop, threshold, result, test=None, record=None):
         self.month, self.drop, self.threshold, self.result = month, drop, threshold, result
-        super().__init__(
-            f"update refused: the held-out score on month {month} dropped by {drop:.4f}, "
-            f"more than --max-forgetting {threshold:g}; the model was not changed."
-        )
+        self.test, self.record = test, record
+        noise = ""
+        if test is not None:
+            confidence = getattr(result, "forgetting_confidence", None)
+            tested = sum(len(step.tests) for step in getattr(result, "steps", []))
+            noise = (f" (bounds {test.low:.4f} to {test.high:.4f}, p = {_p(test.p_adjusted)} "
+                     f"after Holm over {tested} past month{'s' if tested != 1 else ''})")
+        text = (f"update refused: the held-out score on month {month} dropped by {drop:.4f}"
+                f"{noise}, more than --max-forgetting {threshold:g}"
+                + ("" if test is None else " and beyond the held-out rows' noise at "
+                   f"--forgetting-confidence {confidence:g}")
+                + "; the model was not changed.")
+        if record is not None:
+            text += (f" The refusal is recorded as {record} (see sklearn-cf history); to "
+                     "apply this month knowingly, run the same update with "
+                     "--accept-forgetting.")
+        super().__init__(text)
 
 
 def rollback(model, to=None, *, wait=0.0, keep=DEFAULT_KEEP):
@@ -368,6 +412,10 @@ class MonthUpdate:
     notes: list = field(default_factory=list)
     """What the model's encoder did to this month's rows: columns constant
     where it was fitted, categories it had not seen (one line each)."""
+    tests: dict = field(default_factory=dict)
+    """The forgetting gate's :class:`DropTest` per past month whose score is
+    defined before and after (empty without ``max_forgetting``, or with the
+    noise test off)."""
 
     @property
     def drops(self):
@@ -410,6 +458,22 @@ class UpdateResult:
     """Months of the data applied before with the same rows, skipped."""
     imported: str = None
     """The checkpoint file a new store started from (``init_from``)."""
+    forgetting_confidence: float = None
+    """The gate's confidence (0: the point drop alone decides; None: no
+    ``max_forgetting``, no gate)."""
+    refused: list = field(default_factory=list)
+    """The :class:`DropTest` of every past month that refuses the update
+    (under ``max_forgetting`` and ``forgetting_confidence``), largest drop
+    first; when ``accepted_forgetting``, the update was committed anyway."""
+    accepted_forgetting: bool = False
+    """Whether the update was committed although the gate refused it
+    (``accept_forgetting=True``)."""
+    refusal: str = None
+    """The refusal record written or marked in the store by this update
+    (see :meth:`sklearn_cf.store.ModelStore.refusals`)."""
+    reapplied: list = field(default_factory=list)
+    """Refusal records of the store that this update applied (the same
+    months, with the same rows)."""
 
     @property
     def largest_drop(self):
@@ -459,6 +523,26 @@ class UpdateResult:
                     f"(change {-drop:+.{digits}f}{'; ' + limit if limit else ''})")
         return "no past month's held-out score dropped" + (f" ({limit})" if limit else "")
 
+    def gate_text(self):
+        """The forgetting gate's rule and verdict, one sentence; None when
+        no test was run (no past month, or ``forgetting_confidence=0``)."""
+        tested = [t for step in self.steps for t in step.tests.values()]
+        if not tested or not self.forgetting_confidence or self.max_forgetting is None:
+            return None
+        alpha = 1 - self.forgetting_confidence
+        months = f"{len(tested)} past month{'s' if len(tested) != 1 else ''}"
+        rule = (f"refuse when a past month drops by more than {self.max_forgetting:g} with "
+                f"p < {alpha:.2g}")
+        where = f"{_METHODS[tested[0].method]}, Holm over {months}"
+        if not self.refused:
+            verdict = "passed"
+        else:
+            months = ", ".join(str(t.month) for t in self.refused)
+            verdict = (f"refused by month {months}"
+                       + ("; applied anyway (--accept-forgetting)"
+                          if self.accepted_forgetting else ""))
+        return f"gate: {rule} ({where}): {verdict}"
+
     def summary(self):
         """A few lines, at most 100 columns."""
         if self.imported is not None:
@@ -489,11 +573,18 @@ class UpdateResult:
             )
             if step.before:
                 width = max(len(str(m)) for m in step.before)
-                lines.append(f"  {'past month'.ljust(max(width, 10))}  before   after  change")
+                gate = "   drop bounds      p (Holm)" if step.tests else ""
+                lines.append(f"  {'past month'.ljust(max(width, 10))}  before   after  change"
+                             + gate)
                 for m in step.before:
+                    test = step.tests.get(m)
                     lines.append(
                         f"  {str(m).ljust(max(width, 10))}  {_fmt(step.before[m]):>6}  "
-                        f"{_fmt(step.after[m]):>6}  {_change(step.before[m], step.after[m])}"
+                        f"{_fmt(step.after[m]):>6}  "
+                        f"{_change(step.before[m], step.after[m]):>{6 if step.tests else 1}}"
+                        + (f"  {_bounds(test):<16}  {_p(test.p_adjusted) if test else '-'}"
+                           + ("  refuses" if test and test.refuses else "")
+                           if step.tests else "")
                     )
             lines += [f"note: {note}" for note in step.notes]
         undefined = self._undefined_note()
@@ -503,6 +594,10 @@ class UpdateResult:
         drop = self._drop_text("--max-forgetting ", 3)
         if drop is not None:
             lines.append(drop)
+        gate = self.gate_text()
+        if gate is not None:
+            lines += textwrap.wrap(gate, width=100, subsequent_indent="  ",
+                                   break_long_words=False, break_on_hyphens=False)
         if self.saved:
             tail = "" if self.previous is None else f" (previous: generation {self.previous})"
             lines.append(f"saved {self.model} as generation {self.generation}{tail}")
@@ -524,6 +619,9 @@ class UpdateResult:
         drop = self._drop_text("threshold ", 4)
         if drop is not None:
             out += ["", drop[0].upper() + drop[1:] + "."]
+        gate = self.gate_text()
+        if gate is not None:
+            out += ["", "Forgetting " + gate + "."]
         for step in self.steps:
             out += ["", f"## Month {step.month}", "",
                     f"Trained on {step.train_rows} rows ({step.seconds:.1f} s); "
@@ -534,7 +632,18 @@ class UpdateResult:
                     f"{_fmt(step.next_month_score)} |"]
             if step.notes:
                 out += [""] + [f"Note: {note}." for note in step.notes]
-            if step.before:
+            if step.before and step.tests:
+                header = ("| past month | before | after | change | drop bounds | p (Holm) "
+                          "| refuses |")
+                out += ["", header, "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+                for m in step.before:
+                    test = step.tests.get(m)
+                    out.append(
+                        f"| {m} | {_fmt(step.before[m])} | {_fmt(step.after[m])} | "
+                        f"{_change(step.before[m], step.after[m])} | {_bounds(test)} | "
+                        f"{_p(test.p_adjusted) if test else '-'} | "
+                        f"{'yes' if test and test.refuses else ''} |")
+            elif step.before:
                 out += ["", "| past month | before | after | change |",
                         "| --- | ---: | ---: | ---: |"]
                 out += [f"| {m} | {_fmt(step.before[m])} | {_fmt(step.after[m])} | "
@@ -544,6 +653,17 @@ class UpdateResult:
 
 def _undefined(value):
     return isinstance(value, float) and math.isnan(value)
+
+
+_METHODS = {"mcnemar": "paired exact McNemar test",
+            "bootstrap": "paired bootstrap test"}
+
+
+def _bounds(test):
+    """``[low, high]`` of a test's drop; ``-`` when untested."""
+    if test is None or _undefined(test.low):
+        return "-"
+    return f"[{test.low:.3f}, {test.high:.3f}]"
 
 
 def _fmt(value):
@@ -712,7 +832,8 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                  max_forgetting=None, strategy=None, estimator_params=None, scale="auto",
                  scoring="auto", random_state=0, wait=0.0, keep=DEFAULT_KEEP,
                  init_from=None, memory_on_disk=False, progress=None, classes=None,
-                 allow_new_classes=False):
+                 allow_new_classes=False, forgetting_confidence=DEFAULT_CONFIDENCE,
+                 accept_forgetting=False):
     """Update the model store ``model`` with the month(s) in ``data``.
 
     Everything from reading the current generation to committing the next
@@ -738,7 +859,26 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
     max_forgetting : float or None, default=None
         Refuse the update (raise :class:`ForgettingRefused`, write no model)
         when a past month's held-out score drops by more than this (in
-        units of the scoring; months where it is undefined are left out).
+        units of the scoring; months where it is undefined are left out)
+        *and* the drop is beyond the held-out rows' noise (see
+        ``forgetting_confidence``). The refusal is recorded in the store
+        (:meth:`~sklearn_cf.store.ModelStore.refusals`).
+    forgetting_confidence : float, default=0.95
+        With ``max_forgetting``, how sure the gate must be that a past
+        month's score really dropped:
+        a month refuses only when the Holm-adjusted one-sided p-value of
+        "its score did not drop", from a paired test on its held-out rows
+        before and after (exact McNemar for accuracy, else a paired
+        bootstrap), is below ``1 - forgetting_confidence``. An update whose
+        past months did not drop is then refused at most 5% of the time
+        (at 0.95), however many months it is tested on. Raising it refuses
+        less often on noise and lets more real forgetting through. 0 turns
+        the test off: the point drop alone decides.
+    accept_forgetting : bool, default=False
+        Commit the update even when the gate refuses it (a month refused
+        before, applied knowingly): the drops are measured and reported
+        all the same, and the store's refusal record of these months is
+        marked as applied by the new generation.
     strategy : str or None
         Strategy spec for a new model; for an existing one it must match.
     estimator_params : dict or None
@@ -798,7 +938,9 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         Bad arguments or data, a strategy or scoring that differs from the
         model's, a month applied before with other rows; nothing is written.
     ForgettingRefused
-        When ``max_forgetting`` is exceeded; nothing is written.
+        When the gate refuses the update (``max_forgetting``,
+        ``forgetting_confidence``); no generation is written, only the
+        refusal record (for a store with a generation).
     sklearn_cf.exceptions.StoreLockedError
         When another process writes the store for longer than ``wait``.
     """
@@ -807,6 +949,11 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
 
     model = os.fspath(model)
     estimator_params = dict(estimator_params or {})
+    forgetting_confidence = check_confidence(forgetting_confidence)
+    if max_forgetting is not None and (isinstance(max_forgetting, bool) or not isinstance(
+            max_forgetting, (int, float)) or math.isnan(max_forgetting)):
+        raise ValueError(f"--max-forgetting must be a number (a drop in the model's scoring, "
+                         f"e.g. 0.02), got {max_forgetting!r}.")
     if not 0 <= holdout < 1:
         raise ValueError(f"--holdout must be in [0, 1), got {holdout!r}.")
     if os.path.isfile(model):
@@ -876,6 +1023,9 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         def score(Xs, ys):
             return _score(clf, Xs, ys, scorer, scoring_name)
 
+        def score_kept(kept, ys):  # the same score, of outputs kept by _recorded
+            return _score(kept, np.arange(len(ys)), ys, scorer, scoring_name)
+
         if store.raw:  # the model encodes its own rows
             _check_raw_columns(clf, X, data)
             if created:
@@ -895,7 +1045,10 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
 
         month_data = list(applied) if applied else [
             {"month": to_python(m), "rows": None, "sha256": None} for m in months_before]
-        steps = []
+        steps, pending = [], []
+        # The paired tests run with a gate to judge (they cost a prediction
+        # per past month, and for scorings other than accuracy a bootstrap).
+        gate_on = forgetting_confidence > 0 and max_forgetting is not None
         for label, Xm, ym, digest in parts:
             if not store.raw:
                 Xm = store.scale(Xm)
@@ -908,7 +1061,15 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                 # not at every scoring of past months' rows.
                 warnings.simplefilter("ignore", UnseenCategoryWarning)
                 warnings.simplefilter("ignore", ConstantFeatureWarning)
-                before = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+                if gate_on:
+                    # Each past row's outputs before the update, for the paired
+                    # test; the scores are computed from them (one prediction).
+                    rows_before = [_recorded(clf, Xs) for Xs in store.X]
+                    before = {m: score_kept(kept, ys) for m, kept, ys
+                              in zip(store.months, rows_before, store.y)}
+                else:
+                    before = {m: score(Xs, ys)
+                              for m, Xs, ys in zip(store.months, store.X, store.y)}
                 next_score = score(take_rows(Xm, held), ym[held]) if fitted else None
                 start = time.perf_counter()
                 with epoch_progress(clf, label, progress, enabled=progress is not None):
@@ -917,7 +1078,17 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                                           allow_new_classes=allow_new_classes)
                 seconds = time.perf_counter() - start
                 label = to_python(clf.months_seen_[-1])
-                after = {m: score(Xs, ys) for m, Xs, ys in zip(store.months, store.X, store.y)}
+                if gate_on:
+                    rows_after = [_recorded(clf, Xs) for Xs in store.X]
+                    after = {m: score_kept(kept, ys) for m, kept, ys
+                             in zip(store.months, rows_after, store.y)}
+                    for m, ys, old, new in zip(store.months, store.y, rows_before, rows_after):
+                        if not (_undefined_or_none(before[m]) or _undefined_or_none(after[m])):
+                            pending.append((label, m, np.asarray(ys), old, new, before[m],
+                                            after[m]))
+                else:
+                    after = {m: score(Xs, ys)
+                             for m, Xs, ys in zip(store.months, store.X, store.y)}
                 month_score = score(take_rows(Xm, held), ym[held])
             steps.append(MonthUpdate(
                 month=label, train_rows=len(train), holdout_rows=len(held),
@@ -936,13 +1107,32 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
             steps=steps, max_forgetting=max_forgetting, scoring=scoring_name,
             scoring_reason=scoring_reason, scoring_recorded=recorded,
             previous=None if writer.base is None else writer.base.id,
-            already_applied=skipped,
+            already_applied=skipped, forgetting_confidence=forgetting_confidence,
         )
         if not steps:  # every month was applied before: an idempotent success
             return result
-        largest = result.largest_drop
-        if max_forgetting is not None and largest is not None and largest[1] > max_forgetting:
-            raise ForgettingRefused(largest[0], largest[1], max_forgetting, result)
+        tests = _drop_tests(pending, scorer, scoring_name, forgetting_confidence)
+        for test in tests:
+            next(step for step in steps if step.month == test.trained).tests[test.month] = test
+        result.refused = (refusing(tests, max_forgetting, forgetting_confidence) if gate_on
+                          else _untested_refusals(steps, max_forgetting))
+        if max_forgetting is None:
+            result.forgetting_confidence = None
+        record = None
+        if result.refused:
+            # The refusal is kept in the store (never in a generation), so that
+            # `history` lists it and a later run can apply the month knowingly.
+            record = _refusal_record(result, writer, data, target, month, month_column,
+                                     holdout, random_state, month_data[len(month_data)
+                                                                       - len(steps):])
+            if not accept_forgetting:
+                if writer.base is not None:  # a new store is removed: nothing to keep
+                    result.refusal = writer.record_refusal(record)
+                top = result.refused[0]
+                raise ForgettingRefused(top.month, top.drop, max_forgetting, result,
+                                        test=top if gate_on else None,
+                                        record=result.refusal)
+            result.accepted_forgetting = True
         last = steps[-1]
         scores = dict(last.after)
         scores[last.month] = last.score
@@ -955,9 +1145,186 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
             result.previous = writer.base.id
         gen = writer.commit(clf, store, kind="update", month_data=month_data,
                             scores={m: v for m, v in scores.items() if v is not None})
+        # Refusals of these months (same rows) are now applied: say so in
+        # their records (a refusal overridden now is recorded as applied).
+        if record is not None and writer.store.refusal(record["id"]) is None:
+            writer.record_refusal(record)
+        for old in writer.store.refusals():
+            if old.get("applied") is None and _months_applied(old, month_data[-len(steps):]):
+                writer.mark_refusal_applied(old["id"], gen.id,
+                                            accepted=bool(result.accepted_forgetting))
+                result.reapplied.append(old["id"])
+        if record is not None:
+            result.refusal = record["id"]
     result.saved = True
     result.generation = gen.id
     return result
+
+
+def _undefined_or_none(value):
+    return value is None or _undefined(value)
+
+
+class _Recorded(ClassifierMixin, BaseEstimator):
+    """A model's outputs on a month's held-out rows, replayed by row index,
+    so that its scorer scores a resample of the rows without the model (the
+    model changes during the update)."""
+
+    def __init__(self, classes=None, predicted=None, proba=None):
+        self.classes, self.predicted, self.proba = classes, predicted, proba
+
+    @property
+    def classes_(self):
+        return self.classes
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def predict(self, rows):
+        return self.predicted[np.asarray(rows).ravel()]
+
+    def predict_proba(self, rows):
+        return self.proba[np.asarray(rows).ravel()]
+
+
+def _recorded(clf, X):
+    """The model's outputs on held-out rows ``X``, kept for the paired test
+    (and scored as the model itself is: ``predict`` is the most probable
+    class, as :meth:`ContinualClassifier.predict` computes it)."""
+    proba = clf.predict_proba(X)
+    classes = np.array(clf.classes_, copy=True)
+    return _Recorded(classes, classes[proba.argmax(axis=1)], proba)
+
+
+def _drop_tests(pending, scorer, scoring, confidence):
+    """The :class:`DropTest` of every past month of every step: exact
+    McNemar for accuracy, else a paired bootstrap; bounds at the Bonferroni
+    level ``(1 - confidence) / k`` and p-values adjusted by Holm over the
+    ``k`` months tested in the update."""
+    if not pending:
+        return []
+    alpha = (1 - confidence) / len(pending)
+    tests = []
+    for trained, month, ys, kept_before, kept_after, before, after in pending:
+        worse = better = None
+        if scoring == "accuracy":
+            _, low, high, p, worse, better = mcnemar_drop(kept_before.predicted == ys,
+                                                          kept_after.predicted == ys, alpha)
+            method = "mcnemar"
+        else:
+            fast = scoring == "roc_auc" and all(
+                len(kept.classes) == 2 and np.isin(ys, kept.classes).all()
+                for kept in (kept_before, kept_after))
+
+            def scored(kept, ys=ys, fast=fast):
+                if fast:
+                    # What roc_auc_score computes (midranks for ties), for
+                    # every resample at once.
+                    positive, proba = ys == kept.classes[1], kept.proba[:, 1]
+                    return lambda rows: binary_auc(positive[rows], proba[rows])
+                return lambda rows: _nan_if_none(_score(kept, rows, ys[rows], scorer, scoring))
+
+            _, low, high, p = bootstrap_drop(scored(kept_before), scored(kept_after), len(ys),
+                                             alpha, vectorized=fast)
+            method = "bootstrap"
+        tests.append(DropTest(month=to_python(month), trained=to_python(trained),
+                              before=float(before), after=float(after),
+                              drop=float(before) - float(after), low=low, high=high,
+                              p_value=p, p_adjusted=math.nan, method=method, rows=len(ys),
+                              worse=worse, better=better))
+    for test, adjusted in zip(tests, holm_adjust([t.p_value for t in tests])):
+        test.p_adjusted = float(adjusted)
+    return tests
+
+
+def _nan_if_none(value):
+    return math.nan if value is None else value
+
+
+def _untested_refusals(steps, max_forgetting):
+    """With the noise test off: every past month whose point drop exceeds
+    ``max_forgetting``, largest first."""
+    if max_forgetting is None:
+        return []
+    out = [DropTest(month=to_python(m), trained=to_python(step.month), before=step.before[m],
+                    after=step.after[m], drop=d, low=math.nan, high=math.nan,
+                    p_value=math.nan, p_adjusted=math.nan, method="none",
+                    rows=0, refuses=True)
+           for step in steps for m, d in step.drops.items()
+           if not _undefined_or_none(d) and d > max_forgetting]
+    return sorted(out, key=lambda t: -t.drop)
+
+
+def _refusal_record(result, writer, data, target, month, month_column, holdout, seed,
+                    months):
+    """The JSON record of a refused update (docs/reliability.md): what was
+    refused (months, rows, digests), by what gate, and how to run it again."""
+    import json
+
+    from ._compat import to_python as py
+
+    gate = {"max_forgetting": result.max_forgetting,
+            "forgetting_confidence": result.forgetting_confidence}
+    key = json.dumps([None if writer.base is None else writer.base.id, months, gate],
+                     sort_keys=True, default=str)
+    base = 0 if writer.base is None else writer.base.id
+    return {
+        "id": f"{base:06d}-{hashlib.sha256(key.encode()).hexdigest()[:12]}",
+        "created": _utc_now(),
+        "base_generation": None if writer.base is None else writer.base.id,
+        "strategy": result.strategy,
+        "scoring": result.scoring,
+        **gate,
+        "months": [{"month": py(m["month"]), "rows": m["rows"], "sha256": m["sha256"]}
+                   for m in months],
+        "run": {"data": None if data is None else os.path.abspath(data), "target": target,
+                "month": month, "month_column": month_column, "holdout": holdout,
+                "seed": seed},
+        "refused_by": [t.to_dict() for t in result.refused],
+        "tests": [t.to_dict() for step in result.steps for t in step.tests.values()],
+        "applied": None,
+    }
+
+
+def _utc_now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _months_applied(record, month_data):
+    """Whether every month of a refusal record is in ``month_data`` with the
+    same rows (label and digest)."""
+    have = {(str(e["month"]), e.get("sha256")) for e in month_data}
+    months = record.get("months") or []
+    return bool(months) and all((str(m["month"]), m.get("sha256")) in have for m in months)
+
+
+def refusal_state(record, generations):
+    """Where a refusal record stands: ``(applied_generation, accepted)``.
+
+    ``applied_generation`` is the generation that applied its months (from
+    the record, else the oldest kept generation holding them with the same
+    rows, for a writer stopped between its commit and the record's mark),
+    or None when no kept generation has them; ``accepted`` whether it was
+    applied with ``accept_forgetting``.
+
+    Examples
+    --------
+    >>> from sklearn_cf.update import refusal_state
+    >>> record = {"months": [{"month": 4, "sha256": "ab12"}], "applied": None}
+    >>> refusal_state(record, [])
+    (None, False)
+    >>> refusal_state(dict(record, applied={"generation": 5, "accepted_forgetting": True}), [])
+    (5, True)
+    """
+    applied = record.get("applied")
+    if applied:
+        return applied.get("generation"), bool(applied.get("accepted_forgetting"))
+    for gen in generations:
+        if gen.kind == "update" and _months_applied(record, gen.month_data):
+            return gen.id, False
+    return None, False
 
 
 def _check_label_type(clf, y, data):

@@ -339,3 +339,52 @@ def test_a_second_writer_without_wait_exits_4_naming_the_holder(tmp_path, writer
     assert not _leftovers(model)
     manifest = json.loads((tmp_path / "M" / "generations" / "000002.json").read_text())
     assert manifest["previous"] == 1
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+@pytest.mark.slow
+def test_kill_while_a_refusal_is_recorded_leaves_the_store_loadable(template, tmp_path):
+    """A refused update writes only its refusal record (atomically): killed
+    at any of its file operations, the store is the one it was (the same
+    current generation, whole), the record is absent or whole, and the next
+    run records the refusal once and leaves no temporary file."""
+    folder, _, X = template
+    argv_of = (lambda model: ["update", "--model", model, "--data", str(folder / "m2"),
+                              "--quiet", "--max-forgetting", "-1",
+                              "--forgetting-confidence", "0"])
+    probe = _fresh(template, tmp_path / "probe")
+    counts = os.path.join(folder, "refusal-ops.log")
+    process, out = _start(argv_of(probe), folder, f"count:{counts}")
+    process.join()
+    assert process.exitcode == 3, _read(out)
+    with open(counts) as f:
+        ops = f.read().splitlines()
+    os.unlink(counts)
+    record_ops = [k for k, line in enumerate(ops, 1) if f"{os.sep}refused" in line]
+    assert record_ops, ops  # the record's create, write, fsync, rename
+    expected = sklearn_cf.load(probe).predict_proba(X)
+    for k in record_ops:
+        work = tmp_path / f"k{k}"
+        model = _fresh(template, work)
+        before = ModelStore(model).current_id()
+        marker = os.path.join(work, "pause")
+        process, out = _start(argv_of(model), folder, f"{k}:{marker}")
+        deadline = time.monotonic() + 120
+        while not (os.path.exists(marker) and os.path.getsize(marker)):
+            assert process.is_alive() and time.monotonic() < deadline, _read(out)
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+        assert _check_whole(model) == before
+        records = ModelStore(model).refusals()
+        assert all("damaged" not in r for r in records) and len(records) <= 1, records
+        np.testing.assert_array_equal(sklearn_cf.load(model).predict_proba(X), expected)
+        assert main(argv_of(model)) == 3
+        assert len(ModelStore(model).refusals()) == 1
+        assert not [n for n in os.listdir(os.path.join(model, "refused")) if n.endswith(".tmp")]
+        assert not _leftovers(model)
+        shutil.rmtree(work)

@@ -58,11 +58,16 @@ def test_a_refused_update_leaves_every_file_as_it_was(store, capsys):
     folder, model, X, months = store
     before = _tree(model)
     predictions = sklearn_cf.load(model).predict_proba(X)
-    # Any drop is too much: refused (exit 3) after training month 2 into memory.
+    # Any drop is too much (the point drop alone decides): refused (exit 3)
+    # after training month 2 into memory.
     code = main(["update", "--model", str(model), "--data", str(folder / "m2"), "--quiet",
-                 "--max-forgetting", "-1"])
+                 "--max-forgetting", "-1", "--forgetting-confidence", "0"])
     assert code == 3, capsys.readouterr().err
-    assert _tree(model) == before
+    # Every file as it was; the refusal record is the one file added.
+    after = _tree(model)
+    assert [k for k in after if k not in before] == [
+        os.path.join("refused", r["id"] + ".json") for r in ModelStore(model).refusals()]
+    assert {k: v for k, v in after.items() if k in before} == before
     np.testing.assert_array_equal(sklearn_cf.load(model).predict_proba(X), predictions)
     # Both kept generations still load, and a rollback works.
     assert ModelStore(model).load(1).months_seen_ == [0]

@@ -184,14 +184,21 @@ def test_refused_update_exits_3_and_changes_nothing(months, tmp_path, capsys):
     before = _tree(model)
     listing = sorted(p.name for p in tmp_path.iterdir())
     capsys.readouterr()
-    # any drop (scores lie in [0, 1]) exceeds -1
-    assert _update(model, months[2], "--max-forgetting", "-1") == 3
+    # any drop (scores lie in [0, 1]) exceeds -1; without the noise test
+    # (--forgetting-confidence 0) the point drop alone decides
+    assert _update(model, months[2], "--max-forgetting", "-1",
+                   "--forgetting-confidence", "0") == 3
     err = capsys.readouterr().err
     assert re.search(r"refused: the held-out score on month [01] dropped by -?[0-9.]+, more "
-                     r"than --max-forgetting -1", err), err
-    # no new generation, and not a byte of the store changed (nor a file beside it)
+                     r"than --max-forgetting -1; the model was not changed\. The refusal is "
+                     r"recorded as 000002-[0-9a-f]{12}", err), err
+    # no new generation, and not a byte of a generation changed (nor a file
+    # beside the store): only the refusal record was added
     assert _ids(model) == [1, 2]
-    assert _tree(model) == before
+    after = _tree(model)
+    added = {name for name in after if name not in before}
+    assert len(added) == 1 and next(iter(added)).startswith("refused/000002-"), added
+    assert {k: v for k, v in after.items() if k not in added} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == listing
 
 
