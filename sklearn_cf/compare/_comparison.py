@@ -459,7 +459,8 @@ class Comparison:
         The lead score is the next-month (deployed) score, or, when no
         strategy has one (a single month), the final model's average. Among
         the strategies whose lead score beats the majority-class
-        :attr:`baseline`'s, the best one is shipped if its lead over each
+        :attr:`baseline`'s (by more than the interval of their paired
+        difference, when there is one), the best one is shipped if its lead over each
         other is larger than its uncertainty: the 95% interval of the paired
         difference lies below ``-tolerance``. The strategies it cannot be
         told from form a set, and the cheapest of them in training rows
@@ -509,6 +510,15 @@ class Comparison:
             return None
         return self._score(self.baseline.name)
 
+    def _beats_baseline(self, name):
+        """Whether ``name``'s lead score beats the baseline's, by more than the
+        uncertainty of their paired difference when the comparison has one."""
+        floor = self._baseline_score()
+        if floor is None:
+            return True
+        diff, bounds = self.difference(name, self.baseline.name, self._lead())
+        return (diff if bounds is None else bounds[0]) > 1e-12
+
     def _separated(self, name, best, tolerance):
         """Whether ``name`` is worse than ``best`` by more than its uncertainty."""
         diff, bounds = self.difference(name, best, self._lead())
@@ -524,8 +534,7 @@ class Comparison:
         strategies it cannot be told from the best, and a cheaper strategy as
         good as the best that does not beat the baseline (or None)."""
         scored = self._scored()
-        floor = self._baseline_score()
-        eligible = [n for n in scored if floor is None or self._score(n) > floor + 1e-12]
+        eligible = [n for n in scored if self._beats_baseline(n)]
         if not eligible:
             return None, [], None
         best = max(eligible, key=self._score)
@@ -624,12 +633,21 @@ class Comparison:
         best = max(self._scored(), key=self._score)
         answer = self.baseline.majority_class
         answer = f"{answer!r}" if isinstance(answer, str) else f"{answer}"
-        text = (
-            f"No strategy beats the majority-class baseline ({floor:.3f}): always answering "
-            f"{answer}, the most frequent class of the training rows, scores at least the "
-            f"{self._what()} of the best strategy, {best} "
-            f"({self._score(best):.3f}), so none is recommended"
-        )
+        if self._score(best) > floor:
+            diff, bounds = self.difference(best, self.baseline.name, self._lead())
+            text = (
+                f"No strategy beats the majority-class baseline ({floor:.3f}) by more than "
+                f"its uncertainty: the best {self._what()}, {best}'s "
+                f"({self._score(best):.3f}), leads always answering {answer} by "
+                f"{_signed(diff)}{_signed_span(bounds)}, so none is recommended"
+            )
+        else:
+            text = (
+                f"No strategy beats the majority-class baseline ({floor:.3f}): always "
+                f"answering {answer}, the most frequent class of the training rows, scores "
+                f"at least the {self._what()} of the best strategy, {best} "
+                f"({self._score(best):.3f}), so none is recommended"
+            )
         suggested = self.settings.get("auto_scoring")
         if self.scoring == "accuracy" and suggested not in (None, "accuracy"):
             text += ("; on a target with a rare class, accuracy rewards always answering "
