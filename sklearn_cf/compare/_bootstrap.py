@@ -95,7 +95,7 @@ class _Cached(ClassifierMixin, BaseEstimator):
 
 def _accuracy(y, proba, classes):
     correct = (classes[proba.argmax(axis=1)] == y).astype(float)
-    return lambda W: W @ correct / len(y)
+    return lambda W: W @ correct / W.sum(axis=1)
 
 
 def _balanced_accuracy(y, proba, classes):
