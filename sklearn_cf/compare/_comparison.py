@@ -273,7 +273,7 @@ class Comparison:
         """
         key = _LEADS[what]
         a, b = self._row(name), self._row(other)
-        diff = a.summary[key] - b.summary[key]
+        diff = a.summary.get(key, np.nan) - b.summary.get(key, np.nan)
         a_split = a.deployed_per_split if what == "deployed" else a.retention_per_split
         b_split = b.deployed_per_split if what == "deployed" else b.retention_per_split
         per_split = np.asarray(a_split or [], float) - np.asarray(b_split or [], float) \
@@ -694,6 +694,8 @@ class Comparison:
         if passed_over is not None:
             text += (f"; {passed_over} would cost less, but its {self._score(passed_over):.3f} "
                      f"does not beat the majority-class baseline ({floor:.3f})")
+            if self._score(passed_over) > floor:
+                text += " by more than its uncertainty"
         text += self._retention(choice, tied, lead)
         text += self._against_reference(choice, lead)
         text += self._naive_forgetting(choice, tolerance)
