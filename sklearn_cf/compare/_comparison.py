@@ -688,6 +688,9 @@ class Comparison:
                      f"(best {tied[0]}, {self._scored_text(tied[0])}; each other's paired "
                      f"{level} interval reaches it), and {choice} is the cheapest of them "
                      "in training rows")
+            if any(self.results[n].rows == self.results[choice].rows for n in tied
+                   if n != choice):
+                text += " (a tie on rows goes to the higher score)"
             if choice != tied[0]:
                 text += f" (its score {self._scored_text(choice)})"
         text += self._costs(choice)
