@@ -285,9 +285,9 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         0: no intervals with one split. With several splits the intervals
         come from the splits (Student's t) and no resample is drawn.
 
-    Before its timed fits, each strategy is fitted once, untimed, on a few
-    rows of the first two training months (one epoch), so that torch's
-    first-call costs in the process are charged to no strategy.
+    Before its timed fits, each strategy is fitted once, untimed, on two
+    batches of rows of each of the first two training months (one epoch), so
+    that torch's first-call costs in the process are charged to no strategy.
 
     Every strategy also gets its negative flip rate per update (rows right
     before an update and wrong after it, :func:`sklearn_cf.metrics.update_flips`).
@@ -527,8 +527,8 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
 
 
 def _warm_up(spec, estimator_params, random_state, features, splits, y, months):
-    """One untimed fit of ``spec``: one epoch on at most 64 training rows of
-    each of the first two months of the first split. The first fit in a
+    """One untimed fit of ``spec``: one epoch on at most two batches of
+    training rows of each of the first two months of the first split. The first fit in a
     process pays for torch's first calls (allocator, kernels, autograd, the
     optimizer's state); without this, whichever strategy ran first was
     charged for them. Nothing the real fits use is touched: every fit seeds
@@ -537,9 +537,12 @@ def _warm_up(spec, estimator_params, random_state, features, splits, y, months):
     params = {k: v for k, v in estimator_params.items()
               if k not in ("callbacks", "memory_dir", "verbose")}
     params.update(max_epochs=1, verbose=0)
+    # Two batches a month: full batches of the real size and a last partial
+    # one, the shapes the timed fits' kernels see.
+    batch = estimator_params.get("batch_size", 256)
     train, _ = splits[0]
     labels, rows = group_by_month(months[train])
-    few = np.concatenate([r[:64] for r in rows[:2]])
+    few = np.concatenate([r[:2 * batch - 1] for r in rows[:2]])
     index = train[few]
     try:
         clf = _build_estimator(spec, params, random_state)
