@@ -244,8 +244,8 @@ def interval(per_split, draws=None, confidence=CONFIDENCE):
     >>> from sklearn_cf.compare._bootstrap import interval
     >>> [round(v, 3) for v in interval([0.80, 0.84, 0.82])]  # 0.82 +- t(0.975, 2) * 0.02 / sqrt(3)
     [0.77, 0.87]
-    >>> interval([0.5], draws=np.arange(101) / 100)
-    (0.025, 0.975)
+    >>> [round(v, 3) for v in interval([0.5], draws=np.arange(101) / 100)]
+    [0.025, 0.975]
     """
     values = np.asarray(per_split, dtype=float)
     values = values[~np.isnan(values)]

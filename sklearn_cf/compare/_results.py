@@ -242,7 +242,7 @@ def deployed_score(R):
     Examples
     --------
     >>> from sklearn_cf.compare._results import deployed_score
-    >>> deployed_score([[0.9, 0.6, 0.5], [0.8, 0.9, 0.7]])  # (0.6 + 0.7) / 2
+    >>> round(deployed_score([[0.9, 0.6, 0.5], [0.8, 0.9, 0.7]]), 3)  # (0.6 + 0.7) / 2
     0.65
     """
     return nanmean(deployed_scores(R)[1:])
