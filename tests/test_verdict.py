@@ -210,21 +210,32 @@ def test_strategies_it_cannot_tell_apart_ship_the_cheapest():
 
 
 def test_a_lead_within_the_tolerance_counts_as_a_tie():
-    comp = _comparison(_strategy("naive", 0.78, 0.80, 100, SHARED),
-                       _strategy("replay", 0.80, 0.85, 190, SHARED))
-    assert comp.recommend(tolerance=0.03) == "naive"
-    assert comp.recommend(tolerance=0.01) == "replay"
+    # a paired lead of 0.006 with interval [+0.001, +0.012]: real, but under the
+    # default tolerance of 1 point, so the cheaper ships
+    noise = np.linspace(-0.005, 0.006, 200)
+    comp = _comparison(_strategy("naive", 0.794, 0.80, 100, SHARED),
+                       _strategy("replay", 0.80, 0.85, 190, SHARED + noise))
+    low, high = comp.difference("replay", "naive")[1]
+    assert 0 < low < 0.01  # larger than its uncertainty, yet within 1 point
+    assert comp.recommend() == "naive"
+    assert "each other's paired 95% interval comes within 1 point of it" in comp.verdict()
+    assert comp.recommend(tolerance=0) == "replay"
+    strong = _comparison(_strategy("naive", 0.78, 0.80, 100, SHARED),
+                         _strategy("replay", 0.80, 0.85, 190, SHARED))
+    assert strong.recommend(tolerance=0.03) == "naive"
+    assert strong.recommend() == "replay"
 
 
 def test_without_intervals_the_best_point_estimate_ships():
-    naive = _strategy("naive", 0.79, 0.80, 100, SHARED)
+    naive = _strategy("naive", 0.785, 0.80, 100, SHARED)
     replay = _strategy("replay", 0.80, 0.85, 190, SHARED)
     for res in (naive, replay):
         res.draws = None
     comp = _comparison(naive, replay)
     assert comp.interval("naive") is None
-    assert comp.recommend() == "replay"
+    assert comp.recommend() == "replay"  # 1.5 points ahead
     assert "[" not in comp.verdict()
+    assert comp.recommend(tolerance=0.02) == "naive"  # within 2 points: the cheaper
 
 
 def test_the_baseline_must_be_beaten_by_more_than_its_uncertainty():

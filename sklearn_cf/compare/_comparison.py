@@ -143,6 +143,12 @@ def _signed_span(bounds):
     return "" if bounds is None else f" [{_signed(bounds[0])}, {_signed(bounds[1])}]"
 
 
+def _points(tolerance):
+    """``0.01`` -> ``"1 point"``, ``0.005`` -> ``"0.5 points"``."""
+    points = tolerance * 100
+    return f"{points:g} point{'' if points == 1 else 's'}"
+
+
 def _names(names):
     names = list(names)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -453,27 +459,32 @@ class Comparison:
             tables.append("\n".join(line(cells, columns) for cells in [headers, *rows]))
         return "\n\n".join(tables)
 
-    def recommend(self, tolerance=0.0):
+    def recommend(self, tolerance=0.01):
         """The strategy to ship.
 
         The lead score is the next-month (deployed) score, or, when no
         strategy has one (a single month), the final model's average. Among
         the strategies whose lead score beats the majority-class
         :attr:`baseline`'s (by more than the interval of their paired
-        difference, when there is one), the best one is shipped if its lead over each
-        other is larger than its uncertainty: the 95% interval of the paired
-        difference lies below ``-tolerance``. The strategies it cannot be
+        difference, when there is one), the best one is shipped if its lead
+        over each other is larger than its uncertainty and than
+        ``tolerance``: the 95% interval of the paired difference lies below
+        ``-tolerance``. The strategies it cannot be
         told from form a set, and the cheapest of them in training rows
         wins (ties go to the higher score, then the fewer seconds). The
         baseline and the reference are never recommended.
 
         Parameters
         ----------
-        tolerance : float, default=0.0
+        tolerance : float, default=0.01
             A difference the team does not care about, in score units (0.01 =
-            1 point): a strategy whose interval reaches ``-tolerance`` counts
-            as indistinguishable from the best. Without intervals (one split,
-            ``n_bootstrap=0``), strategies within ``tolerance`` of the best.
+            1 point): a strategy whose paired interval reaches
+            ``-tolerance`` counts as indistinguishable from the best, so
+            that a lead must be both larger than its uncertainty and worth
+            having (a lead of 0.006 whose interval is [0.001, 0.012] flips
+            with the history window). 0: the interval alone. Without
+            intervals (one split, ``n_bootstrap=0``), strategies within
+            ``tolerance`` of the best.
 
         Returns
         -------
@@ -483,7 +494,7 @@ class Comparison:
         """
         return self._choice(tolerance)[0]
 
-    def indistinguishable(self, tolerance=0.0):
+    def indistinguishable(self, tolerance=0.01):
         """The strategies the verdict cannot tell from the best on its lead
         score, best first (see :meth:`recommend`); empty when none is
         recommended."""
@@ -546,7 +557,7 @@ class Comparison:
         passed_over = self._cheapest(below + [choice]) if below else None
         return choice, tied, (None if passed_over == choice else passed_over)
 
-    def verdict(self, tolerance=0.0, width=None):
+    def verdict(self, tolerance=0.01, width=None):
         """One sentence answering "which monthly update should we ship?".
 
         It leads with the next-month score (the model in use) and its
@@ -557,7 +568,7 @@ class Comparison:
 
         Parameters
         ----------
-        tolerance : float, default=0.0
+        tolerance : float, default=0.01
             See :meth:`recommend`.
         width : int or None, default=None
             Wrap the sentence on lines of at most ``width`` characters (for
@@ -684,9 +695,11 @@ class Comparison:
             else:
                 text += " is the only strategy scored"
         else:
+            within = "reaches it" if tolerance <= 0 else \
+                f"comes within {_points(tolerance)} of it"
             text += (f"on the {self._what()}, {_names(tied)} cannot be told apart "
                      f"(best {tied[0]}, {self._scored_text(tied[0])}; each other's paired "
-                     f"{level} interval reaches it), and {choice} is the cheapest of them "
+                     f"{level} interval {within}), and {choice} is the cheapest of them "
                      "in training rows")
             if any(self.results[n].rows == self.results[choice].rows for n in tied
                    if n != choice):
