@@ -471,7 +471,8 @@ class Comparison:
         ``tolerance``: the 95% interval of the paired difference lies below
         ``-tolerance``. The strategies it cannot be
         told from form a set, and the cheapest of them in training rows
-        wins (ties go to the higher score, then the fewer seconds). The
+        wins (a tie goes to the strategy listed first: list the simplest
+        first, as :data:`DEFAULT_STRATEGIES` does). The
         baseline and the reference are never recommended.
 
         Parameters
@@ -537,8 +538,10 @@ class Comparison:
         return high < -tolerance - 1e-12
 
     def _cheapest(self, names):
-        return min(names, key=lambda n: (self.results[n].rows, -self._score(n),
-                                         self.results[n].seconds, self.strategies.index(n)))
+        # A tie on rows goes to the strategy listed first, not to the higher
+        # score: the scores of these strategies cannot be told apart, and
+        # following their noise made the choice flip with the history window.
+        return min(names, key=lambda n: (self.results[n].rows, self.strategies.index(n)))
 
     def _choice(self, tolerance):
         """``(choice, indistinguishable, passed_over)``: the strategy to ship, the
@@ -703,7 +706,7 @@ class Comparison:
                      "in training rows")
             if any(self.results[n].rows == self.results[choice].rows for n in tied
                    if n != choice):
-                text += " (a tie on rows goes to the higher score)"
+                text += " (a tie on rows goes to the strategy listed first)"
             if choice != tied[0]:
                 text += f" (its score {self._scored_text(choice)})"
         text += self._costs(choice)
