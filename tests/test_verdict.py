@@ -209,6 +209,16 @@ def test_strategies_it_cannot_tell_apart_ship_the_cheapest():
     assert "joint keeps past months better (retention 0.900 vs 0.800" in verdict
 
 
+def test_a_tie_on_rows_goes_to_the_strategy_listed_first():
+    # their scores cannot be told apart, so the higher one is noise: the order
+    # given decides, and it does not move with the history window
+    comp = _comparison(_strategy("naive", 0.790, 0.80, 100, SHARED + OWN[0]),
+                       _strategy("ensemble", 0.800, 0.82, 100, SHARED + OWN[1]))
+    assert comp.indistinguishable() == ["ensemble", "naive"]
+    assert comp.recommend() == "naive"
+    assert "(a tie on rows goes to the strategy listed first)" in comp.verdict()
+
+
 def test_a_lead_within_the_tolerance_counts_as_a_tie():
     # a paired lead of 0.006 with interval [+0.001, +0.012]: real, but under the
     # default tolerance of 1 point, so the cheaper ships
