@@ -216,7 +216,8 @@ def test_a_tie_on_rows_goes_to_the_strategy_listed_first():
                        _strategy("ensemble", 0.800, 0.82, 100, SHARED + OWN[1]))
     assert comp.indistinguishable() == ["ensemble", "naive"]
     assert comp.recommend() == "naive"
-    assert "(a tie on rows goes to the strategy listed first)" in comp.verdict()
+    assert "(its score 0.790 [" in comp.verdict()
+    assert "; a tie on rows goes to the strategy listed first)" in comp.verdict()
 
 
 def test_a_lead_within_the_tolerance_counts_as_a_tie():

@@ -704,11 +704,14 @@ class Comparison:
                      f"(best {tied[0]}, {self._scored_text(tied[0])}; each other's paired "
                      f"{level} interval {within}), and {choice} is the cheapest of them "
                      "in training rows")
+            notes = []
+            if choice != tied[0]:
+                notes.append(f"its score {self._scored_text(choice)}")
             if any(self.results[n].rows == self.results[choice].rows for n in tied
                    if n != choice):
-                text += " (a tie on rows goes to the strategy listed first)"
-            if choice != tied[0]:
-                text += f" (its score {self._scored_text(choice)})"
+                notes.append("a tie on rows goes to the strategy listed first")
+            if notes:
+                text += f" ({'; '.join(notes)})"
         text += self._costs(choice)
         if passed_over is not None:
             text += (f"; {passed_over} would cost less, but its {self._score(passed_over):.3f} "
