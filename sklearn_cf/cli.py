@@ -188,6 +188,17 @@ def build_parser():
                     help="score each group of rows apart (a malware family: its "
                          "forgetting, the worst group, a heatmap); synthetic: family; "
                          "files: a column, which is then not a feature")
+    verdict = cmp.add_argument_group("verdict")
+    verdict.add_argument("--reference", default="hgb", choices=("hgb", "none"),
+                         help="a reference row: scikit-learn's HistGradientBoostingClassifier "
+                              "retrained every month on all history, scored like the strategies "
+                              "(never shipped; the verdict says whether the choice beats it)")
+    verdict.add_argument("--reference-window", type=int, default=None, metavar="N",
+                         help="fit the reference on the last N months only")
+    verdict.add_argument("--bootstrap", type=int, default=200, metavar="B",
+                         help="paired resamples of every month's held-out rows behind the 95%% "
+                              "intervals (one split; with --n-splits > 1 the intervals come from "
+                              "the splits); 0: none")
     tune = cmp.add_argument_group("honest tuning")
     tune.add_argument("--tune-months", type=int, default=None, metavar="K",
                       help="choose each strategy's lambda or rehearsal ratio on the first K "
@@ -400,6 +411,8 @@ def _command_line(args):
         ("--future-months", args.future_months or None),
         ("--test-prevalence", args.test_prevalence), ("--aut", args.aut),
         ("--target-fpr", args.target_fpr), ("--group-column", args.group_column),
+        ("--reference", args.reference), ("--reference-window", args.reference_window),
+        ("--bootstrap", args.bootstrap),
         ("--tune-months", args.tune_months), ("--tune-every", args.tune_every),
         ("--tune-grid", args.tune_grid), ("--epochs", args.epochs),
         ("--hidden-units", args.hidden_units),
@@ -504,6 +517,8 @@ def _compare(args):
         target_fpr=args.target_fpr, aut_scoring=args.aut, tune_months=args.tune_months,
         tune_every=args.tune_every,
         tune_grid=None if args.tune_grid is None else parse_tune_grid(args.tune_grid),
+        reference=args.reference, reference_window=args.reference_window,
+        n_bootstrap=args.bootstrap,
     )
     # Everything that can be checked without data, before loading any.
     check_comparison(strategies, scoring=args.scoring, estimator_params=params,

@@ -246,11 +246,17 @@ def figsize_for_matrices(n_panels, n_months, ncols=None):
 
 
 def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="score",
-                      baseline=None, baseline_label="majority baseline"):
-    """Score of each strategy's final model on every month.
+                      baseline=None, baseline_label="majority baseline", reference=None,
+                      reference_label="gradient boosting", series="final"):
+    """Score of each strategy on every month: its final model's, or the
+    deployed one's.
 
-    The study's main figure: one line per strategy, the final row of its
-    forgetting matrix (score on each month after training through the last).
+    The study's main figures: one line per strategy, with ``series="final"``
+    the final row of its forgetting matrix (score on each month after
+    training through the last: retention), with ``series="deployed"`` its
+    first off-diagonal (each month scored by the model trained through the
+    month before: the model in use, see
+    :func:`sklearn_cf.model_selection.deployed_scores`).
 
     Parameters
     ----------
@@ -267,6 +273,11 @@ def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="scor
         row is drawn as a dashed grey line, last.
     baseline_label : str, default="majority baseline"
         Its legend entry.
+    reference : ForgettingMatrix or 2-d array, default=None
+        Another row that is not a strategy, such as the gradient-boosting
+        reference: drawn as a dotted black line.
+    reference_label : str, default="gradient boosting"
+    series : {"final", "deployed"}, default="final"
 
     Returns
     -------
@@ -281,20 +292,37 @@ def plot_month_scores(results, *, months=None, ax=None, title=None, ylabel="scor
     ...                        baseline=[[0.7, 0.6], [0.7, 0.6]])
     >>> [line.get_label() for line in ax.get_lines()]
     ['naive', 'joint', 'majority baseline']
+    >>> ax = plot_month_scores({"naive": [[0.9, 0.5], [0.6, 0.9]]}, series="deployed")
+    >>> ax.get_lines()[0].get_ydata().tolist()  # month 0 has no model before it
+    [nan, 0.5]
     """
     plt = _pyplot()
     if not results:
         raise ValueError("results is empty: pass {strategy name: forgetting matrix}.")
+    if series not in ("final", "deployed"):
+        raise ValueError(f"series must be 'final' or 'deployed', got {series!r}.")
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
+
+    def values(matrix):
+        if series == "final":
+            return matrix[-1]
+        from .model_selection import deployed_scores
+
+        return deployed_scores(matrix)
+
     labels = None
     for name, R in results.items():
         matrix, _, cols = _matrix_and_labels(R, months=months)
         labels = labels or cols
-        ax.plot(range(matrix.shape[1]), matrix[-1], marker="o", markersize=3, label=name)
+        ax.plot(range(matrix.shape[1]), values(matrix), marker="o", markersize=3, label=name)
+    if reference is not None:
+        matrix, _, _ = _matrix_and_labels(reference, months=months)
+        ax.plot(range(matrix.shape[1]), values(matrix), linestyle=":", color="black",
+                linewidth=1.5, label=reference_label)
     if baseline is not None:
         matrix, _, _ = _matrix_and_labels(baseline, months=months)
-        ax.plot(range(matrix.shape[1]), matrix[-1], linestyle="--", color="0.45",
+        ax.plot(range(matrix.shape[1]), values(matrix), linestyle="--", color="0.45",
                 linewidth=1.2, label=baseline_label)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_xlabel("month")

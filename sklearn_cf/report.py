@@ -1,7 +1,8 @@
 """Write a :class:`~sklearn_cf.compare.Comparison` up as a Markdown or HTML report.
 
 The report opens with the verdict (which monthly update to ship), then the
-table, the figures (PNG files written next to it with
+table (next-month score first, with intervals, the reference and baseline
+rows last), the figures (PNG files written next to it with
 :mod:`sklearn_cf.plotting`; the HTML report also embeds them as
 ``data:`` URIs, so ``report.html`` can be moved or mailed alone), the
 settings and the command that reproduces it. Figures are drawn on
@@ -35,7 +36,11 @@ RESULTS_JSON = "results.json"
 _DPI = 90
 
 _COLUMN_NOTES = (
-    ("average", "mean score of the final model over every month's held-out rows"),
+    ("next month", "the score on the month a model is deployed on: each month's held-out rows "
+                   "scored by the model trained through the month before, averaged over months "
+                   "(what a team running the strategy sees); in brackets its 95% interval"),
+    ("retention", "mean score of the final model over every trained month's held-out rows "
+                  "(what it keeps of past months); in brackets its 95% interval"),
     ("BWT", "backward transfer: mean change on earlier months from right after "
             "learning them to the end (negative = forgetting)"),
     ("forgetting", "mean drop from the best earlier score to the final one"),
@@ -47,7 +52,7 @@ _COLUMN_NOTES = (
                "only"),
     ("oracle", "the same months scored with the setting that is best on them, chosen in "
                "hindsight: what a search over every month reports"),
-    ("gap to joint", "average minus joint retraining's average"),
+    ("gap to joint", "retention minus joint retraining's retention"),
     ("flips", "mean negative flip rate of the updates: held-out rows right before an update "
               "and wrong after it"),
     ("TPR@", "mean TPR over months, each month's threshold set on the previous month's "
@@ -77,6 +82,33 @@ def _baseline_note(comparison):
             "held-out rows; a strategy must beat it to be recommended")
 
 
+def _reference_note(comparison):
+    """What the reference row is, or None when there is none."""
+    reference = comparison.reference
+    if reference is None:
+        return None
+    history = "every month so far" if reference.window is None else \
+        f"the last {reference.window} month(s)"
+    return (reference.name,
+            "not a strategy: after each month, scikit-learn's HistGradientBoostingClassifier "
+            f"(default parameters, no early stopping, seeded) fitted on the training rows of "
+            f"{history}, scored on the same held-out rows: what retraining a boosted model "
+            "monthly gives; never recommended, its seconds are its fits'")
+
+
+def _intervals_sentence(comparison):
+    """How the intervals were made, or None when there are none."""
+    s = comparison.settings
+    if (s.get("n_splits") or 1) > 1:
+        return (f"Intervals are 95% Student's t intervals over the {s['n_splits']} splits "
+                "(paired over the same splits for a difference).")
+    if s.get("n_bootstrap"):
+        return (f"Intervals are 95% percentile intervals of a paired bootstrap: each month's "
+                f"held-out rows resampled {s['n_bootstrap']} times, the same resamples for "
+                "every row of the table, so that differences between strategies are paired.")
+    return None
+
+
 def _scores_sentence(comparison):
     """Which score the table holds, and why when it was chosen automatically."""
     text = (f"Scores are {comparison.scoring} on each month's held-out rows, "
@@ -86,7 +118,9 @@ def _scores_sentence(comparison):
         why = reason.partition(", because ")[2] or reason
         text += (f"; {comparison.scoring} was chosen automatically because {why}; "
                  "pass --scoring to change")
-    return text + "."
+    text += "."
+    intervals = _intervals_sentence(comparison)
+    return text if intervals is None else f"{text} {intervals}"
 
 
 def _notes(headers):
@@ -121,16 +155,19 @@ def _figures(comparison, out_dir):
     matrices = {name: res.matrix for name, res in comparison.results.items()}
     n_months = max(fm.R.shape[1] for fm in matrices.values())
 
-    fig = Figure(figsize=(min(11.5, max(7.0, 0.5 * n_months + 3)), 4.5), layout="constrained")
+    fig = Figure(figsize=(11.5, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    baseline = comparison.baseline
-    plot_month_scores(
-        matrices, ax=ax, ylabel=comparison.scoring,
-        title="Final model of each strategy, scored on every month",
-        baseline=None if baseline is None else baseline.matrix,
-        baseline_label=None if baseline is None else baseline.name,
-    )
+    baseline, reference = comparison.baseline, comparison.reference
+    for ax, series, title in zip(fig.subplots(1, 2, sharey=True), ("deployed", "final"), (
+            "Next month: each month scored by the model trained before it",
+            "Retention: the final model scored on every month")):
+        plot_month_scores(
+            matrices, ax=ax, ylabel=comparison.scoring, title=title, series=series,
+            baseline=None if baseline is None else baseline.matrix,
+            baseline_label=None if baseline is None else baseline.name,
+            reference=None if reference is None else reference.matrix,
+            reference_label=None if reference is None else reference.name,
+        )
     fig.savefig(os.path.join(out_dir, MONTH_SCORES_PNG), dpi=_DPI)
 
     fig = Figure(figsize=figsize_for_matrices(len(matrices), n_months), layout="constrained")
@@ -427,10 +464,12 @@ def _markdown(comparison, figures, command, blocks=()):
     out += ["| " + " | ".join(r) + " |" for r in rows]
     out += ["", _scores_sentence(comparison), ""]
     out += [f"* **{header}**: {note}" for header, note in _notes(headers)]
-    if _baseline_note(comparison):
-        out.append("* **{}**: {}".format(*_baseline_note(comparison)))
+    for note in (_reference_note(comparison), _baseline_note(comparison)):
+        if note:
+            out.append("* **{}**: {}".format(*note))
     out += ["", "## Figures", "",
-            f"![Score of every strategy's final model on every month]({figures[0]})", "",
+            f"![Score of every strategy on every month: next month and retention]"
+            f"({figures[0]})", "",
             f"![Forgetting matrix of every strategy]({figures[1]})", ""]
     out += _markdown_blocks(blocks)
     out += ["## Settings", ""]
@@ -472,13 +511,14 @@ def _html(comparison, figures, command, out_dir, blocks=()):
     parts.append("</table>")
     parts.append(f"<p>{e(_scores_sentence(comparison))}</p><ul>")
     notes = _notes(headers)
-    if _baseline_note(comparison):
-        notes.append(_baseline_note(comparison))
+    for note in (_reference_note(comparison), _baseline_note(comparison)):
+        if note:
+            notes.append(note)
     for header, note in notes:
         parts.append(f"<li><strong>{e(header)}</strong>: {e(note)}</li>")
     parts += ["</ul>", "<h2>Figures</h2>",
-              f"<p><img src=\"{sources[0]}\" alt=\"Score of every strategy's final model "
-              "on every month\"></p>",
+              f"<p><img src=\"{sources[0]}\" alt=\"Score of every strategy on every month: "
+              "next month and retention\"></p>",
               f"<p><img src=\"{sources[1]}\" alt=\"Forgetting matrix of every strategy\"></p>"]
     parts += _html_blocks(blocks, out_dir)
     parts += ["<h2>Settings</h2>", "<ul>"]
@@ -557,9 +597,22 @@ def _results_json(comparison, command):
             "train_months": baseline.matrix.train_months,
             "months": baseline.matrix.months,
         }
+    reference = comparison.reference
+    if reference is not None:
+        reference = {
+            "name": reference.name,
+            "window": reference.window,
+            "summary": reference.summary,
+            "R": reference.matrix.R,
+            "train_months": reference.matrix.train_months,
+            "months": reference.matrix.months,
+            "seconds_per_month": reference.seconds_per_month,
+        }
     return _jsonable({
         "verdict": comparison.verdict(),
         "recommended": comparison.recommend(),
+        "indistinguishable": comparison.indistinguishable(),
+        "reference": reference,
         "scoring": comparison.scoring,
         "scoring_reason": comparison.settings.get("scoring_reason"),
         "table": comparison.records(),
@@ -574,8 +627,10 @@ def write_report(comparison, out_dir, fmt="md", command=None):
     """Write the comparison as a report with figures; return the report's path.
 
     Writes into ``out_dir`` (created if needed): ``report.md`` or
-    ``report.html``, ``month_scores.png`` (the score of every strategy's
-    final model on every month, :func:`~sklearn_cf.plotting.plot_month_scores`),
+    ``report.html``, ``month_scores.png`` (two panels: the score of every
+    strategy on each month with the model deployed on it, and its final
+    model's on every month, with the reference and the baseline,
+    :func:`~sklearn_cf.plotting.plot_month_scores`),
     ``forgetting_matrices.png`` (a grid of forgetting-matrix heatmaps, one
     per strategy on one colour scale,
     :func:`~sklearn_cf.plotting.plot_forgetting_matrices`) and
@@ -591,12 +646,13 @@ def write_report(comparison, out_dir, fmt="md", command=None):
     ``data:`` URIs), so it keeps its figures when moved alone.
 
     The report opens with the verdict (:meth:`Comparison.verdict`), then
-    the table (average score, backward transfer, forgetting, learning
-    score, next-month AUT, gap to joint, rows and seconds relative to naive;
-    its last row is the majority-class baseline), which scoring filled it
-    (and why, when it was chosen automatically), the figures, the settings
-    with each strategy's parameters, and ``command``, the command line that
-    reproduces it.
+    the table (the next-month score and retention, each with its 95%
+    interval, backward transfer, forgetting, learning score, next-month
+    AUT, gap to joint, rows and seconds relative to naive; its last rows are
+    the gradient-boosting reference and the majority-class baseline), which
+    scoring filled it (and why, when it was chosen automatically) and how
+    the intervals were made, the figures, the settings with each strategy's
+    parameters, and ``command``, the command line that reproduces it.
 
     Parameters
     ----------
@@ -627,7 +683,7 @@ def write_report(comparison, out_dir, fmt="md", command=None):
     >>> os.path.basename(path), sorted(os.listdir(os.path.dirname(path)))
     ('report.md', ['flips.png', 'forgetting_matrices.png', 'month_scores.png', 'report.md',
                    'results.json'])
-    >>> open(path).read().splitlines()[2].startswith("**Ship ")
+    >>> open(path).read().splitlines()[2] == f"**{comp.verdict()}**"  # the verdict first
     True
     """
     if fmt not in ("md", "html"):

@@ -226,21 +226,21 @@ def test_no_strategy_is_recommended_below_the_baseline(tmp_path):
 def test_a_cheaper_strategy_that_does_not_beat_the_baseline_is_passed_over():
     comp = _comparison([_fake("naive", 0.692, 100), _fake("replay", 0.70, 190),
                         _fake("joint", 0.70, 600)], _baseline(0.695))
-    # naive is within 1 point of joint and cheapest, but below the baseline
-    assert comp._cheapest(0.01, beat_baseline=False) == "naive"
-    assert comp.recommend() == "replay"
-    verdict = comp.verdict()
+    # naive is within a 1-point tolerance of the best and cheapest, but below the baseline
+    assert comp._choice(0.01)[2] == "naive"
+    assert comp.recommend(tolerance=0.01) == "replay"
+    verdict = comp.verdict(tolerance=0.01)
     assert verdict.startswith("Ship replay:")
     assert "naive would cost less, but its 0.692 does not beat the majority-class " \
            "baseline (0.695)" in verdict
-    # joint is the goal line, but not the only strategy within 1 point of it
+    # joint is the best, but not the only strategy within 1 point of it
     goal = _comparison([_fake("naive", 0.683, 100), _fake("joint", 0.69, 600)], _baseline(0.686))
-    assert goal.recommend() == "joint"
-    assert "no cheaper strategy comes within" not in goal.verdict()
-    assert "naive would cost less, but its 0.683 does not beat" in goal.verdict()
+    assert goal.recommend(tolerance=0.01) == "joint"
+    assert "naive would cost less, but its 0.683 does not beat" in goal.verdict(tolerance=0.01)
     # without a baseline, as before
     plain = _comparison([_fake("naive", 0.692, 100), _fake("joint", 0.70, 600)], None)
-    assert plain.recommend() == "naive" and "baseline" not in plain.verdict()
+    assert plain.recommend(tolerance=0.01) == "naive"
+    assert "baseline" not in plain.verdict(tolerance=0.01)
 
 
 def test_a_tie_with_the_baseline_does_not_beat_it():

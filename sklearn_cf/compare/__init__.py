@@ -3,10 +3,12 @@
 :func:`compare_strategies` fits a :class:`~sklearn_cf.ContinualClassifier`
 per strategy on the same :class:`~sklearn_cf.SequentialSplit` splits, builds
 each one's forgetting matrix on the held-out rows, and gathers the study's
-numbers: average score, backward transfer, forgetting, learning score,
-next-month AUT, training cost, the gap to joint retraining and the cost
-relative to naive fine-tuning. :meth:`Comparison.verdict` turns them into one
-sentence. ``sklearn-cf compare`` (:mod:`sklearn_cf.cli`) is a thin wrapper
+numbers: the next-month (deployed) score, retention (the final model's
+average score), backward transfer, forgetting, learning score, next-month
+AUT, training cost, the gap to joint retraining and the cost relative to
+naive fine-tuning, with 95% intervals, beside the majority-class baseline
+and a gradient-boosting reference. :meth:`Comparison.verdict` turns them
+into one sentence. ``sklearn-cf compare`` (:mod:`sklearn_cf.cli`) is a thin wrapper
 around this package, and :func:`sklearn_cf.report.write_report` writes it up.
 With ``scale="first-month"`` every split's features are standardized by a
 :class:`~sklearn_cf.datasets.FirstMonthScaler` (also importable from here)
@@ -26,8 +28,11 @@ One concept per module:
 * ``_specs``: strategy specs and the constants they use;
 * ``_estimators``: from a spec to the classifier that runs it;
 * ``_run``: the comparison (``_baseline``: the majority-class baseline;
-  ``_progress``: its progress bar; ``_tuning``: honest tuning of each
-  strategy, ``tune_months=``);
+  ``_boosting``: the gradient-boosting reference; ``_progress``: its
+  progress bar; ``_tuning``: honest tuning of each strategy,
+  ``tune_months=``);
+* ``_bootstrap``: the intervals (a paired bootstrap over held-out rows, or
+  the spread across splits);
 * ``_results``: what each strategy did; ``_comparison``: the table and the
   verdict.
 
@@ -36,6 +41,7 @@ The scoring lookup is :func:`sklearn_cf.metrics.resolve_scoring`.
 
 from ..datasets import FirstMonthScaler, load_stream, resolve_scale
 from ..metrics import resolve_scoring
+from ._boosting import REFERENCE_NAME, ReferenceResult, reference_name
 from ._comparison import Comparison
 from ._estimators import build_estimator
 
@@ -60,6 +66,8 @@ __all__ = [
     "SPEC_PARAMS",
     "BaselineResult",
     "Comparison",
+    "REFERENCE_NAME",
+    "ReferenceResult",
     "FirstMonthScaler",
     "StrategyResult",
     "StrategySpec",
@@ -70,6 +78,7 @@ __all__ = [
     "parse_hidden_units",
     "parse_strategy",
     "parse_tune_grid",
+    "reference_name",
     "resolve_scale",
     "resolve_scoring",
 ]

@@ -45,29 +45,34 @@ def _majority_matrix(fm, y_train, months_train, X_test, y_test, months_test, cla
     matrix : ForgettingMatrix
     majority : object
         The class predicted after the last month.
+    models : list of DummyClassifier
+        The model fitted after each trained month.
     """
     train_labels, train_rows = group_by_month(months_train)
     train_of = {month_label(m): r for m, r in zip(train_labels, train_rows)}
     test_labels, test_rows = group_by_month(months_test)
     test_of = {month_label(m): r for m, r in zip(test_labels, test_rows)}
     R = np.full((len(fm.train_months), len(fm.months)), np.nan)
-    seen = []
+    seen, models = [], []
     dummy = None
     for i, month in enumerate(fm.train_months):
         seen.append(train_of.get(month, np.empty(0, dtype=int)))
         dummy = _fit_majority(y_train[np.concatenate(seen)], classes)
+        models.append(dummy)
         score = check_scoring(dummy, scoring=scorer)
         for j, column in enumerate(fm.months):
             idx = test_of.get(column)
             if idx is not None and len(idx):
                 R[i, j] = score_or_nan(score, dummy, take_rows(X_test, idx), y_test[idx])
     majority = dummy.classes_[np.argmax(dummy.class_prior_)]
-    return ForgettingMatrix(R, fm.train_months, fm.months, fm.scoring), to_python(majority)
+    return (ForgettingMatrix(R, fm.train_months, fm.months, fm.scoring), to_python(majority),
+            models)
 
 
 def _majority_baseline(runs, splits, features, y, months, scorer, scoring_name):
-    """The :class:`BaselineResult` over every split, or None (with a warning)
-    for a scorer callable that cannot score a plain ``DummyClassifier``."""
+    """The :class:`BaselineResult` over every split and each split's fitted
+    models (one per trained month), or ``(None, None)`` (with a warning) for a
+    scorer callable that cannot score a plain ``DummyClassifier``."""
     classes = np.unique(y)
     try:
         per_split = [
@@ -81,5 +86,6 @@ def _majority_baseline(runs, splits, features, y, months, scorer, scoring_name):
             f"({type(exc).__name__}: {exc}); the comparison has no baseline row.",
             UserWarning, stacklevel=3,
         )
-        return None
-    return _aggregate_baseline(per_split, scoring_name)
+        return None, None
+    return (_aggregate_baseline([(fm, majority) for fm, majority, _ in per_split], scoring_name),
+            [models for _, _, models in per_split])

@@ -1,11 +1,20 @@
 """The outcome of a comparison as a table and a verdict: :class:`Comparison`.
 
 :meth:`Comparison.verdict` answers "which monthly update should we ship?"
-in one sentence: the cheapest strategy within a tolerance of joint
-retraining (the goal line) that beats the majority-class baseline.
+in one sentence. It leads with the score on the month a model is deployed
+on (each month scored by the model trained through the month before), then
+retention of past months, then cost, each with its interval: it ships the
+best strategy on the deployed month when its lead over the runner-up is
+larger than its uncertainty; otherwise it names the strategies it cannot
+tell apart and ships the cheapest of them. A strategy must beat the
+majority-class baseline; the gradient-boosting reference is never shipped,
+but the verdict says whether the choice beats it.
 """
 
+import numpy as np
+
 from .._validation import is_missing
+from ._bootstrap import CONFIDENCE, interval
 from ._results import _SUMMARY_COLUMNS, _reference
 
 __all__ = ["Comparison"]
@@ -13,7 +22,12 @@ __all__ = ["Comparison"]
 
 _TABLE_COLUMNS = (
     "strategy",
+    "deployed_score",
+    "deployed_low",
+    "deployed_high",
     "average_score",
+    "average_low",
+    "average_high",
     "backward_transfer",
     "forgetting",
     "learning_score",
@@ -34,29 +48,57 @@ _TABLE_COLUMNS = (
     "fisher_negative_share",
 )
 
-# Display: header, formatter.
+
+def _with_interval(key):
+    """A cell ``0.790 [0.781, 0.799]``: the value and, when known, its interval."""
+    def cell(record):
+        value = record[key]
+        if is_missing(value):
+            return None
+        low, high = record.get(f"{key.rsplit('_', 1)[0]}_low"), record.get(
+            f"{key.rsplit('_', 1)[0]}_high")
+        if is_missing(low) or is_missing(high):
+            return f"{value:.3f}"
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+    return cell
+
+
+def _plain(key, fmt):
+    def cell(record):
+        value = record[key]
+        return None if is_missing(value) else fmt(value)
+    return cell
+
+
+# Display: column -> (header, cell of a record, or None where undefined).
 _DISPLAY = {
-    "strategy": ("strategy", str),
-    "average_score": ("average", "{:.3f}".format),
-    "backward_transfer": ("BWT", lambda v: _signed(v)),
-    "forgetting": ("forgetting", lambda v: f"{_no_negative_zero(v):.3f}"),
-    "learning_score": ("learning", "{:.3f}".format),
-    "next_month_aut": ("next-month AUT", "{:.3f}".format),
-    "aut": ("AUT", "{:.3f}".format),  # named after its score in display_rows
-    "honest_score": ("honest", "{:.3f}".format),
-    "oracle_score": ("oracle", "{:.3f}".format),
-    "gap_to_joint": ("gap to joint", lambda v: _signed(v)),
-    "flip_rate": ("flips", "{:.1%}".format),
-    "prospective_tpr": ("TPR@FPR", "{:.3f}".format),
-    "realised_fpr": ("realised FPR", "{:.2%}".format),
-    "worst_group_forgetting": ("worst group", lambda v: f"{_no_negative_zero(v):.3f}"),
-    "rows": ("rows", lambda v: _short_count(v)),
-    "rows_vs_naive": ("rows vs naive", "{:.2f}x".format),
-    "rows_vs_joint": ("rows vs joint", "{:.2f}x".format),
-    "seconds": ("seconds", lambda v: f"{v:.3g}"),
-    "seconds_vs_naive": ("seconds vs naive", "{:.2f}x".format),
-    "fisher_negative_share": ("Hessian < 0", "{:.1%}".format),
+    "strategy": ("strategy", lambda r: str(r["strategy"])),
+    "deployed_score": ("next month", _with_interval("deployed_score")),
+    "average_score": ("retention", _with_interval("average_score")),
+    "backward_transfer": ("BWT", _plain("backward_transfer", lambda v: _signed(v))),
+    "forgetting": ("forgetting", _plain("forgetting",
+                                        lambda v: f"{_no_negative_zero(v):.3f}")),
+    "learning_score": ("learning", _plain("learning_score", "{:.3f}".format)),
+    "next_month_aut": ("next-month AUT", _plain("next_month_aut", "{:.3f}".format)),
+    "aut": ("AUT", _plain("aut", "{:.3f}".format)),  # named after its score in _header
+    "honest_score": ("honest", _plain("honest_score", "{:.3f}".format)),
+    "oracle_score": ("oracle", _plain("oracle_score", "{:.3f}".format)),
+    "gap_to_joint": ("gap to joint", _plain("gap_to_joint", lambda v: _signed(v))),
+    "flip_rate": ("flips", _plain("flip_rate", "{:.1%}".format)),
+    "prospective_tpr": ("TPR@FPR", _plain("prospective_tpr", "{:.3f}".format)),
+    "realised_fpr": ("realised FPR", _plain("realised_fpr", "{:.2%}".format)),
+    "worst_group_forgetting": ("worst group", _plain(
+        "worst_group_forgetting", lambda v: f"{_no_negative_zero(v):.3f}")),
+    "rows": ("rows", _plain("rows", lambda v: _short_count(v))),
+    "rows_vs_naive": ("rows vs naive", _plain("rows_vs_naive", "{:.2f}x".format)),
+    "rows_vs_joint": ("rows vs joint", _plain("rows_vs_joint", "{:.2f}x".format)),
+    "seconds": ("seconds", _plain("seconds", lambda v: f"{v:.3g}")),
+    "seconds_vs_naive": ("seconds vs naive", _plain("seconds_vs_naive", "{:.2f}x".format)),
+    "fisher_negative_share": ("Hessian < 0", _plain("fisher_negative_share", "{:.1%}".format)),
 }
+
+#: Summary keys of the intervals: ``what`` of :meth:`Comparison.interval`.
+_LEADS = {"deployed": "deployed_score", "retention": "average_accuracy"}
 
 
 def _wrap(text, width):
@@ -92,6 +134,26 @@ def _short_count(value):
     return f"{value:.0f}"
 
 
+def _span(bounds):
+    """``" [0.781, 0.799]"``, or ``""`` without an interval."""
+    return "" if bounds is None else f" [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+def _signed_span(bounds):
+    return "" if bounds is None else f" [{_signed(bounds[0])}, {_signed(bounds[1])}]"
+
+
+def _points(tolerance):
+    """``0.01`` -> ``"1 point"``, ``0.005`` -> ``"0.5 points"``."""
+    points = tolerance * 100
+    return f"{points:g} point{'' if points == 1 else 's'}"
+
+
+def _names(names):
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 class Comparison:
     """The outcome of :func:`compare_strategies`.
 
@@ -112,6 +174,9 @@ class Comparison:
     baseline : BaselineResult or None
         The majority-class baseline: the last row of the table, never a
         strategy (not in ``results``, never recommended).
+    reference : ReferenceResult or None
+        The gradient-boosting reference: the row before the baseline's, never
+        a strategy either.
 
     Examples
     --------
@@ -122,22 +187,22 @@ class Comparison:
     ...                           estimator_params={"max_epochs": 2, "hidden_units": (8,)})
     >>> float(comp.table().loc["joint", "rows_vs_naive"])  # months 0, 0-1, 0-2 vs one each
     2.0
-    >>> comp.table(as_frame=False)[0]["strategy"]
-    'naive'
-    >>> comp.table(as_frame=False)[-1]["strategy"]
-    'majority baseline'
-    >>> comp.verdict().startswith("Ship " + comp.recommend())
+    >>> [r["strategy"] for r in comp.table(as_frame=False)]
+    ['naive', 'replay', 'joint', 'gradient boosting', 'majority baseline']
+    >>> low, high = comp.interval("naive")  # of its next-month score
+    >>> bool(low <= comp.results["naive"].summary["deployed_score"] <= high)
     True
     >>> print(comp.to_string().splitlines()[0])  # doctest: +ELLIPSIS
-    strategy           average     BWT  forgetting  learning  next-month AUT  gap to joint ...
+    strategy                       next month                retention  ...
     """
 
-    def __init__(self, results, scoring, settings, scalers=(), baseline=None):
+    def __init__(self, results, scoring, settings, scalers=(), baseline=None, reference=None):
         self.results = dict(results)
         self.scoring = scoring
         self.settings = dict(settings)
         self.scalers = list(scalers)
         self.baseline = baseline
+        self.reference = reference
         self.joint = _reference(self.results, "joint")
         self.naive = _reference(self.results, "naive")
 
@@ -146,13 +211,96 @@ class Comparison:
         """Strategy names (spec labels), in order."""
         return list(self.results)
 
+    def _row(self, name):
+        """The result of a strategy, of the reference or of the baseline."""
+        if name in self.results:
+            return self.results[name]
+        for other in (self.reference, self.baseline):
+            if other is not None and other.name == name:
+                return other
+        raise KeyError(f"{name!r} is not a row of this comparison; rows: "
+                       f"{[r['strategy'] for r in self.records()]}.")
+
+    def interval(self, name, what="deployed"):
+        """The 95% interval of a row's next-month score or retention.
+
+        Parameters
+        ----------
+        name : str
+            A strategy, or the reference's or the baseline's row name.
+        what : {"deployed", "retention"}, default="deployed"
+            ``"deployed"``: the mean over months of each month's score with
+            the model trained through the month before (``deployed_score``);
+            ``"retention"``: the final model's mean over the trained months
+            (``average_score``).
+
+        Returns
+        -------
+        tuple of (float, float) or None
+            With several splits, Student's t over the splits; with one, the
+            percentile interval of the paired bootstrap over held-out rows
+            (``n_bootstrap``); None when neither exists.
+        """
+        res = self._row(name)
+        key = _LEADS[what]
+        per_split = res.deployed_per_split if key == "deployed_score" else \
+            res.retention_per_split
+        draws = None if not res.draws else res.draws[what]
+        return interval(per_split or [], draws)
+
+    def difference(self, name, other, what="deployed"):
+        """``name``'s score minus ``other``'s, with the interval of the paired
+        difference (the same held-out rows, the same resamples, or the same
+        splits).
+
+        Parameters
+        ----------
+        name, other : str
+            Rows of the table (strategies, the reference, the baseline).
+        what : {"deployed", "retention"}, default="deployed"
+
+        Returns
+        -------
+        difference : float
+        bounds : tuple of (float, float) or None
+            Its 95% interval; None when the comparison has none.
+
+        Examples
+        --------
+        >>> from sklearn_cf.compare import compare_strategies
+        >>> from sklearn_cf.datasets import make_monthly_drift
+        >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=150,
+        ...                                   random_state=0)
+        >>> comp = compare_strategies(X, y, months, ["naive", "joint"], progress=False,
+        ...                           estimator_params={"max_epochs": 2, "hidden_units": (8,)})
+        >>> d, (low, high) = comp.difference("joint", "naive")
+        >>> bool(low <= d <= high)
+        True
+        """
+        key = _LEADS[what]
+        a, b = self._row(name), self._row(other)
+        diff = a.summary.get(key, np.nan) - b.summary.get(key, np.nan)
+        a_split = a.deployed_per_split if what == "deployed" else a.retention_per_split
+        b_split = b.deployed_per_split if what == "deployed" else b.retention_per_split
+        per_split = np.asarray(a_split or [], float) - np.asarray(b_split or [], float) \
+            if a_split and b_split and len(a_split) == len(b_split) else []
+        draws = None
+        if a.draws and b.draws:
+            draws = a.draws[what] - b.draws[what]
+        return float(diff), interval(per_split, draws)
+
     def records(self):
-        """The table as a list of dicts, one per strategy (plain floats).
+        """The table as a list of dicts, one per row (plain floats).
 
         Returns
         -------
         list of dict
-            Keys: ``strategy``, ``average_score``, ``backward_transfer``,
+            Keys: ``strategy``; ``deployed_score`` (the mean over months of
+            each month's score with the model trained through the month
+            before: the model in use) with ``deployed_low`` and
+            ``deployed_high``, its 95% interval; ``average_score`` (the
+            final model's mean over every trained month: retention) with
+            ``average_low`` and ``average_high``; ``backward_transfer``,
             ``forgetting``, ``learning_score``, ``next_month_aut``, ``aut``
             (with ``aut_scoring``), ``honest_score`` and ``oracle_score``
             (tuned strategies, with ``tune_months``), ``gap_to_joint``,
@@ -161,14 +309,14 @@ class Comparison:
             means over months), ``worst_group_forgetting`` (with
             ``groups``), ``rows``, ``rows_vs_naive``, ``rows_vs_joint``,
             ``seconds``, ``seconds_vs_naive``, ``fisher_negative_share``
-            (None where undefined). With a :attr:`baseline`, a last row
-            named :data:`BASELINE_NAME` holds its scores (no costs).
+            (None where undefined). With a :attr:`reference`, a row named
+            after it holds its scores and seconds; with a :attr:`baseline`,
+            a last row named :data:`BASELINE_NAME` holds its scores (no
+            costs).
         """
         out = []
         for name, res in self.results.items():
-            row = {"strategy": name}
-            for key, column in _SUMMARY_COLUMNS:
-                row[column] = res.summary.get(key, float("nan"))
+            row = self._scores(name, res)
             row.update(
                 gap_to_joint=res.gap_to_joint,
                 rows=res.rows,
@@ -187,14 +335,28 @@ class Comparison:
             row["prospective_tpr"] = detection.get("prospective_tpr")
             row["realised_fpr"] = detection.get("realised_fpr")
             out.append(row)
+        if self.reference is not None:
+            row = self._scores(self.reference.name, self.reference)
+            row.update(gap_to_joint=self.reference.gap_to_joint, seconds=self.reference.seconds,
+                       seconds_vs_naive=self.reference.seconds_vs_naive)
+            out.append(row)
         if self.baseline is not None:
-            row = dict.fromkeys(_TABLE_COLUMNS)
-            row["strategy"] = self.baseline.name
-            for key, column in _SUMMARY_COLUMNS:
-                row[column] = self.baseline.summary.get(key, float("nan"))
+            row = self._scores(self.baseline.name, self.baseline)
             row["gap_to_joint"] = self.baseline.gap_to_joint
             out.append(row)
         return out
+
+    def _scores(self, name, res):
+        """A record's score columns, with the intervals."""
+        row = dict.fromkeys(_TABLE_COLUMNS)
+        row["strategy"] = name
+        for key, column in _SUMMARY_COLUMNS:
+            row[column] = res.summary.get(key, float("nan"))
+        for what, prefix in (("deployed", "deployed"), ("retention", "average")):
+            bounds = self.interval(name, what)
+            if bounds is not None:
+                row[f"{prefix}_low"], row[f"{prefix}_high"] = bounds
+        return row
 
     def table(self, as_frame=None):
         """The comparison table.
@@ -226,10 +388,11 @@ class Comparison:
         return frame.astype(float)
 
     def display_columns(self):
-        """The table columns worth showing: those with at least one value."""
+        """The table columns worth showing: those with at least one value
+        (an interval is shown in its value's cell)."""
         records = self.records()
         return [
-            c for c in _TABLE_COLUMNS
+            c for c in _DISPLAY
             if c == "strategy" or any(not is_missing(r[c]) for r in records)
         ]
 
@@ -248,8 +411,8 @@ class Comparison:
         for record in self.records():
             cells = []
             for c in columns:
-                value = record[c]
-                cells.append("-" if is_missing(value) else _DISPLAY[c][1](value))
+                text = _DISPLAY[c][1](record)
+                cells.append("-" if text is None else text)
             rows.append(cells)
         return headers, rows
 
@@ -297,19 +460,32 @@ class Comparison:
         return "\n\n".join(tables)
 
     def recommend(self, tolerance=0.01):
-        """The strategy to ship: the cheapest within ``tolerance`` of the best.
+        """The strategy to ship.
 
-        The reference score is joint's average score when joint ran (the
-        goal line), else the best average score. Among the strategies whose
-        average score is at least the reference minus ``tolerance`` and
-        beats the majority-class :attr:`baseline`'s, the one with the fewest
-        training rows wins; ties go to the higher score, then the fewer
-        seconds. The baseline itself is never recommended.
+        The lead score is the next-month (deployed) score, or, when no
+        strategy has one (a single month), the final model's average. Among
+        the strategies whose lead score beats the majority-class
+        :attr:`baseline`'s (by more than the interval of their paired
+        difference, when there is one), the best one is shipped if its lead
+        over each other is larger than its uncertainty and than
+        ``tolerance``: the 95% interval of the paired difference lies below
+        ``-tolerance``. The strategies it cannot be
+        told from form a set, and the cheapest of them in training rows
+        wins (a tie goes to the strategy listed first: list the simplest
+        first, as :data:`DEFAULT_STRATEGIES` does). The
+        baseline and the reference are never recommended.
 
         Parameters
         ----------
         tolerance : float, default=0.01
-            Allowed shortfall in score units (0.01 = 1 point of accuracy).
+            A difference the team does not care about, in score units (0.01 =
+            1 point): a strategy whose paired interval reaches
+            ``-tolerance`` counts as indistinguishable from the best, so
+            that a lead must be both larger than its uncertainty and worth
+            having (a lead of 0.006 whose interval is [0.001, 0.012] flips
+            with the history window). 0: the interval alone. Without
+            intervals (one split, ``n_bootstrap=0``), strategies within
+            ``tolerance`` of the best.
 
         Returns
         -------
@@ -317,47 +493,81 @@ class Comparison:
             A strategy name, or None when no strategy has a defined score
             or none beats the majority-class baseline.
         """
-        return self._cheapest(tolerance, beat_baseline=True)
+        return self._choice(tolerance)[0]
+
+    def indistinguishable(self, tolerance=0.01):
+        """The strategies the verdict cannot tell from the best on its lead
+        score, best first (see :meth:`recommend`); empty when none is
+        recommended."""
+        return self._choice(tolerance)[1]
+
+    def _lead(self):
+        """``"deployed"`` when a strategy has a next-month score, else
+        ``"retention"`` (a stream of one month)."""
+        for res in self.results.values():
+            if not is_missing(res.summary.get("deployed_score")):
+                return "deployed"
+        return "retention"
+
+    def _score(self, name, lead=None):
+        value = self._row(name).summary.get(_LEADS[lead or self._lead()])
+        return None if is_missing(value) else float(value)
 
     def _scored(self):
-        return {
-            name: res for name, res in self.results.items()
-            if not is_missing(res.summary.get("average_accuracy"))
-        }
+        return [name for name in self.results if self._score(name) is not None]
 
     def _baseline_score(self):
-        """The baseline's average score, or None (no baseline, or undefined)."""
+        """The baseline's lead score, or None (no baseline, or undefined)."""
         if self.baseline is None:
             return None
-        score = self.baseline.summary.get("average_accuracy")
-        return None if is_missing(score) else score
+        return self._score(self.baseline.name)
 
-    def _cheapest(self, tolerance, beat_baseline):
+    def _beats_baseline(self, name):
+        """Whether ``name``'s lead score beats the baseline's, by more than the
+        uncertainty of their paired difference when the comparison has one."""
+        floor = self._baseline_score()
+        if floor is None:
+            return True
+        diff, bounds = self.difference(name, self.baseline.name, self._lead())
+        return (diff if bounds is None else bounds[0]) > 1e-12
+
+    def _separated(self, name, best, tolerance):
+        """Whether ``name`` is worse than ``best`` by more than its uncertainty."""
+        diff, bounds = self.difference(name, best, self._lead())
+        high = diff if bounds is None else bounds[1]
+        return high < -tolerance - 1e-12
+
+    def _cheapest(self, names):
+        # A tie on rows goes to the strategy listed first, not to the higher
+        # score: the scores of these strategies cannot be told apart, and
+        # following their noise made the choice flip with the history window.
+        return min(names, key=lambda n: (self.results[n].rows, self.strategies.index(n)))
+
+    def _choice(self, tolerance):
+        """``(choice, indistinguishable, passed_over)``: the strategy to ship, the
+        strategies it cannot be told from the best, and a cheaper strategy as
+        good as the best that does not beat the baseline (or None)."""
         scored = self._scored()
-        if not scored:
-            return None
-        reference = self._reference_score()
-        floor = self._baseline_score() if beat_baseline else None
-        eligible = [
-            (res.rows, -res.summary["average_accuracy"], res.seconds, i, name)
-            for i, (name, res) in enumerate(scored.items())
-            if res.summary["average_accuracy"] >= reference - tolerance - 1e-12
-            and (floor is None or res.summary["average_accuracy"] > floor + 1e-12)
-        ]
-        return min(eligible)[-1] if eligible else None
-
-    def _reference_score(self):
-        if self.joint is not None:
-            joint = self.results[self.joint].summary.get("average_accuracy")
-            if not is_missing(joint):
-                return joint
-        return max(
-            res.summary["average_accuracy"] for res in self.results.values()
-            if not is_missing(res.summary.get("average_accuracy"))
-        )
+        eligible = [n for n in scored if self._beats_baseline(n)]
+        if not eligible:
+            return None, [], None
+        best = max(eligible, key=self._score)
+        tied = [best] + [n for n in eligible
+                         if n != best and not self._separated(n, best, tolerance)]
+        choice = self._cheapest(tied)
+        below = [n for n in scored if n not in eligible
+                 and not self._separated(n, best, tolerance)]
+        passed_over = self._cheapest(below + [choice]) if below else None
+        return choice, tied, (None if passed_over == choice else passed_over)
 
     def verdict(self, tolerance=0.01, width=None):
         """One sentence answering "which monthly update should we ship?".
+
+        It leads with the next-month score (the model in use) and its
+        interval, says which strategies cannot be told apart and ships the
+        cheapest of them, mentions retention of past months when it
+        separates them, and compares the choice with the gradient-boosting
+        reference on the deployed month.
 
         Parameters
         ----------
@@ -466,24 +676,43 @@ class Comparison:
             text += " Check: " + "; ".join(warnings) + "."
         return _wrap(text, width)
 
+
+    def _what(self, lead=None):
+        if (lead or self._lead()) == "deployed":
+            return f"next-month {self.scoring}"
+        return f"average {self.scoring} over all months"
+
     def _no_strategy_beats_the_baseline(self, floor):
-        best = max(self._scored().items(), key=lambda item: item[1].summary["average_accuracy"])
+        best = max(self._scored(), key=self._score)
         answer = self.baseline.majority_class
         answer = f"{answer!r}" if isinstance(answer, str) else f"{answer}"
-        text = (
-            f"No strategy beats the majority-class baseline ({floor:.3f}): always answering "
-            f"{answer}, the most frequent class of the training rows, scores at least the "
-            f"average {self.scoring} of the best strategy, {best[0]} "
-            f"({best[1].summary['average_accuracy']:.3f}), so none is recommended"
-        )
+        if self._score(best) > floor:
+            diff, bounds = self.difference(best, self.baseline.name, self._lead())
+            text = (
+                f"No strategy beats the majority-class baseline ({floor:.3f}) by more than "
+                f"its uncertainty: the best {self._what()}, {best}'s "
+                f"({self._score(best):.3f}), leads always answering {answer} by "
+                f"{_signed(diff)}{_signed_span(bounds)}, so none is recommended"
+            )
+        else:
+            text = (
+                f"No strategy beats the majority-class baseline ({floor:.3f}): always "
+                f"answering {answer}, the most frequent class of the training rows, scores "
+                f"at least the {self._what()} of the best strategy, {best} "
+                f"({self._score(best):.3f}), so none is recommended"
+            )
         suggested = self.settings.get("auto_scoring")
         if self.scoring == "accuracy" and suggested not in (None, "accuracy"):
             text += ("; on a target with a rare class, accuracy rewards always answering "
                      f"the most frequent one: compare them with --scoring {suggested}")
         return text + "."
 
+    def _scored_text(self, name, lead=None):
+        lead = lead or self._lead()
+        return f"{self._score(name, lead):.3f}{_span(self.interval(name, lead))}"
+
     def _verdict(self, tolerance):
-        choice = self.recommend(tolerance)
+        choice, tied, passed_over = self._choice(tolerance)
         floor = self._baseline_score()
         if choice is None and self._scored() and floor is not None:
             return self._no_strategy_beats_the_baseline(floor)
@@ -492,65 +721,117 @@ class Comparison:
                 f"No strategy has a defined {self.scoring} score on these months, "
                 "so none can be recommended; check the scoring."
             )
-        res = self.results[choice]
-        score = res.summary["average_accuracy"]
-        points = f"{tolerance * 100:g} point{'s' if tolerance * 100 != 1 else ''}"
-        joint_ok = self.joint is not None and not is_missing(
-            self.results[self.joint].summary.get("average_accuracy")
-        )
-        if joint_ok:
-            ref_name, ref_score = self.joint, self.results[self.joint].summary["average_accuracy"]
+        lead = self._lead()
+        level = f"{CONFIDENCE:.0%}"
+        text = f"Ship {choice}: "
+        if len(tied) == 1:
+            text += f"its {self._what()}, {self._scored_text(choice)}"
+            if lead == "deployed":
+                text += " (each month scored by the model trained through the month before)"
+            others = sorted((n for n in self._scored() if n != choice),
+                            key=self._score, reverse=True)
+            if others:
+                diff, bounds = self.difference(choice, others[0], lead)
+                text += f", leads the runner-up {others[0]} by {_signed(diff)}"
+                text += (f" ({level} interval{_signed_span(bounds)})" if bounds else "")
+            else:
+                text += " is the only strategy scored"
         else:
-            ref_name = max(
-                (n for n, r in self.results.items()
-                 if not is_missing(r.summary.get("average_accuracy"))),
-                key=lambda n: self.results[n].summary["average_accuracy"],
-            )
-            ref_score = self.results[ref_name].summary["average_accuracy"]
+            within = "reaches it" if tolerance <= 0 else \
+                f"comes within {_points(tolerance)} of it"
+            text += (f"on the {self._what()}, {_names(tied)} cannot be told apart "
+                     f"(best {tied[0]}, {self._scored_text(tied[0])}; each other's paired "
+                     f"{level} interval {within}), and {choice} is the cheapest of them "
+                     "in training rows")
+            notes = []
+            if choice != tied[0]:
+                notes.append(f"its score {self._scored_text(choice)}")
+            if any(self.results[n].rows == self.results[choice].rows for n in tied
+                   if n != choice):
+                notes.append("a tie on rows goes to the strategy listed first")
+            if notes:
+                text += f" ({'; '.join(notes)})"
+        text += self._costs(choice)
+        if passed_over is not None:
+            text += (f"; {passed_over} would cost less, but its {self._score(passed_over):.3f} "
+                     f"does not beat the majority-class baseline ({floor:.3f})")
+            if self._score(passed_over) > floor:
+                text += " by more than its uncertainty"
+        text += self._retention(choice, tied, lead)
+        text += self._against_reference(choice, lead)
+        text += self._naive_forgetting(choice, tolerance)
+        return text + "."
 
-        # The cheapest within the tolerance, had the baseline not ruled it out.
-        passed_over = self._cheapest(tolerance, beat_baseline=False)
-        passed_over = None if passed_over == choice else passed_over
-        text = f"Ship {choice}: its average {self.scoring} over all months, {score:.3f}, "
-        if choice == ref_name and joint_ok and passed_over is not None:
-            text += "is the goal line"
-        elif choice == ref_name and joint_ok:
-            text += f"is the goal line, and no cheaper strategy comes within {points} of it"
-        elif choice == ref_name:
-            text += "is the best of all strategies"
-        elif score >= ref_score:
-            text += f"matches or beats {ref_name}'s {ref_score:.3f}"
-        else:
-            text += f"is within {points} of {ref_name}'s {ref_score:.3f}"
+    def _costs(self, choice):
+        res = self.results[choice]
         costs = []
         if self.naive is not None and res.rows_vs_naive is not None and choice != self.naive:
             costs.append(f"{res.rows_vs_naive:.2f}x naive's")
         if self.joint is not None and res.rows_vs_joint is not None and choice != self.joint:
             costs.append(f"{res.rows_vs_joint:.2f}x joint's")
-        if costs:
-            text += f", for {' and '.join(costs)} training rows"
-        if passed_over is not None:
-            text += (
-                f"; {passed_over} would cost less, but its "
-                f"{self.results[passed_over].summary['average_accuracy']:.3f} does not beat "
-                f"the majority-class baseline ({floor:.3f})"
-            )
-        if self.naive is not None:
-            naive = self.results[self.naive].summary
-            bwt = naive.get("backward_transfer")
-            if not is_missing(bwt):
-                if bwt < -tolerance:
-                    how = "forgets"
-                elif bwt < 0:
-                    how = "barely forgets"
-                else:
-                    how = "does not forget"
-                who = "naive fine-tuning" if choice != self.naive else "it"
-                text += f"; {who} {how} here (backward transfer {_signed(bwt)}"
-                if choice != self.naive:
-                    text += f", average {naive['average_accuracy']:.3f}"
-                text += ")"
-        return text + "."
+        return f", for {' and '.join(costs)} training rows" if costs else ""
+
+    def _retention(self, choice, tied, lead):
+        """Retention of past months, when it separates the strategies the lead
+        score could not (or, leading with retention already, nothing)."""
+        if lead != "deployed":
+            return ""
+        better = []
+        for name in tied:
+            if name == choice:
+                continue
+            diff, bounds = self.difference(name, choice, "retention")
+            if is_missing(diff):
+                continue
+            if (bounds[0] if bounds else diff) > 0:
+                better.append((diff, name, bounds))
+        choice_r = self._score(choice, "retention")
+        if better:
+            diff, name, bounds = max(better)
+            return (f"; {name} keeps past months better (retention "
+                    f"{self._score(name, 'retention'):.3f} vs {choice_r:.3f}, "
+                    f"{_signed(diff)}{_signed_span(bounds)})")
+        if choice_r is not None:
+            return f"; its retention of past months is {self._scored_text(choice, 'retention')}"
+        return ""
+
+    def _against_reference(self, choice, lead):
+        ref = self.reference
+        if ref is None or lead != "deployed" or self._score(ref.name) is None:
+            return ""
+        diff, bounds = self.difference(choice, ref.name, lead)
+        if bounds is None:
+            how = "beats it" if diff > 0 else "does not beat it"
+        elif bounds[0] > 0:
+            how = "beats it"
+        elif bounds[1] < 0:
+            how = "does not beat it"
+        else:
+            how = "cannot be told from it"
+        window = "all history" if ref.window is None else \
+            f"the last {ref.window} month{'s' if ref.window != 1 else ''}"
+        return (f"; against gradient boosting retrained monthly on {window} "
+                f"({self._scored_text(ref.name)} next month), {choice} {how} "
+                f"({_signed(diff)}{_signed_span(bounds)})")
+
+    def _naive_forgetting(self, choice, tolerance):
+        if self.naive is None:
+            return ""
+        naive = self.results[self.naive].summary
+        bwt = naive.get("backward_transfer")
+        if is_missing(bwt):
+            return ""
+        if bwt < -max(tolerance, 0.01):
+            how = "forgets"
+        elif bwt < 0:
+            how = "barely forgets"
+        else:
+            how = "does not forget"
+        who = "naive fine-tuning" if choice != self.naive else "it"
+        text = f"; {who} {how} here (backward transfer {_signed(bwt)}"
+        if choice != self.naive:
+            text += f", retention {naive['average_accuracy']:.3f}"
+        return text + ")"
 
     def __repr__(self):
         return (

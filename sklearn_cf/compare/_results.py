@@ -19,6 +19,7 @@ from ..metrics import (
     summarize,
     worst_group_forgetting,
 )
+from ..model_selection import deployed_scores
 
 __all__ = ["BASELINE_NAME", "BaselineResult", "StrategyResult"]
 
@@ -28,6 +29,7 @@ BASELINE_NAME = "majority baseline"
 
 #: Summary keys, in table order, and their names in the table.
 _SUMMARY_COLUMNS = (
+    ("deployed_score", "deployed_score"),
     ("average_accuracy", "average_score"),
     ("backward_transfer", "backward_transfer"),
     ("forgetting", "forgetting"),
@@ -48,6 +50,7 @@ class SplitRun:
     group_matrices: dict = None
     aut_matrix: ForgettingMatrix = None
     tuning: object = None
+    outputs: object = None
 
 
 @dataclass
@@ -71,9 +74,13 @@ class StrategyResult:
     matrices : list of ForgettingMatrix
         One per split.
     summary : dict of str to float
-        Mean over splits of each split's ``average_accuracy``,
-        ``backward_transfer``, ``forgetting``, ``learning_accuracy`` and
-        ``next_month_aut`` (values use the comparison's scoring).
+        Mean over splits of each split's ``deployed_score`` (the mean over
+        months of each month's score with the model deployed on it, trained
+        through the month before: :func:`deployed_score`),
+        ``average_accuracy`` (the final model's mean over the trained
+        months: retention), ``backward_transfer``, ``forgetting``,
+        ``learning_accuracy`` and ``next_month_aut`` (values use the
+        comparison's scoring).
     rows : float
         Training rows processed (all epochs), summed over months, mean over
         splits (from ``cost_``).
@@ -124,6 +131,14 @@ class StrategyResult:
         With ``aut_scoring``, over every split: the next-month scores of
         that scoring that are undefined (left out of the AUT), and all of
         them.
+    deployed_per_split, retention_per_split : list of float or None
+        ``deployed_score`` and ``average_accuracy`` of each split.
+    draws : dict or None
+        With one split and ``n_bootstrap``: ``{"deployed": ndarray,
+        "retention": ndarray}``, their values on each paired resample of the
+        held-out rows (the same resamples for every strategy), from which
+        :meth:`Comparison.interval` and :meth:`Comparison.difference` are
+        read.
     """
 
     name: str
@@ -158,6 +173,9 @@ class StrategyResult:
     n_scored: int = 0
     aut_n_undefined: int = 0
     aut_n_points: int = 0
+    deployed_per_split: list = None
+    retention_per_split: list = None
+    draws: dict = None
 
 
 @dataclass
@@ -189,6 +207,8 @@ class BaselineResult:
         The class it predicts after the last month (first split).
     gap_to_joint : float or None
         ``average_accuracy`` minus joint's (None when joint did not run).
+    deployed_per_split, retention_per_split, draws :
+        As :class:`StrategyResult`'s.
     """
 
     name: str
@@ -197,6 +217,9 @@ class BaselineResult:
     summary: dict
     majority_class: object = None
     gap_to_joint: float = None
+    deployed_per_split: list = None
+    retention_per_split: list = None
+    draws: dict = None
 
 
 def _negative_share(clf):
@@ -226,21 +249,50 @@ def _mean_matrix(matrices, scoring_name):
                             n_rows=n_rows)
 
 
+def deployed_score(R):
+    """The mean over months of each month's score with the model deployed on
+    it: the first off-diagonal of ``R`` (see
+    :func:`sklearn_cf.model_selection.deployed_scores`); NaN for a single
+    month.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare._results import deployed_score
+    >>> round(deployed_score([[0.9, 0.6, 0.5], [0.8, 0.9, 0.7]]), 3)  # (0.6 + 0.7) / 2
+    0.65
+    """
+    return nanmean(deployed_scores(R)[1:])
+
+
+def _split_summary(R):
+    summary = summarize(R)
+    summary["deployed_score"] = deployed_score(R)
+    return summary
+
+
 def _mean_summary(matrices):
     """Each summary of :data:`_SUMMARY_COLUMNS`, per split, averaged over splits."""
-    per_split = [summarize(fm.R) for fm in matrices]
+    per_split = [_split_summary(fm.R) for fm in matrices]
     return {k: nanmean([s.get(k, np.nan) for s in per_split]) for k, _ in _SUMMARY_COLUMNS}
+
+
+def _per_split(result, matrices):
+    """Each split's deployed score and retention, kept for the intervals."""
+    result.deployed_per_split = [deployed_score(fm.R) for fm in matrices]
+    result.retention_per_split = [nanmean(fm.R[len(fm.train_months) - 1,
+                                                :len(fm.train_months)]) for fm in matrices]
+    return result
 
 
 def _aggregate_baseline(runs, scoring_name):
     matrices = [fm for fm, _ in runs]
-    return BaselineResult(
+    return _per_split(BaselineResult(
         name=BASELINE_NAME,
         matrix=_mean_matrix(matrices, scoring_name),
         matrices=matrices,
         summary=_mean_summary(matrices),
         majority_class=runs[0][1],
-    )
+    ), matrices)
 
 
 def _mean_rows(arrays):
@@ -314,6 +366,7 @@ def _aggregate(spec, runs, scoring_name, effective):
         n_undefined=sum(fm.n_undefined for fm in matrices),
         n_scored=sum(fm.n_scored for fm in matrices),
     )
+    _per_split(result, matrices)
     if runs[0].flips is not None:
         result.flips = _mean_flips(runs)
         result.flip_rate = result.flips.mean() if len(result.flips.rate) else None
@@ -336,14 +389,17 @@ def _aggregate(spec, runs, scoring_name, effective):
     return result
 
 
-def _add_relative(results, baseline=None):
+def _add_relative(results, baseline=None, reference=None):
     joint = _reference(results, "joint")
     naive = _reference(results, "naive")
-    if baseline is not None and joint is not None:
-        baseline.gap_to_joint = (
-            baseline.summary["average_accuracy"]
-            - results[joint].summary["average_accuracy"]
-        )
+    for other in (baseline, reference):
+        if other is not None and joint is not None:
+            other.gap_to_joint = (
+                other.summary["average_accuracy"]
+                - results[joint].summary["average_accuracy"]
+            )
+    if reference is not None and naive is not None and results[naive].seconds:
+        reference.seconds_vs_naive = reference.seconds / results[naive].seconds
     for res in results.values():
         if joint is not None:
             ref = results[joint]

@@ -5,8 +5,11 @@ import time
 
 import numpy as np
 
+import warnings
+
 from .._atomic import SigintWatch
 from .._compat import safe_indexing, to_python
+from .._validation import group_by_month, month_label, take_rows
 from ..datasets import FirstMonthScaler
 from ..metrics import (
     default_scoring,
@@ -18,10 +21,12 @@ from ..metrics import (
 )
 from ..model_selection import SequentialSplit
 from ._baseline import _majority_baseline
+from ._boosting import _boosting_reference, _boosting_threads
+from ._bootstrap import bootstrap_draws, held_out_outputs
 from ._comparison import Comparison
 from ._estimators import _build_estimator, _check_estimator_params, _effective_params
 from ._progress import _make_bar, _MonthProgress
-from ._results import SplitRun, _add_relative, _aggregate
+from ._results import BASELINE_NAME, SplitRun, _add_relative, _aggregate
 from ._specs import DEFAULT_STRATEGIES, StrategySpec, parse_strategy
 from ._tuning import (
     candidate_specs,
@@ -37,7 +42,8 @@ __all__ = ["check_comparison", "compare_strategies"]
 
 def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="auto",
                      estimator_params=None, random_state=0, target_fpr=None,
-                     aut_scoring=None, tune_months=None, tune_every=None, tune_grid=None):
+                     aut_scoring=None, tune_months=None, tune_every=None, tune_grid=None,
+                     reference="hgb", reference_window=None, n_bootstrap=200):
     """Check strategy specs, scoring and parameters before any data is touched.
 
     Builds (without fitting) the estimator of every strategy, and of every
@@ -47,7 +53,7 @@ def check_comparison(strategies=DEFAULT_STRATEGIES, *, scoring="auto",
     Parameters
     ----------
     strategies, scoring, estimator_params, random_state, target_fpr, \
-aut_scoring, tune_months, tune_every, tune_grid
+aut_scoring, tune_months, tune_every, tune_grid, reference, reference_window, n_bootstrap
         As in :func:`compare_strategies`.
 
     Returns
@@ -98,6 +104,7 @@ aut_scoring, tune_months, tune_every, tune_grid
     for spec in specs:
         _build_estimator(spec, estimator_params, random_state)
     _check_options(target_fpr, aut_scoring, tune_months, tune_every)
+    _check_verdict_options(reference, reference_window, n_bootstrap)
     if tune_months is not None:
         tune_grid = check_tune_grid(tune_grid)
         grids = {}
@@ -113,6 +120,33 @@ aut_scoring, tune_months, tune_every, tune_grid
             "(the months the first choice is made on)."
         )
     return specs, scorer, scoring_name, estimator_params
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_verdict_options(reference, reference_window, n_bootstrap):
+    """The reference row and the intervals' options."""
+    if reference not in ("hgb", "none", None):
+        raise ValueError(
+            f"reference must be 'hgb' (gradient boosting retrained on the history every "
+            f"month) or 'none', got {reference!r}."
+        )
+    if reference_window is not None and (not _is_int(reference_window)
+                                         or reference_window < 1):
+        raise ValueError(
+            f"reference_window must be None (all history) or a number of months >= 1, "
+            f"got {reference_window!r}."
+        )
+    if reference_window is not None and reference in ("none", None):
+        raise ValueError("reference_window sets the reference's history: it needs "
+                         "reference='hgb'.")
+    if not _is_int(n_bootstrap) or n_bootstrap < 0 or 0 < n_bootstrap < 20:
+        raise ValueError(
+            f"n_bootstrap must be 0 (no intervals with one split) or an integer >= 20 "
+            f"(resamples of the held-out rows; 200 is plenty), got {n_bootstrap!r}."
+        )
 
 
 def _check_options(target_fpr, aut_scoring, tune_months, tune_every):
@@ -147,7 +181,8 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                        scoring="auto", scale="none", estimator_params=None,
                        progress=True, random_state=0, groups=None, target_fpr=None,
                        aut_scoring=None, test_prevalence=None, tune_months=None,
-                       tune_every=None, tune_grid=None):
+                       tune_every=None, tune_grid=None, reference="hgb",
+                       reference_window=None, n_bootstrap=200):
     """Fit every strategy on the same splits and compare what they forget and cost.
 
     For each split of ``cv`` and each strategy, a
@@ -242,6 +277,27 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         The settings tried, each parameter for the strategies that use it
         (see :func:`default_tune_grid`); None: λ of a pull at 0.1x, 1x and
         10x, the rehearsal ratio of replay at 0.25, 0.5 and 0.75.
+    reference : {"hgb", "none"}, default="hgb"
+        ``"hgb"``: a reference row (:class:`ReferenceResult`), what a team
+        retraining a gradient-boosted model every month scores: after each
+        month, scikit-learn's ``HistGradientBoostingClassifier`` (default
+        parameters, ``early_stopping=False``, seeded) fitted on the training
+        rows of every month so far, scored like the strategies. Like the
+        baseline it is never recommended; the verdict says whether the
+        chosen strategy beats it on the deployed month. ``"none"``: no
+        reference.
+    reference_window : int >= 1 or None, default=None
+        Fit the reference on the last this many months only.
+    n_bootstrap : int, default=200
+        With one split: the paired resamples of every month's held-out rows
+        behind each interval of the table and the verdict (the same
+        resamples for every strategy; see :mod:`sklearn_cf.compare._bootstrap`).
+        0: no intervals with one split. With several splits the intervals
+        come from the splits (Student's t) and no resample is drawn.
+
+    Before its timed fits, each strategy is fitted once, untimed, on two
+    batches of rows of each of the first two training months (one epoch), so
+    that torch's first-call costs in the process are charged to no strategy.
 
     Every strategy also gets its negative flip rate per update (rows right
     before an update and wrong after it, :func:`sklearn_cf.metrics.update_flips`).
@@ -287,6 +343,7 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         strategies, scoring=scoring, estimator_params=estimator_params,
         random_state=random_state, target_fpr=target_fpr, aut_scoring=aut_scoring,
         tune_months=tune_months, tune_every=tune_every, tune_grid=tune_grid,
+        reference=reference, reference_window=reference_window, n_bootstrap=n_bootstrap,
     )
     aut_scorer, aut_name = (None, None) if aut_scoring is None else resolve_scoring(aut_scoring)
     # On the whole target, before any fitting: every split and every
@@ -376,6 +433,9 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     # The bar is closed, and the SIGINT handler put back, however this ends.
     with _make_bar(total, progress) as bar, SigintWatch() as sigint:
         for spec in specs:
+            _warm_up(spec, estimator_params, random_state, features, splits, y, months)
+            if sigint.seen:
+                raise KeyboardInterrupt
             for k, (train, test) in enumerate(splits):
                 bar.set_postfix_str(f"{spec.label} (split {k + 1}/{len(splits)})")
                 clf = build(spec)
@@ -404,6 +464,7 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                         f"{len(np.unique(y))} classes); choose another scoring."
                     )
                 run = SplitRun(clf, fm, wall)
+                run.outputs = _strategy_outputs(clf, fm, X_test, months[test])
                 run.flips = update_flips(clf, X_test, y[test], months[test])
                 if target_fpr is not None:
                     run.detection = monthly_detection(clf, X_test, y[test], months[test],
@@ -424,8 +485,14 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
                         raise KeyboardInterrupt
                 raw[spec.label].append(run)
 
-    baseline = _majority_baseline(raw[specs[0].label], splits, features, y, months, scorer,
-                                  scoring_name)
+    first = raw[specs[0].label]
+    baseline, baseline_models = _majority_baseline(first, splits, features, y, months, scorer,
+                                                   scoring_name)
+    boosting, boosting_models = None, None
+    if reference == "hgb":
+        boosting, boosting_models = _boosting_reference(
+            first, splits, features, y, months, scorer, scoring_name, reference_window,
+            random_state)
     results = {
         spec.label: _aggregate(
             spec, raw[spec.label], scoring_name,
@@ -434,7 +501,12 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         )
         for spec in specs
     }
-    _add_relative(results, baseline)
+    _add_relative(results, baseline, boosting)
+    if len(splits) == 1 and n_bootstrap:
+        models = {BASELINE_NAME: baseline_models, "reference": boosting_models}
+        _add_draws(results, {BASELINE_NAME: baseline, "reference": boosting}, raw, models,
+                   features, splits[0], y, months, scorer, scoring_name, n_bootstrap,
+                   random_state)
     settings = {
         "n_samples": int(len(y)),
         "n_features": int(getattr(X, "shape", (0, 0))[1]),
@@ -458,5 +530,88 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
         "tune_months": tune_months,
         "tune_every": tune_every,
         "tune_grids": {k: v for k, v in grids.items() if v},
+        "reference": reference or "none",
+        "reference_window": reference_window,
+        "n_bootstrap": n_bootstrap,
     }
-    return Comparison(results, scoring_name, settings, scalers=scalers, baseline=baseline)
+    return Comparison(results, scoring_name, settings, scalers=scalers, baseline=baseline,
+                      reference=boosting)
+
+
+def _warm_up(spec, estimator_params, random_state, features, splits, y, months):
+    """One untimed fit of ``spec``: one epoch on at most two batches of
+    training rows of each of the first two months of the first split. The first fit in a
+    process pays for torch's first calls (allocator, kernels, autograd, the
+    optimizer's state); without this, whichever strategy ran first was
+    charged for them. Nothing the real fits use is touched: every fit seeds
+    its own generators, and the warm-up keeps no file (no ``memory_dir``)
+    and prints nothing."""
+    params = {k: v for k, v in estimator_params.items()
+              if k not in ("callbacks", "memory_dir", "verbose")}
+    params.update(max_epochs=1, verbose=0)
+    # Two batches a month: full batches of the real size and a last partial
+    # one, the shapes the timed fits' kernels see.
+    batch = estimator_params.get("batch_size", 256)
+    train, _ = splits[0]
+    labels, rows = group_by_month(months[train])
+    classes = None if params.get("classes") is not None else np.unique(y)
+    try:
+        clf = _build_estimator(spec, params, random_state)
+        # Month by month rather than fit(): a spy on fit sees the real fits only.
+        for label, month_rows in zip(labels[:2], rows[:2]):
+            index = train[month_rows[:2 * batch - 1]]
+            clf.partial_fit_month(features(index, 0), y[index], classes=classes,
+                                  month=month_label(label))
+    except Exception:  # noqa: BLE001 - untimed; the timed fits report any real problem
+        pass
+
+
+def _columns_rows(fm, months_test):
+    """Column ``j`` of ``fm`` to the indices of its held-out rows (or None)."""
+    labels, rows = group_by_month(months_test)
+    rows_of = {month_label(m): r for m, r in zip(labels, rows)}
+    return lambda j: (rows_of.get(fm.months[j]) if len(rows_of.get(fm.months[j], ())) else None)
+
+
+def _strategy_outputs(clf, fm, X_test, months_test):
+    """The strategy's probabilities on the cells the verdict reads."""
+    rows_of = _columns_rows(fm, months_test)
+    return held_out_outputs(
+        lambda i, j: clf.predict_proba_after(take_rows(X_test, rows_of(j)), fm.train_months[i]),
+        fm, rows_of, clf.classes_)
+
+
+def _add_draws(results, others, raw, models, features, split, y, months, scorer,
+               scoring_name, n_bootstrap, random_state):
+    """Every model's bootstrap draws of one split (see :func:`bootstrap_draws`),
+    kept on its result; a scorer that cannot score stored probabilities
+    leaves the comparison without intervals (with a warning)."""
+    train, test = split
+    fm = next(iter(raw.values()))[0].matrix
+    rows_of = _columns_rows(fm, months[test])
+    X_test, y_test = features(test, 0), y[test]
+    outputs = {name: runs[0].outputs for name, runs in raw.items()}
+    with _boosting_threads():
+        for key, result in others.items():
+            if result is None:
+                continue
+            fitted = models[key][0]
+            outputs[key] = held_out_outputs(
+                lambda i, j, fitted=fitted: fitted[i].predict_proba(
+                    take_rows(X_test, rows_of(j))),
+                fm, rows_of, fitted[-1].classes_)
+    y_of = {j: y_test[rows_of(j)] for j in range(len(fm.months)) if rows_of(j) is not None}
+    try:
+        draws = bootstrap_draws(outputs, y_of, fm.months, scorer, scoring_name, n_bootstrap,
+                                random_state)
+    except Exception as exc:  # a user's scorer: the point estimates still stand
+        warnings.warn(
+            f"The intervals could not be computed with {scoring_name!r} on stored "
+            f"probabilities ({type(exc).__name__}: {exc}); the table and the verdict have "
+            "none.", UserWarning, stacklevel=3)
+        return
+    for name, result in results.items():
+        result.draws = draws[name]
+    for key, result in others.items():
+        if result is not None:
+            result.draws = draws[key]

@@ -1,0 +1,265 @@
+"""Intervals of a comparison's scores: a paired bootstrap over held-out rows,
+or the spread across splits.
+
+With one split (the default), every month's held-out rows are resampled
+with replacement ``n_bootstrap`` times; the same resample of a month serves
+every strategy, the baseline and the reference, so the difference of two
+strategies' scores is paired (a month that is hard for one is hard for the
+other). Each month's resamples are seeded by the comparison's seed, the
+split and the month's own label, never by the other months, so dropping an
+old month leaves the others' resamples as they were. Only the cells the
+verdict reads are kept per row: each month scored by the model deployed on
+it (trained through the month before), and every trained month scored by
+the final model.
+
+With several splits, the interval is Student's t over the splits' values
+(paired: over the splits' differences), which holds the variation of the
+training rows as well as of the held-out ones.
+"""
+
+import warnings
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from .._compat import nanmean
+from ..metrics import score_or_nan
+
+__all__ = ["CONFIDENCE", "HeldOutOutputs", "bootstrap_draws", "interval"]
+
+#: Two-sided level of every interval of a comparison.
+CONFIDENCE = 0.95
+
+
+@dataclass
+class HeldOutOutputs:
+    """One model's class probabilities on one split's held-out rows, for the
+    cells the verdict reads.
+
+    Attributes
+    ----------
+    classes : ndarray
+        The columns of the probabilities.
+    deployed : dict of int to ndarray
+        Column ``j`` of the forgetting matrix (a month) to the probabilities
+        of the model trained through the month before it, on that month's
+        held-out rows.
+    final : dict of int to ndarray
+        Column ``j`` (a trained month) to the final model's probabilities.
+    """
+
+    classes: np.ndarray
+    deployed: dict
+    final: dict
+
+
+def held_out_outputs(proba_after, fm, rows_of, classes):
+    """The :class:`HeldOutOutputs` of a model whose snapshot ``i`` (trained
+    through ``fm.train_months[i]``) gives ``proba_after(i, j)`` on column
+    ``j``'s held-out rows; ``rows_of`` maps a column to its rows (or None)."""
+    T = len(fm.train_months)
+    deployed, final = {}, {}
+    for j in range(len(fm.months)):
+        if rows_of(j) is None:
+            continue
+        if j >= 1:
+            deployed[j] = np.asarray(proba_after(min(j - 1, T - 1), j), dtype=float)
+        if j < T:
+            final[j] = np.asarray(proba_after(T - 1, j), dtype=float)
+    return HeldOutOutputs(np.asarray(classes), deployed, final)
+
+
+class _Cached(ClassifierMixin, BaseEstimator):
+    """Stored probabilities seen by a scorer as a fitted classifier: ``X`` is
+    a column of row numbers into them."""
+
+    def __init__(self, proba, classes):
+        self.proba = proba
+        self.classes = classes
+
+    @property
+    def classes_(self):
+        return self.classes
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def predict_proba(self, X):
+        return self.proba[np.asarray(X)[:, 0].astype(int)]
+
+    def predict(self, X):
+        return self.classes[self.predict_proba(X).argmax(axis=1)]
+
+
+def _accuracy(y, proba, classes):
+    correct = (classes[proba.argmax(axis=1)] == y).astype(float)
+    return lambda W: W @ correct / W.sum(axis=1)
+
+
+def _balanced_accuracy(y, proba, classes):
+    correct = (classes[proba.argmax(axis=1)] == y).astype(float)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+
+    def score(W):
+        # The mean recall of the classes present in each resample, as
+        # sklearn's balanced_accuracy_score leaves out a class with no row.
+        totals = np.stack([W[:, rows].sum(axis=1) for rows in groups], axis=1)
+        hits = np.stack([W[:, rows] @ correct[rows] for rows in groups], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recalls = np.where(totals > 0, hits / totals, np.nan)
+        return np.array([nanmean(r) for r in recalls])
+
+    return score
+
+
+def _roc_auc(y, proba, classes):
+    positive = y == classes[1]
+    # Rows of equal scores form one group; a positive counts the negatives
+    # of lower groups fully and those of its own group by half (ties).
+    _, group = np.unique(proba[:, 1], return_inverse=True)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+
+    def one(w):
+        w_pos = np.bincount(group[positive], weights=w[positive], minlength=n_groups)
+        w_neg = np.bincount(group[~positive], weights=w[~positive], minlength=n_groups)
+        total = w_pos.sum() * w_neg.sum()
+        if total == 0:
+            return float("nan")
+        below = np.cumsum(w_neg) - w_neg
+        return float(w_pos @ (below + 0.5 * w_neg) / total)
+
+    return lambda W: np.array([one(w) for w in W])
+
+
+def _generic(y, proba, classes, scorer):
+    model = _Cached(proba, classes)
+
+    def one(w):
+        rows = np.repeat(np.arange(len(y)), w.astype(int))
+        return score_or_nan(scorer, model, rows[:, None], y[rows])
+
+    return lambda W: np.array([one(w) for w in W])
+
+
+def _cell_score(scoring_name, scorer, y, proba, classes):
+    """``f(W)``: the score of one cell on each resample, ``W[b, i]`` the times
+    row ``i`` is drawn in resample ``b``. Accuracy, balanced accuracy and
+    binary ROC-AUC are computed from the counts directly (the values
+    scikit-learn gives on the resampled rows, checked in the tests); any
+    other scorer is called on each resample's rows."""
+    if scoring_name == "accuracy":
+        return _accuracy(y, proba, classes)
+    if scoring_name == "balanced_accuracy":
+        return _balanced_accuracy(y, proba, classes)
+    if scoring_name == "roc_auc" and len(classes) == 2 and set(np.unique(y)) <= set(classes):
+        return _roc_auc(y, proba, classes)
+    return _generic(y, proba, classes, scorer)
+
+
+def month_seed(random_state, split, label):
+    """The seed of one month's resamples: the comparison's seed, the split and
+    the month's own label (never its position), so other months do not move it.
+
+    Examples
+    --------
+    >>> from sklearn_cf.compare._bootstrap import month_seed
+    >>> month_seed(0, 0, 3) == month_seed(0, 0, 3), month_seed(0, 0, 3) == month_seed(0, 0, 4)
+    (True, False)
+    """
+    seed = random_state if isinstance(random_state, (int, np.integer)) else 0
+    return [int(seed) & 0xFFFFFFFF, int(split), zlib.crc32(repr(label).encode("utf-8"))]
+
+
+def bootstrap_draws(outputs, y_of, labels, scorer, scoring_name, n_bootstrap, random_state,
+                    split=0):
+    """Each model's deployed score and retention on ``n_bootstrap`` paired
+    resamples of one split's held-out rows.
+
+    Parameters
+    ----------
+    outputs : dict of str to HeldOutOutputs
+    y_of : dict of int to ndarray
+        Column ``j`` to its held-out labels.
+    labels : list
+        The month label of each column (seeds the resamples).
+    scorer : callable
+    scoring_name : str
+    n_bootstrap : int
+    random_state : int
+    split : int
+
+    Returns
+    -------
+    dict of str to dict
+        ``{"deployed": (n_bootstrap,), "retention": (n_bootstrap,)}`` per
+        model: the mean over months of each resample's cell scores (NaN
+        cells left out).
+    """
+    columns = sorted(y_of)
+    weights = {}
+    for j in columns:
+        n = len(y_of[j])
+        rng = np.random.default_rng(month_seed(random_state, split, labels[j]))
+        weights[j] = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
+                               for _ in range(n_bootstrap)]).astype(float)
+    out = {}
+    for name, held in outputs.items():
+        per_cell = {}
+        for kind, cells in (("deployed", held.deployed), ("retention", held.final)):
+            scores = np.full((n_bootstrap, len(cells)), np.nan)
+            for c, (j, proba) in enumerate(sorted(cells.items())):
+                f = _cell_score(scoring_name, scorer, y_of[j], proba, held.classes)
+                scores[:, c] = f(weights[j])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN rows
+                per_cell[kind] = np.nanmean(scores, axis=1) if cells else np.full(
+                    n_bootstrap, np.nan)
+        out[name] = per_cell
+    return out
+
+
+def interval(per_split, draws=None, confidence=CONFIDENCE):
+    """The interval of a value: Student's t over the splits' values when there
+    are several, else the percentile interval of the bootstrap ``draws``.
+
+    Pass differences (per split, per draw) for a paired interval.
+
+    Parameters
+    ----------
+    per_split : sequence of float
+    draws : ndarray of shape (n_bootstrap,) or None
+        The single split's bootstrap values.
+    confidence : float, default=CONFIDENCE
+
+    Returns
+    -------
+    tuple of (float, float) or None
+        None when neither is available (one split, no draws).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf.compare._bootstrap import interval
+    >>> [round(v, 3) for v in interval([0.80, 0.84, 0.82])]  # 0.82 +- t(0.975, 2) * 0.02 / sqrt(3)
+    [0.77, 0.87]
+    >>> [round(v, 3) for v in interval([0.5], draws=np.arange(101) / 100)]
+    [0.025, 0.975]
+    """
+    values = np.asarray(per_split, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) >= 2:
+        from scipy.stats import t
+
+        half = t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(
+            len(values))
+        return float(values.mean() - half), float(values.mean() + half)
+    if draws is None:
+        return None
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[~np.isnan(draws)]
+    if not len(draws):
+        return None
+    low, high = np.quantile(draws, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return float(low), float(high)
