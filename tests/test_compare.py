@@ -239,7 +239,7 @@ def learnt():
     """Networks trained long enough, on enough rows, to beat the majority-class
     baseline on the deployed month by more than its uncertainty (TINY's two
     epochs of 48 rows do not: see the next test)."""
-    X, y, months = make_stream(n_months=3, n_per_month=300, n_features=5, seed=1)
+    X, y, months = make_stream(n_months=3, n_per_month=400, n_features=5, seed=1)
     return compare_strategies(X, y, months, ["naive", "replay", "joint"], progress=False,
                               estimator_params=dict(TINY, max_epochs=20, lr=0.01))
 

@@ -322,10 +322,10 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     --------
     >>> from sklearn_cf.compare import compare_strategies
     >>> from sklearn_cf.datasets import make_monthly_drift
-    >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=200, random_state=0)
+    >>> X, y, months = make_monthly_drift(n_months=3, n_samples_per_month=300, random_state=0)
     >>> comp = compare_strategies(
     ...     X, y, months, ["naive", "replay", "joint"], progress=False,
-    ...     estimator_params={"max_epochs": 10, "hidden_units": (16,)})
+    ...     estimator_params={"max_epochs": 10, "hidden_units": (16,), "lr": 0.01})
     >>> comp.strategies
     ['naive', 'replay', 'joint']
     >>> comp.results["naive"].rows_vs_naive
