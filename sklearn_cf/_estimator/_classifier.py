@@ -52,7 +52,7 @@ from ..preprocessing import TableEncoder
 from ..strategies import Strategy
 from ._checkpoint import save
 from ._growth import encode_labels, grow_classes, new_labels
-from ._month import MonthSnapshot, raise_diverged, run_month
+from ._month import MonthSnapshot, raise_diverged, run_epoch_quietly, run_month, runs_quietly
 from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
 from ._strategy_wiring import (
     check_sequence_config,
@@ -930,13 +930,27 @@ class ContinualClassifier(NeuralNetClassifier):
             if value is not None:
                 self.history.record("train_penalty", value)
 
+    #: Whether epochs may run in the tight loop when nothing listens to
+    #: batches (see run_single_epoch); False forces skorch's per-batch path.
+    _tight_loop = True
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # When no callback listens to batches, the epoch runs without
+        # skorch's per-batch notifications and records (the same steps, the
+        # same history, written once per epoch): see run_epoch_quietly.
+        if iterator is None or not runs_quietly(self, step_fn):
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        return run_epoch_quietly(self, iterator, training, prefix, fit_params)
+
     def train_step_single(self, batch, **fit_params):
         step = super().train_step_single(batch, **fit_params)
         # skorch reads every batch's loss with .item() anyway; checking it
-        # here stops a diverging month before the optimizer steps on it.
-        loss = float(step["loss"].detach())
-        if not math.isfinite(loss):
-            self.raise_diverged(f"the training loss became {loss}", unpack_data(batch)[0])
+        # here stops a diverging month before the optimizer steps on it
+        # (on a GPU the tight loop checks the epoch's losses at its end).
+        if not self.__dict__.get("loss_check_deferred_"):
+            loss = float(step["loss"].detach())
+            if not math.isfinite(loss):
+                self.raise_diverged(f"the training loss became {loss}", unpack_data(batch)[0])
         if getattr(self, "strategy_", None) is not None:
             # Closed-form penalties (L2, EWC) add their gradient after the
             # backward pass, far cheaper than differentiating them.
