@@ -52,7 +52,14 @@ from ..preprocessing import TableEncoder
 from ..strategies import Strategy
 from ._checkpoint import save
 from ._growth import encode_labels, grow_classes, new_labels
-from ._month import MonthSnapshot, raise_diverged, run_epoch_quietly, run_month, runs_quietly
+from ._month import (
+    MonthSnapshot,
+    compiled_module,
+    raise_diverged,
+    run_epoch_quietly,
+    run_month,
+    runs_quietly,
+)
 from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
 from ._strategy_wiring import (
     check_sequence_config,
@@ -85,6 +92,27 @@ def fisher_outputs(net):
         f"{type(criterion).__name__}. Use criterion=torch.nn.CrossEntropyLoss "
         "(module returns logits) or torch.nn.NLLLoss (module returns probabilities)."
     )
+
+
+#: torch optimizers with a multi-tensor (``foreach``) implementation on the
+#: CPU that gives the bits of their per-parameter loop, and a fused one on CUDA.
+_MULTI_TENSOR_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
+
+def fast_optimizer_kwargs(optimizer, kwargs, device):
+    """The optimizer's keyword arguments with its fastest implementation on
+    ``device`` when the user chose none: ``fused=True`` on CUDA (one kernel
+    for every parameter), ``foreach=True`` elsewhere (torch's default on the
+    CPU is a Python loop over the parameters; its ``foreach`` path gives
+    the same bits there, one call per operation for all of them)."""
+    if optimizer not in _MULTI_TENSOR_OPTIMIZERS or {"foreach", "fused"} & set(kwargs) \
+            or kwargs.get("differentiable"):
+        return kwargs
+    if torch.device(device).type == "cuda":
+        return {**kwargs, "fused": True}
+    if torch.device(device).type == "cpu":
+        return {**kwargs, "foreach": True}
+    return kwargs
 
 
 class _EpochLog(PrintLog):
@@ -437,6 +465,7 @@ class ContinualClassifier(NeuralNetClassifier):
         "verbose": Verbosity(),
         "device": Satisfies(check_device),
         "month_on_device": Options("auto", True, False),
+        "compile": Options(False, True),
         "class_weight": Satisfies(check_class_weight),
         "n_threads": Satisfies(_check_n_threads),
         "classes": Satisfies(_check_classes_param),
@@ -841,6 +870,23 @@ class ContinualClassifier(NeuralNetClassifier):
     def initialize_module(self):
         self.module_ = self._new_module()
         return self
+
+    def torch_compile(self, module, name):
+        # module_ and criterion_ stay the plain modules (their state dicts,
+        # snapshots, the Fisher and checkpoints see them as they are);
+        # compile=True compiles the training forward pass (see infer).
+        return module
+
+    def infer(self, x, **fit_params):
+        if self.compile and self.module_.training and not fit_params \
+                and isinstance(x, torch.Tensor):
+            return compiled_module(self)(x.to(self.device))
+        return super().infer(x, **fit_params)
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        optimizer = getattr(self, prefix, None)
+        return args, fast_optimizer_kwargs(optimizer, kwargs, self.device)
 
     def check_data(self, X, y=None):
         # Inputs are validated before training starts (see fit); skorch's

@@ -25,6 +25,7 @@ from ._weights import month_class_weights
 __all__ = [
     "MonthSnapshot",
     "batch_listeners",
+    "compiled_module",
     "cpu_state",
     "raise_diverged",
     "run_epoch_quietly",
@@ -121,7 +122,31 @@ def optimizer_lrs(net):
     return [group.get("lr", kwargs["lr"]) for group in args[0]]
 
 
+def check_compile_available(net):
+    """compile=True needs ``torch.compile`` (torch >= 2.0)."""
+    if net.compile and not callable(getattr(torch, "compile", None)):
+        raise RuntimeError(
+            f"compile=True needs torch.compile, which torch {torch.__version__} does not "
+            "have: upgrade torch to 2.0 or later, or set compile=False."
+        )
+
+
+def compiled_module(net):
+    """The compiled ``module_`` (``compile=True``) that trains this month's
+    batches: ``torch.compile(net.module_, **compile__params)``, made at the
+    month's first batch and dropped at its end (it shares the module's
+    parameters; ``module_`` itself stays the plain module). torch's compile
+    cache keeps the compiled code across months."""
+    cached = net.__dict__.get("compiled_module_")
+    if cached is None or cached[0] is not net.module_:
+        check_compile_available(net)
+        cached = (net.module_, torch.compile(net.module_, **net.get_params_for("compile")))
+        net.compiled_module_ = cached
+    return cached[1]
+
+
 def train_month(net, X, codes, label, sample_weight=None):
+    check_compile_available(net)
     start = time.perf_counter()
     first = not net.months_seen_
     strategy = net.strategy_
@@ -132,6 +157,7 @@ def train_month(net, X, codes, label, sample_weight=None):
     finally:
         net.__dict__.pop("month_class_weight_", None)
         net.__dict__.pop("epoch_mean_weight_", None)
+        net.__dict__.pop("compiled_module_", None)
 
 
 def train_month_rows(net, X, X_t, y_t, w_t, label, first, strategy, start):
