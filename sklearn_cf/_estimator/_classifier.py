@@ -988,6 +988,17 @@ class ContinualClassifier(NeuralNetClassifier):
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         return run_epoch_quietly(self, iterator, training, prefix, fit_params)
 
+    def _set_training(self, training=True):
+        # Within a tight-loop epoch the modules' mode is set once, at its
+        # start (run_epoch_quietly): module.train() walks every submodule,
+        # which costs as much as a small network's forward pass at each step.
+        mode = self.__dict__.get("epoch_mode_")
+        if mode is training:
+            return
+        super()._set_training(training)
+        if mode is not None:
+            self.epoch_mode_ = training
+
     def train_step_single(self, batch, **fit_params):
         step = super().train_step_single(batch, **fit_params)
         # skorch reads every batch's loss with .item() anyway; checking it

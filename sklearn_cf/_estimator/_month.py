@@ -375,6 +375,10 @@ def run_epoch_quietly(net, iterator, training, prefix, fit_params):
     deferred = training and defers_loss_check(net)
     if deferred:
         net.loss_check_deferred_ = True
+    # The modules' train/eval mode, set once for the epoch (each step's
+    # _set_training then returns at once).
+    net._set_training(training)
+    net.epoch_mode_ = training
     try:
         for batch in iterator:
             if training:
@@ -382,9 +386,10 @@ def run_epoch_quietly(net, iterator, training, prefix, fit_params):
             else:
                 step = net.validation_step(batch, **fit_params)
             losses.append(step["loss"].detach())
-            sizes.append(get_len(batch[0]) if isinstance(batch, (tuple, list))
-                         else get_len(batch))
+            X = batch[0] if isinstance(batch, (tuple, list)) else batch
+            sizes.append(len(X) if isinstance(X, torch.Tensor) else get_len(X))
     finally:
+        del net.epoch_mode_
         if deferred:
             del net.loss_check_deferred_
     # One read of the epoch's losses (one device synchronisation).
