@@ -125,14 +125,18 @@ def test_compile_trains_every_batch_through_the_compiled_module(monkeypatch):
     reference = ContinualClassifier(strategy="replay", **FAST).fit(X, y, months=months)
     clf = ContinualClassifier(strategy="replay", compile=True, compile__mode="reduce-overhead",
                               **FAST).fit(X, y, months=months)
-    # Once per month, of the plain module (which module_ stays), with the
-    # compile__ options; every training row went through it.
-    assert len(spy.compiled) == 3
+    # Once for the three months, of the plain module (which module_ stays),
+    # with the compile__ options; every training row went through it.
+    assert len(spy.compiled) == 1
     assert all(module is clf.module_ and kwargs == {"mode": "reduce-overhead"}
                for module, kwargs in spy.compiled)
     assert type(clf.module_) is type(reference.module_)
     assert sum(spy.calls) == sum(c["rows"] for c in clf.cost_) > 0
-    assert "compiled_module_" not in vars(clf)
+    assert not any(isinstance(v, CompileSpy) for v in vars(clf).values())
+    # A new module (a strategy that starts each month afresh) is compiled anew.
+    spy.compiled.clear()
+    fresh = ContinualClassifier(strategy="joint", compile=True, **FAST).fit(X, y, months=months)
+    assert len(spy.compiled) == 3 and spy.compiled[-1][0] is fresh.module_
     np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
 
 

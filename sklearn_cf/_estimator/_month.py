@@ -4,6 +4,7 @@ inside a :class:`~._transaction.MonthTransaction`."""
 
 import math
 import time
+import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -131,18 +132,25 @@ def check_compile_available(net):
         )
 
 
+#: net -> (module_, its compiled module): kept beside the estimator (never
+#: pickled or cloned with it) and dropped with it; one compilation serves
+#: every month that trains the same module object.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
 def compiled_module(net):
-    """The compiled ``module_`` (``compile=True``) that trains this month's
-    batches: ``torch.compile(net.module_, **compile__params)``, made at the
-    month's first batch and dropped at its end (it shares the module's
-    parameters; ``module_`` itself stays the plain module). torch's compile
-    cache keeps the compiled code across months."""
-    cached = net.__dict__.get("compiled_module_")
-    if cached is None or cached[0] is not net.module_:
+    """The compiled ``module_`` (``compile=True``) that trains the batches:
+    ``torch.compile(net.module_, **compile__params)``, made at the first
+    training batch and kept while ``module_`` is the same object and the
+    ``compile__`` options the same (a compilation takes seconds). It shares
+    the module's parameters; ``module_`` itself stays the plain module."""
+    options = net.get_params_for("compile")
+    cached = _COMPILED.get(net)
+    if cached is None or cached[0] is not net.module_ or cached[1] != options:
         check_compile_available(net)
-        cached = (net.module_, torch.compile(net.module_, **net.get_params_for("compile")))
-        net.compiled_module_ = cached
-    return cached[1]
+        cached = (net.module_, options, torch.compile(net.module_, **options))
+        _COMPILED[net] = cached
+    return cached[2]
 
 
 def train_month(net, X, codes, label, sample_weight=None):
@@ -157,7 +165,6 @@ def train_month(net, X, codes, label, sample_weight=None):
     finally:
         net.__dict__.pop("month_class_weight_", None)
         net.__dict__.pop("epoch_mean_weight_", None)
-        net.__dict__.pop("compiled_module_", None)
 
 
 def train_month_rows(net, X, X_t, y_t, w_t, label, first, strategy, start):
