@@ -135,7 +135,7 @@ def test_the_tight_loop_reads_the_loss_once_per_epoch_on_the_gpu():
     # per epoch, not one or more per batch as on skorch's per-batch path.
     import warnings
 
-    X, y, months = make_stream(n_months=1, n_per_month=2000)
+    X, y, _ = make_stream(n_months=1, n_per_month=2000)
     counts = {}
     for tight in (True, False):
         clf = ContinualClassifier(device="cuda", month_on_device=True,

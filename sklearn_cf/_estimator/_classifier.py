@@ -257,6 +257,10 @@ class ContinualClassifier(NeuralNetClassifier):
         that draws from torch's global RNG is seeded but not isolated).
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
     optimizer : torch optimizer class, default=torch.optim.Adam
+        SGD, Adam and AdamW run their multi-tensor implementation unless
+        ``optimizer__foreach`` or ``optimizer__fused`` is set: ``foreach``
+        on the CPU (the same bits as torch's default per-parameter loop),
+        ``fused`` on CUDA.
     lr : float, default=1e-3
         Learning rate of the base fit and of fresh-model strategies.
     max_epochs : int, default=10
@@ -316,6 +320,15 @@ class ContinualClassifier(NeuralNetClassifier):
         many. None: leave torch's setting alone. ``cost_`` records the
         count each month used. Torch's setting is process-wide: fits running
         at once in threads share it.
+    compile : bool, default=False
+        Train through ``torch.compile(module_, **compile__options)`` (skorch's
+        parameter; ``compile__mode`` etc. are passed on). ``module_`` stays
+        the plain module (snapshots, checkpoints and the Fisher see it); one
+        compilation serves every month that trains the same module. The
+        first month pays the compilation (about 35 s on a 2-core CPU); on
+        the CPU a compiled step was no faster (docs/performance.md), so it
+        is meant for a GPU. Results agree with eager training to float32
+        rounding, not to the bit.
     **kwargs
         Other skorch parameters (``callbacks``, ``iterator_train__*``,
         ``optimizer__*``, ``module__*`` ...).
