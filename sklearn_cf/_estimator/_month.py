@@ -2,11 +2,17 @@
 the divergence checks, consolidation, the snapshot and the month's cost; all
 inside a :class:`~._transaction.MonthTransaction`."""
 
+import math
 import time
+import weakref
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.dataset import get_len
+from skorch.history import History
 
 from .._atomic import SigintWatch
 from .._data import MonthData, as_tensor, nbytes
@@ -17,7 +23,16 @@ from ._strategy_wiring import sync_strategy
 from ._transaction import MonthTransaction, raised_by_early_stopping
 from ._weights import month_class_weights
 
-__all__ = ["MonthSnapshot", "cpu_state", "raise_diverged", "run_month"]
+__all__ = [
+    "MonthSnapshot",
+    "batch_listeners",
+    "compiled_module",
+    "cpu_state",
+    "raise_diverged",
+    "run_epoch_quietly",
+    "run_month",
+    "runs_quietly",
+]
 
 
 class MonthSnapshot(NamedTuple):
@@ -108,7 +123,38 @@ def optimizer_lrs(net):
     return [group.get("lr", kwargs["lr"]) for group in args[0]]
 
 
+def check_compile_available(net):
+    """compile=True needs ``torch.compile`` (torch >= 2.0)."""
+    if net.compile and not callable(getattr(torch, "compile", None)):
+        raise RuntimeError(
+            f"compile=True needs torch.compile, which torch {torch.__version__} does not "
+            "have: upgrade torch to 2.0 or later, or set compile=False."
+        )
+
+
+#: net -> (module_, its compiled module): kept beside the estimator (never
+#: pickled or cloned with it) and dropped with it; one compilation serves
+#: every month that trains the same module object.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled_module(net):
+    """The compiled ``module_`` (``compile=True``) that trains the batches:
+    ``torch.compile(net.module_, **compile__params)``, made at the first
+    training batch and kept while ``module_`` is the same object and the
+    ``compile__`` options the same (a compilation takes seconds). It shares
+    the module's parameters; ``module_`` itself stays the plain module."""
+    options = net.get_params_for("compile")
+    cached = _COMPILED.get(net)
+    if cached is None or cached[0] is not net.module_ or cached[1] != options:
+        check_compile_available(net)
+        cached = (net.module_, options, torch.compile(net.module_, **options))
+        _COMPILED[net] = cached
+    return cached[2]
+
+
 def train_month(net, X, codes, label, sample_weight=None):
+    check_compile_available(net)
     start = time.perf_counter()
     first = not net.months_seen_
     strategy = net.strategy_
@@ -257,3 +303,119 @@ def take_snapshot(net, label):
     net.snapshots_.append(MonthSnapshot(label, list(states)))
     if net.max_snapshots is not None and len(net.snapshots_) > net.max_snapshots:
         del net.snapshots_[0]
+
+
+# ----------------------------------------------------------------------
+# The tight month loop
+# ----------------------------------------------------------------------
+#: skorch's per-batch events: a callback (or a subclass of the estimator)
+#: that overrides one of them listens to batches.
+BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+
+def batch_listeners(net):
+    """The names of the callbacks of ``net`` that listen to batches (override
+    one of skorch's per-batch no-ops), and ``"the estimator"`` when its class
+    does; an empty list when none does."""
+    names = [
+        name for name, callback in net.callbacks_
+        if any(getattr(type(callback), event, None) is not getattr(Callback, event)
+               for event in BATCH_EVENTS)
+    ]
+    if any(getattr(type(net), event) is not getattr(NeuralNet, event)
+           for event in BATCH_EVENTS):
+        names.append("the estimator")
+    return names
+
+
+def runs_quietly(net, step_fn):
+    """Whether an epoch of ``step_fn`` (the net's own ``train_step`` or
+    ``validation_step``) may run without skorch's per-batch notifications:
+    nothing listens to batches and neither step is overridden."""
+    if not getattr(net, "_tight_loop", True):
+        return False
+    func = getattr(step_fn, "__func__", None)
+    if getattr(step_fn, "__self__", None) is not net or func not in (
+            NeuralNet.train_step, NeuralNet.validation_step):
+        return False
+    if type(net).train_step is not NeuralNet.train_step:
+        return False
+    return not batch_listeners(net)
+
+
+def defers_loss_check(net):
+    """Whether training batches' losses are checked once per epoch rather
+    than at every step: on a GPU, where reading a loss waits for the step's
+    kernels (one host round trip per step)."""
+    return torch.device(net.device).type == "cuda"
+
+
+def quiet_train_step(net, batch, fit_params):
+    """skorch's ``train_step`` (the same closure, optimizer calls and step
+    accumulator) without the ``on_grad_computed`` notification."""
+    accumulator = net.get_train_step_accumulator()
+
+    def closure():
+        net._zero_grad_optimizer()
+        step = net.train_step_single(batch, **fit_params)
+        accumulator.store_step(step)
+        return step["loss"]
+
+    net._step_optimizer(closure)
+    return accumulator.get_step()
+
+
+def run_epoch_quietly(net, iterator, training, prefix, fit_params):
+    """One epoch of training or validation batches without per-batch
+    notifications, recording skorch's history as ``run_single_epoch`` does.
+
+    Every batch's step is skorch's (same batches, same arithmetic); its loss
+    stays a tensor until the epoch ends, when all of them are read at once
+    and the epoch's batch records (``<prefix>_loss``, ``<prefix>_batch_size``,
+    the values skorch writes at every batch) and ``<prefix>_batch_count``
+    are written. On a GPU (:func:`defers_loss_check`) the training losses
+    are checked for NaN/infinity then, once per epoch: a diverging month is
+    still refused and rolled back, at the end of the epoch in which its loss
+    first became non-finite rather than at that step.
+    """
+    losses, sizes = [], []
+    deferred = training and defers_loss_check(net)
+    if deferred:
+        net.loss_check_deferred_ = True
+    # The modules' train/eval mode, set once for the epoch (each step's
+    # _set_training then returns at once).
+    net._set_training(training)
+    net.epoch_mode_ = training
+    try:
+        for batch in iterator:
+            if training:
+                step = quiet_train_step(net, batch, fit_params)
+            else:
+                step = net.validation_step(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            X = batch[0] if isinstance(batch, (tuple, list)) else batch
+            sizes.append(len(X) if isinstance(X, torch.Tensor) else get_len(X))
+    finally:
+        del net.epoch_mode_
+        if deferred:
+            del net.loss_check_deferred_
+    # One read of the epoch's losses (one device synchronisation).
+    values = torch.stack(losses).tolist() if losses else []
+    if deferred:
+        for k, value in enumerate(values):
+            if not math.isfinite(value):
+                data = getattr(iterator, "data", None)
+                X = data.sources[0][0] if data is not None and data.sources else None
+                net.raise_diverged(
+                    f"the training loss became {value} (at batch {k + 1} of the epoch)", X)
+    loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+    history = net.history
+    if type(history) is History:
+        history[-1]["batches"].extend(
+            {loss_key: value, size_key: size} for value, size in zip(values, sizes))
+    else:  # another history (skorch's DistributedHistory): its own API
+        for value, size in zip(values, sizes):
+            history.new_batch()
+            history.record_batch(loss_key, value)
+            history.record_batch(size_key, size)
+    history.record(prefix + "_batch_count", len(values))
