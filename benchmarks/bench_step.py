@@ -16,13 +16,15 @@ measures the cost of one training step of:
 How a step is counted. A month has fixed costs (input checks, the data
 plan, the snapshot, the strategy's ``end_month``: memory update, Fisher)
 that are no part of a step. Each candidate therefore trains a month of
-``n`` rows and one of ``2 n`` rows (same epochs); the step's time is the
+``n`` rows and one of ``2 n`` rows (same epochs), back to back; the step's time is the
 difference of the two times divided by the difference of the optimizer
-steps taken (counted by an optimizer step hook in an untimed run). The
+steps taken (counted by an optimizer step hook in an untimed run), the
+median over the rounds (robust to bursts of load; the difference of the
+best times is reported too). The
 strategy's ``end_month`` is timed and subtracted from each month too,
 since EWC's Fisher grows with the month's rows. Every candidate is timed
-the same way, alternated (A, B, C, B, C, A, ...) in one process, best of
-``N`` for each length.
+the same way, alternated (A, B, C, B, C, A, ...) in one process, ``N``
+rounds.
 
 Reported: microseconds per step, ``naive``'s throughput relative to the
 plain loop's (``plain_us / naive_us``; target >= 0.9 with the small network
@@ -170,8 +172,9 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
                  strategies=("naive", "replay+ewc"), log=None):
     """Per-step seconds of the plain loop and of each strategy at one size.
 
-    Returns a dict: per candidate, ``steps`` at ``n`` and ``2 n`` rows,
-    the best seconds at each, and ``us_per_step`` (the difference method).
+    Returns a dict: per candidate, ``steps`` at ``n`` and ``2 n`` rows and,
+    per clock (wall, process CPU), the runs and ``us_per_step`` (the
+    difference method, median over rounds).
     """
     X1, y1 = make_rows(n, d, seed=20, shift=2.0)
     X2, y2 = make_rows(2 * n, d, seed=21, shift=2.0)
@@ -193,24 +196,34 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
             counts.append(counter.steps)
         steps[name] = counts
 
-    candidates = {}
-    for name, fn in runners.items():
-        for k, (X, y, t) in enumerate(((X1, y1, T1), (X2, y2, T2))):
-            candidates[f"{name}@{k + 1}n"] = (lambda fn, X, y, t: lambda: fn(X, y, t))(fn, X, y, t)
-    records = alternate(candidates, repeats, log=log)
+    def pair(fn):
+        """The n-row month then the 2n-row one, back to back (same load)."""
+
+        def both():
+            first, second = fn(X1, y1, T1), fn(X2, y2, T2)
+            return {"seconds": second["seconds"] - first["seconds"],
+                    "cpu_seconds": second["cpu_seconds"] - first["cpu_seconds"],
+                    "first": first, "second": second}
+
+        return both
+
+    records = alternate({name: pair(fn) for name, fn in runners.items()}, repeats, log=log)
 
     out = {}
     for name in runners:
         s1, s2 = steps[name]
         info = {"steps": [s1, s2]}
         for clock, key in (("wall", "seconds"), ("cpu", "cpu_seconds")):
-            runs1 = [r[key] for r in records[f"{name}@1n"]]
-            runs2 = [r[key] for r in records[f"{name}@2n"]]
+            runs1 = [r["first"][key] for r in records[name]]
+            runs2 = [r["second"][key] for r in records[name]]
+            diffs = [r[key] for r in records[name]]
             best1, best2 = min(runs1), min(runs2)
             info[clock] = {
-                "best_seconds": [best1, best2],
                 "runs": [runs1, runs2],
-                "us_per_step": 1e6 * (best2 - best1) / (s2 - s1),
+                # Median over rounds of (2n-row month - n-row month, run
+                # back to back) / extra steps: robust to bursts of load.
+                "us_per_step": 1e6 * float(np.median(diffs)) / (s2 - s1),
+                "us_per_step_best_diff": 1e6 * (best2 - best1) / (s2 - s1),
                 # The whole (longer) month over its steps, fixed costs included.
                 "us_per_step_with_fixed": 1e6 * best2 / s2,
             }
@@ -262,13 +275,14 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
             results["cases"][key] = entry
     print_table(
         f"per optimizer step ({torch.get_num_threads()} thread(s), device={device}, "
-        f"best of {repeats} alternated)",
+        f"{repeats} alternated rounds)",
         ["MLP", "batch", "clock", "plain us", "naive us", "replay+ewc us",
          f"naive/plain thr (>= {TARGET_PLAIN})", f"r+e/naive step (<= {TARGET_REPLAY_EWC})",
          "naive us incl. fixed", "r+e us incl. fixed"],
         table,
-        note="us = (best time of a 2n-row month - best of an n-row month) / (steps(2n) - "
-             "steps(n)); the strategies' end_month (memory, Fisher) is left out of both; "
+        note="us = median over rounds of (time of a 2n-row month - time of an n-row month, "
+             "back to back) / (steps(2n) - steps(n)); the strategies' end_month (memory, "
+             "Fisher) is left out of both; "
              "'incl. fixed' = the 2n-row month's time over its steps. clock: wall time, or the "
              "process's CPU time (steadier on a shared machine with one thread).",
     )
@@ -279,7 +293,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--large", action="store_true",
                         help="also the MLP 100-256-256 at batch 256 and 1024")
-    parser.add_argument("--repeats", type=int, default=7, help="alternated repeats (best of)")
+    parser.add_argument("--repeats", type=int, default=7, help="alternated rounds (median of the paired differences)")
     parser.add_argument("--steps", type=int, default=200,
                         help="optimizer steps of the shorter plain month (small network)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
