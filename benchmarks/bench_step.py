@@ -168,6 +168,36 @@ def _month_runner(base, device):
     return fn
 
 
+def hook_microseconds(clf, batch_size, repeats=7, number=2000):
+    """The strategy's own work at a step, alone: ``penalty_gradient`` (after
+    the backward pass), ``strategy_terms`` (in the loss) and the whole
+    ``get_loss`` against the plain loop's ``criterion`` call, on a prepared
+    classifier whose weights moved off their anchors; the best of
+    ``repeats`` timings of ``number`` calls (short calls: the best filters
+    out other processes' bursts). Microseconds per call."""
+    import timeit
+
+    module = clf.module_
+    d = module.layers[0].in_features
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(batch_size, d, generator=gen).to(clf.device)
+    y = torch.zeros(batch_size, dtype=torch.long, device=clf.device)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=gen).to(p.device))
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)
+    y_pred = module(X).detach()
+    strategy = clf.strategy_
+    criterion = torch.nn.CrossEntropyLoss()
+    calls = {"penalty_gradient": lambda: strategy.penalty_gradient(clf),
+             "strategy_terms": lambda: clf.strategy_terms(X, y_pred, y),
+             "get_loss": lambda: clf.get_loss(y_pred, y, X=X, training=True),
+             "criterion": lambda: criterion(y_pred, y)}
+    return {name: 1e6 * min(timeit.repeat(fn, number=number, repeat=repeats)) / number
+            for name, fn in calls.items()}
+
+
 def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device="cpu",
                  strategies=("naive", "replay+ewc"), log=None):
     """Per-step seconds of the plain loop and of each strategy at one size.
@@ -182,8 +212,10 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
     T2 = (torch.from_numpy(X2), torch.from_numpy(y2))
     plain = _plain_month(d, hidden, batch_size, epochs, lr, device)
     runners = {"plain": lambda X, y, t: plain(*t)}
+    hooks = {}
     for strategy in strategies:
         base = _prepared(strategy, d, hidden, batch_size, epochs, lr, device, n_history=n)
+        hooks[strategy] = hook_microseconds(copy.deepcopy(base), batch_size)
         month = _month_runner(base, device)
         runners[strategy] = (lambda month: lambda X, y, t: month(X, y))(month)
 
@@ -228,6 +260,8 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
                 "us_per_step_with_fixed": 1e6 * best2 / s2,
             }
         out[name] = info
+        if name in hooks:
+            info["hooks_us"] = hooks[name]
     return out
 
 
@@ -242,7 +276,7 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
     cases = [SMALL] + ([LARGE] if large else [])
     results = {"repeats": repeats, "threads": torch.get_num_threads(), "device": device,
                "cases": {}}
-    table = []
+    table, hook_table = [], []
     for label, d, hidden, batch_sizes in cases:
         if device.startswith("cuda") and label == "large":
             batch_sizes = (1024, 4096)
@@ -273,6 +307,11 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
                     case["replay+ewc"][clock]["us_per_step_with_fixed"],
                 ])
             results["cases"][key] = entry
+            for name in ("naive", "replay+ewc"):
+                h = case[name]["hooks_us"]
+                hook_table.append([f"{d}-{'-'.join(map(str, hidden))}-2", batch_size, name,
+                                   h["penalty_gradient"], h["strategy_terms"], h["get_loss"],
+                                   h["criterion"]])
     print_table(
         f"per optimizer step ({torch.get_num_threads()} thread(s), device={device}, "
         f"{repeats} alternated rounds)",
@@ -285,6 +324,14 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
              "Fisher) is left out of both; "
              "'incl. fixed' = the 2n-row month's time over its steps. clock: wall time, or the "
              "process's CPU time (steadier on a shared machine with one thread).",
+    )
+    print_table(
+        "the strategy's per-step calls alone (us per call, best of 7 x 2000 calls)",
+        ["MLP", "batch", "strategy", "penalty_gradient", "strategy_terms", "get_loss",
+         "plain criterion"],
+        hook_table,
+        note="get_loss includes strategy_terms and the criterion; the plain loop calls the "
+             "criterion alone.",
     )
     return results
 
