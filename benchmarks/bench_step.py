@@ -136,12 +136,45 @@ def _prepared(strategy, d, hidden, batch_size, epochs, lr, device, n_history):
     return clf
 
 
-def _month_runner(base, device):
-    """``fn(X, y)``: one ``partial_fit_month`` of a deep copy of ``base``;
-    returns its wall and process CPU seconds without the strategy's end_month."""
+def per_parameter_pull(net, anchors, reg_lambda, weights=None):
+    """The closed-form pull as it was before issue 23 (``--old-pull``): by
+    name, one parameter at a time, three tensor calls each."""
+    with torch.no_grad():
+        for name, p in net.module_.named_parameters():
+            if name not in anchors:
+                continue
+            diff = p - anchors[name]
+            if weights is not None:
+                diff.mul_(weights[name])
+            if p.grad is None:
+                p.grad = diff.mul_(reg_lambda)
+            else:
+                p.grad.add_(diff, alpha=reg_lambda)
+
+
+def _use_old_pull(clf):
+    """Route the classifier's EWC part through :func:`per_parameter_pull`."""
+    import types
+
+    def penalty_gradient(self, net):
+        if self.closed_form_penalty and self.anchors is not None and self.reg_lambda != 0:
+            per_parameter_pull(net, self.anchors, self.reg_lambda, self.fisher_diag)
+
+    for part in clf.strategy_.parts:
+        if hasattr(part, "fisher_diag"):
+            part.penalty_gradient = types.MethodType(penalty_gradient, part)
+    return clf
+
+
+def _month_runner(base, device, patch=None):
+    """``fn(X, y)``: one ``partial_fit_month`` of a deep copy of ``base``
+    (then ``patch``-ed); returns its wall and process CPU seconds without
+    the strategy's end_month."""
 
     def fn(X, y):
         clf = copy.deepcopy(base)
+        if patch is not None:
+            patch(clf)
         strategy = clf.strategy_
         original = strategy.end_month
         spent = [0.0, 0.0]
@@ -199,7 +232,7 @@ def hook_microseconds(clf, batch_size, repeats=7, number=2000):
 
 
 def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device="cpu",
-                 strategies=("naive", "replay+ewc"), log=None):
+                 strategies=("naive", "replay+ewc"), old_pull=False, log=None):
     """Per-step seconds of the plain loop and of each strategy at one size.
 
     Returns a dict: per candidate, ``steps`` at ``n`` and ``2 n`` rows and,
@@ -218,6 +251,9 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
         hooks[strategy] = hook_microseconds(copy.deepcopy(base), batch_size)
         month = _month_runner(base, device)
         runners[strategy] = (lambda month: lambda X, y, t: month(X, y))(month)
+        if old_pull and strategy == "replay+ewc":
+            old = _month_runner(base, device, patch=_use_old_pull)
+            runners["replay+ewc old pull"] = (lambda month: lambda X, y, t: month(X, y))(old)
 
     steps = {}
     for name, fn in runners.items():  # untimed: warm-up and step counts
@@ -266,7 +302,7 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
 
 
 def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=None,
-        n_steps=None):
+        n_steps=None, old_pull=False):
     """Run the small-network case (and, unless ``quick`` or ``large=False``,
     the large-network ones); print the table; return the numbers."""
     if threads is None:
@@ -288,7 +324,8 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
             if log:
                 log(f"[step] {label} MLP {d}-{'-'.join(map(str, hidden))}-2, batch "
                     f"{batch_size}: months of {n} and {2 * n} rows, {repeats} alternated repeats")
-            case = measure_case(d, hidden, batch_size, n, repeats=repeats, device=device, log=None)
+            case = measure_case(d, hidden, batch_size, n, repeats=repeats, device=device,
+                                old_pull=old_pull, log=None)
             key = f"{label}-{batch_size}"
             entry = {"features": d, "hidden": list(hidden), "batch_size": batch_size,
                      "rows": n, **case}
@@ -298,6 +335,9 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
                     "naive_vs_plain_throughput": us["plain"] / us["naive"],
                     "replay_ewc_vs_naive_step": us["replay+ewc"] / us["naive"],
                 }
+                old = us.get("replay+ewc old pull")
+                if old is not None:
+                    ratios["replay_ewc_old_pull_vs_naive_step"] = old / us["naive"]
                 entry[f"ratios_{clock}"] = ratios
                 table.append([
                     f"{d}-{'-'.join(map(str, hidden))}-2", batch_size, clock, us["plain"],
@@ -305,6 +345,8 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
                     ratios["replay_ewc_vs_naive_step"],
                     case["naive"][clock]["us_per_step_with_fixed"],
                     case["replay+ewc"][clock]["us_per_step_with_fixed"],
+                    "-" if old is None else old,
+                    ratios.get("replay_ewc_old_pull_vs_naive_step", "-"),
                 ])
             results["cases"][key] = entry
             for name in ("naive", "replay+ewc"):
@@ -317,7 +359,8 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
         f"{repeats} alternated rounds)",
         ["MLP", "batch", "clock", "plain us", "naive us", "replay+ewc us",
          f"naive/plain thr (>= {TARGET_PLAIN})", f"r+e/naive step (<= {TARGET_REPLAY_EWC})",
-         "naive us incl. fixed", "r+e us incl. fixed"],
+         "naive us incl. fixed", "r+e us incl. fixed", "r+e old pull us",
+         "r+e old pull/naive"],
         table,
         note="us = median over rounds of (time of a 2n-row month - time of an n-row month, "
              "back to back) / (steps(2n) - steps(n)); the strategies' end_month (memory, "
@@ -345,6 +388,8 @@ def main(argv=None):
                         help="optimizer steps of the shorter plain month (small network)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--old-pull", action="store_true",
+                        help="also replay+ewc with the per-parameter pull of before issue 23")
     parser.add_argument("--out", default=None, help="write the raw numbers to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -353,7 +398,7 @@ def main(argv=None):
           f"({torch.get_num_threads()} thread(s)), load average at start "
           f"{tuple(round(x, 2) for x in m['loadavg_at_start'])}")
     results = run(device=args.device, threads=args.threads, large=args.large,
-                  repeats=args.repeats, n_steps=args.steps,
+                  repeats=args.repeats, n_steps=args.steps, old_pull=args.old_pull,
                   log=lambda msg: print(msg, file=sys.stderr, flush=True))
     results["machine"] = m
     if args.out:
