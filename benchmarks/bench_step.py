@@ -55,8 +55,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from _common import make_rows  # noqa: E402
-from _timing import alternate, dumps, machine_info, print_table, sync  # noqa: E402
+from _common import make_rows
+from _timing import alternate, dumps, machine_info, print_table, sync
 
 NAME = "step"
 TARGET_PLAIN = 0.9       # naive throughput / plain loop throughput, at least
@@ -167,11 +167,11 @@ def _use_old_pull(clf):
 
 
 def _month_runner(base, device, patch=None):
-    """``fn(X, y)``: one ``partial_fit_month`` of a deep copy of ``base``
+    """``fn(X, y, tensors)``: one ``partial_fit_month`` of a deep copy of ``base``
     (then ``patch``-ed); returns its wall and process CPU seconds without
     the strategy's end_month."""
 
-    def fn(X, y):
+    def fn(X, y, tensors=None):  # tensors: the plain loop's, unused here
         clf = copy.deepcopy(base)
         if patch is not None:
             patch(clf)
@@ -244,16 +244,14 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
     T1 = (torch.from_numpy(X1), torch.from_numpy(y1))
     T2 = (torch.from_numpy(X2), torch.from_numpy(y2))
     plain = _plain_month(d, hidden, batch_size, epochs, lr, device)
-    runners = {"plain": lambda X, y, t: plain(*t)}
+    runners = {"plain": lambda X, y, tensors: plain(*tensors)}
     hooks = {}
     for strategy in strategies:
         base = _prepared(strategy, d, hidden, batch_size, epochs, lr, device, n_history=n)
         hooks[strategy] = hook_microseconds(copy.deepcopy(base), batch_size)
-        month = _month_runner(base, device)
-        runners[strategy] = (lambda month: lambda X, y, t: month(X, y))(month)
+        runners[strategy] = _month_runner(base, device)
         if old_pull and strategy == "replay+ewc":
-            old = _month_runner(base, device, patch=_use_old_pull)
-            runners["replay+ewc old pull"] = (lambda month: lambda X, y, t: month(X, y))(old)
+            runners["replay+ewc old pull"] = _month_runner(base, device, patch=_use_old_pull)
 
     steps = {}
     for name, fn in runners.items():  # untimed: warm-up and step counts

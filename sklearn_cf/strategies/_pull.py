@@ -49,7 +49,7 @@ class _PullPlan:
     weights dict are the same objects (strategies rebind, never mutate, them:
     a new month, new classes, a rollback or a load each give new dicts)."""
 
-    __slots__ = ("module", "anchors", "weights", "params", "anchor_list", "weight_list")
+    __slots__ = ("anchor_list", "anchors", "module", "params", "weight_list", "weights")
 
     def __init__(self, module, anchors, weights):
         named = [(name, p) for name, p in module.named_parameters() if name in anchors]
