@@ -1053,12 +1053,15 @@ class ContinualClassifier(NeuralNetClassifier):
                 loss = total / weight_sum.clamp_min(torch.finfo(weight_sum.dtype).tiny)
         if training:
             # The batch's loss weights, for a strategy that keeps the rows
-            # it trains on with their weight (DER's buffer).
-            self.batch_row_weights_ = weights
+            # it trains on with their weight (DER's buffer). Set in the
+            # instance dict: skorch's __setattr__/__delattr__ bookkeeping
+            # (for torch modules) cost ~10 us a step for a plain value.
+            state = vars(self)
+            state["batch_row_weights_"] = weights
             try:
                 terms = self.strategy_terms(X, y_pred, y_true)
             finally:
-                del self.batch_row_weights_
+                state.pop("batch_row_weights_", None)
             if terms is not None:
                 loss = loss + terms
         return loss

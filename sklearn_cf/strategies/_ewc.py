@@ -109,7 +109,7 @@ class EWC(Strategy):
 
     def penalty_gradient(self, net):
         if self.closed_form_penalty and self.anchors is not None and self.reg_lambda != 0:
-            add_pull_gradient(net, self.anchors, self.reg_lambda, self.fisher_diag)
+            add_pull_gradient(net, self.anchors, self.reg_lambda, self.fisher_diag, owner=self)
 
     def end_month(self, net, X, y, sample_weight=None):
         self.anchors = anchor_parameters(net)

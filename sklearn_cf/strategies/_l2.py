@@ -57,7 +57,8 @@ class L2(Strategy):
 
     def penalty_gradient(self, net):
         if self.closed_form_penalty and self.anchors is not None and self.reg_lambda != 0:
-            add_pull_gradient(net, self.anchors, self.reg_lambda, self.pull_weights)
+            add_pull_gradient(net, self.anchors, self.reg_lambda, self.pull_weights,
+                              owner=self)
 
     def end_month(self, net, X, y):
         self.anchors = anchor_parameters(net)
