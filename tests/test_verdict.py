@@ -200,13 +200,37 @@ def test_strategies_it_cannot_tell_apart_ship_the_cheapest():
         low, high = comp.difference(name, "replay")[1]
         assert low < 0 < high
     assert comp.indistinguishable() == ["replay", "naive", "joint"]
-    assert comp.recommend() == "naive"  # fewest training rows
+    # Retention comes before cost: naive keeps past months worse than joint
+    # beyond its paired interval (0.80 vs 0.90); replay's 0.86 cannot be told
+    # from joint's on these noisy resamples: of replay and joint, replay is cheaper.
+    assert comp._retaining(comp.indistinguishable(), 0.01) == ["replay", "joint"]
+    low, high = comp.difference("naive", "joint", "retention")[1]
+    assert high < -0.01
+    assert comp.recommend() == "replay"
     verdict = comp.verdict()
-    assert verdict.startswith("Ship naive: on the next-month accuracy, replay, naive and joint "
+    assert verdict.startswith("Ship replay: on the next-month accuracy, replay, naive and joint "
                               "cannot be told apart")
-    assert "naive is the cheapest of them in training rows" in verdict
-    # retention separates them: joint keeps past months better, by 0.1 on every resample
-    assert "joint keeps past months better (retention 0.900 vs 0.800" in verdict
+    assert ("of them replay and joint keep past months as well as the best (retention within "
+            "1 point or its uncertainty), and replay is the cheapest of those") in verdict
+
+
+def test_retention_ranks_before_cost():
+    # Paired draws move every strategy alike: differences are exact.
+    comp = _comparison(_strategy("naive", 0.790, 0.895, 100, SHARED),
+                       _strategy("replay", 0.800, 0.860, 190, SHARED),
+                       _strategy("joint", 0.795, 0.900, 600, SHARED))
+    assert comp.indistinguishable() == ["replay", "naive", "joint"]  # within 1 point
+    # replay retains 4 points less than joint: out; naive 0.5 point less: kept
+    assert comp._retaining(comp.indistinguishable(), 0.01) == ["naive", "joint"]
+    assert comp.recommend() == "naive"  # the cheaper of the two
+    assert ("of them naive and joint keep past months as well as the best (retention within "
+            "1 point or its uncertainty), and naive is the cheapest of those") in comp.verdict()
+    # naive retaining 3 points less than joint leaves joint alone
+    alone = _comparison(_strategy("naive", 0.790, 0.870, 100, SHARED),
+                        _strategy("replay", 0.800, 0.860, 190, SHARED),
+                        _strategy("joint", 0.795, 0.900, 600, SHARED))
+    assert alone.recommend() == "joint"
+    assert "of them joint keeps past months best (retention 0.900 [" in alone.verdict()
 
 
 def test_a_tie_on_rows_goes_to_the_strategy_listed_first():
@@ -224,21 +248,21 @@ def test_a_lead_within_the_tolerance_counts_as_a_tie():
     # a paired lead of 0.006 with interval [+0.001, +0.012]: real, but under the
     # default tolerance of 1 point, so the cheaper ships
     noise = np.linspace(-0.005, 0.006, 200)
-    comp = _comparison(_strategy("naive", 0.794, 0.80, 100, SHARED),
+    comp = _comparison(_strategy("naive", 0.794, 0.85, 100, SHARED),
                        _strategy("replay", 0.80, 0.85, 190, SHARED + noise))
     low, high = comp.difference("replay", "naive")[1]
     assert 0 < low < 0.01  # larger than its uncertainty, yet within 1 point
     assert comp.recommend() == "naive"
     assert "each other's paired 95% interval comes within 1 point of it" in comp.verdict()
     assert comp.recommend(tolerance=0) == "replay"
-    strong = _comparison(_strategy("naive", 0.78, 0.80, 100, SHARED),
+    strong = _comparison(_strategy("naive", 0.78, 0.85, 100, SHARED),
                          _strategy("replay", 0.80, 0.85, 190, SHARED))
     assert strong.recommend(tolerance=0.03) == "naive"
     assert strong.recommend() == "replay"
 
 
 def test_without_intervals_the_best_point_estimate_ships():
-    naive = _strategy("naive", 0.785, 0.80, 100, SHARED)
+    naive = _strategy("naive", 0.785, 0.85, 100, SHARED)
     replay = _strategy("replay", 0.80, 0.85, 190, SHARED)
     for res in (naive, replay):
         res.draws = None

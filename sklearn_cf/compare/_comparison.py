@@ -470,9 +470,13 @@ class Comparison:
         over each other is larger than its uncertainty and than
         ``tolerance``: the 95% interval of the paired difference lies below
         ``-tolerance``. The strategies it cannot be
-        told from form a set, and the cheapest of them in training rows
-        wins (a tie goes to the strategy listed first: list the simplest
-        first, as :data:`DEFAULT_STRATEGIES` does). The
+        told from form a set; of them, those whose retention of past months
+        (the final model's average) is not worse than the best retention of
+        the set by more than its uncertainty and ``tolerance`` are kept
+        (the deployed month first, then retention, then cost), and the
+        cheapest of those in training rows wins (a tie goes to the strategy
+        listed first: list the simplest first, as
+        :data:`DEFAULT_STRATEGIES` does). The
         baseline and the reference are never recommended.
 
         Parameters
@@ -531,11 +535,28 @@ class Comparison:
         diff, bounds = self.difference(name, self.baseline.name, self._lead())
         return (diff if bounds is None else bounds[0]) > 1e-12
 
-    def _separated(self, name, best, tolerance):
-        """Whether ``name`` is worse than ``best`` by more than its uncertainty."""
-        diff, bounds = self.difference(name, best, self._lead())
+    def _separated(self, name, best, tolerance, what=None):
+        """Whether ``name`` is worse than ``best`` by more than its uncertainty
+        (on the lead score, or on ``what``)."""
+        diff, bounds = self.difference(name, best, what or self._lead())
+        if is_missing(diff):
+            return False
         high = diff if bounds is None else bounds[1]
         return high < -tolerance - 1e-12
+
+    def _retaining(self, tied, tolerance):
+        """Of the strategies the deployed score cannot tell apart, those that
+        keep past months as well as the best of them: the ones whose
+        retention is not worse than the best retention by more than its
+        uncertainty and ``tolerance``. Retention comes second, cost third."""
+        if self._lead() != "deployed" or len(tied) < 2:
+            return list(tied)
+        scored = [n for n in tied if self._score(n, "retention") is not None]
+        if not scored:
+            return list(tied)
+        best = max(scored, key=lambda n: self._score(n, "retention"))
+        return [n for n in tied
+                if not self._separated(n, best, tolerance, "retention")]
 
     def _cheapest(self, names):
         # A tie on rows goes to the strategy listed first, not to the higher
@@ -554,7 +575,7 @@ class Comparison:
         best = max(eligible, key=self._score)
         tied = [best] + [n for n in eligible
                          if n != best and not self._separated(n, best, tolerance)]
-        choice = self._cheapest(tied)
+        choice = self._cheapest(self._retaining(tied, tolerance))
         below = [n for n in scored if n not in eligible
                  and not self._separated(n, best, tolerance)]
         passed_over = self._cheapest(below + [choice]) if below else None
@@ -741,13 +762,24 @@ class Comparison:
                 f"comes within {_points(tolerance)} of it"
             text += (f"on the {self._what()}, {_names(tied)} cannot be told apart "
                      f"(best {tied[0]}, {self._scored_text(tied[0])}; each other's paired "
-                     f"{level} interval {within}), and {choice} is the cheapest of them "
-                     "in training rows")
+                     f"{level} interval {within})")
+            kept = self._retaining(tied, tolerance)
+            if len(kept) == len(tied):
+                text += f", and {choice} is the cheapest of them in training rows"
+            elif len(kept) == 1:
+                text += (f"; of them {choice} keeps past months best (retention "
+                         f"{self._scored_text(choice, 'retention')}; each other's paired "
+                         f"{level} interval of retention lies more than "
+                         f"{_points(tolerance)} below it)")
+            else:
+                text += (f"; of them {_names(kept)} keep past months as well as the best "
+                         f"(retention within {_points(tolerance)} or its uncertainty), and "
+                         f"{choice} is the cheapest of those in training rows")
             notes = []
             if choice != tied[0]:
                 notes.append(f"its score {self._scored_text(choice)}")
-            if any(self.results[n].rows == self.results[choice].rows for n in tied
-                   if n != choice):
+            if len(kept) > 1 and any(self.results[n].rows == self.results[choice].rows
+                                     for n in kept if n != choice):
                 notes.append("a tie on rows goes to the strategy listed first")
             if notes:
                 text += f" ({'; '.join(notes)})"
