@@ -471,8 +471,9 @@ class Comparison:
         ``tolerance``: the 95% interval of the paired difference lies below
         ``-tolerance``. The strategies it cannot be
         told from form a set; of them, those whose retention of past months
-        (the final model's average) is not worse than the best retention of
-        the set by more than its uncertainty and ``tolerance`` are kept
+        (the final model's average) is not both more than ``tolerance``
+        below the set's best and below it beyond the paired uncertainty
+        are kept
         (the deployed month first, then retention, then cost), and the
         cheapest of those in training rows wins (a tie goes to the strategy
         listed first: list the simplest first, as
@@ -546,17 +547,26 @@ class Comparison:
 
     def _retaining(self, tied, tolerance):
         """Of the strategies the deployed score cannot tell apart, those that
-        keep past months as well as the best of them: the ones whose
-        retention is not worse than the best retention by more than its
-        uncertainty and ``tolerance``. Retention comes second, cost third."""
+        keep past months as well as the best of them: all but those whose
+        retention is more than ``tolerance`` below the best retention and
+        below it beyond the paired uncertainty (the difference's interval
+        under 0). Retention comes second, cost third."""
         if self._lead() != "deployed" or len(tied) < 2:
             return list(tied)
         scored = [n for n in tied if self._score(n, "retention") is not None]
         if not scored:
             return list(tied)
         best = max(scored, key=lambda n: self._score(n, "retention"))
-        return [n for n in tied
-                if not self._separated(n, best, tolerance, "retention")]
+
+        def worse(name):
+            # more than ``tolerance`` lower, and beyond the noise (the paired
+            # interval below 0): a material, real shortfall
+            diff, bounds = self.difference(name, best, "retention")
+            if is_missing(diff):
+                return False
+            return diff < -tolerance - 1e-12 and (bounds is None or bounds[1] < 0)
+
+        return [n for n in tied if not worse(n)]
 
     def _cheapest(self, names):
         # A tie on rows goes to the strategy listed first, not to the higher
@@ -768,9 +778,8 @@ class Comparison:
                 text += f", and {choice} is the cheapest of them in training rows"
             elif len(kept) == 1:
                 text += (f"; of them {choice} keeps past months best (retention "
-                         f"{self._scored_text(choice, 'retention')}; each other's paired "
-                         f"{level} interval of retention lies more than "
-                         f"{_points(tolerance)} below it)")
+                         f"{self._scored_text(choice, 'retention')}; each other's is more than "
+                         f"{_points(tolerance)} lower, beyond its paired {level} interval)")
             else:
                 text += (f"; of them {_names(kept)} keep past months as well as the best "
                          f"(retention within {_points(tolerance)} or its uncertainty), and "
