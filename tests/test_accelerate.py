@@ -193,6 +193,16 @@ class TestTwoProcesses:
         for rank in _ranks(two_processes, name):
             assert str(rank["m1/failed"]) == EXPECTED_FAILURE[name]
 
+    def test_all_reduce_returns_once_gloo_let_go_of_the_tensor(self, two_processes):
+        """Oracle: the tensor's reference count before the call (gloo's worker
+        thread holds a plain all_reduce's tensor after it returns in about
+        half of the calls); and the sum k + (k + 1) of the two ranks."""
+        for r in range(2):
+            result = json.loads((two_processes / f"collectives_rank{r}.json").read_text())
+            assert result["calls"] == 200
+            assert result["held"] == 0
+            assert result["sums"] == [1.0]
+
     def test_fisher_equals_one_process_fisher(self, two_processes, stream3):
         """Oracle: fisher_diagonal in this process, on the same weights and
         all of the month's rows."""
