@@ -85,12 +85,15 @@ def _released(tensor, held, timeout=10.0):
     tensor, a moment later (in about half of the calls, measured with two
     processes). If Python has dropped the tensor by then, torch keeps its
     Python object alive and that worker thread must take the GIL to free it.
-    Should that happen while the interpreter shuts down (the end of a
-    script), a thread that asks for the GIL is ended by ``pthread_exit``,
-    whose unwinding through a ``noexcept`` C++ destructor aborts the process
-    ("terminate called without an active exception"). Waiting here keeps
-    every tensor of this module's collectives owned by Python until gloo is
-    done with it, so gloo's threads never free a Python object.
+    Should that happen as the interpreter shuts down (the end of a script;
+    gloo's threads outlive ``destroy_process_group`` once a module was
+    wrapped in DDP), Python ends a thread that asks for the GIL with
+    ``pthread_exit``, whose unwinding through a ``noexcept`` C++ destructor
+    aborts the process ("terminate called without an active exception"):
+    the likely cause of the rare abort of a gloo worker (docs/multi_gpu.md).
+    Waiting here keeps every tensor of this module's collectives owned by
+    Python until gloo is done with it, so gloo's threads never free a
+    Python object of ours.
     """
     if torch.distributed.get_backend() != "gloo":
         return True  # NCCL's works are freed by its own watchdog, not here
