@@ -70,10 +70,15 @@ def _all_reduce_sum(tensor):
     (see :func:`_released`), so that the caller may drop it.
     """
     if _distributed() and torch.distributed.get_world_size() > 1:
-        held = tensor._use_count()
+        held = _use_count(tensor)
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
         _released(tensor, held)
     return tensor
+
+
+def _use_count(tensor):
+    """Strong references to ``tensor``'s TensorImpl (0 where torch cannot tell)."""
+    return tensor._use_count() if hasattr(tensor, "_use_count") else 0
 
 
 def _released(tensor, held, timeout=10.0):
@@ -95,7 +100,7 @@ def _released(tensor, held, timeout=10.0):
     Python until gloo is done with it, so gloo's threads never free a
     Python object of ours.
     """
-    if torch.distributed.get_backend() != "gloo":
+    if torch.distributed.get_backend() != "gloo" or not hasattr(tensor, "_use_count"):
         return True  # NCCL's works are freed by its own watchdog, not here
     deadline = time.monotonic() + timeout
     spins = 0
@@ -111,7 +116,7 @@ def _released(tensor, held, timeout=10.0):
 def _broadcast(tensor):
     """Broadcast ``tensor`` from process 0, in place; returns once gloo has
     let go of it (see :func:`_released`)."""
-    held = tensor._use_count()
+    held = _use_count(tensor)
     torch.distributed.broadcast(tensor, src=0)
     _released(tensor, held)
     return tensor
