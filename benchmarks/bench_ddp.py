@@ -34,6 +34,8 @@ clf.partial_fit_month(d["X"], d["y"])
 seconds = time.perf_counter() - start
 if clf.accelerator.is_main_process:
     json.dump({"seconds": seconds, "rows": clf.cost_[-1]["rows"]}, open(sys.argv[2], "w"))
+clf.accelerator.wait_for_everyone()
+clf.accelerator.end_training()
 '''
 
 

@@ -32,6 +32,8 @@ This module does not import ``accelerate``: it is needed only to build the
 
 import contextlib
 import io
+import pickle
+import time
 
 import numpy as np
 import torch
@@ -62,10 +64,78 @@ def _distributed():
 
 
 def _all_reduce_sum(tensor):
-    """Sum ``tensor`` over every process, in place (no-op in one process)."""
+    """Sum ``tensor`` over every process, in place (no-op in one process).
+
+    Returns only once the backend's worker thread has let go of ``tensor``
+    (see :func:`_released`), so that the caller may drop it.
+    """
     if _distributed() and torch.distributed.get_world_size() > 1:
+        held = _use_count(tensor)
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+        _released(tensor, held)
     return tensor
+
+
+def _use_count(tensor):
+    """Strong references to ``tensor``'s TensorImpl (0 where torch cannot tell)."""
+    return tensor._use_count() if hasattr(tensor, "_use_count") else 0
+
+
+def _released(tensor, held, timeout=10.0):
+    """Wait until nothing but the ``held`` references of before a collective
+    hold ``tensor``; True if so within ``timeout`` seconds.
+
+    A synchronous collective returns as soon as its work is *marked* done;
+    gloo's worker thread drops its own reference to the work, and so to the
+    tensor, a moment later (in about half of the calls, measured with two
+    processes). If Python has dropped the tensor by then, torch keeps its
+    Python object alive and that worker thread must take the GIL to free it.
+    Should that happen as the interpreter shuts down (the end of a script;
+    gloo's threads outlive ``destroy_process_group`` once a module was
+    wrapped in DDP), Python ends a thread that asks for the GIL with
+    ``pthread_exit``, whose unwinding through a ``noexcept`` C++ destructor
+    aborts the process ("terminate called without an active exception"):
+    the likely cause of the rare abort of a gloo worker (docs/multi_gpu.md).
+    Waiting here keeps every tensor of this module's collectives owned by
+    Python until gloo is done with it, so gloo's threads never free a
+    Python object of ours.
+    """
+    if torch.distributed.get_backend() != "gloo" or not hasattr(tensor, "_use_count"):
+        return True  # NCCL's works are freed by its own watchdog, not here
+    deadline = time.monotonic() + timeout
+    spins = 0
+    while tensor._use_count() > held:
+        if time.monotonic() > deadline:
+            return False
+        # Yield the core (the worker thread may share it), then sleep.
+        time.sleep(0 if spins < 100 else 1e-4)
+        spins += 1
+    return True
+
+
+def _broadcast(tensor):
+    """Broadcast ``tensor`` from process 0, in place; returns once gloo has
+    let go of it (see :func:`_released`)."""
+    held = _use_count(tensor)
+    torch.distributed.broadcast(tensor, src=0)
+    _released(tensor, held)
+    return tensor
+
+
+def _broadcast_from_main(obj, device):
+    """Process 0's ``obj`` (picklable, small), in every process (through
+    tensors on ``device``, this process's).
+
+    Not ``accelerate.utils.broadcast_object_list``: its tensors are dropped
+    while gloo may still hold them (see :func:`_released`).
+    """
+    data = pickle.dumps(obj) if torch.distributed.get_rank() == 0 else b""
+    size = _broadcast(torch.tensor([len(data)], dtype=torch.int64, device=device))
+    buffer = torch.zeros(int(size.item()), dtype=torch.uint8)
+    if data:
+        buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    buffer = _broadcast(buffer.to(device))
+    return pickle.loads(buffer.cpu().numpy().tobytes())
 
 
 def _block(n_rows, rank, world_size):
@@ -303,10 +373,8 @@ class AcceleratedContinualClassifier(AccelerateMixin, ContinualClassifier):
             # With random_state=None every process seeded itself; the plans
             # must be the main process's. (The weights are already the main
             # process's: DDP broadcasts them when it wraps the module.)
-            from accelerate.utils import broadcast_object_list
-
-            state = broadcast_object_list([self.rng_.bit_generator.state])[0]
-            self.rng_.bit_generator.state = state
+            self.rng_.bit_generator.state = _broadcast_from_main(
+                self.rng_.bit_generator.state, self.accelerator.device)
 
     def initialize(self):
         """Initialize as ContinualClassifier does, then wrap the module.

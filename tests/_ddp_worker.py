@@ -14,7 +14,8 @@ month k (every process calls save; the main process writes); one with
 n is left out) set to value,
 recording the FloatingPointError that every process should raise
 (``m<k>/failed``), then trains the clean month. One with "sample_weight":
-true trains with the weights in DATA.npz (array w).
+true trains with the weights in DATA.npz (array w). At the end, every process
+checks the package's all-reduce (OUT_DIR/collectives_rank<r>.json).
 """
 
 import json
@@ -95,8 +96,26 @@ def main(data_path, out_dir, runs_path):
                 clf.save(os.path.join(out_dir, f"{run['name']}.pt"))
         out["proba"] = clf.predict_proba(X)
         np.savez(os.path.join(out_dir, f"{run['name']}_rank{rank}.npz"), **out)
+    _check_collectives(out_dir, rank)
     accelerator.wait_for_everyone()
     accelerator.end_training()
+
+
+def _check_collectives(out_dir, rank, calls=200):
+    """How often this package's all-reduce returned while gloo still held its
+    tensor (must be never), and the sums it gave; written to
+    OUT_DIR/collectives_rank<r>.json."""
+    from sklearn_cf.accelerate import _all_reduce_sum
+
+    held, sums = 0, set()
+    for k in range(calls):
+        t = torch.full((4,), float(k + rank))
+        before = t._use_count()
+        _all_reduce_sum(t)
+        held += t._use_count() > before
+        sums.add(float(t[0]) - 2 * k)
+    with open(os.path.join(out_dir, f"collectives_rank{rank}.json"), "w") as f:
+        json.dump({"calls": calls, "held": held, "sums": sorted(sums)}, f)
 
 
 if __name__ == "__main__":

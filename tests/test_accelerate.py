@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,15 @@ def two_processes(tmp_path_factory, stream3):
                str(WORKER), str(out / "data.npz"), str(out), str(out / "runs.json")]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0 and "SIGABRT" in done.stderr:
-        # A known intermittent abort of a gloo worker ("terminate called
-        # without an active exception": 2 launches in about 12 on a loaded
-        # 2-core machine, not yet explained; issue 11 stays open for it).
-        # Relaunch once so that CI still checks every behaviour below; a
-        # second abort, or any other failure, fails.
+        # The intermittent abort of a gloo worker ("terminate called without
+        # an active exception"; issues 11 and 23): 2 in about 130 launches
+        # before issue 23, none in the launches counted since (see
+        # docs/multi_gpu.md); its likely cause is fixed in accelerate.py
+        # (_released), but with no reproduction the fix is not proven. So
+        # relaunch once, and say so in the test report rather than hide it;
+        # a second abort, or any other failure, fails.
+        warnings.warn("a gloo worker aborted (SIGABRT); relaunched once:\n"
+                      + done.stderr[-2000:], RuntimeWarning)
         command[command.index("--master_port") + 1] = str(_free_port())
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -192,6 +197,16 @@ class TestTwoProcesses:
         # never failed).
         for rank in _ranks(two_processes, name):
             assert str(rank["m1/failed"]) == EXPECTED_FAILURE[name]
+
+    def test_all_reduce_returns_once_gloo_let_go_of_the_tensor(self, two_processes):
+        """Oracle: the tensor's reference count before the call (gloo's worker
+        thread holds a plain all_reduce's tensor after it returns in about
+        half of the calls); and the sum k + (k + 1) of the two ranks."""
+        for r in range(2):
+            result = json.loads((two_processes / f"collectives_rank{r}.json").read_text())
+            assert result["calls"] == 200
+            assert result["held"] == 0
+            assert result["sums"] == [1.0]
 
     def test_fisher_equals_one_process_fisher(self, two_processes, stream3):
         """Oracle: fisher_diagonal in this process, on the same weights and
