@@ -575,21 +575,23 @@ class Comparison:
         return min(names, key=lambda n: (self.results[n].rows, self.strategies.index(n)))
 
     def _choice(self, tolerance):
-        """``(choice, indistinguishable, passed_over)``: the strategy to ship, the
-        strategies it cannot be told from the best, and a cheaper strategy as
-        good as the best that does not beat the baseline (or None)."""
+        """``(choice, indistinguishable, passed_over, kept)``: the strategy to
+        ship, the strategies it cannot be told from the best, a cheaper
+        strategy as good as the best that does not beat the baseline (or
+        None), and the indistinguishable ones left by the retention step."""
         scored = self._scored()
         eligible = [n for n in scored if self._beats_baseline(n)]
         if not eligible:
-            return None, [], None
+            return None, [], None, []
         best = max(eligible, key=self._score)
         tied = [best] + [n for n in eligible
                          if n != best and not self._separated(n, best, tolerance)]
-        choice = self._cheapest(self._retaining(tied, tolerance))
+        kept = self._retaining(tied, tolerance)
+        choice = self._cheapest(kept)
         below = [n for n in scored if n not in eligible
                  and not self._separated(n, best, tolerance)]
         passed_over = self._cheapest(below + [choice]) if below else None
-        return choice, tied, (None if passed_over == choice else passed_over)
+        return choice, tied, (None if passed_over == choice else passed_over), kept
 
     def verdict(self, tolerance=0.01, width=None):
         """One sentence answering "which monthly update should we ship?".
@@ -743,7 +745,7 @@ class Comparison:
         return f"{self._score(name, lead):.3f}{_span(self.interval(name, lead))}"
 
     def _verdict(self, tolerance):
-        choice, tied, passed_over = self._choice(tolerance)
+        choice, tied, passed_over, kept = self._choice(tolerance)
         floor = self._baseline_score()
         if choice is None and self._scored() and floor is not None:
             return self._no_strategy_beats_the_baseline(floor)
@@ -773,7 +775,6 @@ class Comparison:
             text += (f"on the {self._what()}, {_names(tied)} cannot be told apart "
                      f"(best {tied[0]}, {self._scored_text(tied[0])}; each other's paired "
                      f"{level} interval {within})")
-            kept = self._retaining(tied, tolerance)
             if len(kept) == len(tied):
                 text += f", and {choice} is the cheapest of them in training rows"
             elif len(kept) == 1:
