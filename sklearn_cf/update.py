@@ -44,7 +44,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ._compat import to_python
 from ._epoch_progress import epoch_progress
@@ -61,6 +60,7 @@ from ._gate import (
     refusing,
 )
 from ._gate import _p_text as _p
+from .metrics._replayed import replay_outputs
 from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
 from .store import DEFAULT_KEEP, ModelStore
 
@@ -1023,7 +1023,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
         def score(Xs, ys):
             return _score(clf, Xs, ys, scorer, scoring_name)
 
-        def score_kept(kept, ys):  # the same score, of outputs kept by _recorded
+        def score_kept(kept, ys):  # the same score, of outputs kept by replay_outputs
             return _score(kept, np.arange(len(ys)), ys, scorer, scoring_name)
 
         if store.raw:  # the model encodes its own rows
@@ -1064,7 +1064,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                 if gate_on:
                     # Each past row's outputs before the update, for the paired
                     # test; the scores are computed from them (one prediction).
-                    rows_before = [_recorded(clf, Xs) for Xs in store.X]
+                    rows_before = [replay_outputs(clf, Xs) for Xs in store.X]
                     before = {m: score_kept(kept, ys) for m, kept, ys
                               in zip(store.months, rows_before, store.y)}
                 else:
@@ -1079,7 +1079,7 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
                 seconds = time.perf_counter() - start
                 label = to_python(clf.months_seen_[-1])
                 if gate_on:
-                    rows_after = [_recorded(clf, Xs) for Xs in store.X]
+                    rows_after = [replay_outputs(clf, Xs) for Xs in store.X]
                     after = {m: score_kept(kept, ys) for m, kept, ys
                              in zip(store.months, rows_after, store.y)}
                     for m, ys, old, new in zip(store.months, store.y, rows_before, rows_after):
@@ -1163,37 +1163,6 @@ def update_model(model, data, *, target=None, month=None, month_column=None, hol
 
 def _undefined_or_none(value):
     return value is None or _undefined(value)
-
-
-class _Recorded(ClassifierMixin, BaseEstimator):
-    """A model's outputs on a month's held-out rows, replayed by row index,
-    so that its scorer scores a resample of the rows without the model (the
-    model changes during the update)."""
-
-    def __init__(self, classes=None, predicted=None, proba=None):
-        self.classes, self.predicted, self.proba = classes, predicted, proba
-
-    @property
-    def classes_(self):
-        return self.classes
-
-    def __sklearn_is_fitted__(self):
-        return True
-
-    def predict(self, rows):
-        return self.predicted[np.asarray(rows).ravel()]
-
-    def predict_proba(self, rows):
-        return self.proba[np.asarray(rows).ravel()]
-
-
-def _recorded(clf, X):
-    """The model's outputs on held-out rows ``X``, kept for the paired test
-    (and scored as the model itself is: ``predict`` is the most probable
-    class, as :meth:`ContinualClassifier.predict` computes it)."""
-    proba = clf.predict_proba(X)
-    classes = np.array(clf.classes_, copy=True)
-    return _Recorded(classes, classes[proba.argmax(axis=1)], proba)
 
 
 def _drop_tests(pending, scorer, scoring, confidence):

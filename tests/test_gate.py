@@ -26,8 +26,9 @@ from sklearn_cf._gate import (
     refusing,
 )
 from sklearn_cf.cli import main
+from sklearn_cf.metrics._replayed import ReplayedOutputs
 from sklearn_cf.store import ModelStore
-from sklearn_cf.update import ForgettingRefused, _drop_tests, _Recorded, update_model
+from sklearn_cf.update import ForgettingRefused, _drop_tests, update_model
 
 
 # ---------------------------------------------------------------------------
@@ -165,8 +166,7 @@ def _no_drift_update(rng, n_months, rows, accuracy=0.8, churn=0.08):
         kept = []
         for r in (right, after_right):
             predicted = np.where(r, y, 1 - y)
-            kept.append(_Recorded(np.array([0, 1]), predicted,
-                                  np.eye(2)[predicted]))
+            kept.append(ReplayedOutputs(np.eye(2)[predicted], np.array([0, 1])))
         pending.append((n_months, month, y, *kept, right.mean(), after_right.mean()))
     return pending
 
@@ -199,8 +199,7 @@ def test_no_drift_refusals_with_the_bootstrap_test():
             for _ in range(2):  # two models of the same quality
                 score = y + rng.normal(0, 1.0, 120)
                 proba = 1 / (1 + np.exp(-(score - 0.5) * 3))
-                kept.append(_Recorded(np.array([0, 1]), (proba > 0.5).astype(int),
-                                      np.c_[1 - proba, proba]))
+                kept.append(ReplayedOutputs(np.c_[1 - proba, proba], np.array([0, 1])))
             auc = [roc_auc_score(y, k.proba[:, 1]) for k in kept]
             pending.append((2, month, y, *kept, *auc))
         tests = _drop_tests(pending, None, "roc_auc", 0.95)
@@ -219,7 +218,7 @@ def test_a_real_drop_on_one_month_is_refused():
         right = before.predicted == y
         worse = right & (rng.random(len(y)) < 0.15)
         predicted = np.where(worse, 1 - y, before.predicted)
-        after = _Recorded(np.array([0, 1]), predicted, np.eye(2)[predicted])
+        after = ReplayedOutputs(np.eye(2)[predicted], np.array([0, 1]))
         pending[0] = (5, 0, y, before, after, right.mean(), (predicted == y).mean())
         refused += [t.month for t in refusing(_drop_tests(pending, None, "accuracy", 0.95),
                                               0.02, 0.95)] == [0]

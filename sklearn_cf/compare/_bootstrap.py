@@ -22,10 +22,10 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .._compat import nanmean
 from ..metrics import score_or_nan
+from ..metrics._replayed import ReplayedOutputs
 
 __all__ = ["CONFIDENCE", "HeldOutOutputs", "bootstrap_draws", "interval"]
 
@@ -71,28 +71,6 @@ def held_out_outputs(proba_after, fm, rows_of, classes):
     return HeldOutOutputs(np.asarray(classes), deployed, final)
 
 
-class _Cached(ClassifierMixin, BaseEstimator):
-    """Stored probabilities seen by a scorer as a fitted classifier: ``X`` is
-    a column of row numbers into them."""
-
-    def __init__(self, proba, classes):
-        self.proba = proba
-        self.classes = classes
-
-    @property
-    def classes_(self):
-        return self.classes
-
-    def __sklearn_is_fitted__(self):
-        return True
-
-    def predict_proba(self, X):
-        return self.proba[np.asarray(X)[:, 0].astype(int)]
-
-    def predict(self, X):
-        return self.classes[self.predict_proba(X).argmax(axis=1)]
-
-
 def _accuracy(y, proba, classes):
     correct = (classes[proba.argmax(axis=1)] == y).astype(float)
     return lambda W: W @ correct / W.sum(axis=1)
@@ -134,7 +112,7 @@ def _roc_auc(y, proba, classes):
 
 
 def _generic(y, proba, classes, scorer):
-    model = _Cached(proba, classes)
+    model = ReplayedOutputs(proba, classes)
 
     def one(w):
         rows = np.repeat(np.arange(len(y)), w.astype(int))
