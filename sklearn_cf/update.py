@@ -60,7 +60,7 @@ from ._gate import (
     refusing,
 )
 from ._gate import _p_text as _p
-from .metrics._replayed import replay_outputs
+from ._replayed import replay_outputs
 from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
 from .store import DEFAULT_KEEP, ModelStore
 

@@ -25,8 +25,8 @@ from sklearn_cf._gate import (
     mcnemar_drop,
     refusing,
 )
+from sklearn_cf._replayed import ReplayedOutputs
 from sklearn_cf.cli import main
-from sklearn_cf.metrics._replayed import ReplayedOutputs
 from sklearn_cf.store import ModelStore
 from sklearn_cf.update import ForgettingRefused, _drop_tests, update_model
 

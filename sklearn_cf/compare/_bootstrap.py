@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._compat import nanmean
+from .._replayed import ReplayedOutputs
 from ..metrics import score_or_nan
-from ..metrics._replayed import ReplayedOutputs
 
 __all__ = ["CONFIDENCE", "HeldOutOutputs", "bootstrap_draws", "interval"]
 

@@ -22,7 +22,7 @@ class ReplayedOutputs(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_cf.metrics._replayed import ReplayedOutputs
+    >>> from sklearn_cf._replayed import ReplayedOutputs
     >>> model = ReplayedOutputs(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array(["a", "b"]))
     >>> model.predict(np.array([[1], [1], [0]])).tolist()
     ['b', 'b', 'a']
