@@ -97,7 +97,7 @@ def run(quick=False, device="cpu", log=print):
         data = _replay_month(n, [memory_rows // n_chunks] * n_chunks)
         past_run = batch_size / 2 / n_chunks
         records = alternate({
-            "direct": _epoch(EpochIterator, data, batch_size, min_run_rows=1),
+            "direct": _epoch(EpochIterator, data, batch_size, min_run_rows=1, min_run_bytes=0),
             "gathered": _epoch(EpochIterator, data, batch_size, min_run_rows=float("inf")),
             "auto": _epoch(EpochIterator, data, batch_size),
         }, repeats, warmup=1)

@@ -275,7 +275,24 @@ def measure_case(d, hidden, batch_size, n, epochs=1, repeats=5, lr=1e-3, device=
 
     records = alternate({name: pair(fn) for name, fn in runners.items()}, repeats, log=log)
 
-    out = {}
+    out = {"paired": {}}
+    # Ratios within each round (the candidates ran back to back, under the
+    # same load), then their median and quartiles over the rounds: steadier
+    # than a ratio of medians when the load moves between rounds.
+    for clock, key in (("wall", "seconds"), ("cpu", "cpu_seconds")):
+        def per_step(name, k):
+            s1, s2 = steps[name]
+            return records[name][k][key] / (s2 - s1)
+
+        pairs = {}
+        for num, den, label in (("plain", "naive", "naive_vs_plain_throughput"),
+                                ("replay+ewc", "naive", "replay_ewc_vs_naive_step")):
+            if num in records and den in records:
+                values = [per_step(num, k) / per_step(den, k) for k in range(repeats)]
+                q1, med, q3 = np.percentile(values, [25, 50, 75])
+                pairs[label] = {"rounds": values, "median": float(med),
+                                "quartiles": [float(q1), float(q3)]}
+        out["paired"][clock] = pairs
     for name in runners:
         s1, s2 = steps[name]
         info = {"steps": [s1, s2]}
@@ -310,7 +327,7 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
     cases = [SMALL] + ([LARGE] if large else [])
     results = {"repeats": repeats, "threads": torch.get_num_threads(), "device": device,
                "cases": {}}
-    table, hook_table = [], []
+    table, hook_table, paired_table = [], [], []
     for label, d, hidden, batch_sizes in cases:
         if device.startswith("cuda") and label == "large":
             batch_sizes = (1024, 4096)
@@ -327,12 +344,26 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
             key = f"{label}-{batch_size}"
             entry = {"features": d, "hidden": list(hidden), "batch_size": batch_size,
                      "rows": n, **case}
+            paired = case.pop("paired")
+            entry.pop("paired", None)
+            entry["paired"] = paired
             for clock in ("wall", "cpu"):
                 us = {name: case[name][clock]["us_per_step"] for name in case}
                 ratios = {
                     "naive_vs_plain_throughput": us["plain"] / us["naive"],
                     "replay_ewc_vs_naive_step": us["replay+ewc"] / us["naive"],
                 }
+                pair = paired[clock]
+                paired_table.append([
+                    f"{d}-{'-'.join(map(str, hidden))}-2", batch_size, clock,
+                    *[f"{pair[k]['median']:.3f} [{pair[k]['quartiles'][0]:.3f}, "
+                      f"{pair[k]['quartiles'][1]:.3f}]"
+                      for k in ("naive_vs_plain_throughput", "replay_ewc_vs_naive_step")],
+                    f"{sum(v >= TARGET_PLAIN for v in pair['naive_vs_plain_throughput']['rounds'])}"
+                    f"/{repeats}",
+                    f"{sum(v <= TARGET_REPLAY_EWC for v in pair['replay_ewc_vs_naive_step']['rounds'])}"
+                    f"/{repeats}",
+                ])
                 old = us.get("replay+ewc old pull")
                 if old is not None:
                     ratios["replay_ewc_old_pull_vs_naive_step"] = old / us["naive"]
@@ -365,6 +396,14 @@ def run(quick=False, device="cpu", log=print, threads=None, large=None, repeats=
              "Fisher) is left out of both; "
              "'incl. fixed' = the 2n-row month's time over its steps. clock: wall time, or the "
              "process's CPU time (steadier on a shared machine with one thread).",
+    )
+    print_table(
+        f"paired ratios: within each of the {repeats} rounds, median [quartiles]",
+        ["MLP", "batch", "clock", f"naive/plain thr (>= {TARGET_PLAIN})",
+         f"r+e/naive step (<= {TARGET_REPLAY_EWC})", "rounds naive met", "rounds r+e met"],
+        paired_table,
+        note="each round's ratio uses that round's per-step differences (candidates run back "
+             "to back); the quartiles show the spread over rounds.",
     )
     print_table(
         "the strategy's per-step calls alone (us per call, best of 7 x 2000 calls)",

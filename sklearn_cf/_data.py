@@ -403,7 +403,7 @@ class EpochIterator:
     ``shuffle=False``, as for validation rows) batches keep the plan's order.
 
     A source that contributes on average fewer than :attr:`min_run_rows`
-    rows to each batch of a chunk is gathered for the whole chunk at once,
+    rows (or :attr:`min_run_bytes` bytes) to each batch of a chunk is gathered for the whole chunk at once,
     in increasing row order, and then put in place: two copies of its rows,
     but two operations instead of one per batch, which is faster for short
     runs (see ``benchmarks/bench_gather.py``). Sources on a GPU always take
@@ -424,10 +424,21 @@ class EpochIterator:
     def __len__(self):
         return math.ceil(len(self.data) / self.batch_size)
 
-    #: Plan rows gathered at once when several sources are mixed: one index
-    #: operation per source per chunk instead of per batch (bounded memory:
-    #: 16k rows x 200 float32 features is 13 MB).
+    #: Plan rows gathered at once: one index operation per source per chunk
+    #: instead of per batch (bounded memory: 16k rows x 200 float32 features
+    #: is 13 MB; see also :attr:`chunk_bytes`).
     chunk_rows = 16384
+
+    #: At most this many bytes of features are gathered at once (wide rows:
+    #: 16k rows x 2,381 float32 features would be 156 MB).
+    chunk_bytes = 32 * 2**20
+
+    def _batches_per_chunk(self, X):
+        """Batches gathered at once: :attr:`chunk_rows` rows (at least one
+        batch), fewer when that many of ``X``'s rows pass :attr:`chunk_bytes`."""
+        row_bytes = max(1, X.element_size() * math.prod(X.shape[1:]))
+        rows = min(self.chunk_rows, self.chunk_bytes // row_bytes)
+        return max(1, rows // self.batch_size)
 
     #: Rows per batch, on average over a chunk, from which a source's rows are
     #: copied straight into each batch (one ``index_select`` per batch and
@@ -435,6 +446,13 @@ class EpochIterator:
     #: two operations per source). Measured on 2 CPU cores, 200 float32
     #: features: a direct copy per batch wins from about 16-32 rows a run.
     min_run_rows = 24
+
+    #: And at least this many bytes of features per run: with narrow rows a
+    #: copy costs its call, not its bytes (MLP 8-16-2's 8 float32 features,
+    #: 128 rows a run: 25 us a batch copied per run, 21 us gathered for the
+    #: chunk; benchmarks/bench_step.py). 24 rows of 200 float32 features
+    #: are 19 kB.
+    min_run_bytes = 16384
 
     def _local_plan(self, plan):
         """This process's rows of the plan and the (local, global) size of
@@ -482,17 +500,26 @@ class EpochIterator:
             w = None if weights is None else weights[only]
             if only:
                 plan = plan - int(data.offsets[only])
-            for k in range(len(sizes)):
-                # index_select: the same rows as X[index], a plain copy per row
-                # (advanced indexing costs about three times as much).
-                index = plan[ends[k] : ends[k + 1]]
-                if w is None:
-                    yield X.index_select(0, index), y.index_select(0, index)
-                else:
-                    yield X.index_select(0, index), (y.index_select(0, index),
-                                                     w.index_select(0, index))
+            per_chunk = self._batches_per_chunk(X)
+            for first_batch in range(0, len(sizes), per_chunk):
+                last_batch = min(first_batch + per_chunk, len(sizes))
+                first = ends[first_batch]
+                # One gather for a chunk of batches (index_select: the same
+                # rows as X[index], a plain copy per row; advanced indexing
+                # costs about three times as much), then views of it: with a
+                # small network a gather per batch cost as much as a tenth of
+                # the step (benchmarks/bench_step.py).
+                index = plan[first : ends[last_batch]]
+                X_chunk, y_chunk = X.index_select(0, index), y.index_select(0, index)
+                w_chunk = None if w is None else w.index_select(0, index)
+                for k in range(first_batch, last_batch):
+                    rows = slice(ends[k] - first, ends[k + 1] - first)
+                    if w_chunk is None:
+                        yield X_chunk[rows], y_chunk[rows]
+                    else:
+                        yield X_chunk[rows], (y_chunk[rows], w_chunk[rows])
             return
-        per_chunk = max(1, self.chunk_rows // self.batch_size)  # batches per gather
+        per_chunk = self._batches_per_chunk(data.sources[0][0])
         for first_batch in range(0, len(sizes), per_chunk):
             last_batch = min(first_batch + per_chunk, len(sizes))
             first = ends[first_batch]
@@ -573,7 +600,10 @@ class EpochIterator:
         run_start = torch.nonzero(new_run).squeeze(1)
         run_source = source.index_select(0, run_start)
         n_runs = torch.bincount(run_source, minlength=len(counts))
-        long_runs = (counts > 0) & (counts >= self.min_run_rows * n_runs) & same_dtype
+        row_bytes = torch.tensor([X.element_size() * math.prod(X.shape[1:])
+                                  for X, _ in self.data.sources])
+        long_runs = ((counts > 0) & (counts >= self.min_run_rows * n_runs)
+                     & (counts * row_bytes >= self.min_run_bytes * n_runs) & same_dtype)
         if not bool(long_runs.any()):
             return {}
         run_stop = torch.cat([run_start[1:], torch.tensor([len(source)])])

@@ -94,6 +94,7 @@ class TestBatchRows:
         sizes, plan = mixed_plan
         data = _month(sizes, plan, weighted)
         monkeypatch.setattr(EpochIterator, "min_run_rows", min_run_rows, raising=False)
+        monkeypatch.setattr(EpochIterator, "min_run_bytes", 0 if min_run_rows == 1 else 10**12)
         monkeypatch.setattr(EpochIterator, "chunk_rows", 64)  # several chunks
         it = EpochIterator(data, batch_size, generator=torch.Generator().manual_seed(5))
         batches = list(it)
@@ -139,6 +140,7 @@ class TestBatchRows:
         sizes, plan = mixed_plan
         data = _month(sizes, plan, weighted=(0,))
         monkeypatch.setattr(EpochIterator, "min_run_rows", min_run_rows, raising=False)
+        monkeypatch.setattr(EpochIterator, "min_run_bytes", 0 if min_run_rows == 1 else 10**12)
         batches = list(EpochIterator(data, 16, shuffle=False))
         assert sum((y.tolist() for _, (y, _) in batches), []) == plan.tolist()
         assert all(torch.equal(X[:, 0].long(), y) for X, (y, _) in batches)
@@ -151,6 +153,7 @@ class TestBatchRows:
         sizes, plan = mixed_plan
         data = _month(sizes, plan, weighted=(1,))
         monkeypatch.setattr(EpochIterator, "min_run_rows", min_run_rows, raising=False)
+        monkeypatch.setattr(EpochIterator, "min_run_bytes", 0 if min_run_rows == 1 else 10**12)
         whole = [(y.tolist(), w.tolist()) for _, (y, w) in
                  EpochIterator(data, 31, generator=torch.Generator().manual_seed(4))]
         for rank in range(world):
@@ -167,8 +170,10 @@ class TestBatchRows:
 
 
 class TestOneCopyPerRow:
-    def test_rows_go_from_their_source_straight_into_the_batch(self):
-        # Two sources, 64 rows each per batch: runs long enough for direct copies.
+    def test_rows_go_from_their_source_straight_into_the_batch(self, monkeypatch):
+        # Two sources, 64 rows each per batch: runs long enough for direct
+        # copies (the byte threshold lifted: these test rows are narrow).
+        monkeypatch.setattr(EpochIterator, "min_run_bytes", 0)
         sizes = [200, 300]
         rng = np.random.default_rng(0)
         plan = np.concatenate([rng.permutation(200), 200 + rng.permutation(300)[:200]])
@@ -181,6 +186,27 @@ class TestOneCopyPerRow:
         # scatter into the chunk, two copies of every row).
         assert spy.temporary_rows == 0
         assert spy.written_rows == len(plan)
+
+    @pytest.mark.parametrize("min_run_bytes, direct", [(None, False), (64 * N_FEATURES * 4, True),
+                                                       (64 * N_FEATURES * 4 + 1, False)])
+    def test_narrow_rows_are_gathered_for_the_chunk(self, monkeypatch, min_run_bytes, direct):
+        # Runs of about 64 rows of 3 float32 features (768 bytes): long in
+        # rows but short in bytes, so by default (16 kB) each source is
+        # gathered for the chunk, then put in place; copied straight into the
+        # batches once the byte threshold is at most a run's bytes.
+        if min_run_bytes is not None:
+            monkeypatch.setattr(EpochIterator, "min_run_bytes", min_run_bytes)
+        sizes = [256, 256]
+        # In plan order (no shuffle), every batch of 128 holds a run of 64
+        # rows of each source.
+        plan = np.concatenate([np.r_[np.arange(64 * k, 64 * k + 64),
+                                     256 + np.arange(64 * k, 64 * k + 64)] for k in range(4)])
+        data = _month(sizes, plan)
+        iterator = EpochIterator(data, 128, shuffle=False)
+        with _Temporaries() as spy:
+            batches = list(iterator)
+        assert sorted(torch.cat([y for _, y in batches]).tolist()) == sorted(plan.tolist())
+        assert spy.temporary_rows == (0 if direct else len(plan))
 
     def test_each_source_is_read_in_increasing_row_order_within_a_batch(self):
         sizes = [200, 300]

@@ -54,6 +54,8 @@ from ._checkpoint import save
 from ._growth import encode_labels, grow_classes, new_labels
 from ._month import (
     MonthSnapshot,
+    after_backward,
+    batch_parts,
     compiled_module,
     raise_diverged,
     run_epoch_quietly,
@@ -71,7 +73,13 @@ from ._strategy_wiring import (
     sequence_config,
     strategy_params,
 )
-from ._weights import check_class_weight_labels, epoch_mean_weight, row_weights, weighted_loss
+from ._weights import (
+    check_class_weight_labels,
+    criterion_loss,
+    epoch_mean_weight,
+    row_weights,
+    weighted_loss,
+)
 
 __all__ = ["ContinualClassifier", "MonthSnapshot"]
 
@@ -102,16 +110,16 @@ _MULTI_TENSOR_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW
 def fast_optimizer_kwargs(optimizer, kwargs, device):
     """The optimizer's keyword arguments with its fastest implementation on
     ``device`` when the user chose none: ``fused=True`` on CUDA (one kernel
-    for every parameter), ``foreach=True`` elsewhere (torch's default on the
-    CPU is a Python loop over the parameters; its ``foreach`` path gives
-    the same bits there, one call per operation for all of them)."""
+    for every parameter). Elsewhere torch's own default (on the CPU, the
+    per-parameter loop): measured on the CPU, ``foreach=True`` gave the
+    same bits but cost about 60 us more per Adam step with a small network
+    (MLP 8-16-2: 345 vs 285 us a step) and nothing with a large one
+    (benchmarks/bench_step.py, issue 23)."""
     if optimizer not in _MULTI_TENSOR_OPTIMIZERS or {"foreach", "fused"} & set(kwargs) \
             or kwargs.get("differentiable"):
         return kwargs
     if torch.device(device).type == "cuda":
         return {**kwargs, "fused": True}
-    if torch.device(device).type == "cpu":
-        return {**kwargs, "foreach": True}
     return kwargs
 
 
@@ -1014,18 +1022,8 @@ class ContinualClassifier(NeuralNetClassifier):
 
     def train_step_single(self, batch, **fit_params):
         step = super().train_step_single(batch, **fit_params)
-        # skorch reads every batch's loss with .item() anyway; checking it
-        # here stops a diverging month before the optimizer steps on it
-        # (on a GPU the tight loop checks the epoch's losses at its end).
-        if not self.__dict__.get("loss_check_deferred_"):
-            loss = float(step["loss"].detach())
-            if not math.isfinite(loss):
-                self.raise_diverged(f"the training loss became {loss}", unpack_data(batch)[0])
-        if getattr(self, "strategy_", None) is not None:
-            # Closed-form penalties (L2, EWC) add their gradient after the
-            # backward pass, far cheaper than differentiating them.
-            self.strategy_.penalty_gradient(self)
-        self.rows_in_month_ += get_len(unpack_data(batch)[1])
+        # The loss check, the closed-form penalty's gradient, the row count.
+        after_backward(self, step["loss"], *batch_parts(batch))
         return step
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -1034,7 +1032,7 @@ class ContinualClassifier(NeuralNetClassifier):
             y_true, weights = y_true
         weights = self.row_weights(y_true, weights)
         if weights is None:
-            loss = super().get_loss(y_pred, y_true, X=X, training=training)
+            loss = criterion_loss(self, y_pred, y_true)
         else:
             total, weight_sum, reduction = self.weighted_loss(
                 y_pred, y_true, weights, X, training)

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
-from skorch.dataset import get_len
+from skorch.dataset import get_len, unpack_data
+from skorch.utils import to_tensor
 from skorch.history import History
 
 from .._atomic import SigintWatch
@@ -350,6 +351,90 @@ def defers_loss_check(net):
     return torch.device(net.device).type == "cuda"
 
 
+def after_backward(net, loss, X, y):
+    """What every training step does once its loss is differentiated: the
+    loss is checked (unless the tight loop checks the epoch's losses at its
+    end, on a GPU), the strategy's closed-form penalty adds its gradient,
+    and the batch's rows (``X``, labels ``y``) are counted."""
+    state = vars(net)
+    if not state.get("loss_check_deferred_"):
+        # skorch reads every batch's loss anyway; checking it here stops a
+        # diverging month before the optimizer steps on it.
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            net.raise_diverged(f"the training loss became {value}", X)
+    strategy = state.get("strategy_")
+    if strategy is not None:
+        # Closed-form penalties (L2, EWC) add their gradient after the
+        # backward pass, far cheaper than differentiating them.
+        strategy.penalty_gradient(net)
+    if isinstance(y, (tuple, list)):  # weighted rows: (y, w)
+        y = y[0]
+    # Set in the instance dict: skorch's __setattr__ has bookkeeping of its
+    # own (for torch modules) that a plain count does not need.
+    state["rows_in_month_"] += len(y) if isinstance(y, torch.Tensor) else get_len(y)
+
+
+def batch_parts(batch):
+    """``(X, y)`` of a batch (``y`` None for unlabelled rows)."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    return unpack_data(batch)
+
+
+#: Optimizers whose ``step(closure)`` calls the closure exactly once, before
+#: the update: for them ``zero_grad``, the step's forward and backward passes
+#: then ``step()`` is what skorch's closure does, to the bit. torch's
+#: ``LBFGS`` (several calls) and user-written optimizers (sharpness-aware
+#: ones call it twice) keep skorch's closure.
+_ONE_CALL_OPTIMIZERS = tuple(
+    getattr(torch.optim, name) for name in (
+        "SGD", "Adam", "AdamW", "Adamax", "Adagrad", "Adadelta", "RMSprop", "NAdam",
+        "RAdam", "ASGD", "Rprop")
+    if hasattr(torch.optim, name))
+
+
+def lean_step_applies(net, fit_params):
+    """Whether :func:`lean_train_step` does what ``quiet_train_step`` would:
+    the estimator's own ``train_step_single``, ``infer`` and ``get_loss``
+    (no subclass overrides them), no fit parameters, no compiled module,
+    and one optimizer whose step calls its closure once."""
+    from ._classifier import ContinualClassifier
+
+    cls = type(net)
+    if fit_params or getattr(net, "compile", False):
+        return False
+    if any(getattr(cls, name) is not getattr(ContinualClassifier, name)
+           for name in ("train_step_single", "infer", "get_loss", "get_train_step_accumulator",
+                        "_zero_grad_optimizer", "_step_optimizer")):
+        return False
+    optimizers = getattr(net, "_optimizers", None)
+    if optimizers is None or list(optimizers) != ["optimizer"]:
+        return False
+    return type(getattr(net, "optimizer_", None)) in _ONE_CALL_OPTIMIZERS
+
+
+def lean_train_step(net, batch, device):
+    """One training step with what skorch's step does between the batch and
+    the optimizer, and nothing else (:func:`lean_step_applies` says when):
+    the same calls on the same tensors, so the same bits. ``device``: the
+    net's, as a ``torch.device``. With a small network skorch's layers (the
+    closure, the step accumulator, ``infer``'s conversions) cost about a
+    tenth of a step (benchmarks/bench_step.py). Returns the loss."""
+    Xi, yi = batch_parts(batch)
+    optimizer = net.optimizer_
+    optimizer.zero_grad()
+    # skorch's infer: the batch moved to the net's device, then the module.
+    x = Xi if isinstance(Xi, torch.Tensor) and Xi.device.type == device.type \
+        else to_tensor(Xi, device=net.device)
+    y_pred = net.module_(x)
+    loss = net.get_loss(y_pred, yi, X=Xi, training=True)
+    loss.backward()
+    after_backward(net, loss, Xi, yi)
+    optimizer.step()
+    return loss
+
+
 def quiet_train_step(net, batch, fit_params):
     """skorch's ``train_step`` (the same closure, optimizer calls and step
     accumulator) without the ``on_grad_computed`` notification."""
@@ -386,13 +471,17 @@ def run_epoch_quietly(net, iterator, training, prefix, fit_params):
     # _set_training then returns at once).
     net._set_training(training)
     net.epoch_mode_ = training
+    lean = training and lean_step_applies(net, fit_params)
+    device = torch.device(net.device)
     try:
         for batch in iterator:
-            if training:
-                step = quiet_train_step(net, batch, fit_params)
+            if lean:
+                loss = lean_train_step(net, batch, device)
+            elif training:
+                loss = quiet_train_step(net, batch, fit_params)["loss"]
             else:
-                step = net.validation_step(batch, **fit_params)
-            losses.append(step["loss"].detach())
+                loss = net.validation_step(batch, **fit_params)["loss"]
+            losses.append(loss.detach())
             X = batch[0] if isinstance(batch, (tuple, list)) else batch
             sizes.append(len(X) if isinstance(X, torch.Tensor) else get_len(X))
     finally:

@@ -125,8 +125,24 @@ class Combined(Strategy):
     def penalty(self, net):
         return _sum_terms(part.penalty(net) for part in self.parts)
 
+    def _step_parts(self, hook):
+        """Positions of the parts that can do something at ``hook`` (one of
+        the per-step hooks: their class or the instance overrides it, or
+        ``penalty`` for ``loss_penalty``), worked out once per list of
+        parts: every training step calls the step hooks, and with a small
+        network a call that returns None costs a few microseconds a step."""
+        cache = self.__dict__.get("_step_parts_cache")
+        if cache is None or cache[0] is not self.parts or cache[1] != len(self.parts):
+            cache = (self.parts, len(self.parts), {
+                name: tuple(k for k, part in enumerate(self.parts)
+                            if any(_overrides(part, n) for n in names))
+                for name, names in _STEP_HOOKS.items()})
+            self.__dict__["_step_parts_cache"] = cache
+        return cache[2][hook]
+
     def loss_penalty(self, net):
-        return _sum_terms(part.loss_penalty(net) for part in self.parts)
+        parts = self.parts
+        return _sum_terms(parts[k].loss_penalty(net) for k in self._step_parts("loss_penalty"))
 
     @property
     def reports_penalty(self):
@@ -138,11 +154,14 @@ class Combined(Strategy):
         return sum(values) if values else None
 
     def penalty_gradient(self, net):
-        for part in self.parts:
-            part.penalty_gradient(net)
+        parts = self.parts
+        for k in self._step_parts("penalty_gradient"):
+            parts[k].penalty_gradient(net)
 
     def batch_penalty(self, net, X, y_pred, y_true):
-        return _sum_terms(part.batch_penalty(net, X, y_pred, y_true) for part in self.parts)
+        parts = self.parts
+        return _sum_terms(parts[k].batch_penalty(net, X, y_pred, y_true)
+                          for k in self._step_parts("batch_penalty"))
 
     def end_month(self, net, X, y, sample_weight=None):
         for part in self.parts:
@@ -183,6 +202,20 @@ class Combined(Strategy):
 
     def __repr__(self):
         return f"Combined({', '.join(map(repr, self.parts))})"
+
+
+#: The per-step hooks and the methods whose override makes a part take part.
+_STEP_HOOKS = {
+    "loss_penalty": ("loss_penalty", "penalty"),
+    "batch_penalty": ("batch_penalty",),
+    "penalty_gradient": ("penalty_gradient",),
+}
+
+
+def _overrides(part, name):
+    """Whether ``part`` (its class, or the instance itself) replaces the
+    base :class:`Strategy`'s method ``name``."""
+    return name in vars(part) or getattr(type(part), name) is not getattr(Strategy, name)
 
 
 def _sum_terms(terms):
