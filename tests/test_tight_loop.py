@@ -202,3 +202,100 @@ def test_a_deferred_loss_check_still_refuses_the_month(monkeypatch):
     for a, b in zip(before, clf.module_.parameters()):
         assert torch.equal(a, b)
     assert "loss_check_deferred_" not in vars(clf)
+
+
+# ---------------------------------------------------------------------------
+# The lean step: skorch's step without its layers, when nothing can tell
+# ---------------------------------------------------------------------------
+def count_lean_steps(monkeypatch):
+    calls = []
+    lean = month_module.lean_train_step
+
+    def spy(net, batch, device):
+        calls.append(len(batch[0]))
+        return lean(net, batch, device)
+
+    monkeypatch.setattr(month_module, "lean_train_step", spy)
+    return calls
+
+
+def test_the_lean_step_trains_every_batch_of_a_plain_estimator(monkeypatch):
+    calls = count_lean_steps(monkeypatch)
+    X, y, months = make_stream(n_months=2)
+    tight, per_batch = fit_both(X, y, months, strategy="replay+ewc",
+                                **PARAMS["replay+ewc"])
+    assert_same_training(tight, per_batch)
+    # Every training row of the tight fit went through the lean step; the
+    # per-batch oracle never called it.
+    assert sum(calls) == sum(c["rows"] for c in tight.cost_) > 0
+
+
+class OwnLoss(BatchEvents):
+    """A subclass with its own get_loss: the lean step calls it."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return super().get_loss(y_pred, y_true, X=X, training=training) * 0.5
+
+
+class OwnInfer(BatchEvents):
+    """A subclass with its own infer (inputs halved): the lean step would
+    skip it, so the tight loop keeps skorch's step."""
+
+    def infer(self, x, **fit_params):
+        return super().infer(x * 0.5, **fit_params)
+
+
+def test_the_lean_step_calls_a_subclass_get_loss(monkeypatch):
+    calls = count_lean_steps(monkeypatch)
+    X, y, months = make_stream(n_months=1)
+    fitted = []
+    for cls in (OwnLoss, BatchEvents):
+        clf = cls(**FAST)
+        fitted.append(clf.fit(X, y, months=months))
+    halved, plain = fitted
+    assert len(calls) == sum(e["train_batch_count"] for e in halved.history) \
+        + sum(e["train_batch_count"] for e in plain.history)
+    # The first batch's loss (same weights and rows in both fits) is half
+    # the plain one: the lean step called the override.
+    assert halved.history[0]["batches"][0]["train_loss"] == pytest.approx(
+        plain.history[0]["batches"][0]["train_loss"] / 2)
+
+
+class TwiceClosure(torch.optim.SGD):
+    """A user-written optimizer that evaluates its closure twice, an update
+    after each (a look-ahead of its own): it needs skorch's closure."""
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        super().step(closure)
+        return loss
+
+
+@pytest.mark.parametrize("variant", ["own infer", "closure twice", "LBFGS"])
+def test_the_lean_step_stands_aside_when_it_could_change_the_result(monkeypatch, variant):
+    calls = count_lean_steps(monkeypatch)
+    X, y, months = make_stream(n_months=1)
+    cls, params = BatchEvents, dict(FAST)
+    if variant == "own infer":
+        cls = OwnInfer
+    elif variant == "closure twice":
+        params.update(optimizer=TwiceClosure, lr=0.05)
+    else:
+        params.update(optimizer=torch.optim.LBFGS, lr=0.1, optimizer__max_iter=2)
+    fitted = []
+    for tight in (True, False):
+        clf = cls(**params)
+        clf._tight_loop = tight
+        fitted.append(clf.fit(X, y, months=months))
+    assert calls == []
+    tight, per_batch = fitted
+    assert "batch_events_" not in vars(tight)  # still the tight loop, skorch's step
+    for a, b in zip(tight.module_.parameters(), per_batch.module_.parameters()):
+        assert torch.equal(a, b)
+    if variant == "closure twice":
+        # The closure's second call trained on the batch again: a plain SGD
+        # step (what the lean step does) gives other weights.
+        plain = ContinualClassifier(**{**params, "optimizer": torch.optim.SGD}).fit(
+            X, y, months=months)
+        assert not all(torch.equal(a, b) for a, b in zip(tight.module_.parameters(),
+                                                         plain.module_.parameters()))

@@ -396,8 +396,9 @@ _ONE_CALL_OPTIMIZERS = tuple(
 
 def lean_step_applies(net, fit_params):
     """Whether :func:`lean_train_step` does what ``quiet_train_step`` would:
-    the estimator's own ``train_step_single``, ``infer`` and ``get_loss``
-    (no subclass overrides them), no fit parameters, no compiled module,
+    the estimator's own ``train_step_single`` and ``infer`` and skorch's
+    optimizer calls (no subclass overrides them; a ``get_loss`` of a
+    subclass is called as usual), no fit parameters, no compiled module,
     and one optimizer whose step calls its closure once."""
     from ._classifier import ContinualClassifier
 
@@ -405,7 +406,7 @@ def lean_step_applies(net, fit_params):
     if fit_params or getattr(net, "compile", False):
         return False
     if any(getattr(cls, name) is not getattr(ContinualClassifier, name)
-           for name in ("train_step_single", "infer", "get_loss", "get_train_step_accumulator",
+           for name in ("train_step_single", "infer", "get_train_step_accumulator",
                         "_zero_grad_optimizer", "_step_optimizer")):
         return False
     optimizers = getattr(net, "_optimizers", None)
