@@ -425,13 +425,14 @@ class EpochIterator:
         return math.ceil(len(self.data) / self.batch_size)
 
     #: Plan rows gathered at once: one index operation per source per chunk
-    #: instead of per batch (bounded memory: 16k rows x 200 float32 features
-    #: is 13 MB; see also :attr:`chunk_bytes`).
+    #: instead of per batch (and at most :attr:`chunk_bytes` of features).
     chunk_rows = 16384
 
-    #: At most this many bytes of features are gathered at once (wide rows:
-    #: 16k rows x 2,381 float32 features would be 156 MB).
-    chunk_bytes = 32 * 2**20
+    #: At most this many bytes of features are gathered at once: wide rows
+    #: (16k rows x 2,381 float32 features would be 156 MB) and memory-mapped
+    #: months keep a small footprint (tests/test_inputs.py), while narrow
+    #: rows still gather hundreds of batches at once.
+    chunk_bytes = 4 * 2**20
 
     def _batches_per_chunk(self, X):
         """Batches gathered at once: :attr:`chunk_rows` rows (at least one

@@ -269,7 +269,10 @@ def check_targets(y, n_samples, what="y"):
     check_no_missing(y_arr, what)
     if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
         raise ValueError(f"{what} contains infinity; class labels must be finite.")
-    check_classification_targets(y_arr)
+    if y_arr.dtype.kind not in "biu":
+        # Integer and boolean labels are classes whatever their values; the
+        # check sorts every label (a month of millions of rows pays for it).
+        check_classification_targets(y_arr)
     return y_arr
 
 

@@ -692,12 +692,13 @@ class ContinualClassifier(NeuralNetClassifier):
                     )
             label = self._next_month_label(month)
             check_sequence_config(self)
-            added = new_labels(y_arr, fitted_classes, given)
+            added, codes = new_labels(y_arr, fitted_classes, given)
             if len(added):
                 self._check_new_classes(added, allow_new_classes)
                 fitted_classes = np.concatenate([fitted_classes, added])
         check_class_weight_labels(self, fitted_classes)
-        codes = self._encode(y_arr, fitted_classes)
+        if first or codes is None:
+            codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
 
