@@ -7,18 +7,17 @@ What the class is made of lives beside it: the strategy wiring
 
 import contextlib
 import copy
-import math
 import os
 import threading
 
 import numpy as np
 import torch
-from skorch import NeuralNetClassifier
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
-from skorch.dataset import get_len, unpack_data
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import get_len
 from torch.utils.data import DataLoader, Subset
 
 from .._compat import safe_indexing
@@ -62,7 +61,12 @@ from ._month import (
     run_month,
     runs_quietly,
 )
-from ._prediction import predict_batch_size, predict_proba, prediction_input, proba_from_states
+from ._prediction import (
+    predict_batch_size,
+    predict_proba,
+    prediction_input,
+    proba_from_states,
+)
 from ._strategy_wiring import (
     check_sequence_config,
     check_strategy_names,

@@ -12,8 +12,8 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import get_len, unpack_data
-from skorch.utils import to_tensor
 from skorch.history import History
+from skorch.utils import to_tensor
 
 from .._atomic import SigintWatch
 from .._data import MonthData, as_tensor, nbytes
@@ -426,7 +426,7 @@ def lean_train_step(net, batch, device):
     optimizer = net.optimizer_
     optimizer.zero_grad()
     # skorch's infer: the batch moved to the net's device, then the module.
-    x = Xi if isinstance(Xi, torch.Tensor) and Xi.device.type == device.type \
+    x = Xi if isinstance(Xi, torch.Tensor) and Xi.device == device \
         else to_tensor(Xi, device=net.device)
     y_pred = net.module_(x)
     loss = net.get_loss(y_pred, yi, X=Xi, training=True)
