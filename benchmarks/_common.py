@@ -188,7 +188,10 @@ def classifier_stepper(clf, X, y):
     def stream():
         while True:
             yield from iterator
-            data.resample(clf.rng_)
+            # A new epoch as the fit loop begins one: a new plan (replay's
+            # memory draw) and the month's epoch count (DER stores the rows
+            # of its first epoch only).
+            clf.notify("on_epoch_begin", dataset_train=data, dataset_valid=None)
 
     batches = stream()
 
