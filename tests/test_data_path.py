@@ -132,6 +132,27 @@ class TestBatchRows:
                                                     generator=torch.Generator().manual_seed(2))]
         assert sum(got, []) == (30 + order).tolist()
 
+    @pytest.mark.parametrize("chunk_rows, chunk_bytes", [(10**6, 10**12), (16, 10**12),
+                                                         (10**6, 3 * N_FEATURES * 4)],
+                             ids=["one chunk", "two batches a chunk", "bytes bound"])
+    def test_a_one_source_month_is_gathered_by_chunks_in_plan_order(
+            self, chunk_rows, chunk_bytes, monkeypatch):
+        # One gather per chunk of batches, then views: the batches are the
+        # shuffled plan cut in order, whatever the chunk's size (a chunk of
+        # 3 rows' bytes still holds one whole batch).
+        monkeypatch.setattr(EpochIterator, "chunk_rows", chunk_rows)
+        monkeypatch.setattr(EpochIterator, "chunk_bytes", chunk_bytes)
+        plan = np.random.default_rng(7).integers(0, 50, size=61)
+        data = _month([50], plan, weighted=(0,))
+        batches = list(EpochIterator(data, 8, generator=torch.Generator().manual_seed(3)))
+        order = torch.randperm(len(plan), generator=torch.Generator().manual_seed(3))
+        shuffled = torch.as_tensor(plan)[order]
+        assert [y.tolist() for _, (y, _) in batches] == [
+            shuffled[s:s + 8].tolist() for s in range(0, len(plan), 8)]
+        for X, (y, w) in batches:
+            assert torch.equal(X[:, 0].long(), y)
+            assert torch.equal(w, y.float() + 0.5)
+
     @pytest.mark.parametrize("min_run_rows", [1, 10**9], ids=["direct", "gathered"])
     def test_without_shuffle_batches_keep_the_plan_order(self, mixed_plan, min_run_rows,
                                                          monkeypatch):
