@@ -1012,7 +1012,10 @@ class ContinualClassifier(NeuralNetClassifier):
         # same history, written once per epoch): see run_epoch_quietly.
         if iterator is None or not runs_quietly(self, step_fn):
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        return run_epoch_quietly(self, iterator, training, prefix, fit_params)
+        # The lean step (skorch's step without its layers) when nothing this
+        # class adds to them is overridden (see lean_step_applies).
+        return run_epoch_quietly(self, iterator, training, prefix, fit_params,
+                                 lean_base=ContinualClassifier)
 
     def _set_training(self, training=True):
         # Within a tight-loop epoch the modules' mode is set once, at its

@@ -394,18 +394,16 @@ _ONE_CALL_OPTIMIZERS = tuple(
     if hasattr(torch.optim, name))
 
 
-def lean_step_applies(net, fit_params):
+def lean_step_applies(net, fit_params, base):
     """Whether :func:`lean_train_step` does what ``quiet_train_step`` would:
-    the estimator's own ``train_step_single`` and ``infer`` and skorch's
-    optimizer calls (no subclass overrides them; a ``get_loss`` of a
-    subclass is called as usual), no fit parameters, no compiled module,
-    and one optimizer whose step calls its closure once."""
-    from ._classifier import ContinualClassifier
-
+    ``base``'s (the estimator class's) own ``train_step_single`` and
+    ``infer`` and skorch's optimizer calls (no subclass overrides them; a
+    ``get_loss`` of a subclass is called as usual), no fit parameters, no
+    compiled module, and one optimizer whose step calls its closure once."""
     cls = type(net)
-    if fit_params or getattr(net, "compile", False):
+    if base is None or fit_params or getattr(net, "compile", False):
         return False
-    if any(getattr(cls, name) is not getattr(ContinualClassifier, name)
+    if any(getattr(cls, name) is not getattr(base, name)
            for name in ("train_step_single", "infer", "get_train_step_accumulator",
                         "_zero_grad_optimizer", "_step_optimizer")):
         return False
@@ -451,11 +449,13 @@ def quiet_train_step(net, batch, fit_params):
     return accumulator.get_step()
 
 
-def run_epoch_quietly(net, iterator, training, prefix, fit_params):
+def run_epoch_quietly(net, iterator, training, prefix, fit_params, lean_base=None):
     """One epoch of training or validation batches without per-batch
     notifications, recording skorch's history as ``run_single_epoch`` does.
 
-    Every batch's step is skorch's (same batches, same arithmetic); its loss
+    Every batch's step is skorch's (same batches, same arithmetic; with
+    ``lean_base``, the estimator class, the lean step of
+    :func:`lean_train_step` where :func:`lean_step_applies`); its loss
     stays a tensor until the epoch ends, when all of them are read at once
     and the epoch's batch records (``<prefix>_loss``, ``<prefix>_batch_size``,
     the values skorch writes at every batch) and ``<prefix>_batch_count``
@@ -472,7 +472,7 @@ def run_epoch_quietly(net, iterator, training, prefix, fit_params):
     # _set_training then returns at once).
     net._set_training(training)
     net.epoch_mode_ = training
-    lean = training and lean_step_applies(net, fit_params)
+    lean = training and lean_step_applies(net, fit_params, lean_base)
     device = torch.device(net.device)
     try:
         for batch in iterator:
