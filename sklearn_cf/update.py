@@ -59,9 +59,10 @@ from ._gate import (
     mcnemar_drop,
     refusing,
 )
-from ._gate import _p_text as _p
+from ._gate import p_text
 from ._replayed import replay_outputs
 from .preprocessing import ConstantFeatureWarning, UnseenCategoryWarning
+from ._text import newest
 from .store import DEFAULT_KEEP, ModelStore
 
 __all__ = [
@@ -119,7 +120,7 @@ class ForgettingRefused(Exception):
         if test is not None:
             confidence = getattr(result, "forgetting_confidence", None)
             tested = sum(len(step.tests) for step in getattr(result, "steps", []))
-            noise = (f" (bounds {test.low:.4f} to {test.high:.4f}, p = {_p(test.p_adjusted)} "
+            noise = (f" (bounds {test.low:.4f} to {test.high:.4f}, p = {p_text(test.p_adjusted)} "
                      f"after Holm over {tested} past month{'s' if tested != 1 else ''})")
         text = (f"update refused: the held-out score on month {month} dropped by {drop:.4f}"
                 f"{noise}, more than --max-forgetting {threshold:g}"
@@ -551,12 +552,12 @@ class UpdateResult:
             verb = "new model" if self.created else "updated"
         if not self.steps:
             verb = "imported" if self.saved else "up to date"
-        months = _newest(self.months_before if self.steps else self.months_after)
+        months = newest(self.months_before if self.steps else self.months_after)
         lines = [f"{self.model}: {verb} ({self.strategy}); months "
                  f"{'before' if self.steps else 'now'}: {months}"]
         if self.already_applied:
             lines.append("already applied with the same data (skipped): month "
-                         + _newest(self.already_applied, 48))
+                         + newest(self.already_applied, 48))
         if not self.steps:
             lines.append(f"saved {self.model} as generation {self.generation}, from "
                          f"{self.imported}" if self.saved
@@ -582,7 +583,7 @@ class UpdateResult:
                         f"  {str(m).ljust(max(width, 10))}  {_fmt(step.before[m]):>6}  "
                         f"{_fmt(step.after[m]):>6}  "
                         f"{_change(step.before[m], step.after[m]):>{6 if step.tests else 1}}"
-                        + (f"  {_bounds(test):<16}  {_p(test.p_adjusted) if test else '-'}"
+                        + (f"  {_bounds(test):<16}  {p_text(test.p_adjusted) if test else '-'}"
                            + ("  refuses" if test and test.refuses else "")
                            if step.tests else "")
                     )
@@ -641,7 +642,7 @@ class UpdateResult:
                     out.append(
                         f"| {m} | {_fmt(step.before[m])} | {_fmt(step.after[m])} | "
                         f"{_change(step.before[m], step.after[m])} | {_bounds(test)} | "
-                        f"{_p(test.p_adjusted) if test else '-'} | "
+                        f"{p_text(test.p_adjusted) if test else '-'} | "
                         f"{'yes' if test and test.refuses else ''} |")
             elif step.before:
                 out += ["", "| past month | before | after | change |",
@@ -676,26 +677,6 @@ def _change(before, after):
     if before is None or after is None or _undefined(before) or _undefined(after):
         return "-"
     return f"{after - before:+.3f}"
-
-
-def _newest(months, width=60):
-    """The months as text; when too long, how many and the newest ones that
-    fit in ``width`` (always the newest): ``"32 months: ..., 2024-11, 2024-12"``."""
-    text = ", ".join(map(str, months)) or "none"
-    if len(text) <= width:
-        return text
-    head = f"{len(months)} months: ..., "
-    tail = []
-    for month in reversed(months):
-        candidate = [str(month), *tail]
-        if tail and len(head) + len(", ".join(candidate)) > width:
-            break
-        tail = candidate
-    return head + ", ".join(tail)
-
-
-def _clip(text, width):
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _split(X, y, holdout, random_state):
