@@ -115,12 +115,16 @@ class UpdateResult:
         return f"scoring: {self.scoring}, as given; recorded in {store} for every later update"
 
     def _undefined_note(self):
+        """The months whose held-out score is undefined, and why
+        (:func:`~sklearn_cf.metrics.undefined_reason`); None when none is."""
+        from ..metrics import undefined_reason
+
         months = [m for step in self.steps for m in step.undefined_months()]
         if not months:
             return None
         shown = ", ".join(map(str, dict.fromkeys(months)))
-        return (f"{self.scoring} is undefined where the held-out rows hold a single "
-                f"class (month {shown}); such months are left out of the drops")
+        return (f"month {shown} undefined ({undefined_reason(self.scoring)}), "
+                "left out of the drops")
 
     def _drop_text(self, limit_name, digits):
         """The largest drop, as a positive number, or that no past month dropped.
