@@ -33,6 +33,14 @@ scored alike.
 
 A month already applied with the same data is an idempotent success (nothing
 is written); the same month label with other data is refused.
+
+The modules: ``_job`` (:func:`update_model`, :func:`rollback`), ``_model``
+(the model a store holds or starts from), ``_month_file`` (reading and
+encoding a month's file), ``_months`` (month labels, digests, months applied
+before), ``_labels`` (labels against the model's classes), ``_scoring`` (the
+held-out split and scores), ``_drops`` (the gate's tests), ``_refusal``
+(:class:`ForgettingRefused` and refusal records), ``_result`` (the result
+records and their text), ``_best`` (:func:`save_best`).
 """
 
 from .._eval_store import MAX_EVAL_ROWS, EvalStore

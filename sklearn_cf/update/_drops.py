@@ -15,7 +15,15 @@ def drop_tests(pending, scorer, scoring, confidence):
     """The :class:`DropTest` of every past month of every step: exact
     McNemar for accuracy, else a paired bootstrap; bounds at the Bonferroni
     level ``(1 - confidence) / k`` and p-values adjusted by Holm over the
-    ``k`` months tested in the update."""
+    ``k`` months tested in the update.
+
+    ``pending`` holds one ``(trained, month, y, kept_before, kept_after,
+    before, after)`` per past month tested: the month trained, the past
+    month, its held-out labels, the model's outputs on its held-out rows
+    before and after the training (``replay_outputs``), and the scores.
+    ``scorer`` scores the outputs kept (unused for accuracy, and for
+    roc_auc on two classes, computed directly).
+    """
     if not pending:
         return []
     alpha = (1 - confidence) / len(pending)
