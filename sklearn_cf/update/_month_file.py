@@ -17,7 +17,7 @@ def load_month_data(data, *, target=None, month_column=None, raw=False):
 
     ``raw=True``: a file's feature columns as read (a DataFrame), for a model
     that encodes its own rows; else one-hot encoded as float32, as stores
-    written before models carried their encoder need (:func:`_encode_raw`).
+    written before models carried their encoder need (:func:`_encoded_month`).
     """
     if not isinstance(data, str) or not data:
         raise ValueError("--data must name a CSV/Parquet file or a folder of .npy months.")

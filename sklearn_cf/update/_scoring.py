@@ -26,9 +26,9 @@ _ROC_AUC = ("roc_auc", "roc_auc_ovr", "roc_auc_ovo", "roc_auc_ovr_weighted",
 def _multiclass_roc_auc(clf, X, y):
     """The mean over the model's classes present in ``y`` of the ROC-AUC of
     that class's probability (its rows against all others, those of classes
-    the model lacks included); NaN when fewer than two are present. A class absent from a held-out month (one
-    that appeared later, or is rare) is left out rather than failing, as
-    scikit-learn's multiclass ROC-AUC would."""
+    the model lacks included); NaN when fewer than two are present. A class
+    absent from a held-out month (one that appeared later, or is rare) is left
+    out rather than failing, as scikit-learn's multiclass ROC-AUC would."""
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y)
