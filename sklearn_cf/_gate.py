@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULT_CONFIDENCE", "DropTest", "binary_auc",
-           "bootstrap_drop", "holm_adjust", "mcnemar_drop", "refusing"]
+           "bootstrap_drop", "holm_adjust", "mcnemar_drop", "p_text", "refusing"]
 
 DEFAULT_CONFIDENCE = 0.95
 """``--forgetting-confidence`` by default: an update whose past months did
@@ -97,10 +97,12 @@ class DropTest:
         """``drop 0.045 [0.021, 0.069], p 0.0004``: the drop, its bounds, the
         adjusted p-value."""
         return (f"drop {self.drop:.3f} [{self.low:.3f}, {self.high:.3f}], "
-                f"p {_p_text(self.p_adjusted)}")
+                f"p {p_text(self.p_adjusted)}")
 
 
-def _p_text(p):
+def p_text(p):
+    """A p-value as printed: ``-`` when there is none, 3 significant digits, or
+    ``1.2e-05`` below 0.001."""
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "-"
     return f"{p:.1e}" if p < 0.001 else f"{p:.3g}"

@@ -725,8 +725,8 @@ def _in_cli_terms(message, args):
 
 
 def _history(args):
+    from ._text import clip
     from .store import ModelStore
-    from .update import _clip
 
     if os.path.isfile(args.model):
         raise ValueError(f"--model {args.model!r} is a checkpoint file, not a model store: "
@@ -743,7 +743,7 @@ def _history(args):
     for gen in generations:
         kind = gen.kind if gen.restores is None else f"rollback to {gen.restores}"
         print(f"{gen.id:>4}  {gen.created.replace('T', ' ').rstrip('Z'):<20}  {kind:<13}  "
-              f"{_months_text(gen.months, 24):<24}  {_clip(gen.scoring or '-', 17):<17}  "
+              f"{_months_text(gen.months, 24):<24}  {clip(gen.scoring or '-', 17):<17}  "
               f"{_scores_text(gen):<13}  {_size_text(gen.size)}"
               + ("  (current)" if gen is generations[-1] else ""))
     refusals = store.refusals()
@@ -762,22 +762,23 @@ def _refusal_lines(model, record, generations):
     (else the command that applies it knowingly)."""
     import shlex
 
-    from ._gate import _p_text
-    from .update import _clip, refusal_state
+    from ._gate import p_text
+    from ._text import clip
+    from .update import refusal_state
 
     if "damaged" in record:
         return [f"  {record['id']}: damaged record ({record['damaged']})"]
     months = ", ".join(f"{m['month']} ({m['rows']} rows)" for m in record.get("months", []))
     head = (f"  {record.get('created', '').replace('T', ' ').rstrip('Z')}  month "
             f"{months} refused on generation {record.get('base_generation')}")
-    lines = [_clip(head, 100)]
+    lines = [clip(head, 100)]
     confidence = record.get("forgetting_confidence") or 0
     rule = f"> {record.get('max_forgetting'):g}" + (
         f" and p < {1 - confidence:.2g}" if confidence else "")
     for test in record.get("refused_by", [])[:3]:
         bounds = ("" if test.get("low") is None
-                  else f" [{test['low']:.3f}, {test['high']:.3f}], p {_p_text(test['p_adjusted'])}")
-        lines.append(_clip(f"    drop {test['drop']:.3f} on month {test['month']}{bounds} "
+                  else f" [{test['low']:.3f}, {test['high']:.3f}], p {p_text(test['p_adjusted'])}")
+        lines.append(clip(f"    drop {test['drop']:.3f} on month {test['month']}{bounds} "
                            f"({rule})", 100))
     more = len(record.get("refused_by", [])) - 3
     if more > 0:
@@ -862,9 +863,9 @@ def _size_text(size):
 
 def _months_text(months, width=40):
     """The months, or when too long for ``width`` the newest ones (and how many)."""
-    from .update import _newest
+    from ._text import newest
 
-    return _newest(months, width)
+    return newest(months, width)
 
 
 def _write_update_report(result, out):

@@ -28,7 +28,7 @@ from sklearn_cf._gate import (
 from sklearn_cf._replayed import ReplayedOutputs
 from sklearn_cf.cli import main
 from sklearn_cf.store import ModelStore
-from sklearn_cf.update import ForgettingRefused, _drop_tests, update_model
+from sklearn_cf.update import ForgettingRefused, drop_tests, update_model
 
 
 # ---------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_no_drift_updates_are_refused_at_most_at_the_stated_level(n_months):
     trials = 600
     gated = plain = 0
     for _ in range(trials):
-        tests = _drop_tests(_no_drift_update(rng, n_months, 300), None, "accuracy", 0.95)
+        tests = drop_tests(_no_drift_update(rng, n_months, 300), None, "accuracy", 0.95)
         gated += bool(refusing(tests, 0.0, 0.95))
         plain += bool(refusing(tests, 0.0, 0))
     level = 0.05 + 3 * np.sqrt(0.05 * 0.95 / trials)  # three binomial standard errors
@@ -202,7 +202,7 @@ def test_no_drift_refusals_with_the_bootstrap_test():
                 kept.append(ReplayedOutputs(np.c_[1 - proba, proba], np.array([0, 1])))
             auc = [roc_auc_score(y, k.proba[:, 1]) for k in kept]
             pending.append((2, month, y, *kept, *auc))
-        tests = _drop_tests(pending, None, "roc_auc", 0.95)
+        tests = drop_tests(pending, None, "roc_auc", 0.95)
         assert all(t.method == "bootstrap" for t in tests)
         refused += bool(refusing(tests, 0.0, 0.95))
     assert refused / trials <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / trials), refused
@@ -220,7 +220,7 @@ def test_a_real_drop_on_one_month_is_refused():
         predicted = np.where(worse, 1 - y, before.predicted)
         after = ReplayedOutputs(np.eye(2)[predicted], np.array([0, 1]))
         pending[0] = (5, 0, y, before, after, right.mean(), (predicted == y).mean())
-        refused += [t.month for t in refusing(_drop_tests(pending, None, "accuracy", 0.95),
+        refused += [t.month for t in refusing(drop_tests(pending, None, "accuracy", 0.95),
                                               0.02, 0.95)] == [0]
     assert refused >= 95
 

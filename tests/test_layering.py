@@ -179,7 +179,7 @@ def test_the_walk_sees_the_package():
     package = SKLEARN_CF
     assert package.subpackage("sklearn_cf.datasets") == "datasets"
     assert package.subpackage("sklearn_cf.datasets._table") == "datasets"
-    assert package.subpackage("sklearn_cf.update") is None
+    assert package.subpackage("sklearn_cf.store") is None
     assert package.subpackage("sklearn_cf") is None
     assert package.resolve("sklearn_cf.compare._run", 2, "metrics._matrix") == (
         "sklearn_cf.metrics._matrix")

@@ -505,8 +505,8 @@ def test_roc_auc_undefined_on_one_class_is_nan_and_said_so(rare_months, tmp_path
     assert not np.isnan(step.after[0])  # month 0 still holds both classes
     summary = result.summary()
     assert "held-out" in summary and ": undef (before update: undef)" in summary
-    assert "undef: roc_auc is undefined where the held-out rows hold a single class " \
-           "(month 1)" in summary
+    assert "undef: month 1 undefined (roc_auc on months whose held-out rows hold one " \
+           "class), left out of the drops" in " ".join(summary.split())  # wrapped
     assert all(len(line) <= 100 for line in summary.splitlines())
     # the next update scores that month as a past month: undefined before and
     # after, left out of the drops, so --max-forgetting judges the others
@@ -515,8 +515,8 @@ def test_roc_auc_undefined_on_one_class_is_nan_and_said_so(rare_months, tmp_path
     assert _update(model, rare_months[2], "--max-forgetting", "0.5", "--out", str(out)) == 0
     report = (out / "update.md").read_text()
     assert "| 1 | undef | undef | - |" in report
-    assert "`undef`: roc_auc is undefined where the held-out rows hold a single class " \
-        "(month 1)" in report
+    assert "`undef`: month 1 undefined (roc_auc on months whose held-out rows hold one " \
+        "class), left out of the drops." in report
 
 
 def test_a_new_model_with_balanced_class_weights(months, tmp_path):
