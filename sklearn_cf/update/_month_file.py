@@ -82,13 +82,14 @@ def _check_raw_columns(clf, X, data):
             )
         return
     given = [str(c) for c in X.columns]
-    missing = [n for n in fitted if n not in set(given)]
+    given_set, fitted_set = set(given), set(fitted)  # once, not per column
+    missing = [n for n in fitted if n not in given_set]
     if missing:
         raise ValueError(
             f"{data!r} lacks the feature column(s) {', '.join(map(repr, missing[:5]))} "
             "the model was trained with."
         )
-    extra = [n for n in given if n not in set(fitted)]
+    extra = [n for n in given if n not in fitted_set]
     if extra:
         raise ValueError(
             f"{data!r} has feature column(s) {', '.join(map(repr, extra[:5]))} the model "
