@@ -488,14 +488,18 @@ def test_bad_verdict_options_are_refused_before_training(data, kwargs, words):
 # Stability: one old month fewer does not change the verdict
 # ---------------------------------------------------------------------------
 def test_the_verdict_survives_dropping_the_oldest_month():
+    # The same strategy ships on all six months, without the oldest and
+    # without the two oldest: the intervals hold the month-to-month
+    # variation (months weighted in the bootstrap), so one old month fewer
+    # moves the differences by less than their uncertainty.
     X, y, months = make_monthly_drift(n_months=6, n_samples_per_month=400, random_state=0)
     params = dict(hidden_units=(16,), max_epochs=3, batch_size=64)
-    strategies = ["naive", "replay", "joint"]
-    full = compare_strategies(X, y, months, strategies, estimator_params=params,
-                              progress=False, reference="none")
-    keep = months >= 1
-    later = compare_strategies(X[keep], y[keep], months[keep], strategies,
-                               estimator_params=params, progress=False, reference="none")
-    assert full.recommend() is not None
-    assert (later.recommend() == full.recommend()
-            or set(later.indistinguishable()) == set(full.indistinguishable()))
+    strategies = ["naive", "replay", "l2", "joint"]
+    shipped = []
+    for oldest in (0, 1, 2):
+        keep = months >= oldest
+        comp = compare_strategies(X[keep], y[keep], months[keep], strategies,
+                                  estimator_params=params, progress=False, reference="none")
+        shipped.append(comp.recommend())
+    assert shipped[0] is not None
+    assert shipped == [shipped[0]] * 3
