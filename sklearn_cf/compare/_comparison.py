@@ -5,8 +5,11 @@ in one sentence. It leads with the score on the month a model is deployed
 on (each month scored by the model trained through the month before), then
 retention of past months, then cost, each with its interval: it ships the
 best strategy on the deployed month when its lead over the runner-up is
-larger than its uncertainty; otherwise it names the strategies it cannot
-tell apart and ships the cheapest of them. A strategy must beat the
+larger than its uncertainty (with one split, the interval of a paired
+bootstrap that weights the months and resamples their rows, so that it
+holds the month-to-month variation); otherwise it names the strategies it
+cannot tell apart, drops those that keep past months materially and surely
+worse, and ships the cheapest of the rest. A strategy must beat the
 majority-class baseline; the gradient-boosting reference is never shipped,
 but the verdict says whether the choice beats it.
 """
@@ -238,8 +241,9 @@ class Comparison:
         -------
         tuple of (float, float) or None
             With several splits, Student's t over the splits; with one, the
-            percentile interval of the paired bootstrap over held-out rows
-            (``n_bootstrap``); None when neither exists.
+            percentile interval of the paired bootstrap (``n_bootstrap``
+            resamples of every month's held-out rows, each month weighted
+            at random); None when neither exists.
         """
         res = self._row(name)
         key = _LEADS[what]
@@ -469,7 +473,13 @@ class Comparison:
         difference, when there is one), the best one is shipped if its lead
         over each other is larger than its uncertainty and than
         ``tolerance``: the 95% interval of the paired difference lies below
-        ``-tolerance``. The strategies it cannot be
+        ``-tolerance``. With one split, that interval is the paired
+        two-level bootstrap's (each month weighted at random, each month's
+        held-out rows resampled), so it holds the month-to-month variation
+        of the difference: a lead carried by a few months is not taken for
+        a real one, and one old month fewer moves a difference by less than
+        its uncertainty (issue 22: the verdict is to stay the same when an
+        old month is dropped). The strategies it cannot be
         told from form a set; of them, those whose retention of past months
         (the final model's average) is not both more than ``tolerance``
         below the set's best and below it beyond the paired uncertainty
@@ -597,10 +607,12 @@ class Comparison:
         """One sentence answering "which monthly update should we ship?".
 
         It leads with the next-month score (the model in use) and its
-        interval, says which strategies cannot be told apart and ships the
-        cheapest of them, mentions retention of past months when it
-        separates them, and compares the choice with the gradient-boosting
-        reference on the deployed month.
+        interval (with one split, a paired bootstrap that weights the months
+        at random and resamples their held-out rows), says which strategies
+        cannot be told apart, drops those that keep past months materially
+        and surely worse than the best of them, and ships the cheapest of
+        the rest (see :meth:`recommend`), and compares the choice with the
+        gradient-boosting reference on the deployed month.
 
         Parameters
         ----------
