@@ -14,6 +14,8 @@ majority-class baseline; the gradient-boosting reference is never shipped,
 but the verdict says whether the choice beats it.
 """
 
+import warnings
+
 import numpy as np
 
 from .._validation import is_missing
@@ -293,6 +295,22 @@ class Comparison:
             draws = a.draws[what] - b.draws[what]
         return float(diff), interval(per_split, draws)
 
+    def _difference_on_these_months(self, name, other, what="deployed"):
+        """:meth:`difference`, its bootstrap interval from the row resamples
+        alone (every month of the window weighted equally): how sure the
+        difference is on these months' held-out rows. Used for the floor
+        (the majority-class baseline), not for the choice between
+        strategies; without per-month draws, :meth:`difference` itself."""
+        a, b = self._row(name), self._row(other)
+        key = f"{what}_cells"
+        if not (a.draws and b.draws and key in a.draws and key in b.draws):
+            return self.difference(name, other, what)
+        diff = self.difference(name, other, what)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN resamples
+            draws = np.nanmean(a.draws[key], axis=1) - np.nanmean(b.draws[key], axis=1)
+        return diff, interval([], draws)
+
     def records(self):
         """The table as a list of dicts, one per row (plain floats).
 
@@ -470,7 +488,9 @@ class Comparison:
         strategy has one (a single month), the final model's average. Among
         the strategies whose lead score beats the majority-class
         :attr:`baseline`'s (by more than the interval of their paired
-        difference, when there is one), the best one is shipped if its lead
+        difference, when there is one; for this floor, the interval of the
+        row resamples alone, every month weighted alike), the best one is
+        shipped if its lead
         over each other is larger than its uncertainty and than
         ``tolerance``: the 95% interval of the paired difference lies below
         ``-tolerance``. With one split, that interval is the paired
@@ -539,11 +559,19 @@ class Comparison:
 
     def _beats_baseline(self, name):
         """Whether ``name``'s lead score beats the baseline's, by more than the
-        uncertainty of their paired difference when the comparison has one."""
+        uncertainty of their paired difference when the comparison has one.
+
+        The floor asks whether a strategy beats always answering the most
+        frequent class on these months, so its interval is the row
+        resamples' alone: weighting the months would make it hinge on the
+        first deployed month (every strategy is then the same model, trained
+        on one month, and may lose to the baseline there), and with a few
+        months it refused every strategy but one or all of them, whichever
+        old month was dropped."""
         floor = self._baseline_score()
         if floor is None:
             return True
-        diff, bounds = self.difference(name, self.baseline.name, self._lead())
+        diff, bounds = self._difference_on_these_months(name, self.baseline.name, self._lead())
         return (diff if bounds is None else bounds[0]) > 1e-12
 
     def _separated(self, name, best, tolerance, what=None):
@@ -732,7 +760,8 @@ class Comparison:
         answer = self.baseline.majority_class
         answer = f"{answer!r}" if isinstance(answer, str) else f"{answer}"
         if self._score(best) > floor:
-            diff, bounds = self.difference(best, self.baseline.name, self._lead())
+            diff, bounds = self._difference_on_these_months(best, self.baseline.name,
+                                                            self._lead())
             text = (
                 f"No strategy beats the majority-class baseline ({floor:.3f}) by more than "
                 f"its uncertainty: the best {self._what()}, {best}'s "
