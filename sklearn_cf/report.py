@@ -104,8 +104,10 @@ def _intervals_sentence(comparison):
                 "(paired over the same splits for a difference).")
     if s.get("n_bootstrap"):
         return (f"Intervals are 95% percentile intervals of a paired bootstrap: each month's "
-                f"held-out rows resampled {s['n_bootstrap']} times, the same resamples for "
-                "every row of the table, so that differences between strategies are paired.")
+                f"held-out rows resampled {s['n_bootstrap']} times and each month given a "
+                "random weight (Exp(1), so that the month-to-month variation counts too), "
+                "the same resamples and weights for every row of the table, so that "
+                "differences between strategies are paired.")
     return None
 
 

@@ -31,8 +31,8 @@ One concept per module:
   ``_boosting``: the gradient-boosting reference; ``_progress``: its
   progress bar; ``_tuning``: honest tuning of each strategy,
   ``tune_months=``);
-* ``_bootstrap``: the intervals (a paired bootstrap over held-out rows, or
-  the spread across splits);
+* ``_bootstrap``: the intervals (a paired bootstrap that weights the months
+  and resamples their held-out rows, or the spread across splits);
 * ``_results``: what each strategy did; ``_comparison``: the table and the
   verdict.
 

@@ -1,13 +1,17 @@
-"""Intervals of a comparison's scores: a paired bootstrap over held-out rows,
-or the spread across splits.
+"""Intervals of a comparison's scores: a paired two-level bootstrap (months
+weighted, held-out rows resampled), or the spread across splits.
 
 With one split (the default), every month's held-out rows are resampled
-with replacement ``n_bootstrap`` times; the same resample of a month serves
-every strategy, the baseline and the reference, so the difference of two
-strategies' scores is paired (a month that is hard for one is hard for the
-other). Each month's resamples are seeded by the comparison's seed, the
-split and the month's own label, never by the other months, so dropping an
-old month leaves the others' resamples as they were. Only the cells the
+with replacement ``n_bootstrap`` times, and every month is given a random
+weight in each resample (Exp(1), the Bayesian bootstrap over months), so
+that an interval holds both the noise of a finite test set and the
+month-to-month variation of the score (which months the window holds).
+The same resample of a month and the same weight serve every strategy, the
+baseline and the reference, so the difference of two strategies' scores is
+paired (a month that is hard for one is hard for the other). Each month's
+resamples and weights are seeded by the comparison's seed, the split and
+the month's own label, never by the other months, so dropping an old month
+leaves the others' draws as they were. Only the cells the
 verdict reads are kept per row: each month scored by the model deployed on
 it (trained through the month before), and every trained month scored by
 the final model.
@@ -17,7 +21,6 @@ With several splits, the interval is Student's t over the splits' values
 training rows as well as of the held-out ones.
 """
 
-import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -27,7 +30,7 @@ from .._compat import nanmean
 from .._replayed import ReplayedOutputs
 from ..metrics import score_or_nan
 
-__all__ = ["CONFIDENCE", "HeldOutOutputs", "bootstrap_draws", "interval"]
+__all__ = ["CONFIDENCE", "HeldOutOutputs", "bootstrap_draws", "interval", "month_weights"]
 
 #: Two-sided level of every interval of a comparison.
 CONFIDENCE = 0.95
@@ -150,10 +153,81 @@ def month_seed(random_state, split, label):
     return [int(seed) & 0xFFFFFFFF, int(split), zlib.crc32(repr(label).encode("utf-8"))]
 
 
+def month_weights(random_state, split, labels, n_bootstrap):
+    """The weight of each month in each resample: the month-level half of the
+    two-level bootstrap.
+
+    Each month's ``n_bootstrap`` weights are independent draws of Exp(1)
+    (Rubin's Bayesian bootstrap: normalised over the months, a Dirichlet(1,
+    ..., 1)), drawn from the month's own seed (:func:`month_seed` and a
+    fourth word, 1, that sets them apart from the month's row resamples).
+    Dropping a month leaves every other month's weights as they were, and
+    the same weights serve every model, so differences stay paired.
+
+    Parameters
+    ----------
+    random_state : int
+    split : int
+    labels : sequence
+        Month labels, one column each.
+    n_bootstrap : int
+
+    Returns
+    -------
+    ndarray of shape (n_bootstrap, len(labels))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf.compare._bootstrap import month_seed, month_weights
+    >>> w = month_weights(0, 0, ["2024-01", "2024-02"], 3)
+    >>> own = np.random.default_rng(month_seed(0, 0, "2024-02") + [1]).exponential(1.0, 3)
+    >>> bool(np.array_equal(w[:, 1], own)), bool(np.array_equal(
+    ...     month_weights(0, 0, ["2024-02"], 3)[:, 0], own))
+    (True, True)
+    """
+    W = np.empty((n_bootstrap, len(labels)))
+    for k, label in enumerate(labels):
+        rng = np.random.default_rng(month_seed(random_state, split, label) + [1])
+        W[:, k] = rng.exponential(1.0, n_bootstrap)
+    return W
+
+
+def weighted_month_mean(cells, weights):
+    """Each resample's mean of the month cells under its month weights, NaN
+    cells left out (their weight dropped): ``cells`` and ``weights`` both of
+    shape (n_bootstrap, n_months); NaN where a resample has no defined cell.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_cf.compare._bootstrap import weighted_month_mean
+    >>> weighted_month_mean(np.array([[0.8, 0.6, np.nan]]), np.array([[3.0, 1.0, 5.0]]))
+    array([0.75])
+    """
+    cells = np.asarray(cells, dtype=float)
+    defined = ~np.isnan(cells)
+    weights = np.where(defined, weights, 0.0)
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (weights * np.where(defined, cells, 0.0)).sum(axis=1)
+                        / total, np.nan)
+
+
 def bootstrap_draws(outputs, y_of, labels, scorer, scoring_name, n_bootstrap, random_state,
                     split=0):
     """Each model's deployed score and retention on ``n_bootstrap`` paired
-    resamples of one split's held-out rows.
+    two-level resamples of one split: months weighted, rows resampled.
+
+    Resample ``b`` draws every month's held-out rows with replacement (from
+    the month's own seed) and gives every month a weight (see
+    :func:`month_weights`); a model's draw is the weighted mean over months
+    of its cell scores on the resampled rows. The rows carry the noise of a
+    finite test set, the weights the noise of which months the window holds:
+    a strategy whose lead comes from a few months gets a wide interval, so
+    that dropping an old month does not carry its difference across the
+    verdict's thresholds. A constant difference between two models on every
+    month stays constant under any weights (a degenerate paired interval).
 
     Parameters
     ----------
@@ -161,7 +235,7 @@ def bootstrap_draws(outputs, y_of, labels, scorer, scoring_name, n_bootstrap, ra
     y_of : dict of int to ndarray
         Column ``j`` to its held-out labels.
     labels : list
-        The month label of each column (seeds the resamples).
+        The month label of each column (seeds the resamples and the weights).
     scorer : callable
     scoring_name : str
     n_bootstrap : int
@@ -171,9 +245,12 @@ def bootstrap_draws(outputs, y_of, labels, scorer, scoring_name, n_bootstrap, ra
     Returns
     -------
     dict of str to dict
-        ``{"deployed": (n_bootstrap,), "retention": (n_bootstrap,)}`` per
-        model: the mean over months of each resample's cell scores (NaN
-        cells left out).
+        Per model: ``"deployed"`` and ``"retention"``, arrays of shape
+        (n_bootstrap,), each resample's month-weighted mean of the cell
+        scores (NaN cells left out); ``"deployed_cells"`` and
+        ``"retention_cells"``, the cell scores themselves, of shape
+        (n_bootstrap, n_cells), and ``"deployed_months"`` and
+        ``"retention_months"``, the month label of each of their columns.
     """
     columns = sorted(y_of)
     weights = {}
@@ -182,18 +259,22 @@ def bootstrap_draws(outputs, y_of, labels, scorer, scoring_name, n_bootstrap, ra
         rng = np.random.default_rng(month_seed(random_state, split, labels[j]))
         weights[j] = np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
                                for _ in range(n_bootstrap)]).astype(float)
+    month_w = dict(zip(columns, month_weights(random_state, split, [labels[j] for j in columns],
+                                              n_bootstrap).T))
     out = {}
     for name, held in outputs.items():
         per_cell = {}
         for kind, cells in (("deployed", held.deployed), ("retention", held.final)):
-            scores = np.full((n_bootstrap, len(cells)), np.nan)
-            for c, (j, proba) in enumerate(sorted(cells.items())):
-                f = _cell_score(scoring_name, scorer, y_of[j], proba, held.classes)
+            order = sorted(cells)
+            scores = np.full((n_bootstrap, len(order)), np.nan)
+            for c, j in enumerate(order):
+                f = _cell_score(scoring_name, scorer, y_of[j], cells[j], held.classes)
                 scores[:, c] = f(weights[j])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN rows
-                per_cell[kind] = np.nanmean(scores, axis=1) if cells else np.full(
-                    n_bootstrap, np.nan)
+            W = np.stack([month_w[j] for j in order], axis=1) if order else scores
+            per_cell[kind] = weighted_month_mean(scores, W) if order else np.full(
+                n_bootstrap, np.nan)
+            per_cell[f"{kind}_cells"] = scores
+            per_cell[f"{kind}_months"] = [labels[j] for j in order]
         out[name] = per_cell
     return out
 

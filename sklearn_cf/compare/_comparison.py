@@ -5,11 +5,16 @@ in one sentence. It leads with the score on the month a model is deployed
 on (each month scored by the model trained through the month before), then
 retention of past months, then cost, each with its interval: it ships the
 best strategy on the deployed month when its lead over the runner-up is
-larger than its uncertainty; otherwise it names the strategies it cannot
-tell apart and ships the cheapest of them. A strategy must beat the
+larger than its uncertainty (with one split, the interval of a paired
+bootstrap that weights the months and resamples their rows, so that it
+holds the month-to-month variation); otherwise it names the strategies it
+cannot tell apart, drops those that keep past months materially and surely
+worse, and ships the cheapest of the rest. A strategy must beat the
 majority-class baseline; the gradient-boosting reference is never shipped,
 but the verdict says whether the choice beats it.
 """
+
+import warnings
 
 import numpy as np
 
@@ -238,8 +243,9 @@ class Comparison:
         -------
         tuple of (float, float) or None
             With several splits, Student's t over the splits; with one, the
-            percentile interval of the paired bootstrap over held-out rows
-            (``n_bootstrap``); None when neither exists.
+            percentile interval of the paired bootstrap (``n_bootstrap``
+            resamples of every month's held-out rows, each month weighted
+            at random); None when neither exists.
         """
         res = self._row(name)
         key = _LEADS[what]
@@ -288,6 +294,22 @@ class Comparison:
         if a.draws and b.draws:
             draws = a.draws[what] - b.draws[what]
         return float(diff), interval(per_split, draws)
+
+    def _difference_on_these_months(self, name, other, what="deployed"):
+        """:meth:`difference`, its bootstrap interval from the row resamples
+        alone (every month of the window weighted equally): how sure the
+        difference is on these months' held-out rows. Used for the floor
+        (the majority-class baseline), not for the choice between
+        strategies; without per-month draws, :meth:`difference` itself."""
+        a, b = self._row(name), self._row(other)
+        key = f"{what}_cells"
+        if not (a.draws and b.draws and key in a.draws and key in b.draws):
+            return self.difference(name, other, what)
+        diff = self.difference(name, other, what)[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)  # all-NaN resamples
+            draws = np.nanmean(a.draws[key], axis=1) - np.nanmean(b.draws[key], axis=1)
+        return diff, interval([], draws)
 
     def records(self):
         """The table as a list of dicts, one per row (plain floats).
@@ -466,10 +488,18 @@ class Comparison:
         strategy has one (a single month), the final model's average. Among
         the strategies whose lead score beats the majority-class
         :attr:`baseline`'s (by more than the interval of their paired
-        difference, when there is one), the best one is shipped if its lead
+        difference, when there is one; for this floor, the interval of the
+        row resamples alone, every month weighted alike), the best one is
+        shipped if its lead
         over each other is larger than its uncertainty and than
         ``tolerance``: the 95% interval of the paired difference lies below
-        ``-tolerance``. The strategies it cannot be
+        ``-tolerance``. With one split, that interval is the paired
+        two-level bootstrap's (each month weighted at random, each month's
+        held-out rows resampled), so it holds the month-to-month variation
+        of the difference: a lead carried by a few months is not taken for
+        a real one, and one old month fewer moves a difference by less than
+        its uncertainty (issue 22: the verdict is to stay the same when an
+        old month is dropped). The strategies it cannot be
         told from form a set; of them, those whose retention of past months
         (the final model's average) is not both more than ``tolerance``
         below the set's best and below it beyond the paired uncertainty
@@ -529,11 +559,19 @@ class Comparison:
 
     def _beats_baseline(self, name):
         """Whether ``name``'s lead score beats the baseline's, by more than the
-        uncertainty of their paired difference when the comparison has one."""
+        uncertainty of their paired difference when the comparison has one.
+
+        The floor asks whether a strategy beats always answering the most
+        frequent class on these months, so its interval is the row
+        resamples' alone: weighting the months would make it hinge on the
+        first deployed month (every strategy is then the same model, trained
+        on one month, and may lose to the baseline there), and with a few
+        months it refused every strategy but one or all of them, whichever
+        old month was dropped."""
         floor = self._baseline_score()
         if floor is None:
             return True
-        diff, bounds = self.difference(name, self.baseline.name, self._lead())
+        diff, bounds = self._difference_on_these_months(name, self.baseline.name, self._lead())
         return (diff if bounds is None else bounds[0]) > 1e-12
 
     def _separated(self, name, best, tolerance, what=None):
@@ -597,10 +635,12 @@ class Comparison:
         """One sentence answering "which monthly update should we ship?".
 
         It leads with the next-month score (the model in use) and its
-        interval, says which strategies cannot be told apart and ships the
-        cheapest of them, mentions retention of past months when it
-        separates them, and compares the choice with the gradient-boosting
-        reference on the deployed month.
+        interval (with one split, a paired bootstrap that weights the months
+        at random and resamples their held-out rows), says which strategies
+        cannot be told apart, drops those that keep past months materially
+        and surely worse than the best of them, and ships the cheapest of
+        the rest (see :meth:`recommend`), and compares the choice with the
+        gradient-boosting reference on the deployed month.
 
         Parameters
         ----------
@@ -720,7 +760,8 @@ class Comparison:
         answer = self.baseline.majority_class
         answer = f"{answer!r}" if isinstance(answer, str) else f"{answer}"
         if self._score(best) > floor:
-            diff, bounds = self.difference(best, self.baseline.name, self._lead())
+            diff, bounds = self._difference_on_these_months(best, self.baseline.name,
+                                                            self._lead())
             text = (
                 f"No strategy beats the majority-class baseline ({floor:.3f}) by more than "
                 f"its uncertainty: the best {self._what()}, {best}'s "

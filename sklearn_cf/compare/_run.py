@@ -289,9 +289,11 @@ def compare_strategies(X, y, months, strategies=DEFAULT_STRATEGIES, *, cv=None,
     reference_window : int >= 1 or None, default=None
         Fit the reference on the last this many months only.
     n_bootstrap : int, default=200
-        With one split: the paired resamples of every month's held-out rows
-        behind each interval of the table and the verdict (the same
-        resamples for every strategy; see :mod:`sklearn_cf.compare._bootstrap`).
+        With one split: the paired resamples behind each interval of the
+        table and the verdict, each of every month's held-out rows with a
+        random weight per month, so that the intervals hold the
+        month-to-month variation too (the same resamples and weights for
+        every strategy; see :mod:`sklearn_cf.compare._bootstrap`).
         0: no intervals with one split. With several splits the intervals
         come from the splits (Student's t) and no resample is drawn.
 
