@@ -503,32 +503,27 @@ class EpochIterator:
             w = None if weights is None else weights[only]
             if only:
                 plan = plan - int(data.offsets[only])
-            per_chunk = self._batches_per_chunk(X)
-            for first_batch in range(0, len(sizes), per_chunk):
-                last_batch = min(first_batch + per_chunk, len(sizes))
-                first = ends[first_batch]
-                # One gather for a chunk of batches (index_select: the same
-                # rows as X[index], a plain copy per row; advanced indexing
-                # costs about three times as much), then views of it: with a
-                # small network a gather per batch cost as much as a tenth of
-                # the step (benchmarks/bench_step.py).
-                index = plan[first : ends[last_batch]]
-                X_chunk, y_chunk = X.index_select(0, index), y.index_select(0, index)
-                w_chunk = None if w is None else w.index_select(0, index)
-                for k in range(first_batch, last_batch):
-                    rows = slice(ends[k] - first, ends[k + 1] - first)
-                    if w_chunk is None:
-                        yield X_chunk[rows], y_chunk[rows]
-                    else:
-                        yield X_chunk[rows], (y_chunk[rows], w_chunk[rows])
-            return
-        per_chunk = self._batches_per_chunk(data.sources[0][0])
+
+            def gather(index, _sizes):
+                # index_select: the same rows as X[index], a plain copy per
+                # row (advanced indexing costs about three times as much).
+                return (X.index_select(0, index), y.index_select(0, index),
+                        None if w is None else w.index_select(0, index))
+        else:
+            X = data.sources[0][0]
+
+            def gather(index, chunk_sizes):
+                return self._gather_chunk(index, chunk_sizes, weights)
+
+        # One gather for a chunk of batches, then views of it: with a small
+        # network a gather per batch cost as much as a tenth of the step
+        # (benchmarks/bench_step.py).
+        per_chunk = self._batches_per_chunk(X)
         for first_batch in range(0, len(sizes), per_chunk):
             last_batch = min(first_batch + per_chunk, len(sizes))
             first = ends[first_batch]
-            X_chunk, y_chunk, w_chunk = self._gather_chunk(
-                plan[first : ends[last_batch]], sizes[first_batch:last_batch], weights)
-            # Batches are views of the chunk.
+            X_chunk, y_chunk, w_chunk = gather(plan[first : ends[last_batch]],
+                                               sizes[first_batch:last_batch])
             for k in range(first_batch, last_batch):
                 rows = slice(ends[k] - first, ends[k + 1] - first)
                 if w_chunk is None:
