@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULT_CONFIDENCE", "DropTest", "binary_auc",
-           "bootstrap_drop", "holm_adjust", "mcnemar_drop", "p_text", "refusing"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "DEFAULT_CONFIDENCE", "DropTest", "bootstrap_drop",
+           "holm_adjust", "mcnemar_drop", "p_text", "refusing"]
 
 DEFAULT_CONFIDENCE = 0.95
 """``--forgetting-confidence`` by default: an update whose past months did
@@ -257,31 +257,6 @@ def bootstrap_drop(score_before, score_after, n_rows, alpha, *,
         return drop, drop, drop, 0.0 if drop > 0 else 1.0
     z = float(stats.norm.ppf(1 - alpha))
     return drop, drop - z * se, drop + z * se, float(stats.norm.sf(drop / se))
-
-
-def binary_auc(positive, score):
-    """ROC-AUC of ``score`` for the rows where ``positive``, row by row of
-    2-d arrays (one resample per row): the Mann-Whitney statistic with
-    midranks for ties, which is what ``roc_auc_score`` computes; NaN for a
-    row with one class.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_cf._gate import binary_auc
-    >>> binary_auc(np.array([[False, True, False, True]]), np.array([[0.1, 0.4, 0.4, 0.8]]))
-    array([0.875])
-    """
-    from scipy.stats import rankdata
-
-    positive = np.atleast_2d(positive)
-    score = np.atleast_2d(score)
-    n_pos = positive.sum(axis=1)
-    n_neg = positive.shape[1] - n_pos
-    ranks = rankdata(score, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = ((ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
 def holm_adjust(p_values):

@@ -19,13 +19,13 @@ from sklearn.metrics import roc_auc_score
 
 from sklearn_cf._gate import (
     DropTest,
-    binary_auc,
     bootstrap_drop,
     holm_adjust,
     mcnemar_drop,
     refusing,
 )
 from sklearn_cf._replayed import ReplayedOutputs
+from sklearn_cf._weighted_auc import counts_of, weighted_binary_auc
 from sklearn_cf.cli import main
 from sklearn_cf.store import ModelStore
 from sklearn_cf.update import ForgettingRefused, drop_tests, update_model
@@ -95,13 +95,16 @@ def test_holm_adjustment_by_hand_and_against_the_step_down_procedure():
         assert {int(i) for i in np.flatnonzero(holm_adjust(p) <= 0.05)} == rejected
 
 
-def test_binary_auc_is_roc_auc_score_ties_included():
+def test_the_gates_auc_is_roc_auc_score_on_the_resampled_rows_ties_included():
+    # The gate's fast ROC-AUC (the counts of each resample's rows, the same
+    # piece as the comparison's bootstrap) against scikit-learn on the rows.
     rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, size=(5, 60)).astype(bool)
-    score = rng.integers(0, 6, size=(5, 60)) / 5  # many ties
-    expected = [roc_auc_score(y[k], score[k]) for k in range(5)]
-    np.testing.assert_allclose(binary_auc(y, score), expected)
-    assert np.isnan(binary_auc(np.ones((1, 4), bool), np.arange(4.0)[None]))[0]
+    y = rng.integers(0, 2, 60).astype(bool)
+    score = rng.integers(0, 6, 60) / 5  # many ties
+    rows = rng.integers(0, 60, size=(5, 60))
+    expected = [roc_auc_score(y[r], score[r]) for r in rows]
+    np.testing.assert_allclose(weighted_binary_auc(y, score, counts_of(rows, 60)), expected)
+    assert np.isnan(weighted_binary_auc(np.ones(4, bool), np.arange(4.0), np.ones((1, 4))))[0]
 
 
 def test_bootstrap_standard_error_matches_the_paired_difference_formula():

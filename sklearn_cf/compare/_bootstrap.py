@@ -28,6 +28,7 @@ import numpy as np
 
 from .._compat import nanmean
 from .._replayed import ReplayedOutputs
+from .._weighted_auc import weighted_binary_auc
 from ..metrics import score_or_nan
 
 __all__ = ["CONFIDENCE", "HeldOutOutputs", "bootstrap_draws", "interval", "month_weights"]
@@ -96,22 +97,8 @@ def _balanced_accuracy(y, proba, classes):
 
 
 def _roc_auc(y, proba, classes):
-    positive = y == classes[1]
-    # Rows of equal scores form one group; a positive counts the negatives
-    # of lower groups fully and those of its own group by half (ties).
-    _, group = np.unique(proba[:, 1], return_inverse=True)
-    n_groups = int(group.max()) + 1 if len(group) else 0
-
-    def one(w):
-        w_pos = np.bincount(group[positive], weights=w[positive], minlength=n_groups)
-        w_neg = np.bincount(group[~positive], weights=w[~positive], minlength=n_groups)
-        total = w_pos.sum() * w_neg.sum()
-        if total == 0:
-            return float("nan")
-        below = np.cumsum(w_neg) - w_neg
-        return float(w_pos @ (below + 0.5 * w_neg) / total)
-
-    return lambda W: np.array([one(w) for w in W])
+    positive, score = y == classes[1], proba[:, 1]
+    return lambda W: weighted_binary_auc(positive, score, W)
 
 
 def _generic(y, proba, classes, scorer):

@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from .._compat import to_python
-from .._gate import DropTest, binary_auc, bootstrap_drop, holm_adjust, mcnemar_drop
+from .._gate import DropTest, bootstrap_drop, holm_adjust, mcnemar_drop
+from .._weighted_auc import counts_of, weighted_binary_auc
 from ._result import _undefined_or_none
 from ._scoring import _score
 
@@ -41,10 +42,11 @@ def drop_tests(pending, scorer, scoring, confidence):
 
             def scored(kept, ys=ys, fast=fast):
                 if fast:
-                    # What roc_auc_score computes (midranks for ties), for
-                    # every resample at once.
+                    # What roc_auc_score computes (ties by half), for every
+                    # resample at once, from its rows' counts.
                     positive, proba = ys == kept.classes[1], kept.proba[:, 1]
-                    return lambda rows: binary_auc(positive[rows], proba[rows])
+                    return lambda rows: weighted_binary_auc(positive, proba,
+                                                            counts_of(rows, len(ys)))
                 return lambda rows: _nan_if_none(_score(kept, rows, ys[rows], scorer, scoring))
 
             _, low, high, p = bootstrap_drop(scored(kept_before), scored(kept_after), len(ys),
