@@ -299,6 +299,11 @@ def nbytes(sources, weights=None):
     return sum(t.element_size() * t.nelement() for t in tensors)
 
 
+def _row_bytes(X):
+    """Bytes of one row of ``X``'s features."""
+    return X.element_size() * math.prod(X.shape[1:])
+
+
 def _argsort(values):
     """Indices that sort a 1-d integer tensor (ties in any order); numpy's
     sort on the CPU, several times faster than torch's there."""
@@ -403,8 +408,9 @@ class EpochIterator:
     ``shuffle=False``, as for validation rows) batches keep the plan's order.
 
     A source that contributes on average fewer than :attr:`min_run_rows`
-    rows (or :attr:`min_run_bytes` bytes) to each batch of a chunk is gathered for the whole chunk at once,
-    in increasing row order, and then put in place: two copies of its rows,
+    rows (or :attr:`min_run_bytes` bytes) to each batch of a chunk is
+    gathered for the whole chunk at once, in increasing row order, and then
+    put in place: two copies of its rows,
     but two operations instead of one per batch, which is faster for short
     runs (see ``benchmarks/bench_gather.py``). Sources on a GPU always take
     that path (one kernel per source, not one per batch and source).
@@ -439,8 +445,7 @@ class EpochIterator:
     def _batches_per_chunk(self, X):
         """Batches gathered at once: :attr:`chunk_rows` rows (at least one
         batch), fewer when that many of ``X``'s rows pass :attr:`chunk_bytes`."""
-        row_bytes = max(1, X.element_size() * math.prod(X.shape[1:]))
-        rows = min(self.chunk_rows, self.chunk_bytes // row_bytes)
+        rows = min(self.chunk_rows, self.chunk_bytes // max(1, _row_bytes(X)))
         return max(1, rows // self.batch_size)
 
     #: Rows per batch, on average over a chunk, from which a source's rows are
@@ -598,8 +603,7 @@ class EpochIterator:
         run_start = torch.nonzero(new_run).squeeze(1)
         run_source = source.index_select(0, run_start)
         n_runs = torch.bincount(run_source, minlength=len(counts))
-        row_bytes = torch.tensor([X.element_size() * math.prod(X.shape[1:])
-                                  for X, _ in self.data.sources])
+        row_bytes = torch.tensor([_row_bytes(X) for X, _ in self.data.sources])
         long_runs = ((counts > 0) & (counts >= self.min_run_rows * n_runs)
                      & (counts * row_bytes >= self.min_run_bytes * n_runs) & same_dtype)
         if not bool(long_runs.any()):

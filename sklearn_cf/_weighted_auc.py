@@ -71,6 +71,7 @@ def counts_of(rows, n_rows):
            [0., 1., 2.]])
     """
     rows = np.atleast_2d(rows)
-    counts = np.zeros((len(rows), n_rows))
-    np.add.at(counts, (np.arange(len(rows))[:, None], rows), 1.0)
-    return counts
+    # One bincount over (resample, row) pairs numbered resample * n_rows + row.
+    flat = (np.arange(len(rows))[:, None] * n_rows + rows).ravel()
+    return np.bincount(flat, minlength=len(rows) * n_rows).reshape(
+        len(rows), n_rows).astype(float)

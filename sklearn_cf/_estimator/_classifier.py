@@ -115,10 +115,11 @@ def fast_optimizer_kwargs(optimizer, kwargs, device):
     """The optimizer's keyword arguments with its fastest implementation on
     ``device`` when the user chose none: ``fused=True`` on CUDA (one kernel
     for every parameter). Elsewhere torch's own default (on the CPU, the
-    per-parameter loop): measured on the CPU, ``foreach=True`` gave the
-    same bits but cost about 60 us more per Adam step with a small network
-    (MLP 8-16-2: 345 vs 285 us a step) and nothing with a large one
-    (benchmarks/bench_step.py, issue 23)."""
+    per-parameter loop): measured on the CPU inside a month's loop,
+    ``foreach=True`` gave the same bits but cost about 50 us more per Adam
+    step with a small network (MLP 8-16-2: 355 vs 303 us a step, minimum of
+    15 alternated rounds) and nothing with a large one
+    (docs/performance_log.md, section 15)."""
     if optimizer not in _MULTI_TENSOR_OPTIMIZERS or {"foreach", "fused"} & set(kwargs) \
             or kwargs.get("differentiable"):
         return kwargs
@@ -671,6 +672,7 @@ class ContinualClassifier(NeuralNetClassifier):
         first = not self.__sklearn_is_fitted__()
         preprocessor = None
         added = ()  # labels that become classes this month
+        codes = None  # the output unit of each row's label, once known
         if first:
             X_arr, names, preprocessor = self._base_inputs(X, None)
             y_arr = check_targets(y, len(X_arr))
@@ -701,7 +703,7 @@ class ContinualClassifier(NeuralNetClassifier):
                 self._check_new_classes(added, allow_new_classes)
                 fitted_classes = np.concatenate([fitted_classes, added])
         check_class_weight_labels(self, fitted_classes)
-        if first or codes is None:
+        if codes is None:
             codes = self._encode(y_arr, fitted_classes)
         strategy = self._make_strategy() if first else self.strategy_
         strategy.check_month(X_arr, codes, fitted_classes)
